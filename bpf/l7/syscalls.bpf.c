@@ -1,0 +1,763 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * syscalls.bpf.c — HTTP/1.x payload capture from syscall tracepoints.
+ *
+ * For every read/write-family syscall on a TCP socket, copy the bytes the
+ * call actually moved (its return value, iovec by iovec) into the ring
+ * buffer, tagged with the connection, direction and stream position, so that
+ * userspace can reassemble each direction of each connection exactly and
+ * see every gap.
+ *
+ * Flow per call:   sys_enter_X: fd -> tracked connection? -> stash args
+ *                  sys_exit_X:  ret > 0 -> sniff (until decided) -> copy
+ * Connections are keyed by (tgid, fd). accept/connect create them with a
+ * known role; a socket first seen on a data call (e.g. opened before hdrtap
+ * started) is created then, with its tuple read from struct sock.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "hdrtap_abi.h"
+#include "../lib/http_sniff.bpf.h"
+#include "../lib/sock.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define EINPROGRESS 115
+
+/*
+ * bpf_loop steps per call: one per iovec loaded plus one per copy into the
+ * chunk buffer. Enough for HDRTAP_IOV_MAX iovecs and a call_capture of up to
+ * HDRTAP_CALL_CAPTURE_MAX bytes; a call that needs more is flagged CLIPPED.
+ */
+#define COPY_STEPS (2 * HDRTAP_IOV_MAX + 2 * (HDRTAP_CALL_CAPTURE_MAX / HDRTAP_CHUNK_MAX) + 8)
+
+/* Set by userspace before load. */
+const volatile __u32 self_tgid = 0;        /* hdrtap itself: never traced */
+const volatile __u8 filter_pid_on = 0;     /* only tgids in filter_pids */
+const volatile __u8 filter_comm_on = 0;    /* only comms in filter_comms */
+const volatile __u8 filter_port_on = 0;    /* only conns with a port in filter_ports */
+const volatile __u32 call_capture = HDRTAP_DEFAULT_CALL_CAPTURE; /* bytes per call */
+
+/* Connection states (kernel-internal). */
+enum conn_state {
+	CONN_SNIFF = 0,         /* seen from accept/connect; deciding on first bytes */
+	CONN_SNIFF_MIDSTREAM,   /* first seen mid-stream; each call must look HTTP */
+	CONN_HTTP,              /* HTTP: copy everything */
+	CONN_IGNORED,           /* not TCP, or filtered out */
+	CONN_NOT_HTTP,          /* first bytes were not HTTP: stop copying */
+};
+
+struct conn_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct conn {
+	__u64 conn_id;
+	__u64 pos[2];           /* next stream offset, per direction */
+	struct hdrtap_tuple tuple;
+	__u8 state;             /* enum conn_state */
+	__u8 role;              /* enum hdrtap_role */
+	__u8 emitted;           /* a data event went out: send CLOSE on close */
+	__u8 sniff_len;         /* bytes in sniff_word (< HDRTAP_SNIFF_LEN) */
+	__u32 sniff_word;       /* first bytes while sniffing, little-endian */
+};
+
+/* How the payload of an in-flight call is described. */
+enum io_kind {
+	IO_BUF = 1,      /* (ptr, len) */
+	IO_IOV = 2,      /* struct iovec *ptr, count */
+	IO_MSG = 3,      /* struct user_msghdr *ptr */
+	IO_MMSG = 4,     /* struct mmsghdr *ptr, vlen */
+	IO_NOPAYLOAD = 5,/* sendfile: bytes not in user memory */
+	IO_CONNECT = 6,  /* connect(): create the conn on success */
+};
+
+struct inflight {
+	__u64 ptr;
+	__u64 cnt;
+	__s32 fd;
+	__u8 kind;
+	__u8 dir;
+	__u8 source;
+	__u8 _pad;
+};
+
+/* State of one call's copy, walked by bpf_loop one step at a time.
+ * It lives in the scratch map value, not on the stack: the verifier then sees
+ * its fields as plain scalars and the bpf_loop callback converges at once. */
+struct copy_ctx {
+	__u64 base_pos;  /* stream offset of the call's first byte */
+	__u64 total;     /* bytes the call moved */
+	__u64 done;      /* bytes already covered by emitted events */
+	__u64 budget;    /* bytes still allowed to be copied */
+	__u64 iov;       /* user pointer to the iovec array (IO_IOV/IO_MSG) */
+	__u64 seg_ptr;   /* current contiguous user segment */
+	__u64 seg_len;
+	__u64 seg_off;
+	__u32 iov_cnt;
+	__u32 iov_idx;
+	__u32 filled;    /* bytes in scratch data[] not yet emitted */
+	__u16 flags;     /* flags for every event of this call */
+	__u16 stop;      /* nonzero: copy nothing; the flag to set instead */
+};
+
+struct scratch {
+	struct copy_ctx cc;
+	struct hdrtap_data_event ev;
+	__u8 data[2 * HDRTAP_CHUNK_MAX]; /* ev.data; doubled so bounds are provable */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by userspace */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u64);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+/*
+ * One event-assembly buffer per CPU. A plain array indexed by CPU, because
+ * per-CPU map values are limited to 32 KiB. Tracepoint programs run with
+ * preemption disabled and do not nest (bpf_prog_active), so a CPU's slot has
+ * one user at a time. max_entries is set to the number of possible CPUs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+static __always_inline struct scratch *scratch_get(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&scratch, &cpu);
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HDRTAP_CTR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct hdrtap_comm_key);
+	__type(value, __u8);
+} filter_comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} filter_ports SEC(".maps");
+
+__u64 next_conn_id = 0;
+
+static __always_inline void ctr_add(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += n; /* per-CPU slot: no other writer */
+}
+
+static __always_inline int tracing_wanted(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return 0;
+	if (filter_pid_on && !bpf_map_lookup_elem(&filter_pids, &tgid))
+		return 0;
+	return 1;
+}
+
+/*
+ * Create (or replace) the connection entry for (tgid, fd). Returns NULL when
+ * fd is not a socket at all (nothing is cached: fds of files are reused
+ * without a trace we see). Sockets that are not TCP, or that the filters
+ * reject, are cached as CONN_IGNORED so later calls cost one lookup.
+ */
+static __always_inline struct conn *conn_create(__u32 tgid, int fd, __u8 role, __u8 state)
+{
+	struct conn_key key = {.tgid = tgid, .fd = fd};
+	struct conn c = {};
+	struct sock *sk = NULL;
+	enum hdrtap_fd_kind kind = hdrtap_fd_sock(fd, &sk);
+
+	if (kind == HDRTAP_FD_OTHER)
+		return NULL;
+	c.role = role;
+	c.state = state;
+	if (kind == HDRTAP_FD_TCP) {
+		hdrtap_sock_tuple(sk, &c.tuple);
+		if (filter_port_on && !bpf_map_lookup_elem(&filter_ports, &c.tuple.lport) &&
+		    !bpf_map_lookup_elem(&filter_ports, &c.tuple.rport))
+			c.state = CONN_IGNORED;
+		if (filter_comm_on) {
+			struct hdrtap_comm_key ck = {};
+
+			bpf_get_current_comm(ck.comm, sizeof(ck.comm));
+			if (!bpf_map_lookup_elem(&filter_comms, &ck))
+				c.state = CONN_IGNORED;
+		}
+		if (c.state != CONN_IGNORED) {
+			c.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+			ctr_add(HDRTAP_CTR_CONNS, 1);
+		}
+	} else {
+		c.state = CONN_IGNORED;
+	}
+	if (bpf_map_update_elem(&conns, &key, &c, BPF_ANY)) {
+		ctr_add(HDRTAP_CTR_CONN_MAP_FULL, 1);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&conns, &key);
+}
+
+static __always_inline struct conn *conn_get(__u32 tgid, int fd)
+{
+	struct conn_key key = {.tgid = tgid, .fd = fd};
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+
+	if (!c)
+		c = conn_create(tgid, fd, HDRTAP_ROLE_UNKNOWN, CONN_SNIFF_MIDSTREAM);
+	if (!c || c->state >= CONN_IGNORED)
+		return NULL;
+	return c;
+}
+
+static __always_inline void conn_forget(__u32 tgid, int fd)
+{
+	struct conn_key key = {.tgid = tgid, .fd = fd};
+
+	bpf_map_delete_elem(&conns, &key);
+}
+
+/* ---- entry side ---------------------------------------------------------- */
+
+static __always_inline int enter_io(int fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir,
+				    __u8 source)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inflight in = {};
+
+	if (!tracing_wanted(id >> 32))
+		return 0;
+	if (!conn_get(id >> 32, fd))
+		return 0;
+	in.fd = fd;
+	in.ptr = ptr;
+	in.cnt = cnt;
+	in.kind = kind;
+	in.dir = dir;
+	in.source = source;
+	if (bpf_map_update_elem(&inflight, &id, &in, BPF_ANY))
+		ctr_add(HDRTAP_CTR_INFLIGHT_FULL, 1);
+	return 0;
+}
+
+/* ---- exit side: copy the payload ---------------------------------------- */
+
+
+/* Emit the filled bytes as one event, standing for extra more stream bytes. */
+static __always_inline void flush(struct copy_ctx *cc, struct scratch *s, __u64 extra,
+				  __u16 flags)
+{
+	__u32 cap = cc->filled & (2 * HDRTAP_CHUNK_MAX - 1);
+	__u64 orig = cap + extra;
+
+	if (orig == 0)
+		return;
+	s->ev.pos = cc->base_pos + cc->done;
+	s->ev.orig_len = orig;
+	s->ev.cap_len = cap;
+	s->ev.flags = cc->flags | flags;
+	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + cap, 0)) {
+		ctr_add(HDRTAP_CTR_RINGBUF_DROPS, 1);
+		ctr_add(HDRTAP_CTR_RINGBUF_DROP_BYTES, orig);
+	} else {
+		ctr_add(HDRTAP_CTR_EVENTS, 1);
+		ctr_add(HDRTAP_CTR_BYTES_CAPTURED, cap);
+	}
+	cc->done += orig;
+	cc->filled = 0;
+}
+
+static long copy_step(__u64 index, void *arg)
+{
+	struct scratch *s = scratch_get();
+	struct copy_ctx *cc;
+	__u64 left, n, space;
+
+	if (!s)
+		return 1;
+	cc = &s->cc;
+	left = cc->total - cc->done - cc->filled;
+	if (left == 0) {
+		flush(cc, s, 0, 0);
+		return 1;
+	}
+	if (cc->seg_off >= cc->seg_len) {
+		/* Next iovec. */
+		struct iovec v = {};
+
+		if (cc->iov_idx >= cc->iov_cnt || cc->iov_idx >= HDRTAP_IOV_MAX) {
+			flush(cc, s, left, HDRTAP_DF_IOV_TRUNCATED);
+			return 1;
+		}
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(cc->iov + cc->iov_idx * sizeof(v)))) {
+			ctr_add(HDRTAP_CTR_READ_FAILS, 1);
+			flush(cc, s, left, HDRTAP_DF_READ_FAILED);
+			return 1;
+		}
+		cc->iov_idx++;
+		cc->seg_ptr = (__u64)v.iov_base;
+		cc->seg_len = v.iov_len < left ? v.iov_len : left;
+		cc->seg_off = 0;
+		return 0;
+	}
+	if (cc->budget == 0) {
+		ctr_add(HDRTAP_CTR_CLIPPED_BYTES, left);
+		flush(cc, s, left, HDRTAP_DF_CLIPPED);
+		return 1;
+	}
+	n = cc->seg_len - cc->seg_off;
+	space = HDRTAP_CHUNK_MAX - cc->filled;
+	if (n > space)
+		n = space;
+	if (n > cc->budget)
+		n = cc->budget;
+	/* Constant clamp last, so the verifier sees offset + n <= 2 * CHUNK. */
+	barrier_var(n);
+	if (n > HDRTAP_CHUNK_MAX)
+		n = HDRTAP_CHUNK_MAX;
+	if (bpf_probe_read_user(s->data + (cc->filled & (HDRTAP_CHUNK_MAX - 1)), n,
+				(void *)(cc->seg_ptr + cc->seg_off))) {
+		ctr_add(HDRTAP_CTR_READ_FAILS, 1);
+		flush(cc, s, left, HDRTAP_DF_READ_FAILED);
+		return 1;
+	}
+	cc->filled += n;
+	cc->seg_off += n;
+	cc->budget -= n;
+	if (cc->filled >= HDRTAP_CHUNK_MAX)
+		flush(cc, s, 0, 0);
+	return 0;
+}
+
+/*
+ * Decide from the call's first bytes whether the connection is HTTP.
+ * Returns 1 to emit this call, 0 to skip it.
+ *
+ * A global (non-inlined) function: the verifier checks it once on its own
+ * instead of once per path of every caller, which keeps exit_io small.
+ */
+__noinline int sniff(struct conn *c, __u64 first_ptr, __u64 first_len)
+{
+	__u32 have = 0, n, word = 0, more = 0;
+	int verdict;
+
+	if (!c)
+		return 0;
+	if (c->state == CONN_HTTP)
+		return 1;
+	if (c->state == CONN_SNIFF) {
+		have = c->sniff_len;
+		if (have > HDRTAP_SNIFF_LEN - 1)
+			have = HDRTAP_SNIFF_LEN - 1;
+		word = c->sniff_word;
+	}
+	n = HDRTAP_SNIFF_LEN - have;
+	if (n > first_len)
+		n = first_len;
+	if (n > 0 && bpf_probe_read_user(&more, n & (2 * HDRTAP_SNIFF_LEN - 1), (void *)first_ptr))
+		return 1; /* unreadable: let the copy count the failure */
+	word |= more << (8 * have);
+	verdict = hdrtap_sniff_word(word, have + n);
+	if (verdict == HDRTAP_SNIFF_HTTP) {
+		c->state = CONN_HTTP;
+		return 1;
+	}
+	if (c->state == CONN_SNIFF_MIDSTREAM)
+		return 0; /* wait for a call that starts a message */
+	if (verdict == HDRTAP_SNIFF_NO) {
+		c->state = CONN_NOT_HTTP;
+		ctr_add(HDRTAP_CTR_CONNS_GATED, 1);
+		return 0;
+	}
+	/* MAYBE: keep what we have and copy this call. */
+	c->sniff_word = word;
+	c->sniff_len = have + n;
+	return 1;
+}
+
+static __always_inline int exit_io(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inflight *inp = bpf_map_lookup_elem(&inflight, &id);
+	struct inflight in;
+	struct conn_key key;
+	struct conn *c;
+	struct copy_ctx cc = {};
+	struct scratch *s;
+	__u64 first_ptr = 0, first_len = 0;
+
+	if (!inp)
+		return 0;
+	in = *inp;
+	bpf_map_delete_elem(&inflight, &id);
+	if (ret <= 0)
+		return 0;
+	key.tgid = id >> 32;
+	key.fd = in.fd;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c || c->state >= CONN_IGNORED)
+		return 0;
+
+	cc.total = ret;
+	switch (in.kind) {
+	case IO_BUF:
+		cc.seg_ptr = in.ptr;
+		cc.seg_len = ret;
+		first_ptr = in.ptr;
+		first_len = ret;
+		break;
+	case IO_MSG: {
+		struct user_msghdr msg = {};
+
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)in.ptr)) {
+			ctr_add(HDRTAP_CTR_READ_FAILS, 1);
+			cc.stop = HDRTAP_DF_READ_FAILED;
+			break;
+		}
+		in.ptr = (__u64)msg.msg_iov;
+		in.cnt = msg.msg_iovlen;
+	}
+		/* fallthrough */
+	case IO_IOV: {
+		struct iovec v = {};
+
+		cc.iov = in.ptr;
+		cc.iov_cnt = in.cnt;
+		if (!cc.stop && in.cnt > 0 &&
+		    !bpf_probe_read_user(&v, sizeof(v), (void *)in.ptr)) {
+			first_ptr = (__u64)v.iov_base;
+			first_len = v.iov_len < (__u64)ret ? v.iov_len : (__u64)ret;
+		}
+		break;
+	}
+	case IO_MMSG: {
+		/* ret is a message count; account the bytes, copy none. */
+		__u64 bytes = 0;
+		__u32 i;
+
+		for (i = 0; i < 8; i++) {
+			__u32 len = 0;
+
+			if (i >= ret)
+				break;
+			/* struct mmsghdr { struct user_msghdr msg_hdr; unsigned int msg_len; } */
+			if (bpf_probe_read_user(&len, sizeof(len),
+						(void *)(in.ptr + i * 64 + sizeof(struct user_msghdr))))
+				break;
+			bytes += len;
+		}
+		cc.total = bytes;
+		cc.stop = HDRTAP_DF_IOV_TRUNCATED;
+		break;
+	}
+	default: /* IO_NOPAYLOAD */
+		cc.stop = HDRTAP_DF_NO_PAYLOAD;
+		break;
+	}
+	if (cc.total == 0)
+		return 0;
+	if (c->state != CONN_HTTP) {
+		if (cc.stop || first_len == 0) {
+			if (c->state == CONN_SNIFF_MIDSTREAM)
+				return 0;
+		} else if (!sniff(c, first_ptr, first_len)) {
+			return 0;
+		}
+	}
+
+	s = scratch_get();
+	if (!s)
+		return 0;
+	cc.base_pos = __sync_fetch_and_add(&c->pos[in.dir & 1], cc.total);
+	cc.budget = call_capture;
+	c->emitted = 1;
+
+	s->ev.hdr.kind = HDRTAP_EV_DATA;
+	s->ev.hdr.tgid = id >> 32;
+	s->ev.hdr.tid = (__u32)id;
+	s->ev.hdr.fd = in.fd;
+	s->ev.hdr.ts_ns = bpf_ktime_get_ns();
+	s->ev.hdr.conn_id = c->conn_id;
+	s->ev.call_len = cc.total;
+	s->ev.cgroup_id = bpf_get_current_cgroup_id();
+	s->ev.dir = in.dir;
+	s->ev.role = c->role;
+	s->ev.source = in.source;
+	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
+	__builtin_memcpy(&s->ev.tuple, &c->tuple, sizeof(c->tuple));
+	if (c->state == CONN_HTTP && c->role == HDRTAP_ROLE_UNKNOWN)
+		cc.flags = HDRTAP_DF_MIDSTREAM;
+
+	s->cc = cc;
+	if (cc.stop) {
+		flush(&s->cc, s, cc.total, cc.stop);
+		return 0;
+	}
+	bpf_loop(COPY_STEPS, copy_step, NULL, 0);
+	/* bpf_loop ran out of steps: account what is left. */
+	s = scratch_get();
+	if (s && s->cc.done + s->cc.filled < s->cc.total)
+		flush(&s->cc, s, s->cc.total - s->cc.done - s->cc.filled, HDRTAP_DF_CLIPPED);
+	return 0;
+}
+
+/* ---- tracepoints --------------------------------------------------------- */
+
+#define ARG(ctx, i) ((ctx)->args[i])
+
+/* ssize_t read(int fd, void *buf, size_t count); */
+SEC("tracepoint/syscalls/sys_enter_read")
+int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_BUF, HDRTAP_DIR_INGRESS,
+			HDRTAP_SRC_READ);
+}
+
+/* ssize_t write(int fd, const void *buf, size_t count); */
+SEC("tracepoint/syscalls/sys_enter_write")
+int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_BUF, HDRTAP_DIR_EGRESS,
+			HDRTAP_SRC_WRITE);
+}
+
+/* ssize_t readv(int fd, const struct iovec *iov, int iovcnt); */
+SEC("tracepoint/syscalls/sys_enter_readv")
+int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_IOV, HDRTAP_DIR_INGRESS,
+			HDRTAP_SRC_READV);
+}
+
+/* ssize_t writev(int fd, const struct iovec *iov, int iovcnt); */
+SEC("tracepoint/syscalls/sys_enter_writev")
+int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_IOV, HDRTAP_DIR_EGRESS,
+			HDRTAP_SRC_WRITEV);
+}
+
+/* ssize_t sendto(int fd, const void *buf, size_t len, int flags, ...); */
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_BUF, HDRTAP_DIR_EGRESS,
+			HDRTAP_SRC_SENDTO);
+}
+
+/* ssize_t recvfrom(int fd, void *buf, size_t len, int flags, ...); */
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_BUF, HDRTAP_DIR_INGRESS,
+			HDRTAP_SRC_RECVFROM);
+}
+
+/* ssize_t sendmsg(int fd, const struct msghdr *msg, int flags); */
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), 0, IO_MSG, HDRTAP_DIR_EGRESS,
+			HDRTAP_SRC_SENDMSG);
+}
+
+/* ssize_t recvmsg(int fd, struct msghdr *msg, int flags); */
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), 0, IO_MSG, HDRTAP_DIR_INGRESS,
+			HDRTAP_SRC_RECVMSG);
+}
+
+/* int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags); */
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int tp_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_MMSG, HDRTAP_DIR_EGRESS,
+			HDRTAP_SRC_SENDMMSG);
+}
+
+/* int recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, ...); */
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int tp_enter_recvmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_MMSG, HDRTAP_DIR_INGRESS,
+			HDRTAP_SRC_RECVMMSG);
+}
+
+/* ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count); */
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int tp_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io(ARG(ctx, 0), 0, 0, IO_NOPAYLOAD, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDFILE);
+}
+
+#define EXIT_IO(name)                                                   \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                      \
+	int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)        \
+	{                                                               \
+		return exit_io(ctx->ret);                               \
+	}
+
+EXIT_IO(read)
+EXIT_IO(write)
+EXIT_IO(readv)
+EXIT_IO(writev)
+EXIT_IO(sendto)
+EXIT_IO(recvfrom)
+EXIT_IO(sendmsg)
+EXIT_IO(recvmsg)
+EXIT_IO(sendmmsg)
+EXIT_IO(recvmmsg)
+EXIT_IO(sendfile64)
+
+/* ---- connection lifecycle ------------------------------------------------ */
+
+static __always_inline int exit_accept(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (ret < 0 || !tracing_wanted(id >> 32))
+		return 0;
+	conn_create(id >> 32, ret, HDRTAP_ROLE_SERVER, CONN_SNIFF);
+	return 0;
+}
+
+/* int accept(int fd, struct sockaddr *addr, socklen_t *addrlen); */
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_accept(ctx->ret);
+}
+
+/* int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags); */
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_accept(ctx->ret);
+}
+
+/* int connect(int fd, const struct sockaddr *addr, socklen_t addrlen); */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inflight in = {.fd = ARG(ctx, 0), .kind = IO_CONNECT};
+
+	if (!tracing_wanted(id >> 32))
+		return 0;
+	if (bpf_map_update_elem(&inflight, &id, &in, BPF_ANY))
+		ctr_add(HDRTAP_CTR_INFLIGHT_FULL, 1);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &id);
+	int fd;
+
+	if (!in)
+		return 0;
+	fd = in->fd;
+	bpf_map_delete_elem(&inflight, &id);
+	/* Non-blocking connect returns -EINPROGRESS; the local port is bound. */
+	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+		conn_create(id >> 32, fd, HDRTAP_ROLE_CLIENT, CONN_SNIFF);
+	return 0;
+}
+
+/* int close(int fd); */
+SEC("tracepoint/syscalls/sys_enter_close")
+int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = {.tgid = id >> 32, .fd = ARG(ctx, 0)};
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	struct hdrtap_close_event *ev;
+
+	if (!c)
+		return 0;
+	if (c->emitted) {
+		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (ev) {
+			ev->hdr.kind = HDRTAP_EV_CLOSE;
+			ev->hdr._pad0 = 0;
+			ev->hdr.tgid = id >> 32;
+			ev->hdr.tid = (__u32)id;
+			ev->hdr.fd = key.fd;
+			ev->hdr.ts_ns = bpf_ktime_get_ns();
+			ev->hdr.conn_id = c->conn_id;
+			ev->bytes[0] = c->pos[0];
+			ev->bytes[1] = c->pos[1];
+			bpf_ringbuf_submit(ev, 0);
+			ctr_add(HDRTAP_CTR_EVENTS, 1);
+		} else {
+			ctr_add(HDRTAP_CTR_RINGBUF_DROPS, 1);
+		}
+	}
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+/*
+ * A new descriptor number from socket()/dup*() may reuse one whose close we
+ * did not see (close_range, exec's CLOEXEC, dup2 over it): forget any stale
+ * entry so the next data call reads the real socket again.
+ */
+#define FORGET_RET_FD(name)                                             \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                      \
+	int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)        \
+	{                                                               \
+		if (ctx->ret >= 0)                                      \
+			conn_forget(bpf_get_current_pid_tgid() >> 32,   \
+				    ctx->ret);                          \
+		return 0;                                               \
+	}
+
+FORGET_RET_FD(socket)
+FORGET_RET_FD(dup)
+FORGET_RET_FD(dup2)
+FORGET_RET_FD(dup3)

@@ -1,0 +1,209 @@
+//! The HTTP capture object: syscall tracepoints feeding one ring buffer.
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+use hdrtap_abi as abi;
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+
+use crate::syscalls_skel::{SyscallsSkel, SyscallsSkelBuilder};
+use crate::BpfError;
+
+/// Number of kernel counters (see `enum hdrtap_counter`).
+pub const COUNTERS: usize = abi::HDRTAP_CTR_MAX as usize;
+
+/// What the kernel side should capture.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Only these process ids (tgids); empty: all.
+    pub pids: Vec<u32>,
+    /// Only processes with these names (comm, at most 15 bytes); empty: all.
+    pub comms: Vec<String>,
+    /// Only connections with one of these local or remote ports; empty: all.
+    pub ports: Vec<u16>,
+    /// Ring-buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    /// Payload bytes copied per syscall at most.
+    pub call_capture: u32,
+    /// Connections tracked at once (LRU beyond that).
+    pub max_conns: u32,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            pids: Vec::new(),
+            comms: Vec::new(),
+            ports: Vec::new(),
+            ring_bytes: 16 << 20,
+            call_capture: abi::HDRTAP_DEFAULT_CALL_CAPTURE,
+            max_conns: 65536,
+        }
+    }
+}
+
+/// Loaded (and, after [`HttpProbe::attach`], attached) syscall programs.
+pub struct HttpProbe {
+    skel: SyscallsSkel<'static>,
+    links: Vec<Link>,
+}
+
+impl HttpProbe {
+    /// Open and load the programs into the kernel, with filters set.
+    pub fn load(opts: &HttpOptions) -> Result<Self, BpfError> {
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(BpfError::NoBtf);
+        }
+        validate(opts)?;
+        // The skeleton borrows its object storage for its whole life; the
+        // probe lives until the process ends, so the few bytes are leaked.
+        let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = SyscallsSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| BpfError::load("syscalls", e))?;
+        {
+            let ro = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .ok_or_else(|| BpfError::Invalid("syscalls object has no .rodata".into()))?;
+            ro.self_tgid = std::process::id();
+            ro.filter_pid_on = u8::from(!opts.pids.is_empty());
+            ro.filter_comm_on = u8::from(!opts.comms.is_empty());
+            ro.filter_port_on = u8::from(!opts.ports.is_empty());
+            ro.call_capture = opts.call_capture;
+        }
+        open.maps
+            .events
+            .set_max_entries(opts.ring_bytes)
+            .map_err(|source| BpfError::Map { map: "events", source })?;
+        open.maps
+            .conns
+            .set_max_entries(opts.max_conns)
+            .map_err(|source| BpfError::Map { map: "conns", source })?;
+        let cpus = libbpf_rs::num_possible_cpus()
+            .map_err(|source| BpfError::Map { map: "scratch", source })?;
+        open.maps
+            .scratch
+            .set_max_entries(cpus as u32)
+            .map_err(|source| BpfError::Map { map: "scratch", source })?;
+        let skel = open.load().map_err(|e| BpfError::load("syscalls", e))?;
+
+        let one = [1u8];
+        for pid in &opts.pids {
+            skel.maps
+                .filter_pids
+                .update(&pid.to_ne_bytes(), &one, MapFlags::ANY)
+                .map_err(|source| BpfError::Map { map: "filter_pids", source })?;
+        }
+        for comm in &opts.comms {
+            let mut key = [0u8; abi::HDRTAP_COMM_LEN as usize];
+            let n = comm.len().min(key.len() - 1);
+            key[..n].copy_from_slice(&comm.as_bytes()[..n]);
+            skel.maps
+                .filter_comms
+                .update(&key, &one, MapFlags::ANY)
+                .map_err(|source| BpfError::Map { map: "filter_comms", source })?;
+        }
+        for port in &opts.ports {
+            skel.maps
+                .filter_ports
+                .update(&port.to_ne_bytes(), &one, MapFlags::ANY)
+                .map_err(|source| BpfError::Map { map: "filter_ports", source })?;
+        }
+        Ok(HttpProbe { skel, links: Vec::new() })
+    }
+
+    /// Attach every program; on return all probes are live.
+    pub fn attach(&mut self) -> Result<(), BpfError> {
+        crate::tracefs::ensure_tracefs()?;
+        for prog in self.skel.object_mut().progs_mut() {
+            let program = prog.name().to_string_lossy().into_owned();
+            let section = prog.section().to_string_lossy().into_owned();
+            match prog.attach() {
+                Ok(link) => self.links.push(link),
+                Err(source) if is_permission(&source) => return Err(BpfError::Permission),
+                Err(source) => return Err(BpfError::Attach { program, section, source }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of attached programs.
+    pub fn attached(&self) -> usize {
+        self.links.len()
+    }
+
+    /// A reader of the event ring buffer; `cb` gets each raw event.
+    /// Return 0 to go on; a negative value stops the current poll.
+    pub fn ring_buffer<'a, F>(&'a self, cb: F) -> Result<RingBuffer<'a>, BpfError>
+    where
+        F: FnMut(&[u8]) -> i32 + 'a,
+    {
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&self.skel.maps.events, cb)
+            .map_err(|source| BpfError::Map { map: "events", source })?;
+        builder.build().map_err(|source| BpfError::Map { map: "events", source })
+    }
+
+    /// Kernel counters summed over CPUs, indexed by `enum hdrtap_counter`.
+    pub fn counters(&self) -> Result<[u64; COUNTERS], BpfError> {
+        let mut out = [0u64; COUNTERS];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let key = (i as u32).to_ne_bytes();
+            let per_cpu = self
+                .skel
+                .maps
+                .counters
+                .lookup_percpu(&key, MapFlags::ANY)
+                .map_err(|source| BpfError::Map { map: "counters", source })?
+                .unwrap_or_default();
+            *slot = per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+                .map(u64::from_ne_bytes)
+                .sum();
+        }
+        Ok(out)
+    }
+
+    /// Poll helper for callers that do not keep the RingBuffer themselves.
+    pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
+        match rb.poll(timeout) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
+            Err(source) => Err(BpfError::Map { map: "events", source }),
+        }
+    }
+}
+
+fn is_permission(e: &libbpf_rs::Error) -> bool {
+    crate::is_permission(e)
+}
+
+fn validate(opts: &HttpOptions) -> Result<(), BpfError> {
+    let page = 4096u32;
+    if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < page {
+        return Err(BpfError::Invalid(format!(
+            "ring buffer size {} is not a power of two of at least {page} bytes",
+            opts.ring_bytes
+        )));
+    }
+    if opts.call_capture == 0 || opts.call_capture > abi::HDRTAP_CALL_CAPTURE_MAX {
+        return Err(BpfError::Invalid(format!(
+            "capture per call {} must be between 1 and {}",
+            opts.call_capture,
+            abi::HDRTAP_CALL_CAPTURE_MAX
+        )));
+    }
+    for comm in &opts.comms {
+        if comm.is_empty() || comm.len() >= abi::HDRTAP_COMM_LEN as usize {
+            return Err(BpfError::Invalid(format!(
+                "process name {comm:?} must be 1 to {} bytes (the kernel's comm length)",
+                abi::HDRTAP_COMM_LEN - 1
+            )));
+        }
+    }
+    Ok(())
+}
