@@ -14,6 +14,14 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-env-changed=HDRTAP_CLANG");
+    // The kernel's HTTP gate, built for the host too so tests run the same code.
+    println!("cargo:rerun-if-changed=csrc/sniff_host.c");
+    cc::Build::new()
+        .file("csrc/sniff_host.c")
+        .warnings(true)
+        .flag_if_supported("-Wno-unknown-pragmas")
+        .compile("hdrtap_sniff_host");
+
     for (src, name) in OBJECTS {
         SkeletonBuilder::new()
             .source(root.join(src))

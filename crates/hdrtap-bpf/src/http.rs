@@ -72,6 +72,8 @@ impl HttpProbe {
             ro.filter_comm_on = u8::from(!opts.comms.is_empty());
             ro.filter_port_on = u8::from(!opts.ports.is_empty());
             ro.call_capture = opts.call_capture;
+            // Wake the reader early once a quarter of the ring is in use.
+            ro.wakeup_bytes = u64::from(opts.ring_bytes / 4);
         }
         open.maps
             .events
@@ -168,13 +170,17 @@ impl HttpProbe {
         Ok(out)
     }
 
-    /// Poll helper for callers that do not keep the RingBuffer themselves.
+    /// Wait up to `timeout` for the kernel to wake us (it does so only when
+    /// the ring is filling up), then consume everything available. Call in a
+    /// loop: records arrive at most `timeout` late.
     pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
-        match rb.poll(timeout) {
+        let waited = match rb.poll(timeout) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
             Err(source) => Err(BpfError::Map { map: "events", source }),
-        }
+        };
+        waited?;
+        rb.consume().map_err(|source| BpfError::Map { map: "events", source })
     }
 }
 

@@ -8,6 +8,8 @@
 pub mod doctor;
 mod http;
 mod log;
+pub mod sniff;
+pub mod sys;
 mod tracefs;
 
 pub use http::{HttpOptions, HttpProbe};

@@ -1,1 +1,94 @@
-fn main() {}
+//! hdrtap: the command-line front. Thin: parse flags, wire the pipeline,
+//! print errors as one line.
+mod cli;
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // A bug must not spill a backtrace over the user's terminal: one line.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("hdrtap: internal error: {info} (please report this)");
+    }));
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    init_logging(cli.verbose);
+    let result = match &cli.command {
+        cli::Command::Http(args) => cmd::http::run(args),
+        cli::Command::Doctor(args) => cmd::doctor::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hdrtap: error: {}", one_line(&e));
+            if cli.verbose > 0 {
+                for cause in e.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
+                if let Some(b) = e.downcast_ref::<hdrtap_bpf::BpfError>() {
+                    if !b.log().is_empty() {
+                        eprintln!("libbpf/verifier log:\n{}", b.log());
+                    }
+                }
+            } else if e.downcast_ref::<hdrtap_bpf::BpfError>().is_some_and(|b| !b.log().is_empty()) {
+                eprintln!("hdrtap: run with -v for the verifier log");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Help and version go to stdout as clap renders them; a bad flag becomes one
+/// line on stderr and exit status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+    let first = first.trim_start_matches("error: ");
+    eprintln!("hdrtap: error: {first} (see hdrtap --help)");
+    ExitCode::from(2)
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+fn init_logging(verbose: u8) {
+    let filter = match verbose {
+        0 => "warn",
+        1 => "info,hdrtap=debug,libbpf=debug",
+        _ => "debug,libbpf=trace",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HDRTAP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    hdrtap_bpf::route_libbpf_logs();
+}

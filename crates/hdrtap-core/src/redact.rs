@@ -1,0 +1,190 @@
+//! Redaction of secret header values, on by default.
+//!
+//! A redacted value becomes `[REDACTED len=N hash=H]`: N is the value's
+//! length in bytes and H the first 64 bits of a BLAKE3 keyed hash under a key
+//! drawn at random for each run. Equal secrets give equal markers within a
+//! run (so a token's reuse can be followed) and nothing that can be compared
+//! across runs or brute-forced offline without the key.
+use crate::record::HttpRecord;
+
+/// Headers redacted unless `--no-redact`.
+pub const DEFAULT_REDACTED: &[&str] =
+    &["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token"];
+
+/// Replaces the values of secret headers with keyed-hash markers.
+#[derive(Clone)]
+pub struct Redactor {
+    key: [u8; 32],
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("Redactor").field("names", &self.names).finish_non_exhaustive()
+    }
+}
+
+impl Redactor {
+    /// A redactor for `names` (matched case-insensitively) with a fresh
+    /// random key. Empty `names` redacts nothing.
+    pub fn new<I, S>(names: I) -> Result<Self, getrandom::Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)?;
+        Ok(Self::with_key(key, names))
+    }
+
+    /// A redactor with a given key (tests).
+    pub fn with_key<I, S>(key: [u8; 32], names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut names: Vec<String> =
+            names.into_iter().map(|n| n.as_ref().trim().to_ascii_lowercase()).collect();
+        names.sort();
+        names.dedup();
+        Redactor { key, names }
+    }
+
+    /// The default list plus `extra`; with `no_defaults` (`--no-redact`),
+    /// only the headers named in `extra`.
+    pub fn from_options(no_defaults: bool, extra: &[String]) -> Result<Self, getrandom::Error> {
+        if no_defaults {
+            return Redactor::new(extra);
+        }
+        Redactor::new(DEFAULT_REDACTED.iter().map(|s| s.to_string()).chain(extra.iter().cloned()))
+    }
+
+    /// Header names redacted (lower case).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Whether `name` is redacted.
+    pub fn covers(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The marker that stands for `value`.
+    pub fn marker(&self, value: &str) -> String {
+        let h = blake3::keyed_hash(&self.key, value.as_bytes());
+        let b = h.as_bytes();
+        format!(
+            "[REDACTED len={} hash={:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}]",
+            value.len(),
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            b[4],
+            b[5],
+            b[6],
+            b[7]
+        )
+    }
+
+    /// Redact every covered header of `rec` in place. Returns how many values
+    /// were replaced.
+    pub fn apply(&self, rec: &mut HttpRecord) -> usize {
+        if self.names.is_empty() {
+            return 0;
+        }
+        let mut n = 0;
+        for (name, value) in rec.headers.iter_mut() {
+            if self.covers(name) {
+                *value = self.marker(value);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    pub(crate) fn record(headers: &[(&str, &str)]) -> HttpRecord {
+        let ep = Endpoint { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 80 };
+        HttpRecord {
+            kind: HttpKind::Request,
+            ts_unix_ns: 0,
+            conn_id: 1,
+            process: Process { pid: 1, tid: 1, comm: "t".into(), cgroup_id: 0 },
+            local: ep,
+            remote: ep,
+            role: Role::Client,
+            version: "HTTP/1.1".into(),
+            method: Some("GET".into()),
+            target: Some("/".into()),
+            status: None,
+            reason: None,
+            latency_ns: None,
+            request: None,
+            headers: headers.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            header_bytes: 0,
+            truncated: false,
+            tls: false,
+            flags: vec![],
+        }
+    }
+
+    #[test]
+    fn redacts_default_headers_case_insensitively() {
+        let r = Redactor::from_options(false, &[]).unwrap();
+        let mut rec = record(&[
+            ("AUTHORIZATION", "Bearer secret"),
+            ("cookie", "a=b"),
+            ("Set-Cookie", "s=1"),
+            ("X-Api-Key", "k"),
+            ("x-auth-token", "t"),
+            ("Proxy-Authorization", "Basic x"),
+            ("Host", "example"),
+        ]);
+        assert_eq!(r.apply(&mut rec), 6);
+        for (name, value) in &rec.headers[..6] {
+            assert!(value.starts_with("[REDACTED len="), "{name} not redacted: {value}");
+            assert!(!value.contains("secret"));
+        }
+        assert_eq!(rec.headers[6].1, "example");
+        assert!(rec.headers[0].1.starts_with("[REDACTED len=13 hash="));
+    }
+
+    #[test]
+    fn equal_secrets_correlate_within_a_run_only() {
+        let r = Redactor::new(["authorization"]).unwrap();
+        assert_eq!(r.marker("abc"), r.marker("abc"));
+        assert_ne!(r.marker("abc"), r.marker("abd"));
+        let other = Redactor::new(["authorization"]).unwrap();
+        assert_ne!(r.marker("abc"), other.marker("abc"), "a new run has a new key");
+    }
+
+    #[test]
+    fn extra_and_disabled() {
+        let r = Redactor::from_options(false, &["X-Custom".to_string()]).unwrap();
+        let mut rec = record(&[("x-custom", "v"), ("Authorization", "a")]);
+        assert_eq!(r.apply(&mut rec), 2);
+        let off = Redactor::from_options(true, &[]).unwrap();
+        let mut rec = record(&[("Authorization", "a")]);
+        assert_eq!(off.apply(&mut rec), 0);
+        assert_eq!(rec.headers[0].1, "a");
+        // --no-redact --redact X: only X
+        let only = Redactor::from_options(true, &["X-Custom".to_string()]).unwrap();
+        let mut rec = record(&[("Authorization", "a"), ("X-Custom", "c")]);
+        assert_eq!(only.apply(&mut rec), 1);
+        assert_eq!(rec.headers[0].1, "a");
+    }
+
+    #[test]
+    fn debug_never_shows_key() {
+        let r = Redactor::with_key([7u8; 32], ["cookie"]);
+        assert!(!format!("{r:?}").contains("7, 7"));
+    }
+}

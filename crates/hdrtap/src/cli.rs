@@ -1,0 +1,182 @@
+//! Command-line flags. The doc comments are the `--help` text.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Log header elements with eBPF, without touching the programs it watches.
+#[derive(Debug, Parser)]
+#[command(name = "hdrtap", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// More detail on stderr (-v: debug and libbpf messages; -vv: everything).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log every HTTP/1.x request and response on this machine: start line and every header.
+    #[command(after_long_help = HTTP_EXAMPLES)]
+    Http(HttpArgs),
+    /// Check that this machine can run hdrtap (kernel, BTF, tracefs, privileges, program types).
+    Doctor(DoctorArgs),
+}
+
+const HTTP_EXAMPLES: &str = "\
+EXAMPLES:
+  hdrtap http                          # every HTTP/1.x message, one line each
+  hdrtap http --json -o http.ndjson    # NDJSON to a file (mode 0600)
+  hdrtap http --port 8080              # only connections with port 8080 at either end
+  hdrtap http --comm nginx --comm curl # only these processes
+  hdrtap http --pid 1234 --duration 30 # one process, for 30 seconds
+  hdrtap http --redact X-Session       # also redact X-Session values
+  hdrtap http --no-redact              # show secrets (Authorization, Cookie, ...) in clear
+
+Secret headers (Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
+X-Auth-Token) are redacted by default to [REDACTED len=N hash=H]; H is a keyed hash
+with a random key per run, so equal values match within one run only.
+On SIGINT/SIGTERM hdrtap flushes its output and prints a summary, including every
+event lost, to stderr.";
+
+/// Capture HTTP/1.x headers from syscall tracepoints.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Write NDJSON (one object per message, see docs/SCHEMA.md) instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write records to PATH instead of stdout (created with mode 0600, truncated).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Only processes with this pid (repeatable). Filtered in the kernel.
+    #[arg(short, long = "pid", value_name = "PID",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pids: Vec<u32>,
+
+    /// Only processes with this name, as in /proc/PID/comm, at most 15 bytes (repeatable).
+    #[arg(short, long = "comm", value_name = "NAME", value_parser = parse_comm)]
+    pub comms: Vec<String>,
+
+    /// Only connections with this local or remote TCP port (repeatable). Filtered in the kernel.
+    #[arg(long = "port", value_name = "PORT",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+
+    /// Do not redact the default secret headers (headers named with --redact still are).
+    #[arg(long)]
+    pub no_redact: bool,
+
+    /// Also redact the values of this header (case-insensitive, repeatable).
+    #[arg(long = "redact", value_name = "HEADER", value_parser = parse_header_name)]
+    pub redact: Vec<String>,
+
+    /// Stop after SECS seconds, flushing output and printing the summary.
+    #[arg(short, long, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub duration: Option<u64>,
+
+    /// Create this file once every probe is attached (for scripts and tests).
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Seconds between {"kind":"stats"} records in --json output.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub stats_interval: u64,
+
+    /// Largest header block kept whole, in bytes; longer ones are cut and flagged truncated.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(256..=262_144))]
+    pub max_header_bytes: u32,
+
+    /// Payload bytes the kernel copies per syscall at most (header blocks need only the start).
+    #[arg(long, value_name = "BYTES", default_value_t = hdrtap_abi::HDRTAP_DEFAULT_CALL_CAPTURE,
+          value_parser = clap::value_parser!(u32).range(1..=hdrtap_abi::HDRTAP_CALL_CAPTURE_MAX as i64))]
+    pub call_capture: u32,
+
+    /// Ring-buffer size in MiB (power of two). Larger rides out longer bursts.
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
+    pub ring_mib: u32,
+
+    /// Do not print the start-up line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `hdrtap doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+fn parse_comm(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 15 {
+        return Err(format!(
+            "{s:?} is {} bytes; a process name (comm) is 1 to 15 bytes",
+            s.len()
+        ));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_header_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not an HTTP header name"))
+    }
+}
+
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|_| format!("{s:?} is not a number of MiB"))?;
+    if !(1..=1024).contains(&n) || !n.is_power_of_two() {
+        return Err(format!("{n} MiB: the ring buffer must be a power of two from 1 to 1024 MiB"));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_contract_flags() {
+        let cli = Cli::try_parse_from([
+            "hdrtap", "http", "--json", "--output", "/tmp/x", "--pid", "12", "--pid", "13", "--comm", "nginx",
+            "--port", "8080", "--no-redact", "--redact", "X-A", "--duration", "5", "--ready-file", "/tmp/r",
+        ])
+        .unwrap();
+        let Command::Http(a) = cli.command else { panic!() };
+        assert!(a.json && a.no_redact);
+        assert_eq!(a.pids, vec![12, 13]);
+        assert_eq!(a.comms, vec!["nginx"]);
+        assert_eq!(a.ports, vec![8080]);
+        assert_eq!(a.redact, vec!["X-A"]);
+        assert_eq!(a.duration, Some(5));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            vec!["hdrtap", "http", "--port", "notaport"],
+            vec!["hdrtap", "http", "--port", "0"],
+            vec!["hdrtap", "http", "--port", "70000"],
+            vec!["hdrtap", "http", "--pid", "-1"],
+            vec!["hdrtap", "http", "--comm", "a-very-long-process-name"],
+            vec!["hdrtap", "http", "--redact", "bad header"],
+            vec!["hdrtap", "http", "--ring-mib", "3"],
+            vec!["hdrtap", "http", "--duration", "0"],
+            vec!["hdrtap", "http", "--bogus"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "accepted {bad:?}");
+        }
+    }
+}
