@@ -79,6 +79,7 @@ enum io_kind {
 struct inflight {
 	__u64 ptr;
 	__u64 cnt;
+	__s32 nr;        /* syscall number: the exit must be of the same call */
 	__s32 fd;
 	__u8 kind;
 	__u8 dir;
@@ -271,11 +272,35 @@ static __always_inline void conn_forget(__u32 tgid, int fd)
 	bpf_map_delete_elem(&conns, &key);
 }
 
+/*
+ * Records of the syscalls:sys_enter_<name> and sys_exit_<name> tracepoints,
+ * as tracefs's events/syscalls/sys_enter_read/format describes them: the
+ * common 8-byte header, an int syscall number, then the arguments or the
+ * return value at offset 16. (vmlinux.h's trace_event_raw_sys_enter is the
+ * raw_syscalls record, whose `long id` would read 4 bytes of padding.)
+ */
+struct sys_enter_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 _pad;
+	__u64 args[6];
+};
+
+struct sys_exit_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 _pad;
+	__s64 ret;
+};
+
 /* ---- entry side ---------------------------------------------------------- */
 
-static __always_inline int enter_io(int fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir,
+static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 dir,
 				    __u8 source)
 {
+	int fd = ctx->args[0];
+	__u64 ptr = ctx->args[1];
+	__u64 cnt = kind == IO_MSG || kind == IO_NOPAYLOAD ? 0 : ctx->args[2];
 	__u64 id = bpf_get_current_pid_tgid();
 	struct inflight in = {};
 
@@ -283,6 +308,7 @@ static __always_inline int enter_io(int fd, __u64 ptr, __u64 cnt, __u8 kind, __u
 		return 0;
 	if (!conn_get(id >> 32, fd))
 		return 0;
+	in.nr = ctx->nr;
 	in.fd = fd;
 	in.ptr = ptr;
 	in.cnt = cnt;
@@ -429,8 +455,9 @@ __noinline int sniff(struct conn *c, __u64 first_ptr, __u64 first_len)
 	return 1;
 }
 
-static __always_inline int exit_io(long ret)
+static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 {
+	long ret = ctx->ret;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct inflight *inp = bpf_map_lookup_elem(&inflight, &id);
 	struct inflight in;
@@ -444,7 +471,8 @@ static __always_inline int exit_io(long ret)
 		return 0;
 	in = *inp;
 	bpf_map_delete_elem(&inflight, &id);
-	if (ret <= 0)
+	/* A stash from a call whose exit we missed (attached in between) is stale. */
+	if (ret <= 0 || in.nr != ctx->nr)
 		return 0;
 	key.tgid = id >> 32;
 	key.fd = in.fd;
@@ -561,96 +589,86 @@ static __always_inline int exit_io(long ret)
 
 /* ssize_t read(int fd, void *buf, size_t count); */
 SEC("tracepoint/syscalls/sys_enter_read")
-int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_read(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_BUF, HDRTAP_DIR_INGRESS,
-			HDRTAP_SRC_READ);
+	return enter_io(ctx, IO_BUF, HDRTAP_DIR_INGRESS, HDRTAP_SRC_READ);
 }
 
 /* ssize_t write(int fd, const void *buf, size_t count); */
 SEC("tracepoint/syscalls/sys_enter_write")
-int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_write(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_BUF, HDRTAP_DIR_EGRESS,
-			HDRTAP_SRC_WRITE);
+	return enter_io(ctx, IO_BUF, HDRTAP_DIR_EGRESS, HDRTAP_SRC_WRITE);
 }
 
 /* ssize_t readv(int fd, const struct iovec *iov, int iovcnt); */
 SEC("tracepoint/syscalls/sys_enter_readv")
-int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_readv(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_IOV, HDRTAP_DIR_INGRESS,
-			HDRTAP_SRC_READV);
+	return enter_io(ctx, IO_IOV, HDRTAP_DIR_INGRESS, HDRTAP_SRC_READV);
 }
 
 /* ssize_t writev(int fd, const struct iovec *iov, int iovcnt); */
 SEC("tracepoint/syscalls/sys_enter_writev")
-int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_writev(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_IOV, HDRTAP_DIR_EGRESS,
-			HDRTAP_SRC_WRITEV);
+	return enter_io(ctx, IO_IOV, HDRTAP_DIR_EGRESS, HDRTAP_SRC_WRITEV);
 }
 
 /* ssize_t sendto(int fd, const void *buf, size_t len, int flags, ...); */
 SEC("tracepoint/syscalls/sys_enter_sendto")
-int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_sendto(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_BUF, HDRTAP_DIR_EGRESS,
-			HDRTAP_SRC_SENDTO);
+	return enter_io(ctx, IO_BUF, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDTO);
 }
 
 /* ssize_t recvfrom(int fd, void *buf, size_t len, int flags, ...); */
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_recvfrom(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_BUF, HDRTAP_DIR_INGRESS,
-			HDRTAP_SRC_RECVFROM);
+	return enter_io(ctx, IO_BUF, HDRTAP_DIR_INGRESS, HDRTAP_SRC_RECVFROM);
 }
 
 /* ssize_t sendmsg(int fd, const struct msghdr *msg, int flags); */
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_sendmsg(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), 0, IO_MSG, HDRTAP_DIR_EGRESS,
-			HDRTAP_SRC_SENDMSG);
+	return enter_io(ctx, IO_MSG, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDMSG);
 }
 
 /* ssize_t recvmsg(int fd, struct msghdr *msg, int flags); */
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_recvmsg(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), 0, IO_MSG, HDRTAP_DIR_INGRESS,
-			HDRTAP_SRC_RECVMSG);
+	return enter_io(ctx, IO_MSG, HDRTAP_DIR_INGRESS, HDRTAP_SRC_RECVMSG);
 }
 
 /* int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags); */
 SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int tp_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_sendmmsg(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_MMSG, HDRTAP_DIR_EGRESS,
-			HDRTAP_SRC_SENDMMSG);
+	return enter_io(ctx, IO_MMSG, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDMMSG);
 }
 
 /* int recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, ...); */
 SEC("tracepoint/syscalls/sys_enter_recvmmsg")
-int tp_enter_recvmmsg(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_recvmmsg(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), IO_MMSG, HDRTAP_DIR_INGRESS,
-			HDRTAP_SRC_RECVMMSG);
+	return enter_io(ctx, IO_MMSG, HDRTAP_DIR_INGRESS, HDRTAP_SRC_RECVMMSG);
 }
 
 /* ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count); */
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int tp_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_sendfile(struct sys_enter_ctx *ctx)
 {
-	return enter_io(ARG(ctx, 0), 0, 0, IO_NOPAYLOAD, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDFILE);
+	return enter_io(ctx, IO_NOPAYLOAD, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDFILE);
 }
 
 #define EXIT_IO(name)                                                   \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                      \
-	int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)        \
+	int tp_exit_##name(struct sys_exit_ctx *ctx)        \
 	{                                                               \
-		return exit_io(ctx->ret);                               \
+		return exit_io(ctx);                                    \
 	}
 
 EXIT_IO(read)
@@ -679,24 +697,24 @@ static __always_inline int exit_accept(long ret)
 
 /* int accept(int fd, struct sockaddr *addr, socklen_t *addrlen); */
 SEC("tracepoint/syscalls/sys_exit_accept")
-int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
+int tp_exit_accept(struct sys_exit_ctx *ctx)
 {
 	return exit_accept(ctx->ret);
 }
 
 /* int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags); */
 SEC("tracepoint/syscalls/sys_exit_accept4")
-int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+int tp_exit_accept4(struct sys_exit_ctx *ctx)
 {
 	return exit_accept(ctx->ret);
 }
 
 /* int connect(int fd, const struct sockaddr *addr, socklen_t addrlen); */
 SEC("tracepoint/syscalls/sys_enter_connect")
-int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_connect(struct sys_enter_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight in = {.fd = ARG(ctx, 0), .kind = IO_CONNECT};
+	struct inflight in = {.fd = ARG(ctx, 0), .kind = IO_CONNECT, .nr = ctx->nr};
 
 	if (!tracing_wanted(id >> 32))
 		return 0;
@@ -706,7 +724,7 @@ int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
-int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+int tp_exit_connect(struct sys_exit_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &id);
@@ -715,6 +733,10 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (!in)
 		return 0;
 	fd = in->fd;
+	if (in->nr != ctx->nr) {
+		bpf_map_delete_elem(&inflight, &id);
+		return 0;
+	}
 	bpf_map_delete_elem(&inflight, &id);
 	/* Non-blocking connect returns -EINPROGRESS; the local port is bound. */
 	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
@@ -724,7 +746,7 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 /* int close(int fd); */
 SEC("tracepoint/syscalls/sys_enter_close")
-int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
+int tp_enter_close(struct sys_enter_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key key = {.tgid = id >> 32, .fd = ARG(ctx, 0)};
@@ -762,7 +784,7 @@ int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
  */
 #define FORGET_RET_FD(name)                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                      \
-	int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)        \
+	int tp_exit_##name(struct sys_exit_ctx *ctx)        \
 	{                                                               \
 		if (ctx->ret >= 0)                                      \
 			conn_forget(bpf_get_current_pid_tgid() >> 32,   \
