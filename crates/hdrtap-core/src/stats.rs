@@ -13,6 +13,8 @@ pub struct Stats {
     pub truncated_messages: u64,
     /// Header blocks that were not valid HTTP/1.x.
     pub parse_errors: u64,
+    /// Header blocks cut short by a close (or by hdrtap stopping).
+    pub incomplete_messages: u64,
     /// Holes in a connection's byte stream (lost events) and their bytes.
     pub gaps: u64,
     pub gap_bytes: u64,

@@ -142,9 +142,15 @@ pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    // Take what is still in the ring buffer, then report.
+    // Take what is still in the ring buffer, end every connection (a header
+    // block still open becomes a record flagged incomplete), then report.
     if !output_closed {
         let _ = ring.consume();
+        {
+            let mut guard = pipeline.borrow_mut();
+            let p = &mut *guard;
+            p.tracker.close_all(&mut p.records);
+        }
         drain(&pipeline, &redactor, &mut writer, &mut stats);
     }
     refresh_stats(&probe, &pipeline, &mut stats);
@@ -203,6 +209,7 @@ fn refresh_stats(probe: &HttpProbe, pipeline: &Rc<RefCell<Pipeline>>, stats: &mu
     let p = pipeline.borrow();
     let t = p.tracker.stats();
     stats.truncated_messages = t.truncated;
+    stats.incomplete_messages = t.incomplete;
     stats.parse_errors = t.parse_errors;
     stats.gaps = t.gaps;
     stats.gap_bytes = t.gap_bytes;

@@ -1,0 +1,796 @@
+//! HTTP/1.x over every TCP connection: data events in, [`HttpRecord`]s out.
+//!
+//! [`Http1Tracker`] keeps, per connection (`conn_id`), two directions — each
+//! a `stream::DirStream` (expected position, pending bytes) and a
+//! `parse::Machine` (framing state) — plus what the directions share: the
+//! process's role, the FIFO of requests awaiting responses, and whether the
+//! connection stopped being HTTP/1 (Upgrade, CONNECT, HTTP/2).
+//!
+//! Flow of one data event: the connection is found or created
+//! (`table::LruTable`, evicting the least recently used beyond
+//! `max_conns`); the event's range is checked against the expected position
+//! (lost bytes, duplicate prefix, uncaptured tail); captured bytes go to the
+//! machine — straight from the event when nothing is pending, so a header
+//! block inside one event is parsed without a copy — and missing bytes are
+//! reported to it as a gap. Each header block the machine parses comes back
+//! here (`parse::Sink::head`) to be paired and turned into a record.
+//!
+//! ```
+//! use hdrtap_abi::build::{data_event, DataSpec};
+//! use hdrtap_abi::{decode, Direction, Event};
+//! use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
+//!
+//! let mut tracker = Http1Tracker::new(TrackerConfig::default());
+//! let mut out = Vec::new();
+//! let spec = DataSpec { dir: Direction::Egress, ..Default::default() };
+//! let raw = data_event(&spec, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+//! if let Ok(Event::Data(ev)) = decode(&raw) {
+//!     tracker.on_data(&ev, &mut out);
+//! }
+//! assert_eq!(out[0].target.as_deref(), Some("/x"));
+//! assert_eq!(out[0].header("host"), Some("a"));
+//! ```
+//!
+//! Choices worth knowing:
+//! * Header blocks up to `max_header_bytes` are parsed whole. A longer one
+//!   yields a record flagged `truncated` with the complete lines among its
+//!   first `max_header_bytes` bytes; the rest of the block is skipped up to
+//!   its blank line, then the body is framed by the headers kept if they
+//!   say how (Content-Length, chunked, or a status/HEAD without body),
+//!   else the direction resyncs.
+//! * A header block that httparse rejects yields a record flagged
+//!   `malformed` when its start line is valid and its remaining lines can
+//!   be read skipping invalid ones (httparse's browser-like mode), otherwise
+//!   nothing (a bad start line is far more often a false message start than
+//!   a real message). Either way it counts in `parse_errors` and the
+//!   direction resyncs after it. An invalid Content-Length, or a request
+//!   body in an unknown transfer coding, also makes a record `malformed`.
+//! * Resync ("hunt"): bytes are discarded up to the next plausible message
+//!   start — a first line httparse accepts as a request or status line —
+//!   looked for only at line starts and event (syscall) starts.
+//! * A header block cut by missing bytes yields a record flagged `gap` with
+//!   the complete lines before the gap (if its start line is complete,
+//!   else a parse error); the direction then resyncs, as the block's end
+//!   and the body's framing are unknown.
+//! * A header block still open at close yields a record flagged
+//!   `incomplete` with its complete lines (if its start line is complete);
+//!   it counts in `incomplete` either way.
+//! * A connection first seen at a position past 0 (evicted earlier, or its
+//!   first events lost) is treated like a mid-stream one: records carry
+//!   `midstream`, parsing starts at the first plausible message.
+//! * The role of the process is decided by the first message seen on the
+//!   connection (a request it wrote: client; a request it read: server, and
+//!   conversely for responses). The kernel's role hint (connect/accept) is
+//!   only compared against it (`role_conflicts`): for connections first
+//!   seen mid-stream the kernel does not know, and otherwise it agrees.
+//! * Requests with `Upgrade` or method CONNECT hold their direction's later
+//!   bytes until the response: 101 (or 2xx to CONNECT) stops both
+//!   directions, anything else lets the held bytes be parsed.
+//!
+//! Limits: pairing is FIFO in event order, so a response whose event
+//! arrives before its request's (threads of one client racing on loopback)
+//! is `unpaired` and shifts pairing on that connection; non-UTF-8 request
+//! targets are rejected by httparse (no record, parse error).
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+mod parse;
+mod stream;
+mod table;
+
+use std::collections::VecDeque;
+
+use hdrtap_abi::{CloseEvent, DataEvent, Direction, KernelRole};
+use serde::Serialize;
+
+use crate::record::{flag, Endpoint, HttpKind, HttpRecord, Process, RequestRef, Role};
+use parse::{framing, tail, Machine, Next, Parsed, ReqInfo, Sink};
+use stream::{DirStream, Meta};
+use table::LruTable;
+
+/// Limits and clock of an [`Http1Tracker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// Header blocks up to this size (start line through blank line) are
+    /// captured whole; longer ones yield a `truncated` record with the lines
+    /// before the cut. Also bounds each direction's buffer (plus one event).
+    /// Values below 256 are raised to 256.
+    pub max_header_bytes: usize,
+    /// Connections tracked at once; beyond, the least recently used is
+    /// evicted (counted in `conns_evicted`). At least 1.
+    pub max_conns: usize,
+    /// Headers kept per message; beyond, the record is `truncated` (framing
+    /// still sees every header).
+    pub max_headers: usize,
+    /// Requests awaiting a response per connection; beyond, the oldest is
+    /// dropped (counted in `pending_overflow`).
+    pub max_pending: usize,
+    /// Added to an event's CLOCK_MONOTONIC `ts_ns` to get `ts_unix_ns`.
+    pub clock_offset_ns: i64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            max_header_bytes: 16 * 1024,
+            max_conns: 65536,
+            max_headers: 256,
+            max_pending: 1024,
+            clock_offset_ns: 0,
+        }
+    }
+}
+
+/// Counters of an [`Http1Tracker`] (monotonic unless marked gauge).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrackerStats {
+    /// Request records emitted.
+    pub requests: u64,
+    /// Response records emitted (including 1xx).
+    pub responses: u64,
+    /// Records cut by `max_header_bytes` or `max_headers`.
+    pub truncated: u64,
+    /// Header blocks or body framing that were not valid HTTP/1.x
+    /// (including blocks emitted with the `malformed` flag).
+    pub parse_errors: u64,
+    /// Jumps forward in stream position (events lost by the kernel).
+    pub gaps: u64,
+    /// Bytes covered by those jumps.
+    pub gap_bytes: u64,
+    /// Header blocks that had bytes missing (lost or uncaptured).
+    pub header_gaps: u64,
+    /// Times a direction discarded captured bytes to find a message start.
+    pub resyncs: u64,
+    /// Captured bytes discarded while resyncing.
+    pub skipped_bytes: u64,
+    /// Bytes of events that repeated already-seen stream positions.
+    pub overlap_bytes: u64,
+    /// Connections currently tracked (gauge).
+    pub conns_open: u64,
+    /// Connections evicted to stay within `max_conns`.
+    pub conns_evicted: u64,
+    /// Connections closed.
+    pub conns_closed: u64,
+    /// Responses with no outstanding request.
+    pub unpaired_responses: u64,
+    /// Requests still awaiting a response when their connection ended.
+    pub unanswered_requests: u64,
+    /// Requests dropped from a full pairing queue.
+    pub pending_overflow: u64,
+    /// Header blocks still open when their connection closed.
+    pub incomplete: u64,
+    /// Connections that stopped being HTTP/1 (101, CONNECT 2xx, HTTP/2).
+    pub tunnels: u64,
+    /// Connections whose first message contradicted the kernel's role hint.
+    pub role_conflicts: u64,
+}
+
+/// Tracks HTTP/1.x on every connection and emits one [`HttpRecord`] per
+/// message (see the module documentation for the rules).
+#[derive(Debug)]
+pub struct Http1Tracker {
+    cfg: TrackerConfig,
+    stats: TrackerStats,
+    table: LruTable<Conn>,
+}
+
+impl Http1Tracker {
+    /// A tracker with no connections.
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Http1Tracker {
+            table: LruTable::new(cfg.max_conns),
+            cfg,
+            stats: TrackerStats::default(),
+        }
+    }
+
+    /// Feed one data event; records it completes are appended to `out`.
+    pub fn on_data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<HttpRecord>) {
+        self.data(ev, out);
+        self.stats.conns_open = self.table.len() as u64;
+    }
+
+    fn data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<HttpRecord>) {
+        let Http1Tracker { cfg, stats, table } = self;
+        let (conn, evicted) = table.entry(ev.conn_id, || Conn::new(ev, cfg));
+        if let Some((_, old)) = evicted {
+            stats.conns_evicted += 1;
+            stats.unanswered_requests += old.shared.pending.len() as u64;
+        }
+        let Some(conn) = conn else { return };
+        if ev.has_flag(hdrtap_abi::HDRTAP_DF_MIDSTREAM) {
+            conn.shared.midstream = true;
+        }
+        let d = ev.dir.index();
+        let Some(dir) = conn.dirs.get_mut(d) else {
+            return;
+        };
+        let adm = dir.stream.admit(ev.pos, ev.orig_len, ev.data);
+        if adm.lost > 0 {
+            stats.gaps += 1;
+            stats.gap_bytes = stats.gap_bytes.saturating_add(adm.lost);
+        }
+        stats.overlap_bytes = stats.overlap_bytes.saturating_add(adm.overlap);
+        if conn.shared.tunnel {
+            return;
+        }
+        let mut env = Env { stats, out, cfg };
+        let meta = Meta::of(ev);
+        if adm.lost > 0 {
+            conn.gap(d, adm.lost, &mut env);
+        }
+        if !adm.data.is_empty() {
+            conn.feed(d, adm.data, meta, &mut env);
+        }
+        if adm.uncaptured > 0 {
+            conn.gap(d, adm.uncaptured, &mut env);
+        }
+        for dir in &mut conn.dirs {
+            dir.stream.compact();
+        }
+    }
+
+    /// A connection closed: emit what its unfinished header blocks allow
+    /// (flagged `incomplete`) and free its state.
+    pub fn on_close(&mut self, ev: &CloseEvent, out: &mut Vec<HttpRecord>) {
+        if let Some(conn) = self.table.remove(ev.conn_id) {
+            self.end(conn, out);
+        }
+        self.stats.conns_open = self.table.len() as u64;
+    }
+
+    /// Close every connection (at shutdown), as [`Self::on_close`] would.
+    pub fn close_all(&mut self, out: &mut Vec<HttpRecord>) {
+        while let Some((_, conn)) = self.table.pop_lru() {
+            self.end(conn, out);
+        }
+        self.stats.conns_open = 0;
+    }
+
+    fn end(&mut self, mut conn: Conn, out: &mut Vec<HttpRecord>) {
+        self.stats.conns_closed += 1;
+        let mut env = Env {
+            stats: &mut self.stats,
+            out,
+            cfg: &self.cfg,
+        };
+        conn.finish(&mut env);
+        self.stats.unanswered_requests += conn.shared.pending.len() as u64;
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &TrackerStats {
+        &self.stats
+    }
+
+    /// Connections tracked now.
+    pub fn conns(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Bytes held in all pending buffers (diagnostics).
+    pub fn buffered_bytes(&self) -> usize {
+        self.table
+            .values()
+            .flat_map(|c| &c.dirs)
+            .map(|d| d.stream.pend.len())
+            .sum()
+    }
+
+    /// The largest pending buffer of any direction (diagnostics; bounded
+    /// by about `max_header_bytes` plus one event).
+    pub fn largest_buffer(&self) -> usize {
+        self.table
+            .values()
+            .flat_map(|c| &c.dirs)
+            .map(|d| d.stream.pend.len())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// What record building needs besides the connection.
+struct Env<'a> {
+    stats: &'a mut TrackerStats,
+    out: &'a mut Vec<HttpRecord>,
+    cfg: &'a TrackerConfig,
+}
+
+/// A request awaiting its response.
+#[derive(Debug)]
+struct PendingReq {
+    method: String,
+    target: String,
+    ts_ns: u64,
+    head: bool,
+    connect: bool,
+    /// The direction waiting for this request's response to decide whether
+    /// the connection becomes a tunnel.
+    await_dir: Option<usize>,
+}
+
+/// Work for the connection after a direction yielded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    /// The connection is a tunnel now: stop both directions.
+    Tunnel,
+    /// This direction's Upgrade/CONNECT was refused: parse it on.
+    Dir(usize),
+}
+
+/// What both directions of a connection share.
+#[derive(Debug)]
+struct Shared {
+    conn_id: u64,
+    local: Endpoint,
+    remote: Endpoint,
+    kernel_role: KernelRole,
+    role: Option<Role>,
+    midstream: bool,
+    tunnel: bool,
+    pending: VecDeque<PendingReq>,
+    resume: Option<Resume>,
+}
+
+#[derive(Debug)]
+struct Dir {
+    stream: DirStream,
+    m: Machine,
+}
+
+impl Dir {
+    /// The machine leaves at most about `max_header_bytes` unconsumed; if a
+    /// bug ever left more, drop it and resync rather than grow.
+    fn enforce_bound(&mut self, env: &mut Env<'_>) {
+        let bound = env
+            .cfg
+            .max_header_bytes
+            .max(parse::MIN_HEADER_BYTES)
+            .saturating_add(hdrtap_abi::HDRTAP_CHUNK_MAX as usize);
+        if self.stream.pend.len() > bound {
+            let stats = &mut *env.stats;
+            stats.resyncs += 1;
+            stats.skipped_bytes = stats
+                .skipped_bytes
+                .saturating_add(self.stream.pend.len() as u64);
+            self.stream.pend.clear();
+            self.m.lost_sync();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    shared: Shared,
+    /// Indexed by [`Direction::index`].
+    dirs: [Dir; 2],
+}
+
+/// Outcome of [`Conn::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    Nothing,
+    Resumed,
+    Stop,
+}
+
+fn direction(d: usize) -> Direction {
+    if d == 0 {
+        Direction::Egress
+    } else {
+        Direction::Ingress
+    }
+}
+
+/// The process's role implied by a message of `kind` moving in `dir`.
+fn role_of(kind: HttpKind, dir: Direction) -> Role {
+    match (kind, dir) {
+        (HttpKind::Request, Direction::Egress) | (HttpKind::Response, Direction::Ingress) => {
+            Role::Client
+        }
+        (HttpKind::Request, Direction::Ingress) | (HttpKind::Response, Direction::Egress) => {
+            Role::Server
+        }
+    }
+}
+
+impl Conn {
+    fn new(ev: &DataEvent<'_>, cfg: &TrackerConfig) -> Self {
+        // First seen past its start (evicted earlier, or its first events
+        // were lost): positions are taken from the first events and parsing
+        // starts at the first plausible message, as for a mid-stream one.
+        let late = ev.pos > 0;
+        let midstream = late || ev.has_flag(hdrtap_abi::HDRTAP_DF_MIDSTREAM);
+        let meta = Meta::of(ev);
+        let dir = || Dir {
+            stream: DirStream::new(meta, !late),
+            m: Machine::new(midstream, cfg.max_header_bytes, cfg.max_headers),
+        };
+        Conn {
+            shared: Shared {
+                conn_id: ev.conn_id,
+                local: Endpoint {
+                    ip: ev.tuple.local_ip,
+                    port: ev.tuple.local_port,
+                },
+                remote: Endpoint {
+                    ip: ev.tuple.remote_ip,
+                    port: ev.tuple.remote_port,
+                },
+                kernel_role: ev.role,
+                role: None,
+                midstream,
+                tunnel: false,
+                pending: VecDeque::new(),
+                resume: None,
+            },
+            dirs: [dir(), dir()],
+        }
+    }
+
+    /// Captured bytes of direction `d`, carried by an event with `meta`.
+    fn feed(&mut self, d: usize, data: &[u8], meta: Meta, env: &mut Env<'_>) {
+        let Some(dir) = self.dirs.get_mut(d) else {
+            return;
+        };
+        if dir.stream.pend.is_empty() {
+            // Fast path: parse straight from the event's bytes.
+            let mut off = 0;
+            loop {
+                let Conn { shared, dirs } = &mut *self;
+                let Some(dir) = dirs.get_mut(d) else { return };
+                let mut cx = Cx {
+                    shared,
+                    env,
+                    dir: d,
+                    prev: meta,
+                    cur: meta,
+                    boundary: 0,
+                };
+                // The event starts at offset 0 (on a second pass, after a
+                // resume, the input no longer starts at the event start).
+                let start = if off == 0 { 0 } else { usize::MAX };
+                off += dir.m.run(tail(data, off), start, &mut cx);
+                match self.settle(d, env) {
+                    Settle::Stop => return,
+                    Settle::Resumed if off < data.len() => continue,
+                    Settle::Resumed | Settle::Nothing => break,
+                }
+            }
+            if let Some(dir) = self.dirs.get_mut(d) {
+                let rest = tail(data, off);
+                if !rest.is_empty() {
+                    dir.stream.pend.extend_from_slice(rest);
+                    dir.stream.pend_meta = meta;
+                }
+                dir.enforce_bound(env);
+            }
+            return;
+        }
+        // Something is pending: append (an event's worth at a time, so the
+        // buffer stays bounded) and parse from the buffer.
+        for piece in data.chunks(hdrtap_abi::HDRTAP_CHUNK_MAX as usize) {
+            let Some(dir) = self.dirs.get_mut(d) else {
+                return;
+            };
+            let boundary = dir.stream.pend.len();
+            dir.stream.pend.extend_from_slice(piece);
+            let mut off = 0;
+            loop {
+                let Conn { shared, dirs } = &mut *self;
+                let Some(Dir { stream, m }) = dirs.get_mut(d) else {
+                    return;
+                };
+                // Where this event's bytes start in the input: for metadata,
+                // and as a candidate message start (none once past it).
+                let (b_meta, b_start) = match boundary.checked_sub(off) {
+                    Some(b) => (b, b),
+                    None => (0, usize::MAX),
+                };
+                let mut cx = Cx {
+                    shared,
+                    env,
+                    dir: d,
+                    prev: stream.pend_meta,
+                    cur: meta,
+                    boundary: b_meta,
+                };
+                off += m.run(tail(&stream.pend, off), b_start, &mut cx);
+                match self.settle(d, env) {
+                    Settle::Stop => return,
+                    Settle::Resumed
+                        if off < self.dirs.get(d).map_or(0, |x| x.stream.pend.len()) =>
+                    {
+                        continue
+                    }
+                    Settle::Resumed | Settle::Nothing => break,
+                }
+            }
+            let Some(dir) = self.dirs.get_mut(d) else {
+                return;
+            };
+            let n = off.min(dir.stream.pend.len());
+            dir.stream.pend.drain(..n);
+            if off >= boundary {
+                dir.stream.pend_meta = meta;
+            }
+            dir.enforce_bound(env);
+        }
+    }
+
+    /// `len` bytes of direction `d` are missing after what was received.
+    fn gap(&mut self, d: usize, len: u64, env: &mut Env<'_>) {
+        let Conn { shared, dirs } = &mut *self;
+        let Some(Dir { stream, m }) = dirs.get_mut(d) else {
+            return;
+        };
+        let meta = stream.pend_meta;
+        let mut cx = Cx {
+            shared,
+            env,
+            dir: d,
+            prev: meta,
+            cur: meta,
+            boundary: usize::MAX,
+        };
+        m.gap(&stream.pend, len, &mut cx);
+        stream.pend.clear();
+        self.settle(d, env);
+    }
+
+    /// Carry out what a direction asked for when it yielded. `cur` is the
+    /// direction being fed (its bytes are parsed on by the caller).
+    fn settle(&mut self, cur: usize, env: &mut Env<'_>) -> Settle {
+        let mut out = Settle::Nothing;
+        // Each resume changes a direction's state; the bound only guards
+        // against a connection whose directions keep resuming each other.
+        for _ in 0..4 {
+            match self.shared.resume.take() {
+                None => return out,
+                Some(Resume::Tunnel) => {
+                    self.shared.tunnel = true;
+                    for dir in &mut self.dirs {
+                        dir.m.stop();
+                        dir.stream.pend.clear();
+                    }
+                    return Settle::Stop;
+                }
+                Some(Resume::Dir(od)) => {
+                    out = Settle::Resumed;
+                    if let Some(dir) = self.dirs.get_mut(od) {
+                        dir.m.resume();
+                    }
+                    if od != cur {
+                        self.drain(od, env);
+                    }
+                }
+            }
+        }
+        self.shared.resume = None;
+        out
+    }
+
+    /// Parse the bytes direction `d` holds (after it was resumed).
+    fn drain(&mut self, d: usize, env: &mut Env<'_>) {
+        let Conn { shared, dirs } = &mut *self;
+        let Some(Dir { stream, m }) = dirs.get_mut(d) else {
+            return;
+        };
+        let meta = stream.pend_meta;
+        let len = stream.pend.len();
+        let mut cx = Cx {
+            shared,
+            env,
+            dir: d,
+            prev: meta,
+            cur: meta,
+            boundary: len,
+        };
+        let n = m.run(&stream.pend, len, &mut cx);
+        stream.pend.drain(..n.min(len));
+    }
+
+    /// The connection ended.
+    fn finish(&mut self, env: &mut Env<'_>) {
+        let Conn { shared, dirs } = self;
+        for (d, Dir { stream, m }) in dirs.iter_mut().enumerate() {
+            let meta = stream.pend_meta;
+            let mut cx = Cx {
+                shared,
+                env,
+                dir: d,
+                prev: meta,
+                cur: meta,
+                boundary: usize::MAX,
+            };
+            m.finish(&stream.pend, &mut cx);
+            stream.pend.clear();
+        }
+    }
+}
+
+/// The [`Sink`] a machine talks to while parsing direction `dir`.
+struct Cx<'c, 'e> {
+    shared: &'c mut Shared,
+    env: &'c mut Env<'e>,
+    dir: usize,
+    /// Metadata of input bytes before `boundary`, and from it on.
+    prev: Meta,
+    cur: Meta,
+    boundary: usize,
+}
+
+impl Sink for Cx<'_, '_> {
+    fn meta_at(&self, at: usize) -> Meta {
+        if at < self.boundary {
+            self.prev
+        } else {
+            self.cur
+        }
+    }
+
+    fn head(&mut self, p: Parsed, meta: Meta) -> Next {
+        let stats = &mut *self.env.stats;
+        let sh = &mut *self.shared;
+        let role = match sh.role {
+            Some(r) => r,
+            None => {
+                let r = role_of(p.kind, direction(self.dir));
+                let hint = match sh.kernel_role {
+                    KernelRole::Client => Some(Role::Client),
+                    KernelRole::Server => Some(Role::Server),
+                    KernelRole::Unknown => None,
+                };
+                if hint.is_some_and(|h| h != r) {
+                    stats.role_conflicts += 1;
+                }
+                sh.role = Some(r);
+                r
+            }
+        };
+        let mut flags = Vec::new();
+        for (on, f) in [
+            (sh.midstream, flag::MIDSTREAM),
+            (p.gap, flag::GAP),
+            (p.malformed, flag::MALFORMED),
+            (p.non_utf8, flag::NON_UTF8),
+            (p.incomplete, flag::INCOMPLETE),
+        ] {
+            if on {
+                flags.push(f);
+            }
+        }
+        if p.truncated {
+            stats.truncated += 1;
+        }
+        if p.malformed {
+            stats.parse_errors += 1;
+        }
+        let mut request = None;
+        let mut latency_ns = None;
+        let next = match p.kind {
+            HttpKind::Request => {
+                stats.requests += 1;
+                let next = framing(&p, None);
+                let awaits = matches!(
+                    next,
+                    Next::AwaitTunnel
+                        | Next::Body {
+                            then_await: true,
+                            ..
+                        }
+                );
+                if sh.pending.len() >= self.env.cfg.max_pending.max(1) {
+                    sh.pending.pop_front();
+                    stats.pending_overflow += 1;
+                }
+                sh.pending.push_back(PendingReq {
+                    method: p.method.clone().unwrap_or_default(),
+                    target: p.target.clone().unwrap_or_default(),
+                    ts_ns: meta.ts_ns,
+                    head: p.is_head,
+                    connect: p.is_connect,
+                    await_dir: awaits.then_some(self.dir),
+                });
+                next
+            }
+            HttpKind::Response => {
+                stats.responses += 1;
+                let status = p.status.unwrap_or(0);
+                let interim = (100..200).contains(&status) && status != 101;
+                let info = sh.pending.front().map(|r| ReqInfo {
+                    head: r.head,
+                    connect: r.connect,
+                });
+                let next = framing(&p, info);
+                let mut await_dir = None;
+                if interim {
+                    // 1xx: the request stays outstanding for the final response.
+                    if let Some(r) = sh.pending.front() {
+                        request = Some(RequestRef {
+                            method: r.method.clone(),
+                            target: r.target.clone(),
+                        });
+                        latency_ns = Some(meta.ts_ns.saturating_sub(r.ts_ns));
+                    }
+                } else if let Some(r) = sh.pending.pop_front() {
+                    latency_ns = Some(meta.ts_ns.saturating_sub(r.ts_ns));
+                    await_dir = r.await_dir;
+                    request = Some(RequestRef {
+                        method: r.method,
+                        target: r.target,
+                    });
+                }
+                if request.is_none() {
+                    flags.push(flag::UNPAIRED);
+                    stats.unpaired_responses += 1;
+                }
+                if next == Next::Tunnel {
+                    stats.tunnels += 1;
+                    sh.resume = Some(Resume::Tunnel);
+                } else if let Some(d) = await_dir {
+                    sh.resume = Some(Resume::Dir(d));
+                }
+                next
+            }
+        };
+        self.env.out.push(HttpRecord {
+            kind: p.kind,
+            ts_unix_ns: meta
+                .ts_ns
+                .saturating_add_signed(self.env.cfg.clock_offset_ns),
+            conn_id: sh.conn_id,
+            process: Process {
+                pid: meta.tgid,
+                tid: meta.tid,
+                comm: hdrtap_abi::comm_to_string(&meta.comm),
+                cgroup_id: meta.cgroup_id,
+            },
+            local: sh.local,
+            remote: sh.remote,
+            role,
+            version: p.version.to_owned(),
+            method: p.method,
+            target: p.target,
+            status: p.status,
+            reason: p.reason,
+            latency_ns,
+            request,
+            headers: p.headers,
+            header_bytes: p.header_bytes,
+            truncated: p.truncated,
+            tls: false,
+            flags,
+        });
+        next
+    }
+
+    fn should_yield(&self) -> bool {
+        self.shared.resume.is_some()
+    }
+
+    fn not_http1(&mut self) {
+        self.env.stats.tunnels += 1;
+        self.shared.resume = Some(Resume::Tunnel);
+    }
+
+    fn stats(&mut self) -> &mut TrackerStats {
+        self.env.stats
+    }
+}
+
+#[cfg(test)]
+mod tests;
