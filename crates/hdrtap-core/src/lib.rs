@@ -4,6 +4,7 @@
 //! (per-connection reassembly and HTTP/1.x parsing) → [`record::HttpRecord`]
 //! → [`redact::Redactor`] → [`output`] sinks.
 
+pub mod headers;
 pub mod http1;
 pub mod record;
 pub mod output;

@@ -3,12 +3,11 @@
 //! The writer never panics on I/O: errors are returned to the caller, which
 //! counts them (and stops on a closed pipe).
 use std::fs::OpenOptions;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use chrono::{DateTime, Local, SecondsFormat, Utc};
-use serde::Serialize;
+use chrono::{DateTime, Local, Utc};
 
 use crate::record::{Endpoint, HttpKind, HttpRecord, RequestRef, Role};
 use crate::stats::Stats;
@@ -24,16 +23,43 @@ pub enum Format {
 
 /// RFC 3339 UTC timestamp with nanoseconds, e.g. `2026-11-21T23:59:01.123456789Z`.
 pub fn rfc3339_ns(unix_ns: u64) -> String {
-    let secs = (unix_ns / 1_000_000_000) as i64;
-    let nanos = (unix_ns % 1_000_000_000) as u32;
-    match DateTime::<Utc>::from_timestamp(secs, nanos) {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Nanos, true),
-        None => "1970-01-01T00:00:00.000000000Z".to_string(),
-    }
+    let mut out = Vec::with_capacity(30);
+    push_rfc3339_ns(&mut out, unix_ns);
+    String::from_utf8(out).unwrap_or_default()
 }
 
+thread_local! {
+    /// The date-and-time part ("YYYY-MM-DDTHH:MM:SS") of the last second
+    /// formatted: records come in time order, so it rarely changes.
+    static TS_PREFIX: std::cell::RefCell<(u64, Vec<u8>)> = const { std::cell::RefCell::new((u64::MAX, Vec::new())) };
+}
+
+/// Append the RFC 3339 form of `unix_ns` (see [`rfc3339_ns`]).
+pub fn push_rfc3339_ns(out: &mut Vec<u8>, unix_ns: u64) {
+    let secs = unix_ns / 1_000_000_000;
+    let nanos = (unix_ns % 1_000_000_000) as u32;
+    TS_PREFIX.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if cache.0 != secs {
+            let prefix = DateTime::<Utc>::from_timestamp(secs as i64, 0)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+                .unwrap_or_else(|| "1970-01-01T00:00:00".to_string());
+            *cache = (secs, prefix.into_bytes());
+        }
+        out.extend_from_slice(&cache.1);
+    });
+    let mut digits = *b".000000000Z";
+    let mut n = nanos;
+    for d in digits[1..10].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits);
+}
+
+
 /// Local wall-clock time of day with microseconds, like tcpdump.
-fn time_of_day(unix_ns: u64) -> String {
+pub fn time_of_day(unix_ns: u64) -> String {
     let secs = (unix_ns / 1_000_000_000) as i64;
     let nanos = (unix_ns % 1_000_000_000) as u32;
     match DateTime::<Utc>::from_timestamp(secs, nanos) {
@@ -42,69 +68,173 @@ fn time_of_day(unix_ns: u64) -> String {
     }
 }
 
-#[derive(Serialize)]
-struct JsonRecord<'a> {
-    kind: HttpKind,
-    ts: String,
-    conn_id: u64,
-    pid: u32,
-    tid: u32,
-    comm: &'a str,
-    cgroup_id: u64,
-    local: Endpoint,
-    remote: Endpoint,
-    role: Role,
-    tls: bool,
-    version: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    method: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    /// Present on responses; null when unpaired.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    latency_ns: Option<Option<u64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request: Option<Option<&'a RequestRef>>,
-    headers: &'a [(String, String)],
-    header_bytes: usize,
-    truncated: bool,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    flags: &'a [&'static str],
+/// Append `s` as a JSON string.
+///
+/// Written by hand for speed: serde_json escapes byte by byte, which was a
+/// fifth of hdrtap's CPU time under load (perf, nginx+wrk), while header
+/// text almost never needs escaping. A clean string is copied in one go;
+/// any other goes through serde_json, so the escaping rules stay its own.
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if !needs_escape(s.as_bytes()) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// Whether JSON needs any byte of `b` escaped. Written without early exit
+/// per byte so the compiler vectorises it.
+fn needs_escape(b: &[u8]) -> bool {
+    let bad = |x: u8| (x < 0x20) | (x == b'"') | (x == b'\\');
+    let mut chunks = b.chunks_exact(32);
+    for c in &mut chunks {
+        if c.iter().fold(false, |acc, &x| acc | bad(x)) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&x| bad(x))
+}
+
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn push_endpoint(out: &mut Vec<u8>, ep: &Endpoint) {
+    use std::io::Write as _;
+    out.extend_from_slice(b"{\"ip\":\"");
+    match ep.ip {
+        // Formatting through fmt was a visible cost per record.
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, octet.into());
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.extend_from_slice(b"\",\"port\":");
+    push_u64(out, u64::from(ep.port));
+    out.push(b'}');
+}
+
+fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => push_json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Append the JSON object of one record (no newline). Field order and
+/// presence follow docs/SCHEMA.md.
+pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
+    out.extend_from_slice(match rec.kind {
+        HttpKind::Request => b"{\"kind\":\"http_request\",\"ts\":\"".as_slice(),
+        HttpKind::Response => b"{\"kind\":\"http_response\",\"ts\":\"".as_slice(),
+    });
+    push_rfc3339_ns(out, rec.ts_unix_ns);
+    out.extend_from_slice(b"\",\"conn_id\":");
+    push_u64(out, rec.conn_id);
+    out.extend_from_slice(b",\"pid\":");
+    push_u64(out, rec.process.pid.into());
+    out.extend_from_slice(b",\"tid\":");
+    push_u64(out, rec.process.tid.into());
+    out.extend_from_slice(b",\"comm\":");
+    push_json_str(out, &rec.process.comm);
+    out.extend_from_slice(b",\"cgroup_id\":");
+    push_u64(out, rec.process.cgroup_id);
+    out.extend_from_slice(b",\"local\":");
+    push_endpoint(out, &rec.local);
+    out.extend_from_slice(b",\"remote\":");
+    push_endpoint(out, &rec.remote);
+    out.extend_from_slice(match rec.role {
+        Role::Client => b",\"role\":\"client\"".as_slice(),
+        Role::Server => b",\"role\":\"server\"".as_slice(),
+    });
+    out.extend_from_slice(if rec.tls { b",\"tls\":true".as_slice() } else { b",\"tls\":false".as_slice() });
+    out.extend_from_slice(b",\"version\":");
+    push_json_str(out, &rec.version);
+    match rec.kind {
+        HttpKind::Request => {
+            if let Some(m) = &rec.method {
+                out.extend_from_slice(b",\"method\":");
+                push_json_str(out, m);
+            }
+            if let Some(t) = &rec.target {
+                out.extend_from_slice(b",\"target\":");
+                push_json_str(out, t);
+            }
+        }
+        HttpKind::Response => {
+            if let Some(status) = rec.status {
+                out.extend_from_slice(b",\"status\":");
+                push_u64(out, status.into());
+            }
+            if let Some(r) = &rec.reason {
+                out.extend_from_slice(b",\"reason\":");
+                push_json_str(out, r);
+            }
+            out.extend_from_slice(b",\"latency_ns\":");
+            match rec.latency_ns {
+                Some(ns) => push_u64(out, ns),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"request\":");
+            match &rec.request {
+                Some(RequestRef { method, target }) => {
+                    out.extend_from_slice(b"{\"method\":");
+                    push_json_str(out, method);
+                    out.extend_from_slice(b",\"target\":");
+                    push_json_str(out, target);
+                    out.push(b'}');
+                }
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+    }
+    out.extend_from_slice(b",\"headers\":[");
+    for (i, (name, value)) in rec.headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        push_json_str(out, name);
+        out.push(b',');
+        push_json_str(out, value);
+        out.push(b']');
+    }
+    out.extend_from_slice(b"],\"header_bytes\":");
+    push_u64(out, rec.header_bytes as u64);
+    out.extend_from_slice(if rec.truncated {
+        b",\"truncated\":true".as_slice()
+    } else {
+        b",\"truncated\":false".as_slice()
+    });
+    if !rec.flags.is_empty() {
+        out.extend_from_slice(b",\"flags\":[");
+        for (i, f) in rec.flags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_str(out, f);
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
 }
 
 /// The JSON object of one record (without newline).
 pub fn record_json(rec: &HttpRecord) -> String {
-    let is_resp = rec.kind == HttpKind::Response;
-    let j = JsonRecord {
-        kind: rec.kind,
-        ts: rfc3339_ns(rec.ts_unix_ns),
-        conn_id: rec.conn_id,
-        pid: rec.process.pid,
-        tid: rec.process.tid,
-        comm: &rec.process.comm,
-        cgroup_id: rec.process.cgroup_id,
-        local: rec.local,
-        remote: rec.remote,
-        role: rec.role,
-        tls: rec.tls,
-        version: &rec.version,
-        method: rec.method.as_deref(),
-        target: rec.target.as_deref(),
-        status: rec.status,
-        reason: rec.reason.as_deref(),
-        latency_ns: is_resp.then_some(rec.latency_ns),
-        request: is_resp.then_some(rec.request.as_ref()),
-        headers: &rec.headers,
-        header_bytes: rec.header_bytes,
-        truncated: rec.truncated,
-        flags: &rec.flags,
-    };
-    // Serializing plain data to a String cannot fail.
-    serde_json::to_string(&j).unwrap_or_default()
+    let mut out = Vec::with_capacity(256 + rec.header_bytes);
+    push_record_json(&mut out, rec);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Keep a line a line: escape control characters of untrusted text.
@@ -173,7 +303,7 @@ pub fn record_line(rec: &HttpRecord) -> String {
         line.push_str(f);
         line.push(']');
     }
-    for (name, value) in &rec.headers {
+    for (name, value) in rec.headers.iter() {
         line.push_str(" | ");
         push_escaped(&mut line, name);
         line.push_str(": ");
@@ -182,33 +312,76 @@ pub fn record_line(rec: &HttpRecord) -> String {
     line
 }
 
-/// A buffered record writer to stdout or a file.
+/// A record the [`Writer`] can write: HTTP messages, packets, ...
+pub trait OutputRecord {
+    /// The NDJSON object (one line, no newline).
+    fn to_json(&self) -> String;
+    /// The readable line (no newline).
+    fn to_line(&self) -> String;
+    /// Append the NDJSON object to `out`; override to skip the String.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.to_json().as_bytes());
+    }
+    /// Append the readable line to `out`.
+    fn write_line(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.to_line().as_bytes());
+    }
+}
+
+impl OutputRecord for HttpRecord {
+    fn to_json(&self) -> String {
+        record_json(self)
+    }
+    fn to_line(&self) -> String {
+        record_line(self)
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        push_record_json(out, self);
+    }
+}
+
+/// Counters the [`Writer`] writes as `{"kind":"stats"}` lines.
+pub trait StatsRecord {
+    /// The NDJSON stats object at `now_unix_ns` (no newline).
+    fn to_json(&self, now_unix_ns: u64) -> String;
+}
+
+impl StatsRecord for Stats {
+    fn to_json(&self, now_unix_ns: u64) -> String {
+        Stats::to_json(self, now_unix_ns)
+    }
+}
+
+/// A record writer to stdout or a file. Lines are assembled in one buffer
+/// and handed to the kernel in large writes; a line is never split between
+/// two of them.
 pub struct Writer {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Box<dyn Write + Send>,
+    buf: Vec<u8>,
     format: Format,
-    /// Flush after every record (stdout on a terminal).
+    /// Write out after every record (stdout on a terminal).
     line_buffered: bool,
 }
+
+/// Bytes gathered before a write.
+const WRITE_CHUNK: usize = 256 * 1024;
 
 impl Writer {
     /// Write to standard output.
     pub fn stdout(format: Format, line_buffered: bool) -> Self {
-        Writer {
-            out: BufWriter::with_capacity(64 * 1024, Box::new(io::stdout())),
-            format,
-            line_buffered,
-        }
+        Writer::new(Box::new(io::stdout()), format, line_buffered)
     }
 
     /// Write to `path`, created with mode 0600 (records may hold secrets if
     /// redaction is off) and truncated, like `tcpdump -w`.
     pub fn file(path: &Path, format: Format) -> io::Result<Self> {
         let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-        Ok(Writer {
-            out: BufWriter::with_capacity(256 * 1024, Box::new(f)),
-            format,
-            line_buffered: false,
-        })
+        Ok(Writer::new(Box::new(f), format, false))
+    }
+
+    /// Write to any sink.
+    pub fn new(out: Box<dyn Write + Send>, format: Format, line_buffered: bool) -> Self {
+        Writer { out, buf: Vec::with_capacity(WRITE_CHUNK + 64 * 1024), format, line_buffered }
     }
 
     /// The format in use.
@@ -217,31 +390,36 @@ impl Writer {
     }
 
     /// Write one record as one line.
-    pub fn record(&mut self, rec: &HttpRecord) -> io::Result<()> {
-        let mut line = match self.format {
-            Format::Json => record_json(rec),
-            Format::Human => record_line(rec),
-        };
-        line.push('\n');
-        self.out.write_all(line.as_bytes())?;
-        if self.line_buffered {
-            self.out.flush()?;
+    pub fn record<R: OutputRecord + ?Sized>(&mut self, rec: &R) -> io::Result<()> {
+        match self.format {
+            Format::Json => rec.write_json(&mut self.buf),
+            Format::Human => rec.write_line(&mut self.buf),
+        }
+        self.buf.push(b'\n');
+        if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
         }
         Ok(())
     }
 
     /// Write a `{"kind":"stats"}` line (JSON format only; a no-op otherwise).
-    pub fn stats(&mut self, stats: &Stats, now_unix_ns: u64) -> io::Result<()> {
+    pub fn stats<S: StatsRecord + ?Sized>(&mut self, stats: &S, now_unix_ns: u64) -> io::Result<()> {
         if self.format != Format::Json {
             return Ok(());
         }
-        let mut line = stats.to_json(now_unix_ns);
-        line.push('\n');
-        self.out.write_all(line.as_bytes())
+        self.buf.extend_from_slice(stats.to_json(now_unix_ns).as_bytes());
+        self.buf.push(b'\n');
+        Ok(())
     }
 
-    /// Flush buffered lines.
+    /// Hand every buffered line to the kernel. On error the buffered lines
+    /// are dropped; the caller counts the error.
     pub fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let res = self.out.write_all(&self.buf);
+            self.buf.clear();
+            res?;
+        }
         self.out.flush()
     }
 }
@@ -268,7 +446,7 @@ mod tests {
             reason: Some("Not Found".into()),
             latency_ns: Some(1_500_000),
             request: Some(RequestRef { method: "GET".into(), target: "/x".into() }),
-            headers: vec![("Server".into(), "nginx".into()), ("X-Evil".into(), "a\nb".into())],
+            headers: [("Server", "nginx"), ("X-Evil", "a\nb")].into_iter().collect(),
             header_bytes: 60,
             truncated: false,
             tls: false,
@@ -297,6 +475,30 @@ mod tests {
         assert_eq!(v["truncated"], false);
         assert!(v.get("method").is_none());
         assert!(v.get("flags").is_none());
+    }
+
+    #[test]
+    fn json_escapes_exactly_like_serde_json() {
+        let long = "x".repeat(40);
+        for s in [
+            "plain", "", "quote\"in", "back\\slash", "tab\there", "nul\0", "\u{7f}del", "é ünïcode ✓",
+            &format!("{long}\"{long}"), &format!("{long}{long}\n"), &long,
+        ] {
+            let mut out = Vec::new();
+            push_json_str(&mut out, s);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn ipv4_endpoints_and_timestamps() {
+        let mut r = resp();
+        r.local = Endpoint { ip: "10.0.255.1".parse().unwrap(), port: 80 };
+        r.ts_unix_ns = 1_000_000_000 * 86_400 + 7; // 1970-01-02, 7 ns
+        let v: serde_json::Value = serde_json::from_str(&record_json(&r)).unwrap();
+        assert_eq!(v["local"]["ip"], "10.0.255.1");
+        assert_eq!(v["ts"], "1970-01-02T00:00:00.000000007Z");
+        assert_eq!(rfc3339_ns(1_700_000_000_000_000_000), "2023-11-14T22:13:20.000000000Z");
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+pub use crate::headers::Headers;
+
 /// One end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Endpoint {
@@ -101,7 +103,7 @@ pub struct HttpRecord {
     /// Responses: the request this answers.
     pub request: Option<RequestRef>,
     /// Every header in wire order, original case, duplicates kept.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Bytes of the header block on the wire (start line through the blank line).
     pub header_bytes: usize,
     /// The header block was longer than the capture limit: `headers` holds
@@ -116,10 +118,7 @@ pub struct HttpRecord {
 impl HttpRecord {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.first(name)
     }
 
     /// Add an anomaly flag once.

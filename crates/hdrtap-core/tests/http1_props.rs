@@ -229,7 +229,7 @@ impl View {
             status: r.status,
             reason: r.reason.clone(),
             version: r.version.clone(),
-            headers: r.headers.clone(),
+            headers: r.headers.to_vec(),
             header_bytes: r.header_bytes,
             request: r.request.clone(),
         }

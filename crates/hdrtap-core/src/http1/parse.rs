@@ -31,6 +31,7 @@ use httparse::{Header, ParserConfig, Status};
 
 use super::stream::Meta;
 use super::TrackerStats;
+use crate::headers::Headers;
 use crate::record::HttpKind;
 
 /// Longest chunk-size line (with extensions) waited for; longer is an error.
@@ -72,7 +73,7 @@ pub(super) struct Parsed {
     pub status: Option<u16>,
     pub reason: Option<String>,
     /// At most `max_headers`, wire order.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Start line through blank line (or what is known of it, see flags).
     pub header_bytes: usize,
     pub non_utf8: bool,
@@ -409,7 +410,9 @@ impl Parsed {
         let mut cl: Option<Option<u64>> = None; // Some(None): invalid
         let mut te: Option<bool> = None; // Some(last coding is chunked)
         let mut upgrade = false;
-        let mut out = Vec::with_capacity(headers.len().min(keep));
+        let kept = headers.len().min(keep);
+        let bytes: usize = headers.iter().take(kept).map(|h| h.name.len() + h.value.len()).sum();
+        let mut out = Headers::with_capacity(kept, bytes);
         for h in headers {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length") {
@@ -425,14 +428,13 @@ impl Parsed {
                 upgrade = true;
             }
             if out.len() < keep {
-                let value = match std::str::from_utf8(h.value) {
-                    Ok(s) => s.to_owned(),
+                match std::str::from_utf8(h.value) {
+                    Ok(value) => out.push(name, value),
                     Err(_) => {
                         non_utf8 = true;
-                        String::from_utf8_lossy(h.value).into_owned()
+                        out.push(name, &String::from_utf8_lossy(h.value));
                     }
-                };
-                out.push((name.to_owned(), value));
+                }
             }
         }
         let body = match (te, cl) {
@@ -1394,7 +1396,7 @@ mod tests {
         assert!(p.malformed);
         assert_eq!(
             p.headers,
-            vec![("Good".into(), "1".into()), ("Also".into(), "3".into())]
+            [("Good", "1"), ("Also", "3")].into_iter().collect::<Headers>()
         );
         assert!(matches!(
             parse_head(b"GET / HTTP/9.9\r\n\r\n", HttpKind::Request, 256),
@@ -1409,7 +1411,7 @@ mod tests {
     #[test]
     fn cut_parse_keeps_complete_lines() {
         let p = cut_parse(b"GET /x HTTP/1.1\r\nA: 1\r\nB: tw", 256).unwrap();
-        assert_eq!(p.headers, vec![("A".into(), "1".into())]);
+        assert_eq!(p.headers, [("A", "1")].into_iter().collect::<Headers>());
         assert_eq!(p.target.as_deref(), Some("/x"));
         assert!(cut_parse(b"GET /x HTT", 256).is_none());
     }

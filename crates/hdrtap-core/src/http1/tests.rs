@@ -105,10 +105,7 @@ impl H {
 }
 
 fn hv(r: &HttpRecord) -> Vec<(&str, &str)> {
-    r.headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect()
+    r.headers.iter().collect()
 }
 
 fn targets(rs: &[HttpRecord]) -> Vec<String> {
