@@ -1,0 +1,32 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/*.sh. Source it; do not execute it.
+
+# Repository root (the directory holding the workspace Cargo.toml).
+HDRTAP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export HDRTAP_ROOT
+
+# One short progress line on stderr.
+say() { printf '[hdrtap] %s\n' "$*" >&2; }
+
+# Print an error and exit non-zero.
+die() {
+	printf '[hdrtap] ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+require_root() {
+	[[ "$(id -u)" -eq 0 ]] || die "$(basename "$0") must run as root (eBPF needs CAP_BPF/CAP_PERFMON; try: sudo $0)"
+}
+
+# Put rustup's cargo on PATH if it is installed but not yet on PATH.
+ensure_cargo() {
+	if ! command -v cargo >/dev/null 2>&1; then
+		local env_file="${CARGO_HOME:-$HOME/.cargo}/env"
+		if [[ -f "$env_file" ]]; then
+			# shellcheck disable=SC1090,SC1091
+			. "$env_file"
+		fi
+	fi
+	command -v cargo >/dev/null 2>&1 ||
+		die "cargo not found. Install Rust with rustup (https://rustup.rs), then re-run; this script does not pipe curl into sh for you."
+}

@@ -1,0 +1,247 @@
+//! Command line behaviour: errors, doctor, not-root, lifecycle (SIGTERM,
+//! SIGINT, --duration, summary and stats). Root only; run with scripts/test.sh.
+use std::{
+    os::unix::process::CommandExt,
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use hdrtap_tests::*;
+
+/// hdrtap with a clean environment: what a user sees by default.
+fn hdrtap(args: &[&str]) -> Output {
+    run_with_timeout(
+        Command::new(hdrtap_bin())
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .env_remove("RUST_LOG"),
+        Duration::from_secs(60),
+    )
+}
+
+/// Non-zero exit, exactly one non-empty line on stderr mentioning `mention`
+/// (any of), no panic.
+fn assert_one_line_error(args: &[&str], out: &Output, mention: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let what = format!(
+        "hdrtap {args:?}: exit {}\nstderr:\n{stderr}\nstdout:\n{stdout}",
+        out.status
+    );
+    assert!(!out.status.success(), "{what}\nexpected a non-zero exit");
+    assert!(out.status.code().is_some(), "{what}\nkilled by a signal");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{what}\npanicked"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}\nexpected exactly one line on stderr, got {}",
+        lines.len()
+    );
+    let lower = lines[0].to_lowercase();
+    assert!(
+        mention.iter().any(|m| lower.contains(&m.to_lowercase())),
+        "{what}\nthe error line should mention one of {mention:?}"
+    );
+}
+
+#[test]
+fn bad_port_value_is_one_line_error() {
+    let _guard = setup();
+    let args = ["http", "--port", "notaport"];
+    assert_one_line_error(&args, &hdrtap(&args), &["notaport"]);
+}
+
+#[test]
+fn out_of_range_port_is_one_line_error() {
+    let _guard = setup();
+    let args = ["http", "--port", "70000"];
+    assert_one_line_error(&args, &hdrtap(&args), &["70000"]);
+}
+
+#[test]
+fn unknown_flag_is_one_line_error() {
+    let _guard = setup();
+    let args = ["http", "--bogus"];
+    assert_one_line_error(&args, &hdrtap(&args), &["--bogus"]);
+}
+
+#[test]
+fn not_root_is_one_line_error() {
+    let _guard = setup();
+    let (_dir, bin) = world_executable_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_with_timeout(
+        Command::new(&bin)
+            .args(["http", "--json"])
+            .current_dir(dir.path())
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .env_remove("RUST_LOG")
+            .uid(65534)
+            .gid(65534),
+        Duration::from_secs(60),
+    );
+    assert_one_line_error(
+        &["http", "--json", "(as uid 65534)"],
+        &out,
+        &["root", "privilege", "permission", "cap_bpf", "capabilit"],
+    );
+}
+
+#[test]
+fn doctor_passes_and_mentions_btf_and_tracefs() {
+    let _guard = setup();
+    let out = hdrtap(&["doctor"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "hdrtap doctor exited {} on this machine:\n{text}",
+        out.status
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(text.contains("BTF"), "doctor does not mention BTF:\n{text}");
+    assert!(
+        text.to_lowercase().contains("tracefs"),
+        "doctor does not mention tracefs:\n{text}"
+    );
+    let rows = text.lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(
+        rows >= 3,
+        "doctor printed {rows} line(s), expected a table:\n{text}"
+    );
+}
+
+/// (g) SIGTERM: exit 0, summary on stderr, final stats record.
+#[test]
+fn sigterm_prints_summary_and_final_stats() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = unique_id("sum");
+    let run = curl(&[
+        CurlRequest::get(nginx.url_v4("/"), &id, 1),
+        CurlRequest::get(nginx.url_v4("/status/404"), &id, 2),
+    ]);
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    check_both_sides(&cap, &run, &Expect::new(&nginx));
+
+    let lower = cap.stderr.to_lowercase();
+    assert!(
+        lower.contains("record"),
+        "summary does not mention records:\n{}",
+        cap.stderr
+    );
+    assert!(
+        lower.contains("lost"),
+        "summary does not mention lost events:\n{}",
+        cap.stderr
+    );
+
+    let last = cap.records.last().expect("no records at all");
+    assert_eq!(
+        kind(last),
+        "stats",
+        "the last record is not a stats record:\n{}",
+        cap.dump_all()
+    );
+    let http = cap.http().count() as u64;
+    for field in [
+        "lost_events",
+        "read_failures",
+        "truncated_messages",
+        "parse_errors",
+        "records",
+    ] {
+        assert!(
+            last[field].is_u64(),
+            "final stats has no numeric {field}: {last}"
+        );
+    }
+    assert_eq!(
+        last["lost_events"], 0,
+        "events lost in a 4-message test: {last}"
+    );
+    assert_eq!(
+        last["parse_errors"], 0,
+        "parse errors on nginx/curl traffic: {last}"
+    );
+    assert_eq!(last["truncated_messages"], 0, "{last}");
+    assert_eq!(
+        last["records"],
+        http,
+        "final stats says records={}, the output holds {http} http records:\n{}",
+        last["records"],
+        cap.dump_all()
+    );
+    assert!(last["ts"].is_string(), "stats record without ts: {last}");
+}
+
+/// SIGINT behaves like SIGTERM.
+#[test]
+fn sigint_flushes_and_exits_zero() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = unique_id("int");
+    let run = curl(&[CurlRequest::get(nginx.url_v4("/"), &id, 1)]);
+    std::thread::sleep(Duration::from_millis(300));
+    let cap = hd.stop_with(libc::SIGINT);
+    check_both_sides(&cap, &run, &Expect::new(&nginx));
+    assert_eq!(
+        cap.records.last().map(kind),
+        Some("stats"),
+        "{}",
+        cap.dump_all()
+    );
+}
+
+/// --duration N exits 0 by itself after about N seconds; --stats-interval
+/// emits periodic stats records.
+#[test]
+fn duration_and_stats_interval() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&[
+        "--port",
+        &nginx.port.to_string(),
+        "--duration",
+        "3",
+        "--stats-interval",
+        "1",
+    ]);
+    let ready = Instant::now();
+    let id = unique_id("dur");
+    let run = curl(&[CurlRequest::get(nginx.url_v4("/"), &id, 1)]);
+    let cap = hd.wait_exit(Duration::from_secs(20));
+    let took = ready.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500),
+        "--duration 3 exited after {took:?}"
+    );
+    assert!(
+        took <= Duration::from_secs(15),
+        "--duration 3 exited after {took:?}"
+    );
+    check_both_sides(&cap, &run, &Expect::new(&nginx));
+    let stats = cap.stats().count();
+    assert!(
+        stats >= 2,
+        "--stats-interval 1 over 3 s gave {stats} stats record(s):\n{}",
+        cap.dump_all()
+    );
+    assert_eq!(
+        cap.records.last().map(kind),
+        Some("stats"),
+        "{}",
+        cap.dump_all()
+    );
+}

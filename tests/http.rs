@@ -1,0 +1,491 @@
+//! HTTP/1.x capture against a real nginx: every request and response appears
+//! on both the client and the server side with exactly the headers on the
+//! wire. Root only; run with scripts/test.sh.
+use std::time::Duration;
+
+use hdrtap_tests::*;
+
+/// curl over one address family: several requests on one keep-alive
+/// connection with custom headers, statuses 200 and 404, chunked and big bodies.
+fn curl_family(v6: bool) {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let port = nginx.port.to_string();
+    let hd = Hdrtap::start(&["--port", &port]);
+
+    let id = unique_id(if v6 { "curl6" } else { "curl4" });
+    let url = |p: &str| if v6 { nginx.url_v6(p) } else { nginx.url_v4(p) };
+    let reqs = [
+        CurlRequest::get(url("/?q=1"), &id, 1)
+            .header("X-Custom", "hello world, with: colons; and=equals")
+            .header("Accept-Language", "en-GB,en;q=0.8"),
+        CurlRequest::get(url("/status/404"), &id, 2).header("X-Custom", "second"),
+        CurlRequest::get(url("/big"), &id, 3)
+            .header("X-Custom", "")
+            .header("X-Empty-Next", "v"),
+        CurlRequest::get(url("/chunked"), &id, 4)
+            .header("x-lower-case", "MiXeD Value")
+            .header("X-Custom", "4"),
+    ];
+    let run = curl(&reqs);
+    let want_ip = if v6 { "::1" } else { "127.0.0.1" };
+    for ex in &run.exchanges {
+        assert_eq!(ex.local.ip, want_ip, "curl's own view: {ex:?}");
+        assert_eq!(ex.remote.port, nginx.port, "curl's own view: {ex:?}");
+    }
+    let statuses: Vec<u16> = run
+        .exchanges
+        .iter()
+        .map(|e| e.response.as_ref().unwrap().status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [200, 404, 200, 200],
+        "nginx answered unexpectedly"
+    );
+
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    let exp = Expect::new(&nginx);
+    check_port_filter(&cap, nginx.port);
+    check_both_sides(&cap, &run, &exp);
+    check_access_log(&nginx, &cap, &run, &exp);
+}
+
+#[test]
+fn curl_ipv4_headers_on_both_sides() {
+    curl_family(false);
+}
+
+#[test]
+fn curl_ipv6_headers_on_both_sides() {
+    curl_family(true);
+}
+
+/// Python client, one keep-alive connection per family, mixed statuses and
+/// body framings; every response paired with its request on both sides.
+#[test]
+fn raw_keepalive_v4_and_v6_requests_and_responses() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id4 = unique_id("keep4");
+    let id6 = unique_id("keep6");
+    let paths = "/,/status/404,/big,/chunked,/setcookie";
+    let run4 = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "normal", 8, &id4)
+            .paths(paths)
+            .header("X-Custom: keep-alive v4")
+            .header("X-Dup: one")
+            .header("x-dup: two"),
+    );
+    let run6 = raw_client(
+        &RawOpts::new("::1", nginx.port, "normal", 6, &id6)
+            .paths(paths)
+            .header("X-Custom: keep-alive v6"),
+    );
+    let want = run4.expected_records(2) + run6.expected_records(2);
+    let cap = hd.stop_when_http_count(want);
+    let exp = Expect::new(&nginx);
+    check_port_filter(&cap, nginx.port);
+    for run in [&run4, &run6] {
+        let statuses: Vec<u16> = run
+            .exchanges
+            .iter()
+            .map(|e| e.response.as_ref().unwrap().status)
+            .collect();
+        assert!(
+            statuses.contains(&404) && statuses.contains(&200),
+            "{statuses:?}"
+        );
+        check_both_sides(&cap, run, &exp);
+        check_access_log(&nginx, &cap, run, &exp);
+    }
+    assert_eq!(run6.exchanges[0].local.ip, "::1");
+}
+
+/// Every request byte in its own send(): reassembly across many syscalls.
+#[test]
+fn raw_one_byte_writes() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = unique_id("bytes");
+    let run = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "bytewise", 3, &id)
+            .paths("/,/status/404,/chunked")
+            .header("X-Custom: sent one byte at a time"),
+    );
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    let exp = Expect::new(&nginx);
+    check_both_sides(&cap, &run, &exp);
+    check_access_log(&nginx, &cap, &run, &exp);
+}
+
+/// 20 requests in ONE write; nginx answers them back to back.
+#[test]
+fn raw_pipelined_twenty_requests() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = unique_id("pipe");
+    let run = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "pipelined", 20, &id)
+            .paths("/,/status/404,/chunked,/")
+            .header("X-Custom: pipelined"),
+    );
+    assert_eq!(run.exchanges.len(), 20);
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    let exp = Expect::new(&nginx);
+    check_both_sides(&cap, &run, &exp);
+    check_access_log(&nginx, &cap, &run, &exp);
+    // X-Seq complete 1..=20 on each side (check_side checked exactness; this
+    // states the property directly for the reader of a failure).
+    for role in ["client", "server"] {
+        let mut seqs: Vec<u32> = cap
+            .http()
+            .filter(|v| kind(v) == "http_request" && v["role"] == role)
+            .filter(|v| header(v, "X-Test-Id").as_deref() == Some(id.as_str()))
+            .filter_map(|v| header(v, "X-Seq")?.parse().ok())
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "{role} side X-Seq");
+    }
+}
+
+/// Several clients at once, each on its own connection.
+#[test]
+fn concurrent_connections() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let clients: Vec<RawClient> = (0..6)
+        .map(|i| {
+            let host = if i % 2 == 0 { "127.0.0.1" } else { "::1" };
+            RawClient::spawn(
+                &RawOpts::new(
+                    host,
+                    nginx.port,
+                    "normal",
+                    5,
+                    &unique_id(&format!("conc{i}")),
+                )
+                .paths("/,/status/404")
+                .header(&format!("X-Custom: client {i}")),
+            )
+        })
+        .collect();
+    let runs: Vec<ClientRun> = clients.into_iter().map(RawClient::finish).collect();
+    let want: usize = runs.iter().map(|r| r.expected_records(2)).sum();
+    let cap = hd.stop_when_http_count(want);
+    let exp = Expect::new(&nginx);
+    check_port_filter(&cap, nginx.port);
+    for run in &runs {
+        check_both_sides(&cap, run, &exp);
+    }
+    assert_eq!(
+        cap.http().count(),
+        want,
+        "extra records:\n{}",
+        cap.dump_all()
+    );
+}
+
+/// A connection opened (and used) BEFORE hdrtap started: the requests sent
+/// after start are captured with the right tuple on both sides.
+#[test]
+fn connection_opened_before_hdrtap_started() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let id = unique_id("pre");
+    let mut client = RawClient::spawn(
+        &RawOpts::new("127.0.0.1", nginx.port, "wait", 4, &id)
+            .paths("/,/status/404")
+            .header("X-Custom: pre-existing"),
+    );
+    client.wait_event("waiting");
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    std::thread::sleep(Duration::from_millis(200));
+    client.go();
+    let run = client.finish();
+    let after = run.only_seqs(|s| s >= 2);
+    assert_eq!(after.exchanges.len(), 3);
+    let cap = hd.stop_when_http_count(after.expected_records(2));
+    // The connection predates hdrtap: a "midstream" flag is honest, not an error.
+    let exp = Expect::new(&nginx).allow_flags(&["midstream"]);
+    check_both_sides(&cap, &after, &exp);
+    check_access_log(&nginx, &cap, &after, &exp);
+    // The exchange that finished before hdrtap started cannot have been seen.
+    let seq1 = cap
+        .http()
+        .filter(|v| {
+            header(v, "X-Seq").as_deref() == Some("1")
+                || header(v, "X-Echo-Seq").as_deref() == Some("1")
+        })
+        .count();
+    assert_eq!(
+        seq1,
+        0,
+        "records of a request sent before hdrtap started:\n{}",
+        cap.dump_all()
+    );
+}
+
+/// Every way of moving bytes: sendmsg with several iovecs, write(2), and on
+/// the receiving side recv_into, read(2), readv(2).
+#[test]
+fn raw_syscall_variants() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let combos = [
+        ("sendmsg", "recv_into"),
+        ("write", "read"),
+        ("send", "readv"),
+        ("sendmsg", "readv"),
+    ];
+    let runs: Vec<ClientRun> = combos
+        .iter()
+        .map(|(send, recv)| {
+            raw_client(
+                &RawOpts::new(
+                    "127.0.0.1",
+                    nginx.port,
+                    "normal",
+                    3,
+                    &unique_id(&format!("{send}-{recv}")),
+                )
+                .paths("/,/big,/status/404")
+                .header(&format!("X-Custom: {send}/{recv}"))
+                .opt("--send-api", send)
+                .opt("--recv-api", recv),
+            )
+        })
+        .collect();
+    let want: usize = runs.iter().map(|r| r.expected_records(2)).sum();
+    let cap = hd.stop_when_http_count(want);
+    let exp = Expect::new(&nginx);
+    for run in &runs {
+        check_both_sides(&cap, run, &exp);
+    }
+}
+
+/// POST bodies that look like HTTP requests (carrying this test's id) are
+/// bodies, not messages: no phantom records, the next request still found.
+#[test]
+fn post_bodies_are_skipped_not_parsed() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let keep = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "normal", 4, &unique_id("post"))
+            .opt("--method", "POST")
+            .opt("--body-size", "3000"),
+    );
+    let piped = raw_client(
+        &RawOpts::new("::1", nginx.port, "pipelined", 6, &unique_id("postpipe"))
+            .opt("--method", "POST")
+            .opt("--body-size", "333"),
+    );
+    let want = keep.expected_records(2) + piped.expected_records(2);
+    let cap = hd.stop_when_http_count(want);
+    let exp = Expect::new(&nginx);
+    for run in [&keep, &piped] {
+        check_both_sides(&cap, run, &exp);
+        check_access_log(&nginx, &cap, run, &exp);
+    }
+    let phantoms: Vec<&Value> = cap.http().filter(|v| v["target"] == "/phantom").collect();
+    assert!(
+        phantoms.is_empty(),
+        "request bodies parsed as requests: {phantoms:#?}"
+    );
+    assert_eq!(
+        cap.http().count(),
+        want,
+        "extra records:\n{}",
+        cap.dump_all()
+    );
+}
+
+/// A 12 000-byte header value (block under the 16 KiB default limit) is
+/// captured whole on both sides.
+#[test]
+fn large_header_block_is_captured_whole() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let run = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "normal", 3, &unique_id("bighdr"))
+            .paths("/,/status/404")
+            .opt("--big-header", "12000")
+            .header("X-After: still here"),
+    );
+    assert!(run.exchanges[0].request.header_bytes > 12_000);
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    check_both_sides(&cap, &run, &Expect::new(&nginx));
+}
+
+/// Header blocks over the limit (20 000-byte X-Big after X-Seq, default
+/// --max-header-bytes 16384): records say truncated, keep the complete lines
+/// before the cut, report the real header_bytes, and the connection's
+/// following messages (responses, next requests) are still found.
+#[test]
+fn oversized_header_block_is_truncated_and_the_connection_recovers() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let run = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "normal", 3, &unique_id("hugehdr"))
+            .paths("/,/status/404")
+            .opt("--big-header", "20000")
+            .header("X-After: lost in the cut"),
+    );
+    let names: Vec<&str> = run.exchanges[0]
+        .request
+        .headers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        &names[..6],
+        [
+            "Host",
+            "User-Agent",
+            "Accept",
+            "X-Test-Id",
+            "X-Seq",
+            "X-Big"
+        ]
+    );
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    // Host, User-Agent, Accept, X-Test-Id, X-Seq fit; the X-Big line does not.
+    check_both_sides(&cap, &run, &Expect::new(&nginx).truncated_requests(5));
+    let stats = cap.stats().last().expect("no stats record");
+    assert_eq!(
+        stats["truncated_messages"],
+        json!(2 * run.exchanges.len()),
+        "{stats}"
+    );
+}
+
+/// nginx on one dual-stack socket ([::]:port ipv6only=off): IPv4 clients
+/// are shown as IPv4 on the server side too, IPv6 clients as IPv6.
+#[test]
+fn dual_stack_listener_shows_ipv4_peers_as_ipv4() {
+    let _guard = setup();
+    let nginx = Nginx::start_dual_stack();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let run4 = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "normal", 3, &unique_id("ds4"))
+            .paths("/,/status/404"),
+    );
+    let run6 = raw_client(
+        &RawOpts::new("::1", nginx.port, "normal", 3, &unique_id("ds6")).paths("/,/status/404"),
+    );
+    let cap = hd.stop_when_http_count(run4.expected_records(2) + run6.expected_records(2));
+    let exp = Expect::new(&nginx);
+    check_both_sides(&cap, &run4, &exp);
+    check_both_sides(&cap, &run6, &exp);
+}
+
+/// Many requests on one connection: none lost, none duplicated, in order.
+#[test]
+fn raw_keepalive_300_requests() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let run = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "normal", 300, &unique_id("many"))
+            .paths("/,/status/404,/chunked"),
+    );
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    check_both_sides(&cap, &run, &Expect::new(&nginx));
+    let stats = cap.stats().last().expect("no stats record");
+    assert_eq!(stats["lost_events"], 0, "{stats}");
+}
+
+/// cgroup_id is the cgroup v2 id (directory inode) of the traced process:
+/// nginx is moved into a fresh cgroup, curl stays in ours.
+#[test]
+fn cgroup_id_is_the_process_cgroup() {
+    let _guard = setup();
+    let cgroup = Cgroup::create();
+    let nginx = Nginx::start();
+    cgroup.add(nginx.pid());
+    assert_eq!(cgroup_id_of(nginx.pid()), cgroup.id);
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let run = curl(&[CurlRequest::get(nginx.url_v4("/"), &unique_id("cg"), 1)]);
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    check_both_sides(&cap, &run, &Expect::new(&nginx));
+    let ours = cgroup_id_of(std::process::id());
+    assert_ne!(ours, cgroup.id);
+    for v in cap.http() {
+        let want = if v["role"] == "server" {
+            cgroup.id
+        } else {
+            ours
+        };
+        assert_eq!(
+            v["cgroup_id"],
+            json!(want),
+            "cgroup_id of a {} record: {v}",
+            v["role"]
+        );
+    }
+}
+
+/// A client whose socket work happens in a named second thread: pid is the
+/// process, tid and comm are that thread's.
+#[test]
+fn threaded_client_reports_thread_id_and_name() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let run = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "normal", 3, &unique_id("thread"))
+            .paths("/,/status/404")
+            .opt("--in-thread", "")
+            .header("X-Custom: from a thread"),
+    );
+    assert_eq!(run.comm, "rawhttp-worker");
+    assert_ne!(
+        run.tid,
+        Some(run.pid),
+        "the client did not use a second thread"
+    );
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    check_both_sides(&cap, &run, &Expect::new(&nginx));
+}
+
+/// A header value with a byte that is not UTF-8 (latin-1 "café"): shown with
+/// U+FFFD and flagged non_utf8; every other header exact.
+#[test]
+fn non_utf8_header_value_is_replaced_and_flagged() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let mut run = raw_client(
+        &RawOpts::new("127.0.0.1", nginx.port, "normal", 2, &unique_id("latin1"))
+            .header("X-Custom: caf\u{e9}"),
+    );
+    // What hdrtap should show for the bytes "caf\xe9".
+    for ex in &mut run.exchanges {
+        for (n, v) in &mut ex.request.headers {
+            if n == "X-Custom" {
+                assert_eq!(v, "caf\u{e9}");
+                *v = "caf\u{fffd}".to_string();
+            }
+        }
+    }
+    let cap = hd.stop_when_http_count(run.expected_records(2));
+    check_both_sides(&cap, &run, &Expect::new(&nginx).allow_flags(&["non_utf8"]));
+    for v in cap.http().filter(|v| kind(v) == "http_request") {
+        assert_eq!(
+            v["flags"],
+            json!(["non_utf8"]),
+            "request with a latin-1 byte: {v}"
+        );
+    }
+    for v in cap.http().filter(|v| kind(v) == "http_response") {
+        assert!(v["flags"].is_null(), "plain response flagged: {v}");
+    }
+}

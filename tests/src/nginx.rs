@@ -1,0 +1,227 @@
+//! An nginx of our own per test.
+use std::{
+    fmt::Write as _,
+    fs::{self, File},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::*;
+
+/// An nginx of our own (single process, `master_process off`) listening on
+/// 127.0.0.1:port and [::1]:port (or, [`Nginx::start_dual_stack`], on one
+/// `[::]:port ipv6only=off` socket), config and logs in a temp dir. Like
+/// Debian's default config it uses `sendfile on; tcp_nopush on;`. Every response
+/// echoes the request's `X-Test-Id`/`X-Seq` as `X-Echo-Test-Id`/`X-Echo-Seq`, so
+/// a response record can be matched to its request without trusting hdrtap's
+/// pairing.
+///
+/// Locations: `/` small body; `/big` a 64 KiB file; `/chunked` an SSI page
+/// (chunked response); `/status/404`; `/setcookie` (response with Set-Cookie).
+pub struct Nginx {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+/// Request headers nginx logs, as (`$http_...` variable suffix, header name).
+pub const LOGGED_HEADERS: &[(&str, &str)] = &[
+    ("host", "Host"),
+    ("user_agent", "User-Agent"),
+    ("accept", "Accept"),
+    ("x_test_id", "X-Test-Id"),
+    ("x_seq", "X-Seq"),
+    ("x_custom", "X-Custom"),
+    ("authorization", "Authorization"),
+    ("cookie", "Cookie"),
+    ("x_api_key", "X-Api-Key"),
+];
+
+/// Body of `/setcookie`'s Set-Cookie header.
+pub const SET_COOKIE_VALUE: &str = "sid=topsecret456; Path=/; HttpOnly";
+
+impl Nginx {
+    pub fn start() -> Nginx {
+        Self::start_with(false)
+    }
+
+    /// One dual-stack listening socket, `[::]:port ipv6only=off`: IPv4
+    /// clients arrive on an AF_INET6 socket as v4-mapped addresses.
+    pub fn start_dual_stack() -> Nginx {
+        Self::start_with(true)
+    }
+
+    fn start_with(dual_stack: bool) -> Nginx {
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            match Self::try_start(free_port(), dual_stack) {
+                Ok(n) => return n,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("nginx did not start: {last_err}");
+    }
+
+    fn try_start(port: u16, dual_stack: bool) -> Result<Nginx, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("hdrtap-nginx-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("www")).unwrap();
+        fs::create_dir_all(d.join("tmp")).unwrap();
+        fs::write(d.join("www/index.txt"), "hello from hdrtap-tests\n").unwrap();
+        let big: String = (0..64 * 1024 / 64).map(|i| format!("{i:063}\n")).collect();
+        fs::write(d.join("www/big"), big).unwrap();
+        fs::write(
+            d.join("www/chunked.html"),
+            "<html>\n<!--# echo var=\"uri\" -->\n<p>chunked by SSI</p>\n</html>\n",
+        )
+        .unwrap();
+        let mut fields = String::from(
+            "\"method\":\"$request_method\",\"uri\":\"$request_uri\",\"protocol\":\"$server_protocol\",\
+             \"status\":\"$status\",\"remote_addr\":\"$remote_addr\",\"remote_port\":\"$remote_port\",\
+             \"server_port\":\"$server_port\",\"connection\":\"$connection\"",
+        );
+        for (var, _) in LOGGED_HEADERS {
+            let _ = write!(fields, ",\"{var}\":\"$http_{var}\"");
+        }
+        let p = d.display();
+        let listen = if dual_stack {
+            format!("listen [::]:{port} ipv6only=off;")
+        } else {
+            format!("listen 127.0.0.1:{port};\n        listen [::1]:{port};")
+        };
+        let echo = "add_header X-Echo-Test-Id $http_x_test_id always;\n        \
+                    add_header X-Echo-Seq $http_x_seq always;";
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {p}/nginx.pid;
+error_log {p}/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    client_body_temp_path {p}/tmp/body;
+    proxy_temp_path {p}/tmp/proxy;
+    fastcgi_temp_path {p}/tmp/fastcgi;
+    uwsgi_temp_path {p}/tmp/uwsgi;
+    scgi_temp_path {p}/tmp/scgi;
+    types {{ text/html html; text/plain txt; }}
+    default_type text/plain;
+    keepalive_timeout 60s;
+    keepalive_requests 100000;
+    sendfile on;
+    tcp_nopush on;
+    large_client_header_buffers 4 64k;
+    log_format hdrtap_json escape=json '{{{fields}}}';
+    access_log {p}/access.log hdrtap_json;
+    server {{
+        {listen}
+        server_name localhost;
+        root {p}/www;
+        {echo}
+        location = / {{ return 200 "hello from hdrtap-tests\n"; }}
+        location = /big {{ }}
+        location = /chunked {{
+            ssi on;
+            default_type text/html;
+            alias {p}/www/chunked.html;
+        }}
+        location = /status/404 {{ return 404; }}
+        location = /setcookie {{
+            {echo}
+            add_header Set-Cookie "{SET_COOKIE_VALUE}" always;
+            return 200 "cookie set\n";
+        }}
+    }}
+}}
+"#
+        );
+        fs::write(d.join("nginx.conf"), conf).unwrap();
+        let mut child = Command::new("nginx")
+            .arg("-p")
+            .arg(d)
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .arg("-e")
+            .arg(d.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(File::create(d.join("stdout.txt")).unwrap())
+            .stderr(File::create(d.join("stderr.txt")).unwrap())
+            .spawn()
+            .map_err(|e| format!("spawn nginx (is it installed? run scripts/setup.sh): {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let addrs: [SocketAddr; 2] = [
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            format!("[::1]:{port}").parse().unwrap(),
+        ];
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!(
+                    "nginx exited ({status}) on port {port}: {}{}",
+                    fs::read_to_string(d.join("stderr.txt")).unwrap_or_default(),
+                    fs::read_to_string(d.join("error.log")).unwrap_or_default()
+                ));
+            }
+            if addrs
+                .iter()
+                .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("nginx not listening on {port} after 10 s"));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        // Let nginx log (and forget) our probe connections before any test traffic.
+        thread::sleep(Duration::from_millis(50));
+        Ok(Nginx { child, dir, port })
+    }
+
+    /// nginx's pid (the only nginx process: master_process is off).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url_v4(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn url_v6(&self, path: &str) -> String {
+        format!("http://[::1]:{}{path}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Parsed access log lines.
+    pub fn access_log(&self) -> Vec<Value> {
+        fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad access log line {l:?}: {e}"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        send_signal(self.child.id(), libc::SIGTERM);
+        if wait_timeout(&mut self.child, Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
