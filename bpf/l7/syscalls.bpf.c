@@ -124,12 +124,23 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps");
 
+/*
+ * The arguments of a thread's syscall in flight, from its entry to its exit:
+ * task-local storage, reached through the task struct with no hashing or
+ * locking (a hash keyed by pid_tgid cost an update and a delete per call)
+ * and freed with the thread. kind == 0 marks an empty slot.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
+
+static __always_inline struct inflight *inflight_slot(__u64 flags)
+{
+	return bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, flags);
+}
 
 /*
  * One event-assembly buffer per CPU. A plain array indexed by CPU, because
@@ -302,7 +313,7 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 	__u64 ptr = ctx->args[1];
 	__u64 cnt = kind == IO_MSG || kind == IO_NOPAYLOAD ? 0 : ctx->args[2];
 	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight in = {};
+	struct inflight in = {}, *slot;
 
 	if (!tracing_wanted(id >> 32))
 		return 0;
@@ -315,7 +326,10 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 	in.kind = kind;
 	in.dir = dir;
 	in.source = source;
-	if (bpf_map_update_elem(&inflight, &id, &in, BPF_ANY))
+	slot = inflight_slot(BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (slot)
+		*slot = in;
+	else
 		ctr_add(HDRTAP_CTR_INFLIGHT_FULL, 1);
 	return 0;
 }
@@ -459,7 +473,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 {
 	long ret = ctx->ret;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight *inp = bpf_map_lookup_elem(&inflight, &id);
+	struct inflight *inp = inflight_slot(0);
 	struct inflight in;
 	struct conn_key key;
 	struct conn *c;
@@ -467,10 +481,10 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	struct scratch *s;
 	__u64 first_ptr = 0, first_len = 0;
 
-	if (!inp)
+	if (!inp || !inp->kind)
 		return 0;
 	in = *inp;
-	bpf_map_delete_elem(&inflight, &id);
+	inp->kind = 0;
 	/* A stash from a call whose exit we missed (attached in between) is stale. */
 	if (ret <= 0 || in.nr != ctx->nr)
 		return 0;
@@ -715,10 +729,14 @@ int tp_enter_connect(struct sys_enter_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct inflight in = {.fd = ARG(ctx, 0), .kind = IO_CONNECT, .nr = ctx->nr};
+	struct inflight *slot;
 
 	if (!tracing_wanted(id >> 32))
 		return 0;
-	if (bpf_map_update_elem(&inflight, &id, &in, BPF_ANY))
+	slot = inflight_slot(BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (slot)
+		*slot = in;
+	else
 		ctr_add(HDRTAP_CTR_INFLIGHT_FULL, 1);
 	return 0;
 }
@@ -727,17 +745,15 @@ SEC("tracepoint/syscalls/sys_exit_connect")
 int tp_exit_connect(struct sys_exit_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &id);
+	struct inflight *in = inflight_slot(0);
 	int fd;
 
-	if (!in)
+	if (!in || !in->kind)
 		return 0;
 	fd = in->fd;
-	if (in->nr != ctx->nr) {
-		bpf_map_delete_elem(&inflight, &id);
+	in->kind = 0;
+	if (in->nr != ctx->nr || !tracing_wanted(id >> 32))
 		return 0;
-	}
-	bpf_map_delete_elem(&inflight, &id);
 	/* Non-blocking connect returns -EINPROGRESS; the local port is bound. */
 	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
 		conn_create(id >> 32, fd, HDRTAP_ROLE_CLIENT, CONN_SNIFF);
