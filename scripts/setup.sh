@@ -16,6 +16,7 @@ PACKAGES=(
 	build-essential # cc + make: the linker for cargo and libbpf-sys' vendored build
 	nginx curl python3 wrk tshark tcpdump
 	iproute2 iputils-ping libssl-dev ca-certificates
+	openssl # the CLI: self-signed certificates for the HTTPS tests and bench/tls.sh
 )
 
 is_installed() {

@@ -40,6 +40,8 @@ const volatile __u8 filter_comm_on = 0;    /* only comms in filter_comms */
 const volatile __u8 filter_port_on = 0;    /* only conns with a port in filter_ports */
 const volatile __u32 call_capture = HDRTAP_DEFAULT_CALL_CAPTURE; /* bytes per call */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader past this much data */
+const volatile __u8 tls_on = 0;            /* TLS uprobes in use (openssl.bpf.c) */
+const volatile __u32 nr_cpus = 1;          /* possible CPUs: scratch slots per user */
 
 /* Connection states (kernel-internal). */
 enum conn_state {
@@ -48,6 +50,9 @@ enum conn_state {
 	CONN_HTTP,              /* HTTP: copy everything */
 	CONN_IGNORED,           /* not TCP, or filtered out */
 	CONN_NOT_HTTP,          /* first bytes were not HTTP: stop copying */
+	CONN_TLS,               /* a TLS library runs over it: its plaintext comes
+				 * from the uprobes (openssl.bpf.c), the socket's
+				 * ciphertext is never copied */
 };
 
 struct conn_key {
@@ -64,6 +69,14 @@ struct conn {
 	__u8 emitted;           /* a data event went out: send CLOSE on close */
 	__u8 sniff_len;         /* bytes in sniff_word (< HDRTAP_SNIFF_LEN) */
 	__u32 sniff_word;       /* first bytes while sniffing, little-endian */
+	/* CONN_TLS: the plaintext stream, a connection of its own for userspace. */
+	__u64 tls_conn_id;
+	__u64 tls_pos[2];       /* next plaintext offset, per direction */
+	__u8 tls_state;         /* enum tls_state (openssl.bpf.c) */
+	__u8 tls_sniff_len;
+	__u8 tls_emitted;       /* a plaintext event went out: send its CLOSE too */
+	__u8 _pad;
+	__u32 tls_sniff_word;
 };
 
 /* How the payload of an in-flight call is described. */
@@ -108,6 +121,7 @@ struct copy_ctx {
 
 struct scratch {
 	struct copy_ctx cc;
+	__u64 busy;      /* TLS slots: a uprobe program is using this slot */
 	struct hdrtap_data_event ev;
 	__u8 data[2 * HDRTAP_CHUNK_MAX]; /* ev.data; doubled so bounds are provable */
 };
@@ -146,7 +160,9 @@ static __always_inline struct inflight *inflight_slot(__u64 flags)
  * One event-assembly buffer per CPU. A plain array indexed by CPU, because
  * per-CPU map values are limited to 32 KiB. Tracepoint programs run with
  * preemption disabled and do not nest (bpf_prog_active), so a CPU's slot has
- * one user at a time. max_entries is set to the number of possible CPUs.
+ * one user at a time. Uprobe programs (openssl.bpf.c) run preemptible (only
+ * migration is disabled), so they use slots nr_cpus + cpu of their own,
+ * guarded by a busy flag. max_entries is set to 2 * possible CPUs.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -155,11 +171,9 @@ struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
-static __always_inline struct scratch *scratch_get(void)
+static __always_inline struct scratch *scratch_at(__u32 slot)
 {
-	__u32 cpu = bpf_get_smp_processor_id();
-
-	return bpf_map_lookup_elem(&scratch, &cpu);
+	return bpf_map_lookup_elem(&scratch, &slot);
 }
 
 struct {
@@ -264,17 +278,28 @@ static __always_inline struct conn *conn_create(__u32 tgid, int fd, __u8 role, _
 	return bpf_map_lookup_elem(&conns, &key);
 }
 
-static __always_inline struct conn *conn_get(__u32 tgid, int fd)
+/* The entry for (tgid, fd) in any state, created if new; NULL if not a socket. */
+static __always_inline struct conn *conn_find(__u32 tgid, int fd)
 {
 	struct conn_key key = {.tgid = tgid, .fd = fd};
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
 
 	if (!c)
 		c = conn_create(tgid, fd, HDRTAP_ROLE_UNKNOWN, CONN_SNIFF_MIDSTREAM);
+	return c;
+}
+
+static __always_inline struct conn *conn_get(__u32 tgid, int fd)
+{
+	struct conn *c = conn_find(tgid, fd);
+
 	if (!c || c->state >= CONN_IGNORED)
 		return NULL;
 	return c;
 }
+
+/* openssl.bpf.c: a read/write syscall on fd inside an SSL call ties them. */
+static __always_inline void tls_note_fd(struct conn *c, int fd);
 
 static __always_inline void conn_forget(__u32 tgid, int fd)
 {
@@ -314,10 +339,14 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 	__u64 cnt = kind == IO_MSG || kind == IO_NOPAYLOAD ? 0 : ctx->args[2];
 	__u64 id = bpf_get_current_pid_tgid();
 	struct inflight in = {}, *slot;
+	struct conn *c;
 
 	if (!tracing_wanted(id >> 32))
 		return 0;
-	if (!conn_get(id >> 32, fd))
+	c = conn_find(id >> 32, fd);
+	if (tls_on)
+		tls_note_fd(c, fd); /* may turn c into CONN_TLS */
+	if (!c || c->state >= CONN_IGNORED)
 		return 0;
 	in.nr = ctx->nr;
 	in.fd = fd;
@@ -361,9 +390,10 @@ static __always_inline void flush(struct copy_ctx *cc, struct scratch *s, __u64 
 	cc->filled = 0;
 }
 
+/* arg: the __u32 scratch slot in use (see scratch). */
 static long copy_step(__u64 index, void *arg)
 {
-	struct scratch *s = scratch_get();
+	struct scratch *s = scratch_at(*(__u32 *)arg);
 	struct copy_ctx *cc;
 	__u64 left, n, space;
 
@@ -424,6 +454,24 @@ static long copy_step(__u64 index, void *arg)
 }
 
 /*
+ * Copy the call described by s->cc (and announced by s->ev) into events:
+ * shared by the syscall exits and the TLS uprobes. s must be scratch slot
+ * `slot`.
+ */
+static __always_inline void copy_run(struct scratch *s, __u32 slot)
+{
+	if (s->cc.stop) {
+		flush(&s->cc, s, s->cc.total, s->cc.stop);
+		return;
+	}
+	bpf_loop(COPY_STEPS, copy_step, &slot, 0);
+	/* bpf_loop ran out of steps: account what is left. */
+	s = scratch_at(slot);
+	if (s && s->cc.done + s->cc.filled < s->cc.total)
+		flush(&s->cc, s, s->cc.total - s->cc.done - s->cc.filled, HDRTAP_DF_CLIPPED);
+}
+
+/*
  * Decide from the call's first bytes whether the connection is HTTP.
  * Returns 1 to emit this call, 0 to skip it.
  *
@@ -480,6 +528,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	struct copy_ctx cc = {};
 	struct scratch *s;
 	__u64 first_ptr = 0, first_len = 0;
+	__u32 slot;
 
 	if (!inp || !inp->kind)
 		return 0;
@@ -561,7 +610,8 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 		}
 	}
 
-	s = scratch_get();
+	slot = bpf_get_smp_processor_id();
+	s = scratch_at(slot);
 	if (!s)
 		return 0;
 	cc.base_pos = __sync_fetch_and_add(&c->pos[in.dir & 1], cc.total);
@@ -584,16 +634,9 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	if (c->state == CONN_HTTP && c->role == HDRTAP_ROLE_UNKNOWN)
 		cc.flags = HDRTAP_DF_MIDSTREAM;
 
+	s->ev.tls_lib = 0;
 	s->cc = cc;
-	if (cc.stop) {
-		flush(&s->cc, s, cc.total, cc.stop);
-		return 0;
-	}
-	bpf_loop(COPY_STEPS, copy_step, NULL, 0);
-	/* bpf_loop ran out of steps: account what is left. */
-	s = scratch_get();
-	if (s && s->cc.done + s->cc.filled < s->cc.total)
-		flush(&s->cc, s, s->cc.total - s->cc.done - s->cc.filled, HDRTAP_DF_CLIPPED);
+	copy_run(s, slot);
 	return 0;
 }
 
@@ -760,6 +803,27 @@ int tp_exit_connect(struct sys_exit_ctx *ctx)
 	return 0;
 }
 
+static __always_inline void send_close(__u64 id, int fd, __u64 conn_id, __u64 *bytes)
+{
+	struct hdrtap_close_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		ctr_add(HDRTAP_CTR_RINGBUF_DROPS, 1);
+		return;
+	}
+	ev->hdr.kind = HDRTAP_EV_CLOSE;
+	ev->hdr._pad0 = 0;
+	ev->hdr.tgid = id >> 32;
+	ev->hdr.tid = (__u32)id;
+	ev->hdr.fd = fd;
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.conn_id = conn_id;
+	ev->bytes[0] = bytes[0];
+	ev->bytes[1] = bytes[1];
+	bpf_ringbuf_submit(ev, rb_flags());
+	ctr_add(HDRTAP_CTR_EVENTS, 1);
+}
+
 /* int close(int fd); */
 SEC("tracepoint/syscalls/sys_enter_close")
 int tp_enter_close(struct sys_enter_ctx *ctx)
@@ -767,28 +831,14 @@ int tp_enter_close(struct sys_enter_ctx *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key key = {.tgid = id >> 32, .fd = ARG(ctx, 0)};
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
-	struct hdrtap_close_event *ev;
 
 	if (!c)
 		return 0;
-	if (c->emitted) {
-		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-		if (ev) {
-			ev->hdr.kind = HDRTAP_EV_CLOSE;
-			ev->hdr._pad0 = 0;
-			ev->hdr.tgid = id >> 32;
-			ev->hdr.tid = (__u32)id;
-			ev->hdr.fd = key.fd;
-			ev->hdr.ts_ns = bpf_ktime_get_ns();
-			ev->hdr.conn_id = c->conn_id;
-			ev->bytes[0] = c->pos[0];
-			ev->bytes[1] = c->pos[1];
-			bpf_ringbuf_submit(ev, rb_flags());
-			ctr_add(HDRTAP_CTR_EVENTS, 1);
-		} else {
-			ctr_add(HDRTAP_CTR_RINGBUF_DROPS, 1);
-		}
-	}
+	if (c->emitted)
+		send_close(id, key.fd, c->conn_id, c->pos);
+	/* A TLS connection's plaintext stream is a connection of its own. */
+	if (c->tls_emitted)
+		send_close(id, key.fd, c->tls_conn_id, c->tls_pos);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
@@ -812,3 +862,7 @@ FORGET_RET_FD(socket)
 FORGET_RET_FD(dup)
 FORGET_RET_FD(dup2)
 FORGET_RET_FD(dup3)
+
+/* ---- TLS: OpenSSL uprobes sharing the maps and the copy above ----------- */
+
+#include "openssl.bpf.c"

@@ -3,7 +3,10 @@ use std::{env, path::PathBuf};
 
 use libbpf_cargo::SkeletonBuilder;
 
-const OBJECTS: &[(&str, &str)] = &[("l7/syscalls.bpf.c", "syscalls")];
+const OBJECTS: &[(&str, &str)] = &[
+    ("l7/syscalls.bpf.c", "syscalls"),
+    ("net/packets.bpf.c", "packets"),
+];
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bpf");

@@ -21,6 +21,8 @@ Modes:
   pipelined  all requests in ONE sendall, then all responses read in order
   wait       one request + response, print {"event":"waiting"}, block until a
              line arrives on stdin, then the remaining requests as in "normal"
+  waitfirst  print {"event":"waiting"} before connecting, block until a line
+             arrives on stdin, then connect and go on as in "normal"
 
 Every request carries X-Test-Id: <--test-id> and X-Seq: <n> (n from 1).
 Targets cycle through --paths, each with "?seq=<n>" appended.
@@ -37,6 +39,9 @@ Bodies: --body-size N adds "Content-Length: N" and an N-byte body made of
 text that LOOKS like HTTP requests (with this test id) - a tracer that
 parses bodies as messages reports phantom requests.
 --big-header N adds "X-Big: <N bytes>" before the --header extras.
+--tls speaks HTTPS: the socket is wrapped with Python's ssl module (OpenSSL,
+no certificate check); "send"/"recv"/"recv_into" then go through SSL_write_ex
+and SSL_read_ex, and the JSON still reports the plaintext exactly.
 --in-thread does all socket work in a second thread named "rawhttp-worker"
 (prctl PR_SET_NAME); "hello" then reports that thread's tid and comm.
 Header values are sent as latin-1 bytes, so "--header 'X-A: caf\u00e9'" puts
@@ -46,6 +51,7 @@ import argparse
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -183,7 +189,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--mode", choices=["normal", "bytewise", "pipelined", "wait"], default="normal")
+    ap.add_argument("--mode", choices=["normal", "bytewise", "pipelined", "wait", "waitfirst"], default="normal")
     ap.add_argument("--count", type=int, default=5)
     ap.add_argument("--test-id", required=True)
     ap.add_argument("--method", default="GET")
@@ -195,7 +201,10 @@ def main():
     ap.add_argument("--body-size", type=int, default=0)
     ap.add_argument("--big-header", type=int, default=0)
     ap.add_argument("--in-thread", action="store_true")
+    ap.add_argument("--tls", action="store_true", help="HTTPS (Python ssl, no certificate check)")
     args = ap.parse_args()
+    if args.tls and (args.send_api != "send" or args.recv_api not in ("recv", "recv_into")):
+        ap.error("--tls works with --send-api send and --recv-api recv or recv_into only")
     args.paths = args.paths.split(",")
     if not args.in_thread:
         run(args)
@@ -226,6 +235,10 @@ def run(args):
         comm = f.read().strip()
     out({"event": "hello", "pid": os.getpid(), "tid": tid, "comm": comm})
 
+    if args.mode == "waitfirst":
+        out({"event": "waiting"})
+        if not sys.stdin.readline():
+            raise SystemExit("stdin closed before the go line")
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     if args.send_api == "send" and args.recv_api == "recv":
@@ -237,6 +250,11 @@ def run(args):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.connect((args.host, args.port))
+    if args.tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        sock = ctx.wrap_socket(sock)
     out({"event": "connected", "local": endpoint(sock.getsockname()), "remote": endpoint(sock.getpeername())})
     reader = Reader(sock, args.recv_api)
 
@@ -266,7 +284,7 @@ def run(args):
         out(resp)
 
     seqs = list(range(1, args.count + 1))
-    if args.mode == "normal":
+    if args.mode in ("normal", "waitfirst"):
         for s in seqs:
             exchange(s)
     elif args.mode == "bytewise":

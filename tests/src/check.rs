@@ -39,6 +39,9 @@ pub struct Expect {
     /// Requests are longer than `--max-header-bytes`: their records must say
     /// `truncated: true` and hold exactly the first N header lines.
     pub truncated_requests: Option<usize>,
+    /// HTTPS: records must say `tls: true` and `tls_library` this name (a
+    /// plaintext record must say `tls: false` and carry no `tls_library`).
+    pub tls_library: Option<String>,
 }
 
 impl Expect {
@@ -49,7 +52,14 @@ impl Expect {
             redacted: DEFAULT_REDACTED.iter().map(|s| s.to_string()).collect(),
             allowed_flags: Vec::new(),
             truncated_requests: None,
+            tls_library: None,
         }
+    }
+
+    /// Expect TLS records from the library named `lib` (e.g. `libssl.so.3`).
+    pub fn tls(mut self, lib: &str) -> Expect {
+        self.tls_library = Some(lib.to_string());
+        self
     }
 
     pub fn redacted(mut self, names: &[&str]) -> Expect {
@@ -180,7 +190,12 @@ fn check_common(
         &rec["remote"],
         json!({"ip": remote.ip, "port": remote.port}),
     );
-    want("tls", &rec["tls"], json!(false));
+    want("tls", &rec["tls"], json!(exp.tls_library.is_some()));
+    want(
+        "tls_library",
+        &rec["tls_library"],
+        exp.tls_library.as_ref().map_or(Value::Null, |l| json!(l)),
+    );
     let truncated = kind(rec) == "http_request" && exp.truncated_requests.is_some();
     want("truncated", &rec["truncated"], json!(truncated));
     if !rec["tid"].is_u64() {

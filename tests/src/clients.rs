@@ -157,6 +157,10 @@ pub fn curl(reqs: &[CurlRequest]) -> ClientRun {
             "/dev/null",
         ]);
         cmd.args(["-w", "%{json}\\n"]);
+        if r.url.starts_with("https:") {
+            // The test nginx's certificate is self-signed.
+            cmd.arg("-k");
+        }
         for (n, v) in &r.headers {
             // curl drops "Name:" with no value; "Name;" sends it empty.
             if v.is_empty() {
@@ -369,13 +373,20 @@ impl RawClient {
                 args.push(value.clone());
             }
         }
-        let mut child = Command::new("python3")
+        Self::spawn_program("python3", args)
+    }
+
+    /// Any program speaking rawhttp.py's line protocol (hello, connected,
+    /// sent, response, waiting, done on stdout; "go" on stdin): e.g.
+    /// `tests/clients/httpsclient.py` or the static TLS test client.
+    pub fn spawn_program(program: &str, args: Vec<String>) -> RawClient {
+        let mut child = Command::new(program)
             .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn python3 (run scripts/setup.sh)");
+            .unwrap_or_else(|e| panic!("spawn {program} (run scripts/setup.sh): {e}"));
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         RawClient {
@@ -385,6 +396,11 @@ impl RawClient {
             lines: Vec::new(),
             args,
         }
+    }
+
+    /// The client's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Read output lines until one with `"event": event` (panics on EOF).

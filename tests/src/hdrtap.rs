@@ -48,6 +48,13 @@ impl Hdrtap {
 
     /// `hdrtap <pre...> --output <tmp> --ready-file <tmp> <extra...>`.
     pub fn start_with(pre: &[&str], extra: &[&str]) -> Hdrtap {
+        Self::start_wrapped(&[], pre, extra)
+    }
+
+    /// Like [`Hdrtap::start_with`], run through `wrapper` (a command that
+    /// execs its arguments, e.g. `ip netns exec NS`), so that signals still
+    /// reach hdrtap itself.
+    pub fn start_wrapped(wrapper: &[&str], pre: &[&str], extra: &[&str]) -> Hdrtap {
         let dir = tempfile::Builder::new()
             .prefix("hdrtap-test-")
             .tempdir()
@@ -64,7 +71,16 @@ impl Hdrtap {
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let started = SystemTime::now();
-        let mut child = Command::new(hdrtap_bin())
+        let bin = hdrtap_bin();
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let mut child = cmd
             .args(&args)
             .stdin(Stdio::null())
             .stdout(File::create(dir.path().join("stdout.txt")).unwrap())

@@ -24,6 +24,7 @@ mod clients;
 mod env;
 mod hdrtap;
 mod nginx;
+mod tls;
 
 pub use check::*;
 pub use clients::*;
@@ -31,6 +32,7 @@ pub use env::*;
 pub use hdrtap::*;
 pub use nginx::*;
 pub use serde_json::{json, Value};
+pub use tls::*;
 
 #[cfg(test)]
 mod tests {
@@ -75,6 +77,7 @@ mod tests {
             redacted: vec!["cookie".into()],
             allowed_flags: vec![],
             truncated_requests: None,
+            tls_library: None,
         };
         let wire = vec![
             ("Host".to_string(), "a".to_string()),

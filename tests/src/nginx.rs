@@ -23,10 +23,16 @@ use crate::*;
 ///
 /// Locations: `/` small body; `/big` a 64 KiB file; `/chunked` an SSI page
 /// (chunked response); `/status/404`; `/setcookie` (response with Set-Cookie).
+///
+/// [`Nginx::start_tls`] serves HTTPS instead (TLS on both listeners) with a
+/// self-signed certificate made by the `openssl` CLI in the temp dir; the
+/// `url_*` helpers then say `https://`.
 pub struct Nginx {
     child: Child,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// Serving HTTPS.
+    pub tls: bool,
 }
 
 /// Request headers nginx logs, as (`$http_...` variable suffix, header name).
@@ -47,19 +53,24 @@ pub const SET_COOKIE_VALUE: &str = "sid=topsecret456; Path=/; HttpOnly";
 
 impl Nginx {
     pub fn start() -> Nginx {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
     /// One dual-stack listening socket, `[::]:port ipv6only=off`: IPv4
     /// clients arrive on an AF_INET6 socket as v4-mapped addresses.
     pub fn start_dual_stack() -> Nginx {
-        Self::start_with(true)
+        Self::start_with(true, false)
     }
 
-    fn start_with(dual_stack: bool) -> Nginx {
+    /// HTTPS on 127.0.0.1:port and [::1]:port (self-signed certificate).
+    pub fn start_tls() -> Nginx {
+        Self::start_with(false, true)
+    }
+
+    fn start_with(dual_stack: bool, tls: bool) -> Nginx {
         let mut last_err = String::new();
         for _ in 0..5 {
-            match Self::try_start(free_port(), dual_stack) {
+            match Self::try_start(free_port(), dual_stack, tls) {
                 Ok(n) => return n,
                 Err(e) => last_err = e,
             }
@@ -67,7 +78,7 @@ impl Nginx {
         panic!("nginx did not start: {last_err}");
     }
 
-    fn try_start(port: u16, dual_stack: bool) -> Result<Nginx, String> {
+    fn try_start(port: u16, dual_stack: bool, tls: bool) -> Result<Nginx, String> {
         let dir = tempfile::Builder::new()
             .prefix("hdrtap-nginx-")
             .tempdir()
@@ -92,10 +103,19 @@ impl Nginx {
             let _ = write!(fields, ",\"{var}\":\"$http_{var}\"");
         }
         let p = d.display();
+        let ssl = if tls { " ssl" } else { "" };
         let listen = if dual_stack {
-            format!("listen [::]:{port} ipv6only=off;")
+            format!("listen [::]:{port}{ssl} ipv6only=off;")
         } else {
-            format!("listen 127.0.0.1:{port};\n        listen [::1]:{port};")
+            format!("listen 127.0.0.1:{port}{ssl};\n        listen [::1]:{port}{ssl};")
+        };
+        let listen = if tls {
+            make_self_signed_cert(d)?;
+            format!(
+                "{listen}\n        ssl_certificate {p}/cert.pem;\n        ssl_certificate_key {p}/key.pem;"
+            )
+        } else {
+            listen
         };
         let echo = "add_header X-Echo-Test-Id $http_x_test_id always;\n        \
                     add_header X-Echo-Seq $http_x_seq always;";
@@ -184,7 +204,12 @@ http {{
         }
         // Let nginx log (and forget) our probe connections before any test traffic.
         thread::sleep(Duration::from_millis(50));
-        Ok(Nginx { child, dir, port })
+        Ok(Nginx {
+            child,
+            dir,
+            port,
+            tls,
+        })
     }
 
     /// nginx's pid (the only nginx process: master_process is off).
@@ -193,11 +218,19 @@ http {{
     }
 
     pub fn url_v4(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme(), self.port)
     }
 
     pub fn url_v6(&self, path: &str) -> String {
-        format!("http://[::1]:{}{path}", self.port)
+        format!("{}://[::1]:{}{path}", self.scheme(), self.port)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -213,6 +246,31 @@ http {{
                 serde_json::from_str(l).unwrap_or_else(|e| panic!("bad access log line {l:?}: {e}"))
             })
             .collect()
+    }
+}
+
+/// A self-signed certificate for localhost (P-256 key: fast to make) as
+/// `cert.pem` and `key.pem` in `dir`, with the `openssl` CLI.
+fn make_self_signed_cert(dir: &Path) -> Result<(), String> {
+    let out = run_with_timeout(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-nodes", "-days", "2"])
+            .args(["-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .args(["-subj", "/CN=localhost"])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem")),
+        Duration::from_secs(30),
+    );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "openssl req failed ({}; is the openssl CLI installed? run scripts/setup.sh): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 

@@ -4,9 +4,19 @@
 use std::time::{Duration, Instant};
 fn main() {
     hdrtap_bpf::route_libbpf_logs();
-    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(4);
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
     let print = std::env::var_os("HDRTAP_SMOKE_PRINT").is_some();
-    let opts = hdrtap_bpf::HttpOptions { pids: std::env::var("SMOKE_PID").ok().and_then(|s| s.parse().ok()).into_iter().collect(), ..Default::default() };
+    let opts = hdrtap_bpf::HttpOptions {
+        pids: std::env::var("SMOKE_PID")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
     let mut p = match hdrtap_bpf::HttpProbe::load(&opts) {
         Ok(p) => p,
         Err(e) => {
@@ -37,5 +47,8 @@ fn main() {
         let _ = hdrtap_bpf::HttpProbe::poll(&rb, Duration::from_millis(50));
     }
     drop(rb);
-    eprintln!("events: {n}; counters: {:?}", p.counters().expect("counters"));
+    eprintln!(
+        "events: {n}; counters: {:?}",
+        p.counters().expect("counters")
+    );
 }

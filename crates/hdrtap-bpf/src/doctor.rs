@@ -32,7 +32,11 @@ pub struct Check {
 
 impl Check {
     fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
-        Check { name: name.into(), status, detail: detail.into() }
+        Check {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -56,12 +60,22 @@ pub fn run() -> Vec<Check> {
     out.push(probe(
         "program type tracepoint",
         // SAFETY: plain FFI call with a NULL opts pointer, which libbpf accepts.
-        unsafe { libbpf_sys::libbpf_probe_bpf_prog_type(libbpf_sys::BPF_PROG_TYPE_TRACEPOINT, std::ptr::null()) },
+        unsafe {
+            libbpf_sys::libbpf_probe_bpf_prog_type(
+                libbpf_sys::BPF_PROG_TYPE_TRACEPOINT,
+                std::ptr::null(),
+            )
+        },
     ));
     out.push(probe(
         "map type ringbuf",
         // SAFETY: as above.
-        unsafe { libbpf_sys::libbpf_probe_bpf_map_type(libbpf_sys::BPF_MAP_TYPE_RINGBUF, std::ptr::null()) },
+        unsafe {
+            libbpf_sys::libbpf_probe_bpf_map_type(
+                libbpf_sys::BPF_MAP_TYPE_RINGBUF,
+                std::ptr::null(),
+            )
+        },
     ));
     out.push(probe(
         "helper bpf_loop",
@@ -76,6 +90,118 @@ pub fn run() -> Vec<Check> {
     ));
     out.push(syscall_tracepoints());
     out.push(load_and_attach());
+    out.push(crate::tls::doctor_check());
+    out.extend(packet_checks());
+    out
+}
+
+/// `hdrtap packets`: the program types, then the real object loaded and
+/// each hook attached to `lo` (and detached at once). Failures here are
+/// warnings: `hdrtap http` does not need any of it.
+fn packet_checks() -> Vec<Check> {
+    let warn_unless = |name: &str, rc: i32| {
+        let mut c = probe(name, rc);
+        if c.status == Status::Fail {
+            c.status = Status::Warn;
+            c.detail.push_str(" (hdrtap packets cannot use this hook)");
+        }
+        c
+    };
+    let mut out = vec![
+        warn_unless(
+            "program type sched_cls (tc)",
+            // SAFETY: plain FFI call with a NULL opts pointer, which libbpf accepts.
+            unsafe {
+                libbpf_sys::libbpf_probe_bpf_prog_type(
+                    libbpf_sys::BPF_PROG_TYPE_SCHED_CLS,
+                    std::ptr::null(),
+                )
+            },
+        ),
+        warn_unless(
+            "program type xdp",
+            // SAFETY: as above.
+            unsafe {
+                libbpf_sys::libbpf_probe_bpf_prog_type(
+                    libbpf_sys::BPF_PROG_TYPE_XDP,
+                    std::ptr::null(),
+                )
+            },
+        ),
+        warn_unless(
+            "program type socket_filter",
+            // SAFETY: as above.
+            unsafe {
+                libbpf_sys::libbpf_probe_bpf_prog_type(
+                    libbpf_sys::BPF_PROG_TYPE_SOCKET_FILTER,
+                    std::ptr::null(),
+                )
+            },
+        ),
+    ];
+    let opts = crate::PacketOptions {
+        ring_bytes: 1 << 16,
+        ..crate::PacketOptions::default()
+    };
+    let name = "packet programs load";
+    let mut probe = match crate::PacketProbe::load(&opts) {
+        Ok(p) => {
+            let detail = if p.owners() {
+                "tc, xdp, socket filter + 3 socket-owner tracing programs"
+            } else {
+                "tc, xdp, socket filter (no process attribution: tp_btf sock_send_length/sock_recv_length unavailable)"
+            };
+            out.push(Check::new(
+                name,
+                if p.owners() { Status::Ok } else { Status::Warn },
+                detail,
+            ));
+            p
+        }
+        Err(e) => {
+            let log = e
+                .log()
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" / ");
+            out.push(Check::new(name, Status::Warn, format!("{e} {log}")));
+            return out;
+        }
+    };
+    let lo = crate::packets::if_index("lo").unwrap_or(1);
+    let both = crate::packets::Directions::BOTH;
+    let tcx = probe.attach_tc(lo, both, crate::packets::TcMode::Tcx);
+    out.push(match tcx {
+        Ok(_) => Check::new(
+            "tc: TCX link on lo",
+            Status::Ok,
+            "attached and detached (kernel >= 6.6)",
+        ),
+        Err(e) => Check::new(
+            "tc: TCX link on lo",
+            Status::Warn,
+            format!("{e}; hdrtap falls back to clsact"),
+        ),
+    });
+    out.push(match probe.attach_xdp(lo) {
+        Ok(mode) => Check::new(
+            "xdp on lo",
+            Status::Ok,
+            format!("attached in {} mode", mode.describe()),
+        ),
+        Err(e) => Check::new("xdp on lo", Status::Warn, e.to_string()),
+    });
+    out.push(match probe.attach_socket(lo) {
+        Ok(_) => Check::new(
+            "socket filter on lo",
+            Status::Ok,
+            "AF_PACKET socket with SO_ATTACH_BPF",
+        ),
+        Err(e) => Check::new("socket filter on lo", Status::Warn, e.to_string()),
+    });
+    drop(probe);
     out
 }
 
@@ -113,14 +239,22 @@ fn kernel_version() -> Check {
             Status::Fail,
             format!("{release} is older than {}.{}", MIN_KERNEL.0, MIN_KERNEL.1),
         ),
-        None => Check::new("kernel version", Status::Warn, format!("cannot parse {release:?}")),
+        None => Check::new(
+            "kernel version",
+            Status::Warn,
+            format!("cannot parse {release:?}"),
+        ),
     }
 }
 
 fn btf() -> Check {
     let p = Path::new("/sys/kernel/btf/vmlinux");
     match std::fs::metadata(p) {
-        Ok(m) => Check::new("kernel BTF", Status::Ok, format!("{} ({} KiB)", p.display(), m.len() / 1024)),
+        Ok(m) => Check::new(
+            "kernel BTF",
+            Status::Ok,
+            format!("{} ({} KiB)", p.display(), m.len() / 1024),
+        ),
         Err(_) => Check::new(
             "kernel BTF",
             Status::Fail,
@@ -160,7 +294,11 @@ fn privileges() -> Check {
     let euid = crate::sys::euid();
     let missing = missing_caps();
     if missing.is_empty() {
-        let who = if euid == 0 { "root".to_string() } else { format!("uid {euid} with capabilities") };
+        let who = if euid == 0 {
+            "root".to_string()
+        } else {
+            format!("uid {euid} with capabilities")
+        };
         Check::new("privileges", Status::Ok, who)
     } else {
         Check::new(
@@ -180,7 +318,10 @@ pub fn required_tracepoints() -> Vec<String> {
     open.open_object()
         .progs()
         .filter_map(|p| {
-            p.section().to_str().and_then(|s| s.strip_prefix("tracepoint/")).map(str::to_string)
+            p.section()
+                .to_str()
+                .and_then(|s| s.strip_prefix("tracepoint/"))
+                .map(str::to_string)
         })
         .collect()
 }
@@ -191,19 +332,33 @@ fn syscall_tracepoints() -> Check {
         Err(_) => return Check::new("syscall tracepoints", Status::Fail, "tracefs unavailable"),
     };
     let needed = required_tracepoints();
-    let missing: Vec<&String> =
-        needed.iter().filter(|tp| !Path::new(dir).join("events").join(tp).is_dir()).collect();
+    let missing: Vec<&String> = needed
+        .iter()
+        .filter(|tp| !Path::new(dir).join("events").join(tp).is_dir())
+        .collect();
     if needed.is_empty() {
-        Check::new("syscall tracepoints", Status::Fail, "cannot open the HTTP object")
+        Check::new(
+            "syscall tracepoints",
+            Status::Fail,
+            "cannot open the HTTP object",
+        )
     } else if missing.is_empty() {
-        Check::new("syscall tracepoints", Status::Ok, format!("{} of {} present", needed.len(), needed.len()))
+        Check::new(
+            "syscall tracepoints",
+            Status::Ok,
+            format!("{} of {} present", needed.len(), needed.len()),
+        )
     } else {
         Check::new(
             "syscall tracepoints",
             Status::Fail,
             format!(
                 "missing {}: the kernel needs CONFIG_FTRACE_SYSCALLS=y",
-                missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
     }
@@ -211,16 +366,29 @@ fn syscall_tracepoints() -> Check {
 
 fn load_and_attach() -> Check {
     let name = "HTTP programs load + attach";
-    let opts = HttpOptions { ring_bytes: 1 << 16, ..HttpOptions::default() };
+    let opts = HttpOptions {
+        ring_bytes: 1 << 16,
+        ..HttpOptions::default()
+    };
     let mut probe = match HttpProbe::load(&opts) {
         Ok(p) => p,
         Err(e) => {
-            let log = e.log().lines().rev().take(3).collect::<Vec<_>>().join(" / ");
+            let log = e
+                .log()
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" / ");
             return Check::new(name, Status::Fail, format!("{e} {log}"));
         }
     };
     match probe.attach() {
-        Ok(()) => Check::new(name, Status::Ok, format!("{} programs attached and detached", probe.attached())),
+        Ok(()) => Check::new(
+            name,
+            Status::Ok,
+            format!("{} programs attached and detached", probe.attached()),
+        ),
         Err(e) => Check::new(name, Status::Fail, e.to_string()),
     }
 }
@@ -240,8 +408,17 @@ mod tests {
     #[test]
     fn tracepoints_come_from_the_object() {
         let tps = required_tracepoints();
-        assert!(tps.contains(&"syscalls/sys_enter_read".to_string()), "{tps:?}");
-        assert!(tps.contains(&"syscalls/sys_exit_recvmsg".to_string()), "{tps:?}");
-        assert!(tps.contains(&"syscalls/sys_enter_close".to_string()), "{tps:?}");
+        assert!(
+            tps.contains(&"syscalls/sys_enter_read".to_string()),
+            "{tps:?}"
+        );
+        assert!(
+            tps.contains(&"syscalls/sys_exit_recvmsg".to_string()),
+            "{tps:?}"
+        );
+        assert!(
+            tps.contains(&"syscalls/sys_enter_close".to_string()),
+            "{tps:?}"
+        );
     }
 }

@@ -27,6 +27,9 @@ pub struct HttpOptions {
     pub call_capture: u32,
     /// Connections tracked at once (LRU beyond that).
     pub max_conns: u32,
+    /// TLS capture will be used (`crate::tls`): syscalls inside SSL calls
+    /// then tie SSL objects to their sockets. Off: that check is compiled out.
+    pub tls: bool,
 }
 
 impl Default for HttpOptions {
@@ -38,13 +41,14 @@ impl Default for HttpOptions {
             ring_bytes: 16 << 20,
             call_capture: abi::HDRTAP_DEFAULT_CALL_CAPTURE,
             max_conns: 65536,
+            tls: false,
         }
     }
 }
 
 /// Loaded (and, after [`HttpProbe::attach`], attached) syscall programs.
 pub struct HttpProbe {
-    skel: SyscallsSkel<'static>,
+    pub(crate) skel: SyscallsSkel<'static>,
     links: Vec<Link>,
 }
 
@@ -57,7 +61,8 @@ impl HttpProbe {
         validate(opts)?;
         // The skeleton borrows its object storage for its whole life; the
         // probe lives until the process ends, so the few bytes are leaked.
-        let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
         let mut open = SyscallsSkelBuilder::default()
             .open(storage)
             .map_err(|e| BpfError::load("syscalls", e))?;
@@ -74,21 +79,37 @@ impl HttpProbe {
             ro.call_capture = opts.call_capture;
             // Wake the reader early once a quarter of the ring is in use.
             ro.wakeup_bytes = u64::from(opts.ring_bytes / 4);
+            ro.tls_on = u8::from(opts.tls);
         }
         open.maps
             .events
             .set_max_entries(opts.ring_bytes)
-            .map_err(|source| BpfError::Map { map: "events", source })?;
+            .map_err(|source| BpfError::Map {
+                map: "events",
+                source,
+            })?;
         open.maps
             .conns
             .set_max_entries(opts.max_conns)
-            .map_err(|source| BpfError::Map { map: "conns", source })?;
-        let cpus = libbpf_rs::num_possible_cpus()
-            .map_err(|source| BpfError::Map { map: "scratch", source })?;
+            .map_err(|source| BpfError::Map {
+                map: "conns",
+                source,
+            })?;
+        let cpus = libbpf_rs::num_possible_cpus().map_err(|source| BpfError::Map {
+            map: "scratch",
+            source,
+        })?;
+        // One slot per CPU for the tracepoints, one more for the TLS uprobes.
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.nr_cpus = cpus as u32;
+        }
         open.maps
             .scratch
-            .set_max_entries(cpus as u32)
-            .map_err(|source| BpfError::Map { map: "scratch", source })?;
+            .set_max_entries(2 * cpus as u32)
+            .map_err(|source| BpfError::Map {
+                map: "scratch",
+                source,
+            })?;
         let skel = open.load().map_err(|e| BpfError::load("syscalls", e))?;
 
         let one = [1u8];
@@ -96,7 +117,10 @@ impl HttpProbe {
             skel.maps
                 .filter_pids
                 .update(&pid.to_ne_bytes(), &one, MapFlags::ANY)
-                .map_err(|source| BpfError::Map { map: "filter_pids", source })?;
+                .map_err(|source| BpfError::Map {
+                    map: "filter_pids",
+                    source,
+                })?;
         }
         for comm in &opts.comms {
             let mut key = [0u8; abi::HDRTAP_COMM_LEN as usize];
@@ -105,27 +129,46 @@ impl HttpProbe {
             skel.maps
                 .filter_comms
                 .update(&key, &one, MapFlags::ANY)
-                .map_err(|source| BpfError::Map { map: "filter_comms", source })?;
+                .map_err(|source| BpfError::Map {
+                    map: "filter_comms",
+                    source,
+                })?;
         }
         for port in &opts.ports {
             skel.maps
                 .filter_ports
                 .update(&port.to_ne_bytes(), &one, MapFlags::ANY)
-                .map_err(|source| BpfError::Map { map: "filter_ports", source })?;
+                .map_err(|source| BpfError::Map {
+                    map: "filter_ports",
+                    source,
+                })?;
         }
-        Ok(HttpProbe { skel, links: Vec::new() })
+        Ok(HttpProbe {
+            skel,
+            links: Vec::new(),
+        })
     }
 
-    /// Attach every program; on return all probes are live.
+    /// Attach every syscall program; on return all probes are live. The
+    /// TLS programs (`tls_*`) are attached by [`crate::tls::TlsCapture`].
     pub fn attach(&mut self) -> Result<(), BpfError> {
         crate::tracefs::ensure_tracefs()?;
         for prog in self.skel.object_mut().progs_mut() {
             let program = prog.name().to_string_lossy().into_owned();
             let section = prog.section().to_string_lossy().into_owned();
+            if program.starts_with(crate::tls::PROG_PREFIX) {
+                continue;
+            }
             match prog.attach() {
                 Ok(link) => self.links.push(link),
                 Err(source) if is_permission(&source) => return Err(BpfError::Permission),
-                Err(source) => return Err(BpfError::Attach { program, section, source }),
+                Err(source) => {
+                    return Err(BpfError::Attach {
+                        program,
+                        section,
+                        source,
+                    })
+                }
             }
         }
         Ok(())
@@ -145,8 +188,14 @@ impl HttpProbe {
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&self.skel.maps.events, cb)
-            .map_err(|source| BpfError::Map { map: "events", source })?;
-        builder.build().map_err(|source| BpfError::Map { map: "events", source })
+            .map_err(|source| BpfError::Map {
+                map: "events",
+                source,
+            })?;
+        builder.build().map_err(|source| BpfError::Map {
+            map: "events",
+            source,
+        })
     }
 
     /// Kernel counters summed over CPUs, indexed by `enum hdrtap_counter`.
@@ -159,7 +208,10 @@ impl HttpProbe {
                 .maps
                 .counters
                 .lookup_percpu(&key, MapFlags::ANY)
-                .map_err(|source| BpfError::Map { map: "counters", source })?
+                .map_err(|source| BpfError::Map {
+                    map: "counters",
+                    source,
+                })?
                 .unwrap_or_default();
             *slot = per_cpu
                 .iter()
@@ -177,10 +229,16 @@ impl HttpProbe {
         let waited = match rb.poll(timeout) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
-            Err(source) => Err(BpfError::Map { map: "events", source }),
+            Err(source) => Err(BpfError::Map {
+                map: "events",
+                source,
+            }),
         };
         waited?;
-        rb.consume().map_err(|source| BpfError::Map { map: "events", source })
+        rb.consume().map_err(|source| BpfError::Map {
+            map: "events",
+            source,
+        })
     }
 }
 

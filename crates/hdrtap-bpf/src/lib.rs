@@ -8,19 +8,40 @@
 pub mod doctor;
 mod http;
 mod log;
+pub mod packets;
 pub mod sniff;
 pub mod sys;
+pub mod tls;
 mod tracefs;
 
 pub use http::{HttpOptions, HttpProbe};
 pub use libbpf_rs::RingBuffer;
 pub use log::route_libbpf_logs;
+pub use packets::{PacketOptions, PacketProbe};
 pub use tracefs::ensure_tracefs;
 
 /// Generated skeleton of `bpf/l7/syscalls.bpf.c`.
-#[allow(clippy::all, non_camel_case_types, dead_code, unused_imports, unused_qualifications)]
+#[allow(
+    clippy::all,
+    non_camel_case_types,
+    dead_code,
+    unused_imports,
+    unused_qualifications
+)]
 mod syscalls_skel {
     include!(concat!(env!("OUT_DIR"), "/syscalls.skel.rs"));
+}
+
+/// Generated skeleton of `bpf/net/packets.bpf.c`.
+#[allow(
+    clippy::all,
+    non_camel_case_types,
+    dead_code,
+    unused_imports,
+    unused_qualifications
+)]
+mod packets_skel {
+    include!(concat!(env!("OUT_DIR"), "/packets.skel.rs"));
 }
 
 /// Both generated views of the ABI (bindgen from the header, libbpf-cargo
@@ -30,10 +51,13 @@ mod layout {
     use hdrtap_abi as abi;
     use std::mem::{offset_of, size_of};
 
-    const _: () = assert!(size_of::<btf::hdrtap_data_event>() == size_of::<abi::hdrtap_data_event>());
-    const _: () = assert!(size_of::<btf::hdrtap_data_event>() == abi::HDRTAP_DATA_EVENT_SIZE as usize);
+    const _: () =
+        assert!(size_of::<btf::hdrtap_data_event>() == size_of::<abi::hdrtap_data_event>());
+    const _: () =
+        assert!(size_of::<btf::hdrtap_data_event>() == abi::HDRTAP_DATA_EVENT_SIZE as usize);
     const _: () = assert!(size_of::<btf::hdrtap_tuple>() == abi::HDRTAP_TUPLE_SIZE as usize);
-    const _: () = assert!(size_of::<btf::hdrtap_event_hdr>() == abi::HDRTAP_EVENT_HDR_SIZE as usize);
+    const _: () =
+        assert!(size_of::<btf::hdrtap_event_hdr>() == abi::HDRTAP_EVENT_HDR_SIZE as usize);
     const _: () = assert!(size_of::<btf::hdrtap_comm_key>() == size_of::<abi::hdrtap_comm_key>());
     const _: () = assert!(
         offset_of!(btf::hdrtap_data_event, tuple) == offset_of!(abi::hdrtap_data_event, tuple)
@@ -41,6 +65,28 @@ mod layout {
     const _: () = assert!(
         offset_of!(btf::hdrtap_data_event, cap_len) == offset_of!(abi::hdrtap_data_event, cap_len)
     );
+    const _: () = assert!(
+        offset_of!(btf::hdrtap_data_event, tls_lib) == offset_of!(abi::hdrtap_data_event, tls_lib)
+    );
+    const _: () = assert!(size_of::<btf::hdrtap_file_key>() == size_of::<abi::hdrtap_file_key>());
+
+    mod packets {
+        use super::super::packets_skel::types as btf;
+        use hdrtap_abi as abi;
+        use std::mem::{offset_of, size_of};
+
+        const _: () =
+            assert!(size_of::<btf::hdrtap_pf_prog>() == abi::HDRTAP_PF_PROG_SIZE as usize);
+        const _: () =
+            assert!(size_of::<btf::hdrtap_pf_insn>() == abi::HDRTAP_PF_INSN_SIZE as usize);
+        const _: () = assert!(
+            offset_of!(btf::hdrtap_pf_insn, value) == offset_of!(abi::hdrtap_pf_insn, value)
+        );
+        const _: () =
+            assert!(offset_of!(btf::hdrtap_pf_insn, mask) == offset_of!(abi::hdrtap_pf_insn, mask));
+        const _: () =
+            assert!(size_of::<btf::hdrtap_sock_owner>() == size_of::<abi::hdrtap_sock_owner>());
+    }
 }
 
 /// Errors from loading and attaching BPF programs.
@@ -93,7 +139,11 @@ impl BpfError {
     }
 
     fn load(object: &'static str, source: libbpf_rs::Error) -> Self {
-        BpfError::Load { object, source, log: log::take() }
+        BpfError::Load {
+            object,
+            source,
+            log: log::take(),
+        }
     }
 }
 

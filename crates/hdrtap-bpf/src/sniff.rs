@@ -34,8 +34,18 @@ mod tests {
     #[test]
     fn requests_and_responses_pass() {
         for s in [
-            "GET / HTTP/1.1", "POST /x", "PUT /", "HEAD /", "DELETE /a", "OPTIONS *", "PATCH /",
-            "CONNECT host:443", "TRACE /", "HTTP/1.1 200 OK", "HTTP/1.0 404", "PROPFIND /",
+            "GET / HTTP/1.1",
+            "POST /x",
+            "PUT /",
+            "HEAD /",
+            "DELETE /a",
+            "OPTIONS *",
+            "PATCH /",
+            "CONNECT host:443",
+            "TRACE /",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.0 404",
+            "PROPFIND /",
         ] {
             assert_eq!(sniff(s.as_bytes()), Verdict::Http, "{s}");
         }
@@ -55,9 +65,9 @@ mod tests {
         for s in [
             &b"\x16\x03\x01\x02"[..], // TLS ClientHello
             b"SSH-2.0-OpenSSH",
-            b"*3\r\n$3\r\nSET",       // redis RESP
-            b"PRI * HTTP/2.0",        // HTTP/2 preface: not HTTP/1
-            b"get / http/1.1",        // methods are case-sensitive
+            b"*3\r\n$3\r\nSET", // redis RESP
+            b"PRI * HTTP/2.0",  // HTTP/2 preface: not HTTP/1
+            b"get / http/1.1",  // methods are case-sensitive
             b"\x00\x00\x00\x00",
             b"220 smtp ready",
         ] {

@@ -2,11 +2,16 @@
 //! that every `unsafe` of the project lives in this crate.
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid, writable timespec; the clocks used are always
     // available on Linux, so the call cannot fail.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds (the clock of bpf_ktime_get_ns).

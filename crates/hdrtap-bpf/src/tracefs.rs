@@ -30,7 +30,13 @@ fn mount_tracefs() -> Result<(), String> {
     // SAFETY: all pointers are valid NUL-terminated strings that outlive the
     // call; data is NULL, which mount(2) accepts for tracefs.
     let rc = unsafe {
-        libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc == 0 {
         Ok(())

@@ -23,7 +23,10 @@ pub struct Headers {
 impl Headers {
     /// Empty, with room for `n` headers of `bytes` bytes in all.
     pub fn with_capacity(n: usize, bytes: usize) -> Self {
-        Headers { buf: String::with_capacity(bytes), ends: Vec::with_capacity(n) }
+        Headers {
+            buf: String::with_capacity(bytes),
+            ends: Vec::with_capacity(n),
+        }
     }
 
     /// Append a header line.
@@ -64,12 +67,18 @@ impl Headers {
 
     /// Every header line in order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { buf: &self.buf, ends: self.ends.iter(), start: 0 }
+        Iter {
+            buf: &self.buf,
+            ends: self.ends.iter(),
+            start: 0,
+        }
     }
 
     /// The value of the first header called `name` (case-insensitive).
     pub fn first(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// Replace the value of every header for which `f(name, value)` returns
@@ -109,7 +118,9 @@ impl Headers {
 
     /// Owned pairs (for tests and callers that want them).
     pub fn to_vec(&self) -> Vec<(String, String)> {
-        self.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        self.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 }
 
@@ -126,7 +137,10 @@ impl<'a> Iterator for Iter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let &(name_end, value_end) = self.ends.next()?;
         let (name_end, value_end) = (name_end as usize, value_end as usize);
-        let item = (self.buf.get(self.start..name_end)?, self.buf.get(name_end..value_end)?);
+        let item = (
+            self.buf.get(self.start..name_end)?,
+            self.buf.get(name_end..value_end)?,
+        );
         self.start = value_end;
         Some(item)
     }
@@ -180,7 +194,9 @@ mod tests {
 
     #[test]
     fn keeps_order_case_and_duplicates() {
-        let h: Headers = [("Host", "a"), ("X-Dup", "1"), ("x-dup", "2"), ("Empty", "")].into_iter().collect();
+        let h: Headers = [("Host", "a"), ("X-Dup", "1"), ("x-dup", "2"), ("Empty", "")]
+            .into_iter()
+            .collect();
         assert_eq!(h.len(), 4);
         assert_eq!(h.get(0), Some(("Host", "a")));
         assert_eq!(h.get(2), Some(("x-dup", "2")));
@@ -189,20 +205,31 @@ mod tests {
         assert_eq!(h.last(), Some(("Empty", "")));
         assert_eq!(h.first("X-DUP"), Some("1"));
         assert_eq!(h.iter().len(), 4);
-        assert_eq!(serde_json::to_string(&h).unwrap(), r#"[["Host","a"],["X-Dup","1"],["x-dup","2"],["Empty",""]]"#);
+        assert_eq!(
+            serde_json::to_string(&h).unwrap(),
+            r#"[["Host","a"],["X-Dup","1"],["x-dup","2"],["Empty",""]]"#
+        );
     }
 
     #[test]
     fn replaces_values_in_place() {
-        let mut h: Headers = [("A", "1"), ("Secret", "xyz"), ("B", "2"), ("secret", "q")].into_iter().collect();
-        let n = h.replace_values(|n, v| n.eq_ignore_ascii_case("secret").then(|| format!("<{}>", v.len())));
+        let mut h: Headers = [("A", "1"), ("Secret", "xyz"), ("B", "2"), ("secret", "q")]
+            .into_iter()
+            .collect();
+        let n = h.replace_values(|n, v| {
+            n.eq_ignore_ascii_case("secret")
+                .then(|| format!("<{}>", v.len()))
+        });
         assert_eq!(n, 2);
-        assert_eq!(h.to_vec(), vec![
-            ("A".to_string(), "1".to_string()),
-            ("Secret".to_string(), "<3>".to_string()),
-            ("B".to_string(), "2".to_string()),
-            ("secret".to_string(), "<1>".to_string()),
-        ]);
+        assert_eq!(
+            h.to_vec(),
+            vec![
+                ("A".to_string(), "1".to_string()),
+                ("Secret".to_string(), "<3>".to_string()),
+                ("B".to_string(), "2".to_string()),
+                ("secret".to_string(), "<1>".to_string()),
+            ]
+        );
         let before = h.clone();
         assert_eq!(h.replace_values(|_, _| None), 0);
         assert_eq!(h, before);

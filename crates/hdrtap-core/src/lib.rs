@@ -3,10 +3,16 @@
 //! Data walks one way: [`hdrtap_abi::decode`] → [`http1::Http1Tracker`]
 //! (per-connection reassembly and HTTP/1.x parsing) → [`record::HttpRecord`]
 //! → [`redact::Redactor`] → [`output`] sinks.
+//!
+//! Packets: [`hdrtap_abi::decode_packet`] → [`packet::decode_event`] →
+//! [`packet::PacketRecord`] → [`output`] sinks; [`filter`] compiles the
+//! tcpdump-style expression the kernel evaluates.
 
+pub mod filter;
 pub mod headers;
 pub mod http1;
-pub mod record;
 pub mod output;
+pub mod packet;
+pub mod record;
 pub mod redact;
 pub mod stats;

@@ -57,7 +57,6 @@ pub fn push_rfc3339_ns(out: &mut Vec<u8>, unix_ns: u64) {
     out.extend_from_slice(&digits);
 }
 
-
 /// Local wall-clock time of day with microseconds, like tcpdump.
 pub fn time_of_day(unix_ns: u64) -> String {
     let secs = (unix_ns / 1_000_000_000) as i64;
@@ -125,13 +124,6 @@ fn push_endpoint(out: &mut Vec<u8>, ep: &Endpoint) {
     out.push(b'}');
 }
 
-fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => push_json_str(out, s),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
 /// Append the JSON object of one record (no newline). Field order and
 /// presence follow docs/SCHEMA.md.
 pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
@@ -158,7 +150,15 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
         Role::Client => b",\"role\":\"client\"".as_slice(),
         Role::Server => b",\"role\":\"server\"".as_slice(),
     });
-    out.extend_from_slice(if rec.tls { b",\"tls\":true".as_slice() } else { b",\"tls\":false".as_slice() });
+    out.extend_from_slice(if rec.tls {
+        b",\"tls\":true".as_slice()
+    } else {
+        b",\"tls\":false".as_slice()
+    });
+    if let Some(lib) = rec.tls_library.as_deref() {
+        out.extend_from_slice(b",\"tls_library\":");
+        push_json_str(out, lib);
+    }
     out.extend_from_slice(b",\"version\":");
     push_json_str(out, &rec.version);
     match rec.kind {
@@ -258,7 +258,11 @@ pub fn record_line(rec: &HttpRecord) -> String {
         (rec.kind, rec.role),
         (HttpKind::Request, Role::Client) | (HttpKind::Response, Role::Server)
     );
-    let (src, dst) = if sent_by_process { (rec.local, rec.remote) } else { (rec.remote, rec.local) };
+    let (src, dst) = if sent_by_process {
+        (rec.local, rec.remote)
+    } else {
+        (rec.remote, rec.local)
+    };
     let role = match rec.role {
         Role::Client => "client",
         Role::Server => "server",
@@ -269,7 +273,9 @@ pub fn record_line(rec: &HttpRecord) -> String {
     push_escaped(&mut line, &rec.process.comm);
     line.push_str(&format!("[{}] {role} {src} > {dst}: ", rec.process.pid));
     if rec.tls {
-        line.push_str("TLS ");
+        line.push_str("TLS(");
+        push_escaped(&mut line, rec.tls_library.as_deref().unwrap_or("?"));
+        line.push_str(") ");
     }
     match rec.kind {
         HttpKind::Request => {
@@ -375,13 +381,23 @@ impl Writer {
     /// Write to `path`, created with mode 0600 (records may hold secrets if
     /// redaction is off) and truncated, like `tcpdump -w`.
     pub fn file(path: &Path, format: Format) -> io::Result<Self> {
-        let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         Ok(Writer::new(Box::new(f), format, false))
     }
 
     /// Write to any sink.
     pub fn new(out: Box<dyn Write + Send>, format: Format, line_buffered: bool) -> Self {
-        Writer { out, buf: Vec::with_capacity(WRITE_CHUNK + 64 * 1024), format, line_buffered }
+        Writer {
+            out,
+            buf: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
+            format,
+            line_buffered,
+        }
     }
 
     /// The format in use.
@@ -403,11 +419,16 @@ impl Writer {
     }
 
     /// Write a `{"kind":"stats"}` line (JSON format only; a no-op otherwise).
-    pub fn stats<S: StatsRecord + ?Sized>(&mut self, stats: &S, now_unix_ns: u64) -> io::Result<()> {
+    pub fn stats<S: StatsRecord + ?Sized>(
+        &mut self,
+        stats: &S,
+        now_unix_ns: u64,
+    ) -> io::Result<()> {
         if self.format != Format::Json {
             return Ok(());
         }
-        self.buf.extend_from_slice(stats.to_json(now_unix_ns).as_bytes());
+        self.buf
+            .extend_from_slice(stats.to_json(now_unix_ns).as_bytes());
         self.buf.push(b'\n');
         Ok(())
     }
@@ -435,9 +456,20 @@ mod tests {
             kind: HttpKind::Response,
             ts_unix_ns: 1_700_000_000_123_456_789,
             conn_id: 5,
-            process: Process { pid: 10, tid: 11, comm: "nginx".into(), cgroup_id: 3 },
-            local: Endpoint { ip: "::1".parse::<IpAddr>().unwrap(), port: 8080 },
-            remote: Endpoint { ip: "::1".parse::<IpAddr>().unwrap(), port: 50000 },
+            process: Process {
+                pid: 10,
+                tid: 11,
+                comm: "nginx".into(),
+                cgroup_id: 3,
+            },
+            local: Endpoint {
+                ip: "::1".parse::<IpAddr>().unwrap(),
+                port: 8080,
+            },
+            remote: Endpoint {
+                ip: "::1".parse::<IpAddr>().unwrap(),
+                port: 50000,
+            },
             role: Role::Server,
             version: "HTTP/1.1".into(),
             method: None,
@@ -445,13 +477,39 @@ mod tests {
             status: Some(404),
             reason: Some("Not Found".into()),
             latency_ns: Some(1_500_000),
-            request: Some(RequestRef { method: "GET".into(), target: "/x".into() }),
-            headers: [("Server", "nginx"), ("X-Evil", "a\nb")].into_iter().collect(),
+            request: Some(RequestRef {
+                method: "GET".into(),
+                target: "/x".into(),
+            }),
+            headers: [("Server", "nginx"), ("X-Evil", "a\nb")]
+                .into_iter()
+                .collect(),
             header_bytes: 60,
             truncated: false,
             tls: false,
+            tls_library: None,
             flags: vec![],
         }
+    }
+
+    #[test]
+    fn tls_records_name_their_library() {
+        let mut r = resp();
+        let v: serde_json::Value = serde_json::from_str(&record_json(&r)).unwrap();
+        assert_eq!(v["tls"], false);
+        assert!(
+            v.get("tls_library").is_none(),
+            "plaintext records carry no tls_library"
+        );
+        r.tls = true;
+        r.tls_library = Some("libssl.so.3".into());
+        let json = record_json(&r);
+        assert!(
+            json.contains(r#""tls":true,"tls_library":"libssl.so.3","version""#),
+            "{json}"
+        );
+        let line = record_line(&r);
+        assert!(line.contains(": TLS(libssl.so.3) HTTP/1.1 404"), "{line}");
     }
 
     #[test]
@@ -481,24 +539,43 @@ mod tests {
     fn json_escapes_exactly_like_serde_json() {
         let long = "x".repeat(40);
         for s in [
-            "plain", "", "quote\"in", "back\\slash", "tab\there", "nul\0", "\u{7f}del", "é ünïcode ✓",
-            &format!("{long}\"{long}"), &format!("{long}{long}\n"), &long,
+            "plain",
+            "",
+            "quote\"in",
+            "back\\slash",
+            "tab\there",
+            "nul\0",
+            "\u{7f}del",
+            "é ünïcode ✓",
+            &format!("{long}\"{long}"),
+            &format!("{long}{long}\n"),
+            &long,
         ] {
             let mut out = Vec::new();
             push_json_str(&mut out, s);
-            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap(), "{s:?}");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap(),
+                "{s:?}"
+            );
         }
     }
 
     #[test]
     fn ipv4_endpoints_and_timestamps() {
         let mut r = resp();
-        r.local = Endpoint { ip: "10.0.255.1".parse().unwrap(), port: 80 };
+        r.local = Endpoint {
+            ip: "10.0.255.1".parse().unwrap(),
+            port: 80,
+        };
         r.ts_unix_ns = 1_000_000_000 * 86_400 + 7; // 1970-01-02, 7 ns
         let v: serde_json::Value = serde_json::from_str(&record_json(&r)).unwrap();
         assert_eq!(v["local"]["ip"], "10.0.255.1");
         assert_eq!(v["ts"], "1970-01-02T00:00:00.000000007Z");
-        assert_eq!(rfc3339_ns(1_700_000_000_000_000_000), "2023-11-14T22:13:20.000000000Z");
+        assert_eq!(
+            rfc3339_ns(1_700_000_000_000_000_000),
+            "2023-11-14T22:13:20.000000000Z"
+        );
     }
 
     #[test]

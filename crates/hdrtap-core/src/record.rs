@@ -1,6 +1,7 @@
 //! The records hdrtap emits. One [`HttpRecord`] per HTTP message; the JSON
 //! shape is documented in docs/SCHEMA.md and produced by `output::json`.
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -111,6 +112,10 @@ pub struct HttpRecord {
     pub truncated: bool,
     /// Captured from a TLS library (plaintext side) rather than the socket.
     pub tls: bool,
+    /// With `tls`: the hooked library file the plaintext came from, e.g.
+    /// `libssl.so.3`, or a statically linked program's name (JSON
+    /// `tls_library`, present only on TLS records).
+    pub tls_library: Option<Arc<str>>,
     /// Anomalies, see [`flag`].
     pub flags: Vec<&'static str>,
 }

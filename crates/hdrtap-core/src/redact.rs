@@ -8,8 +8,14 @@
 use crate::record::HttpRecord;
 
 /// Headers redacted unless `--no-redact`.
-pub const DEFAULT_REDACTED: &[&str] =
-    &["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token"];
+pub const DEFAULT_REDACTED: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-auth-token",
+];
 
 /// Replaces the values of secret headers with keyed-hash markers.
 #[derive(Clone)]
@@ -24,7 +30,9 @@ pub struct Redactor {
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the key.
-        f.debug_struct("Redactor").field("names", &self.names).finish_non_exhaustive()
+        f.debug_struct("Redactor")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,12 +55,18 @@ impl Redactor {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut names: Vec<String> =
-            names.into_iter().map(|n| n.as_ref().trim().to_ascii_lowercase()).collect();
+        let mut names: Vec<String> = names
+            .into_iter()
+            .map(|n| n.as_ref().trim().to_ascii_lowercase())
+            .collect();
         names.sort();
         names.dedup();
         let lengths = names.iter().fold(0u64, |m, n| m | length_bit(n.len()));
-        Redactor { key, names, lengths }
+        Redactor {
+            key,
+            names,
+            lengths,
+        }
     }
 
     /// The default list plus `extra`; with `no_defaults` (`--no-redact`),
@@ -61,7 +75,12 @@ impl Redactor {
         if no_defaults {
             return Redactor::new(extra);
         }
-        Redactor::new(DEFAULT_REDACTED.iter().map(|s| s.to_string()).chain(extra.iter().cloned()))
+        Redactor::new(
+            DEFAULT_REDACTED
+                .iter()
+                .map(|s| s.to_string())
+                .chain(extra.iter().cloned()),
+        )
     }
 
     /// Header names redacted (lower case).
@@ -117,12 +136,20 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     pub(crate) fn record(headers: &[(&str, &str)]) -> HttpRecord {
-        let ep = Endpoint { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 80 };
+        let ep = Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 80,
+        };
         HttpRecord {
             kind: HttpKind::Request,
             ts_unix_ns: 0,
             conn_id: 1,
-            process: Process { pid: 1, tid: 1, comm: "t".into(), cgroup_id: 0 },
+            process: Process {
+                pid: 1,
+                tid: 1,
+                comm: "t".into(),
+                cgroup_id: 0,
+            },
             local: ep,
             remote: ep,
             role: Role::Client,
@@ -137,6 +164,7 @@ mod tests {
             header_bytes: 0,
             truncated: false,
             tls: false,
+            tls_library: None,
             flags: vec![],
         }
     }
@@ -155,11 +183,19 @@ mod tests {
         ]);
         assert_eq!(r.apply(&mut rec), 6);
         for (name, value) in rec.headers.iter().take(6) {
-            assert!(value.starts_with("[REDACTED len="), "{name} not redacted: {value}");
+            assert!(
+                value.starts_with("[REDACTED len="),
+                "{name} not redacted: {value}"
+            );
             assert!(!value.contains("secret"));
         }
         assert_eq!(rec.headers.get(6), Some(("Host", "example")));
-        assert!(rec.headers.get(0).unwrap().1.starts_with("[REDACTED len=13 hash="));
+        assert!(rec
+            .headers
+            .get(0)
+            .unwrap()
+            .1
+            .starts_with("[REDACTED len=13 hash="));
     }
 
     #[test]
@@ -168,7 +204,11 @@ mod tests {
         assert_eq!(r.marker("abc"), r.marker("abc"));
         assert_ne!(r.marker("abc"), r.marker("abd"));
         let other = Redactor::new(["authorization"]).unwrap();
-        assert_ne!(r.marker("abc"), other.marker("abc"), "a new run has a new key");
+        assert_ne!(
+            r.marker("abc"),
+            other.marker("abc"),
+            "a new run has a new key"
+        );
     }
 
     #[test]

@@ -47,6 +47,17 @@ pub struct Stats {
     pub inflight_full: u64,
     /// Payload bytes copied by the kernel.
     pub captured_bytes: u64,
+
+    /// TLS library files (and statically linked programs) hooked with uprobes.
+    pub tls_libraries: u64,
+    /// Connections whose plaintext came from a TLS library.
+    pub tls_conns: u64,
+    /// SSL calls not captured because their socket was unknown (no syscall
+    /// inside the call and no SSL_set_fd seen, e.g. memory BIOs).
+    pub tls_no_fd: u64,
+    /// SSL calls not copied because the CPU's TLS buffer was busy (the
+    /// plaintext stream shows a gap).
+    pub tls_busy: u64,
 }
 
 impl Stats {
@@ -64,6 +75,9 @@ impl Stats {
         self.conn_map_full = get(a::HDRTAP_CTR_CONN_MAP_FULL);
         self.inflight_full = get(a::HDRTAP_CTR_INFLIGHT_FULL);
         self.captured_bytes = get(a::HDRTAP_CTR_BYTES_CAPTURED);
+        self.tls_conns = get(a::HDRTAP_CTR_TLS_CONNS);
+        self.tls_no_fd = get(a::HDRTAP_CTR_TLS_NO_FD);
+        self.tls_busy = get(a::HDRTAP_CTR_TLS_BUSY);
     }
 
     /// The `{"kind":"stats", ...}` NDJSON object.
@@ -75,8 +89,12 @@ impl Stats {
             #[serde(flatten)]
             stats: &'a Stats,
         }
-        serde_json::to_string(&Line { kind: "stats", ts: crate::output::rfc3339_ns(now_unix_ns), stats: self })
-            .unwrap_or_default()
+        serde_json::to_string(&Line {
+            kind: "stats",
+            ts: crate::output::rfc3339_ns(now_unix_ns),
+            stats: self,
+        })
+        .unwrap_or_default()
     }
 
     /// The one-paragraph summary printed to stderr at exit.
@@ -93,10 +111,16 @@ impl Stats {
             self.parse_errors,
         );
         if self.gaps > 0 {
-            s.push_str(&format!(", {} stream gaps ({} bytes)", self.gaps, self.gap_bytes));
+            s.push_str(&format!(
+                ", {} stream gaps ({} bytes)",
+                self.gaps, self.gap_bytes
+            ));
         }
         if self.clipped_bytes > 0 {
-            s.push_str(&format!(", {} bytes past the per-call capture cap", self.clipped_bytes));
+            s.push_str(&format!(
+                ", {} bytes past the per-call capture cap",
+                self.clipped_bytes
+            ));
         }
         if self.conn_map_full + self.inflight_full > 0 {
             s.push_str(&format!(
@@ -104,11 +128,20 @@ impl Stats {
                 self.conn_map_full, self.inflight_full
             ));
         }
+        if self.tls_no_fd + self.tls_busy > 0 {
+            s.push_str(&format!(
+                ", {} TLS calls with no known socket and {} not copied (busy)",
+                self.tls_no_fd, self.tls_busy
+            ));
+        }
         if self.decode_errors > 0 {
             s.push_str(&format!(", {} undecodable events", self.decode_errors));
         }
         if self.output_errors > 0 {
-            s.push_str(&format!(", {} records not written (output errors)", self.output_errors));
+            s.push_str(&format!(
+                ", {} records not written (output errors)",
+                self.output_errors
+            ));
         }
         s
     }
@@ -122,7 +155,121 @@ impl Stats {
             + self.output_errors
             + self.conn_map_full
             + self.inflight_full
+            + self.tls_no_fd
+            + self.tls_busy
             > 0
+    }
+}
+
+/// Counters of `hdrtap packets` since start: what the kernel saw and
+/// dropped, and what userspace decoded and wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct PacketStats {
+    /// Packet records written.
+    pub records: u64,
+    /// Records flagged `truncated`, `malformed`, `fragment`, `snapped`.
+    pub truncated: u64,
+    pub malformed: u64,
+    pub fragments: u64,
+    pub snapped: u64,
+    /// Records with the owning process known.
+    pub with_process: u64,
+    /// Ring-buffer records that could not be decoded.
+    pub decode_errors: u64,
+    /// Records that could not be written.
+    pub output_errors: u64,
+
+    /// Packets the kernel programs ran on.
+    pub packets_seen: u64,
+    /// Rejected by the filter expression or --direction.
+    pub filtered: u64,
+    /// Accepted, then skipped by --sample.
+    pub sampled_out: u64,
+    /// Events the kernel wrote to the ring buffer.
+    pub kernel_events: u64,
+    /// Events lost because the ring buffer was full.
+    pub lost_events: u64,
+    /// Packets longer than --snaplen (cut).
+    pub kernel_snapped: u64,
+    /// Packets the kernel parser found malformed.
+    pub kernel_malformed: u64,
+    /// Failed copies of packet bytes.
+    pub load_failures: u64,
+    /// Packet bytes copied by the kernel.
+    pub captured_bytes: u64,
+}
+
+impl PacketStats {
+    /// Fill the kernel fields from the counters array (`enum hdrtap_pkt_counter` order).
+    pub fn set_kernel(&mut self, c: &[u64]) {
+        use hdrtap_abi as a;
+        let get = |i: u32| c.get(i as usize).copied().unwrap_or(0);
+        self.packets_seen = get(a::HDRTAP_PCTR_SEEN);
+        self.filtered = get(a::HDRTAP_PCTR_FILTERED);
+        self.sampled_out = get(a::HDRTAP_PCTR_SAMPLED_OUT);
+        self.kernel_events = get(a::HDRTAP_PCTR_EVENTS);
+        self.lost_events = get(a::HDRTAP_PCTR_RINGBUF_DROPS);
+        self.kernel_snapped = get(a::HDRTAP_PCTR_SNAPPED);
+        self.kernel_malformed = get(a::HDRTAP_PCTR_MALFORMED);
+        self.load_failures = get(a::HDRTAP_PCTR_LOAD_FAILS);
+        self.captured_bytes = get(a::HDRTAP_PCTR_BYTES);
+    }
+
+    /// The `{"kind":"stats", ...}` NDJSON object.
+    pub fn to_json(&self, now_unix_ns: u64) -> String {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            kind: &'static str,
+            ts: String,
+            #[serde(flatten)]
+            stats: &'a PacketStats,
+        }
+        serde_json::to_string(&Line {
+            kind: "stats",
+            ts: crate::output::rfc3339_ns(now_unix_ns),
+            stats: self,
+        })
+        .unwrap_or_default()
+    }
+
+    /// The one-line summary printed to stderr at exit.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "hdrtap: {} packet records; the kernel saw {} packets: {} filtered out, {} sampled out, {} lost to a full ring buffer; {} snapped, {} truncated, {} malformed, {} fragments",
+            self.records,
+            self.packets_seen,
+            self.filtered,
+            self.sampled_out,
+            self.lost_events,
+            self.snapped,
+            self.truncated,
+            self.malformed,
+            self.fragments,
+        );
+        if self.load_failures > 0 {
+            s.push_str(&format!(", {} failed copies", self.load_failures));
+        }
+        if self.decode_errors > 0 {
+            s.push_str(&format!(", {} undecodable events", self.decode_errors));
+        }
+        if self.output_errors > 0 {
+            s.push_str(&format!(
+                ", {} records not written (output errors)",
+                self.output_errors
+            ));
+        }
+        s
+    }
+
+    /// Whether anything was lost.
+    pub fn any_loss(&self) -> bool {
+        self.lost_events + self.load_failures + self.decode_errors + self.output_errors > 0
+    }
+}
+
+impl crate::output::StatsRecord for PacketStats {
+    fn to_json(&self, now_unix_ns: u64) -> String {
+        PacketStats::to_json(self, now_unix_ns)
     }
 }
 
@@ -143,5 +290,21 @@ mod tests {
         assert_eq!(v["kind"], "stats");
         assert_eq!(v["lost_events"], 7);
         assert!(s.summary().contains("lost 7 events"));
+    }
+
+    #[test]
+    fn packet_counters_map_by_index() {
+        let mut c = vec![0u64; hdrtap_abi::HDRTAP_PCTR_MAX as usize];
+        c[hdrtap_abi::HDRTAP_PCTR_SEEN as usize] = 10;
+        c[hdrtap_abi::HDRTAP_PCTR_FILTERED as usize] = 6;
+        c[hdrtap_abi::HDRTAP_PCTR_RINGBUF_DROPS as usize] = 1;
+        let mut s = PacketStats::default();
+        s.set_kernel(&c);
+        assert_eq!((s.packets_seen, s.filtered, s.lost_events), (10, 6, 1));
+        assert!(s.any_loss());
+        let v: serde_json::Value = serde_json::from_str(&s.to_json(0)).unwrap();
+        assert_eq!(v["kind"], "stats");
+        assert_eq!(v["filtered"], 6);
+        assert!(s.summary().contains("6 filtered out"), "{}", s.summary());
     }
 }

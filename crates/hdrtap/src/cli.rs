@@ -5,7 +5,12 @@ use clap::{Args, Parser, Subcommand};
 
 /// Log header elements with eBPF, without touching the programs it watches.
 #[derive(Debug, Parser)]
-#[command(name = "hdrtap", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "hdrtap",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// More detail on stderr (-v: debug and libbpf messages; -vv: everything).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -20,6 +25,9 @@ pub enum Command {
     /// Log every HTTP/1.x request and response on this machine: start line and every header.
     #[command(after_long_help = HTTP_EXAMPLES)]
     Http(HttpArgs),
+    /// Log packet headers (Ethernet, VLAN, ARP, IPv4, IPv6, TCP, UDP, ICMP) from tc, XDP or a socket filter.
+    #[command(after_long_help = PACKETS_EXAMPLES)]
+    Packets(PacketsArgs),
     /// Check that this machine can run hdrtap (kernel, BTF, tracefs, privileges, program types).
     Doctor(DoctorArgs),
 }
@@ -33,6 +41,12 @@ EXAMPLES:
   hdrtap http --pid 1234 --duration 30 # one process, for 30 seconds
   hdrtap http --redact X-Session       # also redact X-Session values
   hdrtap http --no-redact              # show secrets (Authorization, Cookie, ...) in clear
+  hdrtap http --no-tls                 # plaintext HTTP only, no OpenSSL uprobes
+  hdrtap doctor --tls                  # which processes' HTTPS hdrtap can show, and why not
+
+HTTPS is shown in cleartext (records with \"tls\": true) for programs using OpenSSL
+(libssl.so.3 / 1.1, or linked in statically with symbols): the uprobes are attached to
+each library file found in running processes and in processes started later.
 
 Secret headers (Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
 X-Auth-Token) are redacted by default to [REDACTED len=N hash=H]; H is a keyed hash
@@ -101,14 +115,133 @@ pub struct HttpArgs {
     #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
     pub ring_mib: u32,
 
+    /// Do not capture HTTPS in cleartext (no OpenSSL uprobes): TLS connections are then skipped.
+    #[arg(long)]
+    pub no_tls: bool,
+
     /// Do not print the start-up line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
 }
 
+const PACKETS_EXAMPLES: &str = "\
+EXAMPLES:
+  hdrtap packets                               # every packet on every up interface (tc)
+  hdrtap packets -i eth0 tcp port 443          # a tcpdump-style filter, run in the kernel
+  hdrtap packets -i lo --json -o p.ndjson      # NDJSON to a file (mode 0600)
+  hdrtap packets --hook xdp -i veth0 udp       # XDP (ingress only; native mode if the driver can)
+  hdrtap packets --hook socket -i eth0 arp     # socket filter on an AF_PACKET socket
+  hdrtap packets -i eth0 --direction in 'tcp[tcpflags] & tcp-syn != 0'
+  hdrtap packets -i eth0 --sample 100 --snaplen 128   # 1 packet in 100, 128 bytes of each
+
+FILTER primitives: [src|dst] host ADDR, [src|dst] net CIDR, [src|dst] port N,
+[src|dst] portrange A-B, tcp, udp, icmp, icmp6, arp, ip, ip6, [ip|ip6] proto N,
+vlan [ID], tcp[tcpflags] & FLAGS (!=|==) VALUE (tcp-fin tcp-syn tcp-rst tcp-push
+tcp-ack tcp-urg tcp-ece tcp-cwr), icmp[icmptype] == VALUE; combined with and/&&,
+or/||, not/! and parentheses. Quote expressions holding & ! ( ) [ ] for the shell.
+On lo, tc and the socket filter see every packet twice: once out, once in.";
+
+/// Capture packet headers.
+#[derive(Debug, Args)]
+pub struct PacketsArgs {
+    /// Where to capture: tc (ingress+egress, TCX or clsact), xdp (ingress only), socket (AF_PACKET socket filter).
+    #[arg(long, value_enum, default_value_t = HookArg::Tc)]
+    pub hook: HookArg,
+
+    /// Capture on this interface (repeatable). Default: every interface that is up.
+    #[arg(short, long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+
+    /// Which direction to capture.
+    #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
+    pub direction: DirectionArg,
+
+    /// Bytes of each packet the kernel copies (headers are decoded from these).
+    #[arg(long, value_name = "BYTES", default_value_t = hdrtap_abi::HDRTAP_PKT_SNAPLEN_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(14..=hdrtap_abi::HDRTAP_PKT_SNAPLEN_MAX as i64))]
+    pub snaplen: u32,
+
+    /// Keep one packet in N that pass the filter, chosen at random in the kernel.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sample: u32,
+
+    /// Write NDJSON (one object per packet, see docs/SCHEMA.md) instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write records to PATH instead of stdout (created with mode 0600, truncated).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Stop after SECS seconds, flushing output and printing the summary.
+    #[arg(short, long, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub duration: Option<u64>,
+
+    /// Create this file once every program is attached (for scripts and tests).
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Seconds between {"kind":"stats"} records in --json output.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub stats_interval: u64,
+
+    /// Ring-buffer size in MiB (power of two).
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
+    pub ring_mib: u32,
+
+    /// Do not attribute packets to processes (skips the three socket tracing programs).
+    #[arg(long)]
+    pub no_process: bool,
+
+    /// How tc programs attach: tcx (bpf_link, kernel >= 6.6), clsact (netlink qdisc), or auto.
+    #[arg(long, value_enum, default_value_t = TcAttachArg::Auto)]
+    pub tc_attach: TcAttachArg,
+
+    /// Do not print the start-up line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// tcpdump-style filter expression, evaluated in the kernel (see below).
+    #[arg(
+        value_name = "FILTER",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub filter: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookArg {
+    Tc,
+    Xdp,
+    Socket,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DirectionArg {
+    In,
+    Out,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TcAttachArg {
+    Auto,
+    Tcx,
+    Clsact,
+}
+
 /// Arguments of `hdrtap doctor`.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Instead of the checks: list the processes with TCP sockets and whether
+    /// hdrtap can show their HTTPS in cleartext (by which library), or why not.
+    #[arg(long)]
+    pub tls: bool,
+}
 
 fn parse_comm(s: &str) -> Result<String, String> {
     if s.is_empty() || s.len() > 15 {
@@ -121,7 +254,9 @@ fn parse_comm(s: &str) -> Result<String, String> {
 }
 
 fn parse_header_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if ok {
         Ok(s.to_string())
     } else {
@@ -130,9 +265,13 @@ fn parse_header_name(s: &str) -> Result<String, String> {
 }
 
 fn parse_ring_mib(s: &str) -> Result<u32, String> {
-    let n: u32 = s.parse().map_err(|_| format!("{s:?} is not a number of MiB"))?;
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of MiB"))?;
     if !(1..=1024).contains(&n) || !n.is_power_of_two() {
-        return Err(format!("{n} MiB: the ring buffer must be a power of two from 1 to 1024 MiB"));
+        return Err(format!(
+            "{n} MiB: the ring buffer must be a power of two from 1 to 1024 MiB"
+        ));
     }
     Ok(n)
 }
@@ -150,17 +289,84 @@ mod tests {
     #[test]
     fn parses_the_contract_flags() {
         let cli = Cli::try_parse_from([
-            "hdrtap", "http", "--json", "--output", "/tmp/x", "--pid", "12", "--pid", "13", "--comm", "nginx",
-            "--port", "8080", "--no-redact", "--redact", "X-A", "--duration", "5", "--ready-file", "/tmp/r",
+            "hdrtap",
+            "http",
+            "--json",
+            "--output",
+            "/tmp/x",
+            "--pid",
+            "12",
+            "--pid",
+            "13",
+            "--comm",
+            "nginx",
+            "--port",
+            "8080",
+            "--no-redact",
+            "--redact",
+            "X-A",
+            "--duration",
+            "5",
+            "--ready-file",
+            "/tmp/r",
         ])
         .unwrap();
-        let Command::Http(a) = cli.command else { panic!() };
+        let Command::Http(a) = cli.command else {
+            panic!()
+        };
         assert!(a.json && a.no_redact);
         assert_eq!(a.pids, vec![12, 13]);
         assert_eq!(a.comms, vec!["nginx"]);
         assert_eq!(a.ports, vec![8080]);
         assert_eq!(a.redact, vec!["X-A"]);
         assert_eq!(a.duration, Some(5));
+    }
+
+    #[test]
+    fn packets_takes_a_trailing_filter() {
+        let cli = Cli::try_parse_from([
+            "hdrtap",
+            "packets",
+            "-i",
+            "lo",
+            "-i",
+            "eth0",
+            "--hook",
+            "xdp",
+            "--snaplen",
+            "128",
+            "--sample",
+            "10",
+            "--direction",
+            "in",
+            "tcp",
+            "port",
+            "80",
+            "and",
+            "not",
+            "src",
+            "host",
+            "10.0.0.1",
+        ])
+        .unwrap();
+        let Command::Packets(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.interfaces, vec!["lo", "eth0"]);
+        assert_eq!(a.hook, HookArg::Xdp);
+        assert_eq!(
+            (a.snaplen, a.sample, a.direction),
+            (128, 10, DirectionArg::In)
+        );
+        assert_eq!(a.filter.join(" "), "tcp port 80 and not src host 10.0.0.1");
+        for bad in [
+            vec!["hdrtap", "packets", "--snaplen", "100000"],
+            vec!["hdrtap", "packets", "--sample", "0"],
+            vec!["hdrtap", "packets", "--hook", "kprobe"],
+            vec!["hdrtap", "packets", "--direction", "sideways"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "accepted {bad:?}");
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match &cli.command {
         cli::Command::Http(args) => cmd::http::run(args),
+        cli::Command::Packets(args) => cmd::packets::run(args),
         cli::Command::Doctor(args) => cmd::doctor::run(args),
     };
     match result {
@@ -40,7 +41,10 @@ fn main() -> ExitCode {
                         eprintln!("libbpf/verifier log:\n{}", b.log());
                     }
                 }
-            } else if e.downcast_ref::<hdrtap_bpf::BpfError>().is_some_and(|b| !b.log().is_empty()) {
+            } else if e
+                .downcast_ref::<hdrtap_bpf::BpfError>()
+                .is_some_and(|b| !b.log().is_empty())
+            {
                 eprintln!("hdrtap: run with -v for the verifier log");
             }
             ExitCode::FAILURE
@@ -54,7 +58,9 @@ fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
         let _ = e.print();
         return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
@@ -64,7 +70,10 @@ fn usage_error(e: clap::Error) -> ExitCode {
         };
     }
     let rendered = e.render().to_string();
-    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
     let first = first.trim_start_matches("error: ");
     eprintln!("hdrtap: error: {first} (see hdrtap --help)");
     ExitCode::from(2)

@@ -86,7 +86,8 @@ mod parse;
 mod stream;
 mod table;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use hdrtap_abi::{CloseEvent, DataEvent, Direction, KernelRole};
 use serde::Serialize;
@@ -180,6 +181,8 @@ pub struct Http1Tracker {
     cfg: TrackerConfig,
     stats: TrackerStats,
     table: LruTable<Conn>,
+    /// Names of hooked TLS library files by the id TLS events carry.
+    tls_names: HashMap<u16, Arc<str>>,
 }
 
 impl Http1Tracker {
@@ -189,7 +192,15 @@ impl Http1Tracker {
             table: LruTable::new(cfg.max_conns),
             cfg,
             stats: TrackerStats::default(),
+            tls_names: HashMap::new(),
         }
+    }
+
+    /// Name the TLS library whose events carry `id` (`tls_lib`), as records
+    /// show it in `tls_library`. Connections already tracked keep the name
+    /// they started with.
+    pub fn set_tls_library(&mut self, id: u16, name: &str) {
+        self.tls_names.insert(id, Arc::from(name));
     }
 
     /// Feed one data event; records it completes are appended to `out`.
@@ -199,8 +210,13 @@ impl Http1Tracker {
     }
 
     fn data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<HttpRecord>) {
-        let Http1Tracker { cfg, stats, table } = self;
-        let (conn, evicted) = table.entry(ev.conn_id, || Conn::new(ev, cfg));
+        let Http1Tracker {
+            cfg,
+            stats,
+            table,
+            tls_names,
+        } = self;
+        let (conn, evicted) = table.entry(ev.conn_id, || Conn::new(ev, cfg, tls_names));
         if let Some((_, old)) = evicted {
             stats.conns_evicted += 1;
             stats.unanswered_requests += old.shared.pending.len() as u64;
@@ -343,6 +359,9 @@ struct Shared {
     tunnel: bool,
     pending: VecDeque<PendingReq>,
     resume: Option<Resume>,
+    /// Plaintext from a TLS library (`HDRTAP_DF_TLS`), and which one.
+    tls: bool,
+    tls_library: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -408,13 +427,20 @@ fn role_of(kind: HttpKind, dir: Direction) -> Role {
 }
 
 impl Conn {
-    fn new(ev: &DataEvent<'_>, cfg: &TrackerConfig) -> Self {
+    fn new(ev: &DataEvent<'_>, cfg: &TrackerConfig, tls_names: &HashMap<u16, Arc<str>>) -> Self {
         // First seen past its start (evicted earlier, or its first events
         // were lost): positions are taken from the first events and parsing
         // starts at the first plausible message, as for a mid-stream one.
         let late = ev.pos > 0;
         let midstream = late || ev.has_flag(hdrtap_abi::HDRTAP_DF_MIDSTREAM);
         let meta = Meta::of(ev);
+        let tls = ev.has_flag(hdrtap_abi::HDRTAP_DF_TLS);
+        let tls_library = tls.then(|| {
+            tls_names
+                .get(&ev.tls_lib)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(format!("library #{}", ev.tls_lib)))
+        });
         let dir = || Dir {
             stream: DirStream::new(meta, !late),
             m: Machine::new(midstream, cfg.max_header_bytes, cfg.max_headers),
@@ -436,6 +462,8 @@ impl Conn {
                 tunnel: false,
                 pending: VecDeque::new(),
                 resume: None,
+                tls,
+                tls_library,
             },
             dirs: [dir(), dir()],
         }
@@ -772,7 +800,8 @@ impl Sink for Cx<'_, '_> {
             headers: p.headers,
             header_bytes: p.header_bytes,
             truncated: p.truncated,
-            tls: false,
+            tls: sh.tls,
+            tls_library: sh.tls_library.clone(),
             flags,
         });
         next

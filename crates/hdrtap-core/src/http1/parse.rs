@@ -411,7 +411,11 @@ impl Parsed {
         let mut te: Option<bool> = None; // Some(last coding is chunked)
         let mut upgrade = false;
         let kept = headers.len().min(keep);
-        let bytes: usize = headers.iter().take(kept).map(|h| h.name.len() + h.value.len()).sum();
+        let bytes: usize = headers
+            .iter()
+            .take(kept)
+            .map(|h| h.name.len() + h.value.len())
+            .sum();
         let mut out = Headers::with_capacity(kept, bytes);
         for h in headers {
             let name = h.name;
@@ -1396,7 +1400,9 @@ mod tests {
         assert!(p.malformed);
         assert_eq!(
             p.headers,
-            [("Good", "1"), ("Also", "3")].into_iter().collect::<Headers>()
+            [("Good", "1"), ("Also", "3")]
+                .into_iter()
+                .collect::<Headers>()
         );
         assert!(matches!(
             parse_head(b"GET / HTTP/9.9\r\n\r\n", HttpKind::Request, 256),

@@ -1158,3 +1158,36 @@ fn bench_request_response_pairs() {
         el.as_nanos() as f64 / n as f64
     );
 }
+
+/// A TLS plaintext stream (flag HDRTAP_DF_TLS) is a connection like any
+/// other; its records say `tls` and name the library by the event's id.
+#[test]
+fn tls_streams_carry_tls_and_library() {
+    let mut h = H::new();
+    h.t.set_tls_library(3, "libssl.so.3");
+    h.spec.flags = hdrtap_abi::HDRTAP_DF_TLS as u16;
+    h.spec.tls_lib = 3;
+    h.spec.conn_id = 42;
+    h.ev(EG, b"GET /secure HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.ev(IN, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(h.out.len(), 2);
+    for r in &h.out {
+        assert!(r.tls);
+        assert_eq!(r.tls_library.as_deref(), Some("libssl.so.3"));
+        assert_eq!(r.conn_id, 42);
+    }
+    assert_eq!(
+        h.out[1].request.as_ref().map(|r| r.target.as_str()),
+        Some("/secure")
+    );
+
+    // An id nobody named still says which one it was; plaintext has none.
+    let mut h = H::new();
+    h.spec.flags = hdrtap_abi::HDRTAP_DF_TLS as u16;
+    h.spec.tls_lib = 9;
+    h.ev(EG, b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(h.out[0].tls_library.as_deref(), Some("library #9"));
+    let mut h = H::new();
+    h.ev(EG, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(!h.out[0].tls && h.out[0].tls_library.is_none());
+}

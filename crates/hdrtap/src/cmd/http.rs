@@ -3,23 +3,20 @@ use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hdrtap_abi::Event;
-use hdrtap_bpf::{sys, HttpOptions, HttpProbe};
+use hdrtap_bpf::tls::TlsCapture;
+use hdrtap_bpf::{sys, HttpOptions, HttpProbe, RingBuffer};
 use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
-use hdrtap_core::output::{Format, Writer};
+use hdrtap_core::output::Writer;
 use hdrtap_core::record::{HttpKind, HttpRecord};
 use hdrtap_core::redact::Redactor;
 use hdrtap_core::stats::Stats;
 
+use super::common::{self, LoopOptions, Session};
 use crate::cli::HttpArgs;
-
-/// How long one poll of the ring buffer may wait for events.
-const POLL: Duration = Duration::from_millis(100);
 
 /// State the ring-buffer callback works on. The callback only decodes and
 /// parses; records are written outside it, so a failing write can never
@@ -39,14 +36,9 @@ pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             missing.join(", ")
         );
     }
-    let format = if args.json { Format::Json } else { Format::Human };
-    let mut writer = match &args.output {
-        Some(path) => Writer::file(path, format)
-            .with_context(|| format!("cannot open output file {}", path.display()))?,
-        None => Writer::stdout(format, !args.json && sys::is_tty(1)),
-    };
-    let redactor =
-        Redactor::from_options(args.no_redact, &args.redact).context("cannot get a random redaction key")?;
+    let mut writer = common::open_writer(args.json, args.output.as_deref())?;
+    let redactor = Redactor::from_options(args.no_redact, &args.redact)
+        .context("cannot get a random redaction key")?;
 
     let opts = HttpOptions {
         pids: args.pids.clone(),
@@ -54,10 +46,18 @@ pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
         ports: args.ports.clone(),
         ring_bytes: args.ring_mib << 20,
         call_capture: args.call_capture,
+        tls: !args.no_tls,
         ..HttpOptions::default()
     };
     let mut probe = HttpProbe::load(&opts).context("cannot load the HTTP capture programs")?;
-    probe.attach().context("cannot attach the HTTP capture programs")?;
+    probe
+        .attach()
+        .context("cannot attach the HTTP capture programs")?;
+    let tls = if args.no_tls {
+        None
+    } else {
+        super::tls::start(&probe)?
+    };
 
     let pipeline = Rc::new(RefCell::new(Pipeline {
         tracker: Http1Tracker::new(TrackerConfig {
@@ -69,110 +69,136 @@ pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
         decode_errors: 0,
         panics: 0,
     }));
+    if let Some(tls) = &tls {
+        super::tls::name_libraries(&mut pipeline.borrow_mut().tracker, tls.libraries());
+    }
     let cb_pipeline = Rc::clone(&pipeline);
-    let ring = probe
-        .ring_buffer(move |raw: &[u8]| {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let Ok(mut guard) = cb_pipeline.try_borrow_mut() else { return };
-                let p = &mut *guard;
-                match hdrtap_abi::decode(raw) {
-                    Ok(Event::Data(ev)) => p.tracker.on_data(&ev, &mut p.records),
-                    Ok(Event::Close(ev)) => p.tracker.on_close(&ev, &mut p.records),
-                    Err(e) => {
-                        p.decode_errors += 1;
-                        tracing::debug!("undecodable event: {e}");
-                    }
-                }
-            }));
-            if outcome.is_err() {
-                if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
-                    p.panics += 1;
+    let callback = move |raw: &[u8]| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let Ok(mut guard) = cb_pipeline.try_borrow_mut() else {
+                return;
+            };
+            let p = &mut *guard;
+            match hdrtap_abi::decode(raw) {
+                Ok(Event::Data(ev)) => p.tracker.on_data(&ev, &mut p.records),
+                Ok(Event::Close(ev)) => p.tracker.on_close(&ev, &mut p.records),
+                Err(e) => {
+                    p.decode_errors += 1;
+                    tracing::debug!("undecodable event: {e}");
                 }
             }
-            0
-        })
-        .context("cannot open the ring buffer")?;
+        }));
+        if outcome.is_err() {
+            if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
+                p.panics += 1;
+            }
+        }
+        0
+    };
+    let ring = match &tls {
+        Some(tls) => tls.ring_buffer(&probe, callback),
+        None => probe.ring_buffer(callback),
+    }
+    .context("cannot open the ring buffer")?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install signal handlers")?;
-    }
-    if let Some(path) = &args.ready_file {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot create ready file {}", path.display()))?;
-    }
+    let stop = common::stop_flag()?;
+    common::write_ready_file(args.ready_file.as_deref())?;
     if !args.quiet {
         let filters = describe_filters(args);
         eprintln!(
-            "hdrtap: tracing HTTP/1.x on TCP{filters} ({} probes attached); redacting {}; Ctrl-C to stop",
+            "hdrtap: tracing HTTP/1.x on TCP{filters} ({} probes attached); {}; redacting {}; Ctrl-C to stop",
             probe.attached(),
+            super::tls::describe(tls.as_ref()),
             if redactor.names().is_empty() { "nothing".to_string() } else { redactor.names().join(", ") }
         );
     }
 
-    let started = Instant::now();
-    let deadline = args.duration.map(|s| started + Duration::from_secs(s));
-    let stats_every = Duration::from_secs(args.stats_interval);
-    let mut next_stats = started + stats_every;
-    let mut stats = Stats::default();
-    let mut output_closed = false;
-
-    loop {
-        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-        HttpProbe::poll(&ring, POLL).context("reading the ring buffer")?;
-        if drain(&pipeline, &redactor, &mut writer, &mut stats) {
-            output_closed = true;
-            break;
-        }
-        if let Err(e) = writer.flush() {
-            if e.kind() == ErrorKind::BrokenPipe {
-                output_closed = true;
-                break;
-            }
-            stats.output_errors += 1;
-        }
-        if Instant::now() >= next_stats {
-            next_stats += stats_every;
-            refresh_stats(&probe, &pipeline, &mut stats);
-            if writer.stats(&stats, sys::realtime_ns()).is_err() {
-                stats.output_errors += 1;
-            }
-        }
-    }
-
-    // Take what is still in the ring buffer, end every connection (a header
-    // block still open becomes a record flagged incomplete), then report.
-    if !output_closed {
-        let _ = ring.consume();
-        {
-            let mut guard = pipeline.borrow_mut();
-            let p = &mut *guard;
-            p.tracker.close_all(&mut p.records);
-        }
-        drain(&pipeline, &redactor, &mut writer, &mut stats);
-    }
-    refresh_stats(&probe, &pipeline, &mut stats);
-    if !output_closed {
-        if writer.stats(&stats, sys::realtime_ns()).is_err() {
-            stats.output_errors += 1;
-        }
-        if writer.flush().is_err() {
-            stats.output_errors += 1;
-        }
-    }
-    eprintln!("{}", stats.summary());
-    let panics = pipeline.borrow().panics;
-    if panics > 0 {
-        eprintln!("hdrtap: {panics} events hit an internal error and were dropped (please report this)");
-    }
+    let mut session = HttpSession {
+        probe: &probe,
+        ring,
+        pipeline,
+        redactor,
+        stats: Stats::default(),
+        tls,
+    };
+    common::run_loop(
+        &mut session,
+        &mut writer,
+        &LoopOptions {
+            stop,
+            duration: args.duration,
+            stats_interval: args.stats_interval,
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
+}
+
+struct HttpSession<'a> {
+    probe: &'a HttpProbe,
+    ring: RingBuffer<'a>,
+    pipeline: Rc<RefCell<Pipeline>>,
+    redactor: Redactor,
+    stats: Stats,
+    tls: Option<TlsCapture>,
+}
+
+impl Session for HttpSession<'_> {
+    type Stats = Stats;
+
+    fn poll(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        HttpProbe::poll(&self.ring, timeout).context("reading the ring buffer")?;
+        // New processes may have brought new TLS libraries: hook them, and
+        // name them before their first events are read.
+        if let Some(tls) = &mut self.tls {
+            let fresh = tls.process(self.probe);
+            if !fresh.is_empty() {
+                super::tls::name_libraries(&mut self.pipeline.borrow_mut().tracker, fresh);
+            }
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, writer: &mut Writer) -> bool {
+        drain(&self.pipeline, &self.redactor, writer, &mut self.stats)
+    }
+
+    /// Take what is still in the ring buffer and end every connection (a
+    /// header block still open becomes a record flagged incomplete).
+    fn finish(&mut self) {
+        let _ = self.ring.consume();
+        let mut guard = self.pipeline.borrow_mut();
+        let p = &mut *guard;
+        p.tracker.close_all(&mut p.records);
+    }
+
+    fn stats(&mut self) -> &Stats {
+        refresh_stats(self.probe, &self.pipeline, &mut self.stats);
+        self.stats.tls_libraries = self.tls.as_ref().map_or(0, |t| t.libraries().len() as u64);
+        &self.stats
+    }
+
+    fn output_error(&mut self) {
+        self.stats.output_errors += 1;
+    }
+
+    fn summary(&self) -> Vec<String> {
+        let mut lines = vec![self.stats.summary()];
+        let panics = self.pipeline.borrow().panics;
+        if panics > 0 {
+            lines.push(format!("hdrtap: {panics} events hit an internal error and were dropped (please report this)"));
+        }
+        lines
+    }
 }
 
 /// Move finished records through redaction to the writer. Returns true when
 /// the output is gone (closed pipe) and capture should stop.
-fn drain(pipeline: &Rc<RefCell<Pipeline>>, redactor: &Redactor, writer: &mut Writer, stats: &mut Stats) -> bool {
+fn drain(
+    pipeline: &Rc<RefCell<Pipeline>>,
+    redactor: &Redactor,
+    writer: &mut Writer,
+    stats: &mut Stats,
+) -> bool {
     let mut records = std::mem::take(&mut pipeline.borrow_mut().records);
     let mut closed = false;
     for rec in records.iter_mut() {
@@ -240,5 +266,8 @@ fn describe_filters(args: &HttpArgs) -> String {
 }
 
 fn join<T: ToString>(v: &[T]) -> String {
-    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }

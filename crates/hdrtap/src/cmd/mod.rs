@@ -1,3 +1,6 @@
 //! One module per subcommand.
+pub mod common;
 pub mod doctor;
 pub mod http;
+pub mod packets;
+pub mod tls;

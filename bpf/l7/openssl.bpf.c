@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * openssl.bpf.c — HTTPS in cleartext: uprobes on OpenSSL (3.x; 1.1.x has the
+ * same symbols and signatures) that copy the plaintext of SSL_read,
+ * SSL_read_ex, SSL_write and SSL_write_ex into the same ring buffer, through
+ * the same connections and copy loop as the syscall capture.
+ *
+ * This file is #included at the end of syscalls.bpf.c: one BPF object, so
+ * the maps (conns, events, scratch, counters), the filters and the copy loop
+ * are shared, not duplicated. Its programs are named tls_* and are attached
+ * by userspace (crates/hdrtap-bpf/src/tls.rs), not with the syscall ones.
+ *
+ * Flow of one SSL call on one thread:
+ *   SSL_x entry:   stash (ssl, buf, out) in task storage, fd = -1
+ *   syscalls inside the call (enter_io -> tls_note_fd): the read/write on a
+ *                  TCP socket names the fd; that connection becomes CONN_TLS
+ *                  at once, so the syscall path never copies its ciphertext
+ *   SSL_x return:  bytes = return value (or *written / *readbytes); fd from
+ *                  the stash, else from ssl_fds (SSL_read served from
+ *                  OpenSSL's buffer makes no syscall; SSL_set_fd and earlier
+ *                  calls taught us); copy the plaintext as a stream of its own:
+ *                  conn.tls_conn_id, conn.tls_pos[dir], flag HDRTAP_DF_TLS.
+ *
+ * SSL_peek is not hooked: peeked bytes are read again by SSL_read.
+ */
+
+#define HDRTAP_PROT_EXEC 0x4
+#define HDRTAP_MAP_ANONYMOUS 0x20
+
+/*
+ * The stack pointer seen by a uretprobe, minus the one seen at the entry of
+ * the same call: x86-64's `ret` pops the return address; arm64 returns
+ * through a register. Used to tell an outer call's return from a nested
+ * one's. Elsewhere the check is off.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define RET_SP_DELTA 8
+#define SP_CHECK 1
+#elif defined(__TARGET_ARCH_arm64)
+#define RET_SP_DELTA 0
+#define SP_CHECK 1
+#else
+#define RET_SP_DELTA 0
+#define SP_CHECK 0
+#endif
+
+/* Gate of a TLS connection's plaintext stream (conn.tls_state). */
+enum tls_state {
+	TLS_SNIFF = 0,   /* deciding on the first plaintext bytes */
+	TLS_HTTP,        /* HTTP/1.x: copy everything */
+	TLS_NOT_HTTP,    /* something else (HTTP/2, SMTP, ...): copy nothing */
+};
+
+/* A thread's SSL call in flight, from its uprobe to its uretprobe. */
+struct ssl_call {
+	__u64 ssl;       /* SSL * */
+	__u64 buf;       /* the plaintext buffer */
+	__u64 out_len;   /* _ex variants: size_t *written / *readbytes; else 0 */
+	__u64 sp;        /* stack pointer at entry */
+	__s32 fd;        /* TCP socket a syscall inside the call used, or -1 */
+	__u16 lib;       /* attach cookie: the library id */
+	__u8 active;     /* 0: empty slot */
+	__u8 dir;        /* enum hdrtap_direction */
+	__u8 source;     /* enum hdrtap_source */
+	__u8 _pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+struct ssl_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 ssl;       /* SSL *: only unique within one process */
+};
+
+/* The socket each SSL object runs over, as last seen. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, __s32);
+} ssl_fds SEC(".maps");
+
+/* Executable files userspace has looked at (never reported again). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct hdrtap_file_key);
+	__type(value, __u8);
+} known_files SEC(".maps");
+
+/* Unknown executable files being exec'd or mapped (struct hdrtap_file_event). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 << 10);
+} file_events SEC(".maps");
+
+static __always_inline struct ssl_call *ssl_call_slot(__u64 flags)
+{
+	return bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, flags);
+}
+
+/*
+ * Make c a TLS connection (its plaintext comes from here, its ciphertext is
+ * never copied). Returns 0 if c is filtered out or not TCP.
+ */
+static __always_inline int tls_mark(struct conn *c)
+{
+	if (c->state == CONN_IGNORED || c->tuple.family == 0)
+		return 0;
+	if (c->state != CONN_TLS) {
+		c->state = CONN_TLS;
+		c->tls_conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+		ctr_add(HDRTAP_CTR_TLS_CONNS, 1);
+	}
+	return 1;
+}
+
+/* Called by enter_io for every read/write-family syscall on a socket. */
+static __always_inline void tls_note_fd(struct conn *c, int fd)
+{
+	struct ssl_call *sc;
+
+	if (!c || c->tuple.family == 0) /* not a TCP socket */
+		return;
+	sc = ssl_call_slot(0);
+	if (!sc || !sc->active)
+		return;
+	sc->fd = fd;
+	tls_mark(c);
+}
+
+/*
+ * The plaintext gate, as sniff() is for sockets: a stream seen from its
+ * start is decided on its first four bytes; one found mid-stream (role
+ * unknown) waits for a call that starts like a message. Returns 1 to copy.
+ */
+__noinline int tls_sniff(struct conn *c, __u64 ptr, __u64 len)
+{
+	__u32 have = 0, n, word = 0, more = 0;
+	int verdict, midstream;
+
+	if (!c)
+		return 0;
+	if (c->tls_state == TLS_HTTP)
+		return 1;
+	if (c->tls_state != TLS_SNIFF)
+		return 0;
+	midstream = c->role == HDRTAP_ROLE_UNKNOWN;
+	if (!midstream) {
+		have = c->tls_sniff_len;
+		if (have > HDRTAP_SNIFF_LEN - 1)
+			have = HDRTAP_SNIFF_LEN - 1;
+		word = c->tls_sniff_word;
+	}
+	n = HDRTAP_SNIFF_LEN - have;
+	if (n > len)
+		n = len;
+	if (n > 0 && bpf_probe_read_user(&more, n & (2 * HDRTAP_SNIFF_LEN - 1), (void *)ptr))
+		return 1; /* unreadable: let the copy count the failure */
+	word |= more << (8 * have);
+	verdict = hdrtap_sniff_word(word, have + n);
+	if (verdict == HDRTAP_SNIFF_HTTP) {
+		c->tls_state = TLS_HTTP;
+		return 1;
+	}
+	if (midstream)
+		return 0;
+	if (verdict == HDRTAP_SNIFF_NO) {
+		c->tls_state = TLS_NOT_HTTP;
+		ctr_add(HDRTAP_CTR_CONNS_GATED, 1);
+		return 0;
+	}
+	c->tls_sniff_word = word;
+	c->tls_sniff_len = have + n;
+	return 1;
+}
+
+static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 ssl, __u64 buf, __u64 out_len,
+				     __u8 dir, __u8 source)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 sp = PT_REGS_SP(ctx);
+	struct ssl_call *sc;
+
+	if (!tracing_wanted(id >> 32))
+		return 0;
+	sc = ssl_call_slot(BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!sc) {
+		ctr_add(HDRTAP_CTR_INFLIGHT_FULL, 1);
+		return 0;
+	}
+	/*
+	 * An SSL call made from inside the one in flight (a library whose
+	 * SSL_write calls SSL_write_ex, or one file hooked twice) sits deeper
+	 * in the stack: the outer call reports the bytes, once. A slot left
+	 * by a call whose return we did not see is at this depth or above,
+	 * and is replaced.
+	 */
+	if (SP_CHECK && sc->active && sp < sc->sp)
+		return 0;
+	sc->ssl = ssl;
+	sc->buf = buf;
+	sc->out_len = out_len;
+	sc->sp = sp;
+	sc->fd = -1;
+	sc->lib = bpf_get_attach_cookie(ctx);
+	sc->dir = dir;
+	sc->source = source;
+	sc->active = 1;
+	return 0;
+}
+
+static __always_inline int ssl_exit(struct pt_regs *ctx)
+{
+	int ret = PT_REGS_RC(ctx);
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call *sc = ssl_call_slot(0);
+	struct ssl_call call;
+	struct ssl_key key = {};
+	struct copy_ctx cc = {};
+	struct scratch *s;
+	struct conn *c;
+	__s32 *known;
+	__u64 bytes;
+	__u32 slot;
+	int fd;
+
+	if (!sc || !sc->active)
+		return 0;
+	if (SP_CHECK && PT_REGS_SP(ctx) - RET_SP_DELTA != sc->sp)
+		return 0; /* a nested call returning */
+	call = *sc;
+	sc->active = 0;
+
+	/* Which socket: learnt inside this call, else remembered for this SSL. */
+	key.tgid = id >> 32;
+	key.ssl = call.ssl;
+	fd = call.fd;
+	known = bpf_map_lookup_elem(&ssl_fds, &key);
+	if (fd >= 0) {
+		if (!known || *known != fd)
+			bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	} else if (known) {
+		fd = *known;
+	}
+	if (ret <= 0)
+		return 0;
+	bytes = ret;
+	if (call.out_len) {
+		/* SSL_read_ex/SSL_write_ex return 1 and store the count. */
+		__u64 n = 0;
+
+		if (bpf_probe_read_user(&n, sizeof(n), (void *)call.out_len)) {
+			ctr_add(HDRTAP_CTR_READ_FAILS, 1);
+			return 0;
+		}
+		bytes = n;
+	}
+	if (bytes == 0)
+		return 0;
+	if (fd < 0) {
+		ctr_add(HDRTAP_CTR_TLS_NO_FD, 1);
+		return 0;
+	}
+	c = conn_find(key.tgid, fd);
+	if (!c || !tls_mark(c))
+		return 0;
+	if (!tls_sniff(c, call.buf, bytes))
+		return 0;
+
+	slot = nr_cpus + bpf_get_smp_processor_id();
+	s = scratch_at(slot);
+	if (!s)
+		return 0;
+	cc.base_pos = __sync_fetch_and_add(&c->tls_pos[call.dir & 1], bytes);
+	c->tls_emitted = 1;
+	/* Preempted by another uprobe program on this CPU: its slot is ours to
+	 * skip. Userspace sees the bytes as a gap; counted here. */
+	if (__sync_lock_test_and_set(&s->busy, 1)) {
+		ctr_add(HDRTAP_CTR_TLS_BUSY, 1);
+		return 0;
+	}
+	cc.total = bytes;
+	cc.seg_ptr = call.buf;
+	cc.seg_len = bytes;
+	cc.budget = call_capture;
+	cc.flags = HDRTAP_DF_TLS;
+	if (c->role == HDRTAP_ROLE_UNKNOWN)
+		cc.flags |= HDRTAP_DF_MIDSTREAM;
+
+	s->ev.hdr.kind = HDRTAP_EV_DATA;
+	s->ev.hdr.tgid = id >> 32;
+	s->ev.hdr.tid = (__u32)id;
+	s->ev.hdr.fd = fd;
+	s->ev.hdr.ts_ns = bpf_ktime_get_ns();
+	s->ev.hdr.conn_id = c->tls_conn_id;
+	s->ev.call_len = bytes;
+	s->ev.cgroup_id = bpf_get_current_cgroup_id();
+	s->ev.dir = call.dir;
+	s->ev.role = c->role;
+	s->ev.source = call.source;
+	s->ev.tls_lib = call.lib;
+	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
+	__builtin_memcpy(&s->ev.tuple, &c->tuple, sizeof(c->tuple));
+	s->cc = cc;
+	copy_run(s, slot);
+	s = scratch_at(slot);
+	if (s)
+		s->busy = 0; /* the slot's one writer: a plain store releases it */
+	return 0;
+}
+
+/* int SSL_write(SSL *ssl, const void *buf, int num); */
+SEC("uprobe")
+int BPF_UPROBE(tls_ssl_write, void *ssl, const void *buf, int num)
+{
+	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SSL_WRITE);
+}
+
+/* int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written); */
+SEC("uprobe")
+int BPF_UPROBE(tls_ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64 *written)
+{
+	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)written, HDRTAP_DIR_EGRESS,
+			 HDRTAP_SRC_SSL_WRITE);
+}
+
+/* int SSL_read(SSL *ssl, void *buf, int num); */
+SEC("uprobe")
+int BPF_UPROBE(tls_ssl_read, void *ssl, void *buf, int num)
+{
+	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, HDRTAP_DIR_INGRESS, HDRTAP_SRC_SSL_READ);
+}
+
+/* int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes); */
+SEC("uprobe")
+int BPF_UPROBE(tls_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbytes)
+{
+	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)readbytes, HDRTAP_DIR_INGRESS,
+			 HDRTAP_SRC_SSL_READ);
+}
+
+/*
+ * The return of all four (the stash says which one it was):
+ *   int SSL_write(...)    bytes written, or <= 0
+ *   int SSL_write_ex(...) 1 and *written, or 0
+ *   int SSL_read(...)     bytes read, or <= 0
+ *   int SSL_read_ex(...)  1 and *readbytes, or 0
+ */
+SEC("uretprobe")
+int BPF_URETPROBE(tls_ssl_ret, int ret)
+{
+	return ssl_exit(ctx);
+}
+
+/* int SSL_set_fd(SSL *ssl, int fd); — the socket, before any data moves. */
+SEC("uprobe")
+int BPF_UPROBE(tls_ssl_set_fd, void *ssl, int fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_key key = {.tgid = id >> 32, .ssl = (__u64)ssl};
+	struct conn *c;
+
+	if (!tracing_wanted(id >> 32) || fd < 0)
+		return 0;
+	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	c = conn_find(key.tgid, fd);
+	if (c)
+		tls_mark(c);
+	return 0;
+}
+
+/* ---- new library files and static binaries ------------------------------ */
+
+static __always_inline void report_file(struct file *file, __u32 tgid, __u16 kind)
+{
+	struct hdrtap_file_event ev = {};
+	struct inode *inode;
+
+	if (!file || tgid == self_tgid)
+		return;
+	inode = BPF_CORE_READ(file, f_inode);
+	ev.file.ino = BPF_CORE_READ(inode, i_ino);
+	ev.file.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	if (bpf_map_lookup_elem(&known_files, &ev.file))
+		return;
+	ev.kind = kind;
+	ev.tgid = tgid;
+	/* Rare (files userspace has not seen) and urgent: wake the reader. */
+	bpf_ringbuf_output(&file_events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP);
+}
+
+/* void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset); */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int tls_enter_mmap(struct sys_enter_ctx *ctx)
+{
+	int prot = ctx->args[2], flags = ctx->args[3], fd = ctx->args[4];
+
+	if (!(prot & HDRTAP_PROT_EXEC) || (flags & HDRTAP_MAP_ANONYMOUS) || fd < 0)
+		return 0;
+	report_file(hdrtap_fd_file(fd), bpf_get_current_pid_tgid() >> 32, HDRTAP_EV_MMAP_EXEC);
+	return 0;
+}
+
+/* sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(tls_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	report_file(BPF_CORE_READ(bprm, file), BPF_CORE_READ(p, tgid), HDRTAP_EV_EXEC);
+	return 0;
+}

@@ -1,0 +1,717 @@
+//! The packet capture object (`bpf/net/packets.bpf.c`): tc, XDP and
+//! socket-filter programs feeding one ring buffer, plus the tracing programs
+//! that remember which process owns a socket.
+//!
+//! Everything attached here goes away when the [`PacketProbe`] is dropped:
+//! TCX and XDP attachments are BPF links held as file descriptors (the kernel
+//! removes them when the last descriptor closes, so even SIGKILL leaves
+//! nothing behind); socket filters die with their AF_PACKET sockets; clsact
+//! filters (kernels before 6.6, or `TcMode::Clsact`) are detached by `Drop`,
+//! and the clsact qdisc is destroyed when hdrtap created it.
+use std::ffi::CString;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use hdrtap_abi as abi;
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{
+    Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, TcHook, TcHookBuilder,
+    TC_EGRESS, TC_INGRESS,
+};
+
+use crate::packets_skel::{PacketsSkel, PacketsSkelBuilder};
+use crate::BpfError;
+
+/// Number of packet counters (see `enum hdrtap_pkt_counter`).
+pub const PACKET_COUNTERS: usize = abi::HDRTAP_PCTR_MAX as usize;
+
+/// Where packets are captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// tc ingress and egress (TCX link, or clsact).
+    Tc,
+    /// XDP, ingress only.
+    Xdp,
+    /// Socket filter on an AF_PACKET socket, both directions.
+    Socket,
+}
+
+impl Hook {
+    /// The name used on the command line and in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Tc => "tc",
+            Hook::Xdp => "xdp",
+            Hook::Socket => "socket",
+        }
+    }
+}
+
+/// How tc programs are attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcMode {
+    /// TCX where the kernel has it (>= 6.6), clsact otherwise.
+    Auto,
+    /// TCX bpf_link only.
+    Tcx,
+    /// A clsact qdisc and direct-action filters (netlink).
+    Clsact,
+}
+
+/// What an attachment turned out to be, for the start-up line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    /// TCX link(s).
+    Tcx,
+    /// clsact filters; `created_qdisc` when hdrtap added the qdisc.
+    Clsact { created_qdisc: bool },
+    /// XDP in the driver (native mode).
+    XdpNative,
+    /// XDP in the generic (skb) path.
+    XdpGeneric,
+    /// An AF_PACKET socket with the filter.
+    Socket,
+}
+
+impl Attached {
+    /// Short description, e.g. `tcx`, `xdp generic`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Attached::Tcx => "tcx",
+            Attached::Clsact { .. } => "clsact",
+            Attached::XdpNative => "xdp native",
+            Attached::XdpGeneric => "xdp generic",
+            Attached::Socket => "af_packet socket filter",
+        }
+    }
+}
+
+/// Which directions to capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Directions {
+    pub ingress: bool,
+    pub egress: bool,
+}
+
+impl Directions {
+    pub const BOTH: Directions = Directions {
+        ingress: true,
+        egress: true,
+    };
+
+    fn mask(self) -> u8 {
+        (u8::from(self.ingress) << abi::HDRTAP_PKT_IN)
+            | (u8::from(self.egress) << abi::HDRTAP_PKT_OUT)
+    }
+}
+
+/// What the kernel side should capture.
+#[derive(Debug, Clone)]
+pub struct PacketOptions {
+    /// Bytes copied from the start of each packet (1..=HDRTAP_PKT_SNAPLEN_MAX).
+    pub snaplen: u32,
+    /// Keep 1 in `sample` accepted packets (1 = all).
+    pub sample: u32,
+    pub directions: Directions,
+    /// Attribute packets to processes (loads three tracing programs).
+    pub owners: bool,
+    /// Ring-buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+}
+
+impl Default for PacketOptions {
+    fn default() -> Self {
+        PacketOptions {
+            snaplen: abi::HDRTAP_PKT_SNAPLEN_DEFAULT,
+            sample: 1,
+            directions: Directions::BOTH,
+            owners: true,
+            ring_bytes: 16 << 20,
+        }
+    }
+}
+
+/// A network interface, from /sys/class/net.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub index: u32,
+    /// ARPHRD_* type (1 Ethernet, 772 loopback, 65534 none, ...).
+    pub arphrd: u16,
+    /// IFF_UP is set.
+    pub up: bool,
+}
+
+impl Interface {
+    /// How packets on this interface start, or None when hdrtap cannot
+    /// decode its link layer.
+    pub fn link(&self) -> Option<u8> {
+        match self.arphrd {
+            1 | 772 => Some(abi::HDRTAP_LINK_ETHER as u8), // ARPHRD_ETHER, ARPHRD_LOOPBACK
+            519 | 65534 => Some(abi::HDRTAP_LINK_RAW_IP as u8), // ARPHRD_RAWIP, ARPHRD_NONE
+            _ => None,
+        }
+    }
+}
+
+/// Every network interface of this network namespace, by index.
+pub fn interfaces() -> std::io::Result<Vec<Interface>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/sys/class/net")? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let dir = entry.path();
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let Ok(index) = read("ifindex").parse::<u32>() else {
+            continue;
+        };
+        let arphrd = read("type").parse::<u16>().unwrap_or(0);
+        let flags = u32::from_str_radix(read("flags").trim_start_matches("0x"), 16).unwrap_or(0);
+        out.push(Interface {
+            name,
+            index,
+            arphrd,
+            up: flags & 1 != 0,
+        });
+    }
+    out.sort_by_key(|i| i.index);
+    Ok(out)
+}
+
+/// One attachment; dropping it detaches.
+enum Attachment {
+    /// A BPF link (TCX or XDP) held by its descriptor.
+    Link(#[allow(dead_code)] OwnedFd),
+    /// A libbpf link (tracing programs).
+    LibbpfLink(#[allow(dead_code)] Link),
+    /// A clsact filter, detached by hand.
+    Clsact { hook: TcHook, destroy_qdisc: bool },
+    /// An AF_PACKET socket with the program attached.
+    Socket(#[allow(dead_code)] OwnedFd),
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if let Attachment::Clsact {
+            hook,
+            destroy_qdisc,
+        } = self
+        {
+            if let Err(e) = hook.detach() {
+                tracing::warn!("detaching a tc filter failed: {e}");
+            }
+            if *destroy_qdisc {
+                let mut both = *hook;
+                both.attach_point(TC_INGRESS | TC_EGRESS);
+                if let Err(e) = both.destroy() {
+                    tracing::warn!("removing the clsact qdisc hdrtap added failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// The loaded packet programs and what they are attached to.
+pub struct PacketProbe {
+    // Attachments first: they must go before the programs they refer to.
+    attachments: Vec<Attachment>,
+    skel: PacketsSkel<'static>,
+    owners: bool,
+}
+
+impl PacketProbe {
+    /// Open and load the programs; nothing is attached yet.
+    pub fn load(opts: &PacketOptions) -> Result<Self, BpfError> {
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(BpfError::NoBtf);
+        }
+        validate(opts)?;
+        match Self::load_with(opts, opts.owners) {
+            Err(e) if opts.owners && !matches!(e, BpfError::Permission) => {
+                // The tracing programs need BTF tracepoints (sock_send_length:
+                // Linux 6.4). Capture works without them, unattributed.
+                tracing::warn!(
+                    "process attribution unavailable ({e}); packets will have no pid/comm"
+                );
+                Self::load_with(opts, false)
+            }
+            r => r,
+        }
+    }
+
+    fn load_with(opts: &PacketOptions, owners: bool) -> Result<Self, BpfError> {
+        // See HttpProbe::load: the object storage lives as long as the process.
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = PacketsSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| BpfError::load("packets", e))?;
+        {
+            let ro = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .ok_or_else(|| BpfError::Invalid("packets object has no .rodata".into()))?;
+            ro.snaplen = opts.snaplen;
+            ro.sample_n = opts.sample;
+            ro.dir_mask = opts.directions.mask();
+            ro.owner_on = u8::from(owners);
+            ro.wakeup_bytes = u64::from(opts.ring_bytes / 4);
+        }
+        if !owners {
+            open.progs.owner_send.set_autoload(false);
+            open.progs.owner_recv.set_autoload(false);
+            open.progs.owner_state.set_autoload(false);
+        }
+        open.maps
+            .events
+            .set_max_entries(opts.ring_bytes)
+            .map_err(|source| BpfError::Map {
+                map: "events",
+                source,
+            })?;
+        // A verifier rejection is EACCES too: only root-ness decides Permission.
+        let skel = open.load().map_err(|e| {
+            if crate::is_permission(&e) && crate::sys::euid() != 0 {
+                BpfError::Permission
+            } else {
+                BpfError::load("packets", e)
+            }
+        })?;
+        let mut probe = PacketProbe {
+            attachments: Vec::new(),
+            skel,
+            owners,
+        };
+        if owners {
+            probe.attach_owners()?;
+        }
+        Ok(probe)
+    }
+
+    fn attach_owners(&mut self) -> Result<(), BpfError> {
+        let progs = [
+            &self.skel.progs.owner_send,
+            &self.skel.progs.owner_recv,
+            &self.skel.progs.owner_state,
+        ];
+        for prog in progs {
+            let link = prog.attach().map_err(|source| BpfError::Attach {
+                program: prog.name().to_string_lossy().into_owned(),
+                section: prog.section().to_string_lossy().into_owned(),
+                source,
+            })?;
+            self.attachments.push(Attachment::LibbpfLink(link));
+        }
+        Ok(())
+    }
+
+    /// Whether packets are attributed to processes.
+    pub fn owners(&self) -> bool {
+        self.owners
+    }
+
+    /// Install a compiled filter program: exactly HDRTAP_PF_PROG_SIZE bytes
+    /// (see `hdrtap_abi::encode_pf_prog`). Takes effect for the next packet.
+    pub fn set_filter(&self, prog: &[u8]) -> Result<(), BpfError> {
+        if prog.len() != abi::HDRTAP_PF_PROG_SIZE as usize {
+            return Err(BpfError::Invalid(format!(
+                "filter program is {} bytes, expected {}",
+                prog.len(),
+                abi::HDRTAP_PF_PROG_SIZE
+            )));
+        }
+        self.skel
+            .maps
+            .pf_prog
+            .update(&0u32.to_ne_bytes(), prog, MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                map: "pf_prog",
+                source,
+            })
+    }
+
+    /// Tell the programs how packets on `ifindex` start (non-Ethernet links).
+    pub fn set_link(&self, ifindex: u32, link: u8) -> Result<(), BpfError> {
+        if u32::from(link) == abi::HDRTAP_LINK_ETHER {
+            return Ok(());
+        }
+        self.skel
+            .maps
+            .links
+            .update(&ifindex.to_ne_bytes(), &[link], MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                map: "links",
+                source,
+            })
+    }
+
+    /// Attach the tc programs of the wanted directions to `ifindex`.
+    pub fn attach_tc(
+        &mut self,
+        ifindex: u32,
+        dirs: Directions,
+        mode: TcMode,
+    ) -> Result<Attached, BpfError> {
+        if mode != TcMode::Clsact {
+            match self.attach_tcx(ifindex, dirs) {
+                Ok(()) => return Ok(Attached::Tcx),
+                Err(e) if mode == TcMode::Tcx => return Err(e),
+                Err(e) => tracing::debug!("TCX attach failed ({e}); falling back to clsact"),
+            }
+        }
+        self.attach_clsact(ifindex, dirs)
+    }
+
+    fn attach_tcx(&mut self, ifindex: u32, dirs: Directions) -> Result<(), BpfError> {
+        let mut links = Vec::new();
+        for (wanted, prog, attach_type) in [
+            (
+                dirs.ingress,
+                &self.skel.progs.tc_ingress,
+                libbpf_sys::BPF_TCX_INGRESS,
+            ),
+            (
+                dirs.egress,
+                &self.skel.progs.tc_egress,
+                libbpf_sys::BPF_TCX_EGRESS,
+            ),
+        ] {
+            if !wanted {
+                continue;
+            }
+            let fd = link_create(prog.as_fd().as_raw_fd(), ifindex, attach_type, 0)
+                .map_err(|e| attach_error(prog.name().to_string_lossy().as_ref(), "tcx", e))?;
+            links.push(Attachment::Link(fd));
+        }
+        self.attachments.extend(links);
+        Ok(())
+    }
+
+    fn attach_clsact(&mut self, ifindex: u32, dirs: Directions) -> Result<Attached, BpfError> {
+        let created = create_clsact(ifindex)?;
+        let mut result = Ok(Attached::Clsact {
+            created_qdisc: created,
+        });
+        let mut hooks = Vec::new();
+        for (wanted, prog, point) in [
+            (dirs.ingress, &self.skel.progs.tc_ingress, TC_INGRESS),
+            (dirs.egress, &self.skel.progs.tc_egress, TC_EGRESS),
+        ] {
+            if !wanted {
+                continue;
+            }
+            let mut hook = TcHookBuilder::new(prog.as_fd())
+                .ifindex(ifindex as i32)
+                .replace(true)
+                .handle(0x4854) // "HT"
+                .priority(1)
+                .hook(point);
+            match hook.attach() {
+                Ok(h) => hooks.push(h),
+                Err(source) => {
+                    result = Err(if crate::is_permission(&source) {
+                        BpfError::Permission
+                    } else {
+                        BpfError::Attach {
+                            program: prog.name().to_string_lossy().into_owned(),
+                            section: "tc (clsact)".into(),
+                            source,
+                        }
+                    });
+                    break;
+                }
+            }
+        }
+        // The qdisc goes with the last filter hdrtap attached to it.
+        let n = hooks.len();
+        for (i, hook) in hooks.into_iter().enumerate() {
+            self.attachments.push(Attachment::Clsact {
+                hook,
+                destroy_qdisc: created && i + 1 == n,
+            });
+        }
+        if n == 0 && created {
+            let mut hook = TcHookBuilder::new(self.skel.progs.tc_ingress.as_fd())
+                .ifindex(ifindex as i32)
+                .hook(TC_INGRESS | TC_EGRESS);
+            let _ = hook.destroy();
+        }
+        result
+    }
+
+    /// Attach the XDP program to `ifindex`: native mode if the driver can,
+    /// generic mode otherwise.
+    pub fn attach_xdp(&mut self, ifindex: u32) -> Result<Attached, BpfError> {
+        let prog = &self.skel.progs.xdp_ingress;
+        let fd = prog.as_fd().as_raw_fd();
+        let (link, mode) = match link_create(
+            fd,
+            ifindex,
+            libbpf_sys::BPF_XDP,
+            libbpf_sys::XDP_FLAGS_DRV_MODE,
+        ) {
+            Ok(l) => (l, Attached::XdpNative),
+            Err(native) => {
+                tracing::debug!(
+                    "native XDP on ifindex {ifindex} failed ({native}); trying generic mode"
+                );
+                let l = link_create(
+                    fd,
+                    ifindex,
+                    libbpf_sys::BPF_XDP,
+                    libbpf_sys::XDP_FLAGS_SKB_MODE,
+                )
+                .map_err(|e| attach_error("xdp_ingress", "xdp", e))?;
+                (l, Attached::XdpGeneric)
+            }
+        };
+        self.attachments.push(Attachment::Link(link));
+        Ok(mode)
+    }
+
+    /// Open an AF_PACKET socket bound to `ifindex` with the socket filter.
+    pub fn attach_socket(&mut self, ifindex: u32) -> Result<Attached, BpfError> {
+        let prog_fd = self.skel.progs.sock_filter.as_fd().as_raw_fd();
+        let sock = packet_socket(ifindex, prog_fd)
+            .map_err(|e| attach_error("sock_filter", "socket", e))?;
+        self.attachments.push(Attachment::Socket(sock));
+        Ok(Attached::Socket)
+    }
+
+    /// Number of attachments (links, filters, sockets).
+    pub fn attached(&self) -> usize {
+        self.attachments.len()
+    }
+
+    /// A reader of the event ring buffer; `cb` gets each raw event.
+    pub fn ring_buffer<'a, F>(&'a self, cb: F) -> Result<RingBuffer<'a>, BpfError>
+    where
+        F: FnMut(&[u8]) -> i32 + 'a,
+    {
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&self.skel.maps.events, cb)
+            .map_err(|source| BpfError::Map {
+                map: "events",
+                source,
+            })?;
+        builder.build().map_err(|source| BpfError::Map {
+            map: "events",
+            source,
+        })
+    }
+
+    /// Kernel counters summed over CPUs, indexed by `enum hdrtap_pkt_counter`.
+    pub fn counters(&self) -> Result<[u64; PACKET_COUNTERS], BpfError> {
+        let mut out = [0u64; PACKET_COUNTERS];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let key = (i as u32).to_ne_bytes();
+            let per_cpu = self
+                .skel
+                .maps
+                .counters
+                .lookup_percpu(&key, MapFlags::ANY)
+                .map_err(|source| BpfError::Map {
+                    map: "counters",
+                    source,
+                })?
+                .unwrap_or_default();
+            *slot = per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+                .map(u64::from_ne_bytes)
+                .sum();
+        }
+        Ok(out)
+    }
+
+    /// Wait up to `timeout`, then consume everything available (as
+    /// [`crate::HttpProbe::poll`]).
+    pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
+        crate::HttpProbe::poll(rb, timeout)
+    }
+
+    /// Run one program over `data` with BPF_PROG_TEST_RUN (tests): returns
+    /// the program's return value. tc and socket programs get an skb, XDP a
+    /// frame; `ctx` optionally sets the `__sk_buff`/`xdp_md` fields.
+    // ProgramInput is non-exhaustive: it cannot be built with a literal.
+    #[allow(clippy::field_reassign_with_default)]
+    pub fn test_run(
+        &self,
+        prog: TestProg,
+        data: &[u8],
+        ctx: Option<&mut [u8]>,
+    ) -> Result<u32, BpfError> {
+        let p = match prog {
+            TestProg::TcIngress => &self.skel.progs.tc_ingress,
+            TestProg::TcEgress => &self.skel.progs.tc_egress,
+            TestProg::Xdp => &self.skel.progs.xdp_ingress,
+            TestProg::Socket => &self.skel.progs.sock_filter,
+        };
+        let mut input = libbpf_rs::ProgramInput::default();
+        input.data_in = Some(data);
+        input.context_in = ctx;
+        input.repeat = 1;
+        p.test_run(input)
+            .map(|o| o.return_value)
+            .map_err(|source| BpfError::Map {
+                map: "test_run",
+                source,
+            })
+    }
+}
+
+/// Programs [`PacketProbe::test_run`] can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestProg {
+    TcIngress,
+    TcEgress,
+    Xdp,
+    Socket,
+}
+
+fn attach_error(program: &str, section: &str, e: std::io::Error) -> BpfError {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        return BpfError::Permission;
+    }
+    BpfError::Attach {
+        program: program.to_string(),
+        section: section.to_string(),
+        source: e.into(),
+    }
+}
+
+/// bpf_link_create() for TCX and XDP links; the link lives while the fd does.
+fn link_create(
+    prog_fd: i32,
+    ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+) -> std::io::Result<OwnedFd> {
+    // SAFETY: bpf_link_create_opts is plain old data; all-zero is its
+    // documented default, and sz tells libbpf which fields we know.
+    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as libbpf_sys::size_t;
+    opts.flags = flags;
+    // SAFETY: prog_fd is a loaded program's descriptor that outlives the
+    // call; opts is a valid, initialized struct for the call's duration.
+    let fd = unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, attach_type, &opts) };
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: bpf_link_create returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Add a clsact qdisc to `ifindex`; false when one was already there.
+fn create_clsact(ifindex: u32) -> Result<bool, BpfError> {
+    // SAFETY: bpf_tc_hook is plain old data; zero is its default.
+    let mut hook: libbpf_sys::bpf_tc_hook = unsafe { std::mem::zeroed() };
+    hook.sz = std::mem::size_of::<libbpf_sys::bpf_tc_hook>() as libbpf_sys::size_t;
+    hook.ifindex = ifindex as i32;
+    hook.attach_point = libbpf_sys::BPF_TC_INGRESS | libbpf_sys::BPF_TC_EGRESS;
+    // SAFETY: hook is a valid, initialized struct for the duration of the call.
+    let rc = unsafe { libbpf_sys::bpf_tc_hook_create(&mut hook) };
+    match rc {
+        0 => Ok(true),
+        e if e == -libc::EEXIST => Ok(false),
+        e if e == -libc::EPERM || e == -libc::EACCES => Err(BpfError::Permission),
+        e => Err(BpfError::Attach {
+            program: "tc".into(),
+            section: "clsact qdisc".into(),
+            source: std::io::Error::from_raw_os_error(-e).into(),
+        }),
+    }
+}
+
+/// An AF_PACKET raw socket for every protocol, bound to `ifindex`, with the
+/// BPF program `prog_fd` attached (SO_ATTACH_BPF). The program returns 0,
+/// so nothing is ever queued on the socket.
+fn packet_socket(ifindex: u32, prog_fd: i32) -> std::io::Result<OwnedFd> {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain socket(2) call.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: raw is a new descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // Attach before binding, so no packet reaches the socket unfiltered.
+    // SAFETY: the option value is a valid c_int for the length given.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_BPF,
+            (&prog_fd as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: sockaddr_ll is plain old data; zero is a valid starting value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: sll is a valid sockaddr_ll for the length given.
+    let rc = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+/// The index of interface `name`, or None.
+pub fn if_index(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: c is a valid NUL-terminated string for the call's duration.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
+fn validate(opts: &PacketOptions) -> Result<(), BpfError> {
+    let page = 4096u32;
+    if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < page {
+        return Err(BpfError::Invalid(format!(
+            "ring buffer size {} is not a power of two of at least {page} bytes",
+            opts.ring_bytes
+        )));
+    }
+    if opts.snaplen == 0 || opts.snaplen > abi::HDRTAP_PKT_SNAPLEN_MAX {
+        return Err(BpfError::Invalid(format!(
+            "snaplen {} must be between 1 and {}",
+            opts.snaplen,
+            abi::HDRTAP_PKT_SNAPLEN_MAX
+        )));
+    }
+    if opts.sample == 0 {
+        return Err(BpfError::Invalid("sample rate must be at least 1".into()));
+    }
+    if !opts.directions.ingress && !opts.directions.egress {
+        return Err(BpfError::Invalid("no direction to capture".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! `hdrtap packets`: tc / XDP / socket-filter programs → ring buffer →
+//! decode every header → output.
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use hdrtap_bpf::packets::{
+    interfaces, Attached, Directions, Interface, PacketOptions, PacketProbe, TcMode,
+};
+use hdrtap_bpf::{sys, RingBuffer};
+use hdrtap_core::filter;
+use hdrtap_core::output::Writer;
+use hdrtap_core::packet::{self, flag, PacketRecord};
+use hdrtap_core::stats::PacketStats;
+
+use super::common::{self, LoopOptions, Session};
+use crate::cli::{DirectionArg, HookArg, PacketsArgs, TcAttachArg};
+
+/// What the ring-buffer callback works on (it only decodes; writing
+/// happens outside it, see `hdrtap http`).
+struct Pipeline {
+    records: Vec<PacketRecord>,
+    names: HashMap<u32, Arc<str>>,
+    clock_offset_ns: i64,
+    decode_errors: u64,
+    panics: u64,
+}
+
+impl Pipeline {
+    fn name(&mut self, ifindex: u32) -> Arc<str> {
+        if let Some(n) = self.names.get(&ifindex) {
+            return Arc::clone(n);
+        }
+        // An interface that appeared after start (or an index we never saw).
+        let found = interfaces()
+            .ok()
+            .and_then(|all| all.into_iter().find(|i| i.index == ifindex));
+        let name: Arc<str> = found
+            .map(|i| i.name)
+            .unwrap_or_else(|| format!("if{ifindex}"))
+            .into();
+        self.names.insert(ifindex, Arc::clone(&name));
+        name
+    }
+}
+
+struct PacketSession<'a> {
+    probe: &'a PacketProbe,
+    ring: RingBuffer<'a>,
+    pipeline: Rc<RefCell<Pipeline>>,
+    stats: PacketStats,
+}
+
+impl Session for PacketSession<'_> {
+    type Stats = PacketStats;
+
+    fn poll(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        PacketProbe::poll(&self.ring, timeout).context("reading the ring buffer")
+    }
+
+    fn drain(&mut self, writer: &mut Writer) -> bool {
+        let mut records = std::mem::take(&mut self.pipeline.borrow_mut().records);
+        let mut closed = false;
+        for rec in &records {
+            match writer.record(rec) {
+                Ok(()) => {
+                    let s = &mut self.stats;
+                    s.records += 1;
+                    let has = |f| rec.headers.flags.contains(&f);
+                    s.truncated += u64::from(has(flag::TRUNCATED));
+                    s.malformed += u64::from(has(flag::MALFORMED));
+                    s.fragments += u64::from(has(flag::FRAGMENT));
+                    s.snapped += u64::from(has(flag::SNAPPED));
+                    s.with_process += u64::from(rec.owner.is_some());
+                }
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                    closed = true;
+                    break;
+                }
+                Err(_) => self.stats.output_errors += 1,
+            }
+        }
+        records.clear();
+        let mut p = self.pipeline.borrow_mut();
+        if p.records.is_empty() {
+            p.records = records;
+        }
+        closed
+    }
+
+    fn finish(&mut self) {
+        let _ = self.ring.consume();
+    }
+
+    fn stats(&mut self) -> &PacketStats {
+        match self.probe.counters() {
+            Ok(c) => self.stats.set_kernel(&c),
+            Err(e) => tracing::warn!("cannot read kernel counters: {e}"),
+        }
+        self.stats.decode_errors = self.pipeline.borrow().decode_errors;
+        &self.stats
+    }
+
+    fn output_error(&mut self) {
+        self.stats.output_errors += 1;
+    }
+
+    fn summary(&self) -> Vec<String> {
+        let mut lines = vec![self.stats.summary()];
+        let panics = self.pipeline.borrow().panics;
+        if panics > 0 {
+            lines.push(format!("hdrtap: {panics} events hit an internal error and were dropped (please report this)"));
+        }
+        lines
+    }
+}
+
+/// The interfaces to capture on: the ones named, or every interface that
+/// is up and has a link layer hdrtap decodes.
+fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>> {
+    let all = interfaces().context("cannot list network interfaces (/sys/class/net)")?;
+    if named.is_empty() {
+        let picked: Vec<Interface> = all
+            .into_iter()
+            .filter(|i| {
+                let ok = i.up && i.link().is_some();
+                if i.up && !ok {
+                    tracing::info!("skipping {}: link type {} is not decoded", i.name, i.arphrd);
+                }
+                ok
+            })
+            .collect();
+        if picked.is_empty() {
+            bail!("no interface is up (name one with -i)");
+        }
+        return Ok(picked);
+    }
+    let mut out = Vec::new();
+    for name in named {
+        let Some(i) = all.iter().find(|i| &i.name == name) else {
+            bail!("no such interface: {name} (see ip link)");
+        };
+        if i.link().is_none() {
+            bail!("interface {name} has link type {}, which hdrtap does not decode (Ethernet, loopback, raw IP)", i.arphrd);
+        }
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
+    let missing = hdrtap_bpf::doctor::missing_caps();
+    if !missing.is_empty() {
+        bail!(
+            "hdrtap packets needs root (or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_RAW); missing {}",
+            missing.join(", ")
+        );
+    }
+    let expr = args.filter.join(" ");
+    let program = filter::compile(&expr).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dirs = match args.direction {
+        DirectionArg::In => Directions {
+            ingress: true,
+            egress: false,
+        },
+        DirectionArg::Out => Directions {
+            ingress: false,
+            egress: true,
+        },
+        DirectionArg::Both => Directions::BOTH,
+    };
+    if args.hook == HookArg::Xdp && !dirs.ingress {
+        bail!("XDP sees received packets only: use --hook tc or --hook socket for --direction out");
+    }
+    let ifaces = pick_interfaces(&args.interfaces)?;
+    let mut writer = common::open_writer(args.json, args.output.as_deref())?;
+
+    let opts = PacketOptions {
+        snaplen: args.snaplen,
+        sample: args.sample,
+        directions: dirs,
+        owners: !args.no_process,
+        ring_bytes: args.ring_mib << 20,
+    };
+    let mut probe = PacketProbe::load(&opts).context("cannot load the packet capture programs")?;
+    probe
+        .set_filter(&program.encode())
+        .context("cannot install the filter")?;
+    let tc_mode = match args.tc_attach {
+        TcAttachArg::Auto => TcMode::Auto,
+        TcAttachArg::Tcx => TcMode::Tcx,
+        TcAttachArg::Clsact => TcMode::Clsact,
+    };
+    let mut described = Vec::new();
+    for i in &ifaces {
+        if let Some(link) = i.link() {
+            probe
+                .set_link(i.index, link)
+                .context("cannot configure the interface table")?;
+        }
+        let how = match args.hook {
+            HookArg::Tc => probe.attach_tc(i.index, dirs, tc_mode),
+            HookArg::Xdp => probe.attach_xdp(i.index),
+            HookArg::Socket => probe.attach_socket(i.index),
+        }
+        .with_context(|| format!("cannot attach to {}", i.name))?;
+        described.push(format!("{} ({})", i.name, describe(how, args.hook, dirs)));
+    }
+
+    let pipeline = Rc::new(RefCell::new(Pipeline {
+        records: Vec::with_capacity(4096),
+        names: ifaces
+            .iter()
+            .map(|i| (i.index, Arc::from(i.name.as_str())))
+            .collect(),
+        clock_offset_ns: sys::monotonic_to_realtime_offset_ns(),
+        decode_errors: 0,
+        panics: 0,
+    }));
+    let cb_pipeline = Rc::clone(&pipeline);
+    let ring = probe
+        .ring_buffer(move |raw: &[u8]| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let Ok(mut guard) = cb_pipeline.try_borrow_mut() else {
+                    return;
+                };
+                let p = &mut *guard;
+                match hdrtap_abi::decode_packet(raw) {
+                    Ok(ev) => {
+                        let name = p.name(ev.ifindex);
+                        let rec = packet::decode_event(&ev, &name, p.clock_offset_ns);
+                        p.records.push(rec);
+                    }
+                    Err(e) => {
+                        p.decode_errors += 1;
+                        tracing::debug!("undecodable packet event: {e}");
+                    }
+                }
+            }));
+            if outcome.is_err() {
+                if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
+                    p.panics += 1;
+                }
+            }
+            0
+        })
+        .context("cannot open the ring buffer")?;
+
+    let stop = common::stop_flag()?;
+    common::write_ready_file(args.ready_file.as_deref())?;
+    if !args.quiet {
+        let mut extras = Vec::new();
+        if !program.insns.is_empty() {
+            extras.push(format!(
+                "filter '{}' ({} kernel instructions)",
+                program.source,
+                program.insns.len()
+            ));
+        }
+        extras.push(format!("snaplen {}", args.snaplen));
+        if args.sample > 1 {
+            extras.push(format!("1 in {} sampled", args.sample));
+        }
+        if !probe.owners() {
+            extras.push("no process attribution".into());
+        }
+        eprintln!(
+            "hdrtap: capturing packets on {}; {}; Ctrl-C to stop",
+            described.join(", "),
+            extras.join(", ")
+        );
+    }
+
+    let mut session = PacketSession {
+        probe: &probe,
+        ring,
+        pipeline,
+        stats: PacketStats::default(),
+    };
+    common::run_loop(
+        &mut session,
+        &mut writer,
+        &LoopOptions {
+            stop,
+            duration: args.duration,
+            stats_interval: args.stats_interval,
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(how: Attached, hook: HookArg, dirs: Directions) -> String {
+    let d = match (dirs.ingress, dirs.egress) {
+        (true, true) => "in+out",
+        (true, false) => "in",
+        _ => "out",
+    };
+    match (hook, how) {
+        (HookArg::Xdp, _) => format!("{}, in", how.describe()),
+        (
+            _,
+            Attached::Clsact {
+                created_qdisc: true,
+            },
+        ) => format!("tc clsact (qdisc added), {d}"),
+        (_, Attached::Clsact { .. }) => format!("tc clsact, {d}"),
+        (_, Attached::Tcx) => format!("tcx, {d}"),
+        _ => format!("{}, {d}", how.describe()),
+    }
+}
