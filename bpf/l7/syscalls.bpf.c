@@ -122,6 +122,8 @@ struct copy_ctx {
 struct scratch {
 	struct copy_ctx cc;
 	__u64 busy;      /* TLS slots: a uprobe program is using this slot */
+	__u32 events;    /* events sent from this slot (see rb_flags_every) */
+	__u32 _pad;
 	struct hdrtap_data_event ev;
 	__u8 data[2 * HDRTAP_CHUNK_MAX]; /* ev.data; doubled so bounds are provable */
 };
@@ -224,6 +226,20 @@ static __always_inline __u64 rb_flags(void)
 {
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 									      : BPF_RB_NO_WAKEUP;
+}
+
+/*
+ * rb_flags() for the data path: the fill level is only looked at every
+ * RB_CHECK_EVERY-th event of a scratch slot (the query showed in profiles);
+ * the reader's own timer bounds the delay, and a quarter of the ring is far
+ * more than RB_CHECK_EVERY maximal events.
+ */
+#define RB_CHECK_EVERY 32
+static __always_inline __u64 rb_flags_every(__u32 *count)
+{
+	if (++*count % RB_CHECK_EVERY)
+		return BPF_RB_NO_WAKEUP;
+	return rb_flags();
 }
 
 static __always_inline int tracing_wanted(__u32 tgid)
@@ -379,7 +395,7 @@ static __always_inline void flush(struct copy_ctx *cc, struct scratch *s, __u64 
 	s->ev.orig_len = orig;
 	s->ev.cap_len = cap;
 	s->ev.flags = cc->flags | flags;
-	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + cap, rb_flags())) {
+	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + cap, rb_flags_every(&s->events))) {
 		ctr_add(HDRTAP_CTR_RINGBUF_DROPS, 1);
 		ctr_add(HDRTAP_CTR_RINGBUF_DROP_BYTES, orig);
 	} else {
@@ -460,8 +476,28 @@ static long copy_step(__u64 index, void *arg)
  */
 static __always_inline void copy_run(struct scratch *s, __u32 slot)
 {
+	__u64 n;
+
 	if (s->cc.stop) {
 		flush(&s->cc, s, s->cc.total, s->cc.stop);
+		return;
+	}
+	/*
+	 * Fast path, the common case: one contiguous buffer that fits in one
+	 * event, copied without bpf_loop and its per-step map lookups.
+	 */
+	n = s->cc.total;
+	if (!s->cc.iov_cnt && s->cc.seg_len == n && n <= HDRTAP_CHUNK_MAX && n <= s->cc.budget) {
+		barrier_var(n);
+		if (n > HDRTAP_CHUNK_MAX)
+			n = HDRTAP_CHUNK_MAX;
+		if (bpf_probe_read_user(s->data, n, (void *)s->cc.seg_ptr)) {
+			ctr_add(HDRTAP_CTR_READ_FAILS, 1);
+			flush(&s->cc, s, s->cc.total, HDRTAP_DF_READ_FAILED);
+			return;
+		}
+		s->cc.filled = n;
+		flush(&s->cc, s, 0, 0);
 		return;
 	}
 	bpf_loop(COPY_STEPS, copy_step, &slot, 0);
