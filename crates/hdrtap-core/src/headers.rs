@@ -1,23 +1,23 @@
 //! The header lines of one message, in wire order, original case,
 //! duplicates kept.
 //!
-//! Stored as one string and a list of end offsets rather than a `String`
-//! per name and value: a busy machine emits hundreds of thousands of
-//! records a second, and one allocation per header was a third of hdrtap's
-//! CPU time (perf, nginx+wrk on loopback). A record now costs two
-//! allocations for its headers however many there are.
+//! Stored as one string and a span per header rather than a `String` per
+//! name and value: a busy machine emits hundreds of thousands of records a
+//! second, and one allocation per header was a third of hdrtap's CPU time
+//! (perf, nginx+wrk on loopback). A record costs two allocations for its
+//! headers however many there are, and [`Headers::from_block`] copies and
+//! UTF-8-checks a parsed header block in one pass instead of per value.
 use std::fmt;
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 /// Header lines: `(name, value)` pairs.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Headers {
-    /// Names and values back to back.
+    /// Text the spans point into.
     buf: String,
-    /// Per header: (end of name, end of value) in `buf`. A name starts
-    /// where the previous value ended.
-    ends: Vec<(u32, u32)>,
+    /// Per header: name start, name end, value start, value end in `buf`.
+    spans: Vec<[u32; 4]>,
 }
 
 impl Headers {
@@ -25,39 +25,62 @@ impl Headers {
     pub fn with_capacity(n: usize, bytes: usize) -> Self {
         Headers {
             buf: String::with_capacity(bytes),
-            ends: Vec::with_capacity(n),
+            spans: Vec::with_capacity(n),
         }
+    }
+
+    /// The headers `pairs` (name, value), every one a slice of `block`,
+    /// keeping `block`'s text once. None when a slice lies outside `block`
+    /// or splits a character, or `block` is not UTF-8: the caller then
+    /// pushes the pairs one by one.
+    pub fn from_block<'a, I>(block: &'a [u8], pairs: I) -> Option<Headers>
+    where
+        I: ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    {
+        let text = std::str::from_utf8(block).ok()?;
+        // Addresses as numbers: where each slice sits within the block.
+        let base = block.as_ptr() as usize;
+        let span = |s: &[u8]| -> Option<[u32; 2]> {
+            let start = (s.as_ptr() as usize).checked_sub(base)?;
+            let end = start.checked_add(s.len())?;
+            // Inside the block, and on character boundaries.
+            text.get(start..end)?;
+            Some([u32::try_from(start).ok()?, u32::try_from(end).ok()?])
+        };
+        let mut spans = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let [ns, ne] = span(name)?;
+            let [vs, ve] = span(value)?;
+            spans.push([ns, ne, vs, ve]);
+        }
+        Some(Headers {
+            buf: text.to_owned(),
+            spans,
+        })
     }
 
     /// Append a header line.
     pub fn push(&mut self, name: &str, value: &str) {
+        let ns = self.buf.len() as u32;
         self.buf.push_str(name);
-        let name_end = self.buf.len() as u32;
+        let ne = self.buf.len() as u32;
         self.buf.push_str(value);
-        self.ends.push((name_end, self.buf.len() as u32));
+        self.spans.push([ns, ne, ne, self.buf.len() as u32]);
     }
 
     /// Number of header lines.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     /// No header lines.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     /// Header line `i`.
     pub fn get(&self, i: usize) -> Option<(&str, &str)> {
-        let start = match i.checked_sub(1) {
-            None => 0,
-            Some(prev) => self.ends.get(prev)?.1 as usize,
-        };
-        let &(name_end, value_end) = self.ends.get(i)?;
-        Some((
-            self.buf.get(start..name_end as usize)?,
-            self.buf.get(name_end as usize..value_end as usize)?,
-        ))
+        pair(&self.buf, self.spans.get(i)?)
     }
 
     /// The last header line.
@@ -69,8 +92,7 @@ impl Headers {
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             buf: &self.buf,
-            ends: self.ends.iter(),
-            start: 0,
+            spans: self.spans.iter(),
         }
     }
 
@@ -124,29 +146,37 @@ impl Headers {
     }
 }
 
+fn pair<'a>(buf: &'a str, &[ns, ne, vs, ve]: &[u32; 4]) -> Option<(&'a str, &'a str)> {
+    Some((
+        buf.get(ns as usize..ne as usize)?,
+        buf.get(vs as usize..ve as usize)?,
+    ))
+}
+
+/// Equal when the header lines are equal, however they are stored.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
 /// Iterator over header lines.
 pub struct Iter<'a> {
     buf: &'a str,
-    ends: std::slice::Iter<'a, (u32, u32)>,
-    start: usize,
+    spans: std::slice::Iter<'a, [u32; 4]>,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let &(name_end, value_end) = self.ends.next()?;
-        let (name_end, value_end) = (name_end as usize, value_end as usize);
-        let item = (
-            self.buf.get(self.start..name_end)?,
-            self.buf.get(name_end..value_end)?,
-        );
-        self.start = value_end;
-        Some(item)
+        pair(self.buf, self.spans.next()?)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.ends.size_hint()
+        self.spans.size_hint()
     }
 }
 
@@ -209,6 +239,31 @@ mod tests {
             serde_json::to_string(&h).unwrap(),
             r#"[["Host","a"],["X-Dup","1"],["x-dup","2"],["Empty",""]]"#
         );
+    }
+
+    #[test]
+    fn from_block_keeps_the_block_once() {
+        let block = b"Host: a\r\nX-Dup: 1\r\nEmpty: \r\n";
+        let pairs: Vec<(&[u8], &[u8])> = vec![
+            (&block[0..4], &block[6..7]),
+            (&block[9..14], &block[16..17]),
+            (&block[19..24], &block[26..26]),
+        ];
+        let h = Headers::from_block(block, pairs.into_iter()).unwrap();
+        assert_eq!(
+            h,
+            [("Host", "a"), ("X-Dup", "1"), ("Empty", "")]
+                .into_iter()
+                .collect()
+        );
+        // A slice from elsewhere, or a block that is not UTF-8: no.
+        let other = b"Elsewhere".to_vec();
+        assert!(Headers::from_block(block, std::iter::once((&other[..], &block[0..1]))).is_none());
+        let bad = b"N\xff: v";
+        assert!(Headers::from_block(bad, std::iter::once((&bad[0..1], &bad[4..5]))).is_none());
+        // A slice that splits a character: no.
+        let utf = "é: v".as_bytes();
+        assert!(Headers::from_block(utf, std::iter::once((&utf[0..1], &utf[4..5]))).is_none());
     }
 
     #[test]

@@ -371,7 +371,7 @@ fn try_parse<'b>(
                     req.version,
                     (req.method, req.path),
                     (None, None),
-                    req.headers,
+                    (req.headers, buf),
                     n,
                     keep,
                 )),
@@ -386,7 +386,7 @@ fn try_parse<'b>(
                     resp.version,
                     (None, None),
                     (resp.code, resp.reason),
-                    resp.headers,
+                    (resp.headers, buf),
                     n,
                     keep,
                 )),
@@ -396,13 +396,27 @@ fn try_parse<'b>(
     })
 }
 
+/// The bytes of `buf` from the first header's name to the last one's value,
+/// located by where httparse's slices point (they all point into `buf`).
+fn header_region<'a>(buf: &'a [u8], headers: &[Header<'_>]) -> Option<&'a [u8]> {
+    let base = buf.as_ptr() as usize;
+    let first = headers.first()?;
+    let last = headers.last()?;
+    let start = (first.name.as_ptr() as usize).checked_sub(base)?;
+    let end = (last.value.as_ptr() as usize)
+        .checked_sub(base)?
+        .checked_add(last.value.len())?;
+    buf.get(start..end)
+}
+
 impl Parsed {
     fn build(
         kind: HttpKind,
         version: Option<u8>,
         (method, path): (Option<&str>, Option<&str>),
         (code, reason): (Option<u16>, Option<&str>),
-        headers: &[Header<'_>],
+        // The parsed headers and the bytes they point into.
+        (headers, buf): (&[Header<'_>], &[u8]),
         header_bytes: usize,
         keep: usize,
     ) -> Parsed {
@@ -410,13 +424,13 @@ impl Parsed {
         let mut cl: Option<Option<u64>> = None; // Some(None): invalid
         let mut te: Option<bool> = None; // Some(last coding is chunked)
         let mut upgrade = false;
-        let kept = headers.len().min(keep);
-        let bytes: usize = headers
-            .iter()
-            .take(kept)
-            .map(|h| h.name.len() + h.value.len())
-            .sum();
-        let mut out = Headers::with_capacity(kept, bytes);
+        let kept = headers.get(..keep).unwrap_or(headers);
+        // Fast path: the kept lines as one copy of their part of the block.
+        let fast = header_region(buf, kept).and_then(|block| {
+            Headers::from_block(block, kept.iter().map(|h| (h.name.as_bytes(), h.value)))
+        });
+        let from_block = fast.is_some();
+        let mut out = fast.unwrap_or_default();
         for h in headers {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length") {
@@ -431,7 +445,7 @@ impl Parsed {
             } else if name.eq_ignore_ascii_case("upgrade") {
                 upgrade = true;
             }
-            if out.len() < keep {
+            if !from_block && out.len() < keep {
                 match std::str::from_utf8(h.value) {
                     Ok(value) => out.push(name, value),
                     Err(_) => {
@@ -462,7 +476,7 @@ impl Parsed {
             target: path.map(str::to_owned),
             status: code,
             reason: reason.map(str::to_owned),
-            truncated: headers.len() > out.len(),
+            truncated: headers.len() > kept.len(),
             headers: out,
             header_bytes,
             non_utf8,

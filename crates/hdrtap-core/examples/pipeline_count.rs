@@ -1,0 +1,76 @@
+//! A fixed amount of pipeline work for instruction counting, which is
+//! repeatable on a shared machine where timings are not:
+//!
+//!     cargo build --release -p hdrtap-core --example pipeline_count
+//!     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!         target/release/examples/pipeline_count 20000
+//!
+//! Run it again with a second argument `build` (events are built, not
+//! processed); the difference of the two "Collected" instruction counts
+//! divided by the exchanges is the pipeline's instructions per exchange:
+//! 4 events in, 4 records out as NDJSON, the shape of the wrk -> nginx
+//! benchmark (the events of benches/pipeline.rs).
+use hdrtap_abi::build::{data_event, DataSpec};
+use hdrtap_abi::{decode, Direction, Event, KernelRole};
+use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
+use hdrtap_core::output::push_record_json;
+use hdrtap_core::redact::Redactor;
+
+const REQUEST: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk/4.1.0\r\nAccept: */*\r\nX-Seq: 123456\r\nAuthorization: Bearer abcdefghijklmnop\r\n\r\n";
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 22 Nov 2026 01:00:00 GMT\r\nContent-Type: text/html\r\nContent-Length: 512\r\nLast-Modified: Sun, 22 Nov 2026 00:00:00 GMT\r\nConnection: keep-alive\r\nETag: \"6b0231aa-200\"\r\nAccept-Ranges: bytes\r\n\r\n";
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    let mut resp = RESPONSE.to_vec();
+    resp.extend(std::iter::repeat_n(b'x', 512));
+    let spec = |conn_id, dir, pos, server: bool| DataSpec {
+        conn_id,
+        dir,
+        pos,
+        tgid: if server { 200 } else { 100 },
+        role: if server {
+            KernelRole::Server
+        } else {
+            KernelRole::Client
+        },
+        comm: if server { "nginx" } else { "wrk" }.into(),
+        ..Default::default()
+    };
+    let mut events = Vec::with_capacity(4 * n as usize);
+    for i in 0..n {
+        let (rq, rs) = (i * REQUEST.len() as u64, i * resp.len() as u64);
+        events.push(data_event(&spec(1, Direction::Egress, rq, false), REQUEST));
+        events.push(data_event(&spec(2, Direction::Ingress, rq, true), REQUEST));
+        events.push(data_event(&spec(2, Direction::Egress, rs, true), &resp));
+        events.push(data_event(&spec(1, Direction::Ingress, rs, false), &resp));
+    }
+    if std::env::args().nth(2).as_deref() == Some("build") {
+        println!("{} events built", events.len());
+        return;
+    }
+    let redactor = Redactor::from_options(false, &[]).expect("random key");
+    let mut tracker = Http1Tracker::new(TrackerConfig::default());
+    let mut recs = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut written = 0usize;
+    for chunk in events.chunks(256) {
+        for ev in chunk {
+            if let Ok(Event::Data(d)) = decode(ev) {
+                tracker.on_data(&d, &mut recs);
+            }
+        }
+        for rec in recs.iter_mut() {
+            redactor.apply(rec);
+            push_record_json(&mut out, rec);
+            out.push(b'\n');
+        }
+        written += recs.len();
+        recs.clear();
+        out.clear();
+    }
+    assert_eq!(written as u64, 4 * n);
+    println!("{n} exchanges, {written} records");
+}
