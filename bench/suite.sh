@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# hdrtap's overhead next to its peers, every arm interleaved in one run.
+#
+# Workloads: nginx (one worker, static 512-byte file, keep-alive) on
+# 127.0.0.1, over HTTP and over HTTPS, driven by wrk; every request carries
+# an X-Seq header so loss can be counted from hdrtap's own output.
+#
+# Arms (ARMS, space-separated; default: all):
+#   none            no tracer, HTTP workload (the baseline of the HTTP arms)
+#   http            hdrtap http --json (default flags), HTTP workload
+#   none-tls        no tracer, HTTPS workload (the baseline of the tls arm)
+#   tls             hdrtap http --json, HTTPS workload (OpenSSL uprobes)
+#   packets-tc      hdrtap packets -i lo --hook tc --json, HTTP workload
+#   packets-xdp     hdrtap packets -i lo --hook xdp --json, HTTP workload
+#   tcpdump-128     tcpdump -i lo -s 128 -w FILE, HTTP workload
+#   tcpdump-full    tcpdump -i lo -s 0 -w FILE, HTTP workload
+#   bpftrace        bpftrace counting the syscalls hdrtap http hooks (a floor)
+#
+# Within each round the arms run in the order given, so drift on a shared
+# machine hits every arm alike; medians over rounds are compared.
+#
+# Per arm: req/s, ratio to its workload's baseline, p99 latency, the tracer's
+# CPU time per request and peak RSS, and loss: for hdrtap http/tls the X-Seq
+# values of requests missing from its output (LOSS=1, output then goes to a
+# tmpfs file; otherwise /dev/null and hdrtap's own lost-event count), for
+# packet arms the tracer's own drop count.
+#
+#   sudo bench/suite.sh                         # every arm, DUR=5 ROUNDS=3
+#   sudo ARMS="none http" DUR=10 bench/suite.sh # one comparison
+#   sudo LOSS=1 ARMS="none http" bench/suite.sh # count loss by X-Seq
+#   sudo PACKETS_ARGS="--sample 10" bench/packets.sh
+#
+# Not a test: it prints numbers and fails only if something cannot run.
+set -euo pipefail
+
+DUR="${DUR:-5}"
+ROUNDS="${ROUNDS:-3}"
+CONNS="${CONNS:-16}"
+THREADS="${THREADS:-1}"
+LOSS="${LOSS:-0}"
+ARMS="${ARMS:-none http none-tls tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace}"
+HTTP_ARGS="${HTTP_ARGS:-}"       # extra flags of the hdrtap http arms
+PACKETS_ARGS="${PACKETS_ARGS:-}" # extra flags of the hdrtap packets arms
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HDRTAP="${HDRTAP:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hdrtap}"
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() {
+	printf '[bench] ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+[[ "$(id -u)" -eq 0 ]] || die "run as root (tracers load eBPF programs)"
+[[ "$DUR" =~ ^[0-9]+$ && "$DUR" -gt 0 ]] || die "DUR must be a positive integer"
+[[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
+for arm in $ARMS; do
+	case "$arm" in
+	none | http | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace) ;;
+	*) die "unknown arm '$arm'" ;;
+	esac
+done
+for tool in nginx wrk curl python3 awk openssl; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run scripts/setup.sh"
+done
+if [[ " $ARMS " == *" tcpdump-"* ]] && ! command -v tcpdump >/dev/null 2>&1; then
+	die "tcpdump not found: run scripts/setup.sh"
+fi
+if [[ " $ARMS " == *" bpftrace "* ]] && ! command -v bpftrace >/dev/null 2>&1; then
+	say "installing bpftrace (only the bpftrace arm needs it)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null || die "cannot install bpftrace"
+fi
+if [[ ! -x "$HDRTAP" ]]; then
+	say "building $HDRTAP"
+	# shellcheck disable=SC1091 # rustup's environment, if any
+	[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
+	(cd "$ROOT" && cargo build --release -p hdrtap)
+fi
+
+WORK="$(mktemp -d /tmp/hdrtap-suite.XXXXXX)"
+SHM="$(mktemp -d /dev/shm/hdrtap-suite.XXXXXX)"
+RESULTS="$ROOT/bench/results/suite-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$RESULTS"
+NGINX_PID=""
+TRACER_PID=""
+
+stop_pid() { # pid signal
+	local pid="$1" sig="$2" i
+	[[ -n "$pid" ]] || return 0
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill "-$sig" "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+	stop_pid "$TRACER_PID" TERM
+	stop_pid "$NGINX_PID" TERM
+	wait 2>/dev/null || true
+	rm -rf "$WORK" "$SHM"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'exit 143' TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT="$(free_port)"
+TLS_PORT="$(free_port)"
+mkdir -p "$WORK/www" "$WORK/tmp"
+head -c 512 /dev/zero | tr '\0' 'x' >"$WORK/www/index.html"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+	-subj /CN=localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1 ||
+	die "openssl could not make a certificate"
+cat >"$WORK/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/tmp/body;
+    proxy_temp_path $WORK/tmp/proxy;
+    fastcgi_temp_path $WORK/tmp/fastcgi;
+    uwsgi_temp_path $WORK/tmp/uwsgi;
+    scgi_temp_path $WORK/tmp/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$PORT;
+        listen 127.0.0.1:$TLS_PORT ssl;
+        ssl_certificate $WORK/cert.pem;
+        ssl_certificate_key $WORK/key.pem;
+        root $WORK/www;
+    }
+}
+CONF
+nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" >"$WORK/nginx.out" 2>&1 &
+NGINX_PID=$!
+for ((i = 0; i < 100; i++)); do
+	curl -fsS -o /dev/null "http://127.0.0.1:$PORT/index.html" 2>/dev/null && break
+	kill -0 "$NGINX_PID" 2>/dev/null || die "nginx died: $(cat "$WORK/nginx.out" "$WORK/error.log" 2>/dev/null)"
+	sleep 0.1
+done
+
+cat >"$WORK/seq.lua" <<'LUA'
+local n = 0
+request = function()
+    n = n + 1
+    return wrk.format("GET", "/index.html", { ["X-Seq"] = tostring(n) })
+end
+LUA
+
+url_of() { # arm -> URL of its workload
+	case "$1" in
+	none-tls | tls) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
+	*) echo "http://127.0.0.1:$PORT/index.html" ;;
+	esac
+}
+baseline_of() { # arm -> its workload's baseline arm
+	case "$1" in
+	none-tls | tls) echo none-tls ;;
+	*) echo none ;;
+	esac
+}
+run_wrk() { # url duration output-file
+	wrk -t"$THREADS" -c"$CONNS" -d"$2s" --latency -s "$WORK/seq.lua" "$1" >"$3" 2>&1
+}
+parse_wrk() { # wrk output -> "req_per_sec requests p99_ms"
+	awk '
+	function ms(v) {
+		if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+		if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+		if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+		return v
+	}
+	/Requests\/sec:/ { rps = $2 }
+	/requests in/ { reqs = $1 }
+	$1 == "99%" { p99 = ms($2) }
+	END { printf "%s %s %.3f\n", rps, reqs, p99 }' "$1"
+}
+CLK_TCK="$(getconf CLK_TCK)"
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+BPFTRACE_PROG='tracepoint:syscalls:sys_enter_read,tracepoint:syscalls:sys_enter_write,tracepoint:syscalls:sys_enter_readv,tracepoint:syscalls:sys_enter_writev,tracepoint:syscalls:sys_enter_sendto,tracepoint:syscalls:sys_enter_recvfrom,tracepoint:syscalls:sys_enter_sendmsg,tracepoint:syscalls:sys_enter_recvmsg,tracepoint:syscalls:sys_exit_read,tracepoint:syscalls:sys_exit_write,tracepoint:syscalls:sys_exit_readv,tracepoint:syscalls:sys_exit_writev,tracepoint:syscalls:sys_exit_sendto,tracepoint:syscalls:sys_exit_recvfrom,tracepoint:syscalls:sys_exit_sendmsg,tracepoint:syscalls:sys_exit_recvmsg { @calls = count(); }'
+
+# Start the tracer of an arm; sets TRACER_PID (empty for baselines).
+start_tracer() { # arm round
+	local arm="$1" r="$2" out=/dev/null
+	TRACER_PID=""
+	[[ "$LOSS" == 1 ]] && out="$SHM/$arm-$r.ndjson"
+	rm -f "$WORK/ready"
+	case "$arm" in
+	none | none-tls) return 0 ;;
+	http | tls)
+		# Default flags (TLS uprobes on), as users run it.
+		# shellcheck disable=SC2086 # a flag list on purpose
+		"$HDRTAP" http --json -o "$out" --ready-file "$WORK/ready" $HTTP_ARGS \
+			>/dev/null 2>"$RESULTS/$arm-$r.stderr" &
+		;;
+	packets-tc | packets-xdp)
+		# shellcheck disable=SC2086
+		"$HDRTAP" packets -i lo --hook "${arm#packets-}" --json -o /dev/null --ready-file "$WORK/ready" \
+			$PACKETS_ARGS >/dev/null 2>"$RESULTS/$arm-$r.stderr" &
+		;;
+	tcpdump-128 | tcpdump-full)
+		local snap=128
+		[[ "$arm" == tcpdump-full ]] && snap=0
+		tcpdump -i lo -s "$snap" -w "$SHM/$arm.pcap" -U 2>"$RESULTS/$arm-$r.stderr" &
+		TRACER_PID=$!
+		# tcpdump says "listening on lo" once it captures.
+		for ((i = 0; i < 100; i++)); do
+			grep -q "listening on" "$RESULTS/$arm-$r.stderr" 2>/dev/null && break
+			sleep 0.1
+		done
+		return 0
+		;;
+	bpftrace)
+		bpftrace -e "$BPFTRACE_PROG" >"$RESULTS/$arm-$r.stdout" 2>"$RESULTS/$arm-$r.stderr" &
+		TRACER_PID=$!
+		# bpftrace prints "Attaching N probes..." when its probes are in.
+		for ((i = 0; i < 300; i++)); do
+			grep -q "Attaching" "$RESULTS/$arm-$r.stdout" "$RESULTS/$arm-$r.stderr" 2>/dev/null && break
+			sleep 0.1
+		done
+		sleep 0.5
+		return 0
+		;;
+	esac
+	TRACER_PID=$!
+	for ((i = 0; i < 600; i++)); do
+		[[ -e "$WORK/ready" ]] && return 0
+		kill -0 "$TRACER_PID" 2>/dev/null || die "$arm exited before ready: $(cat "$RESULTS/$arm-$r.stderr")"
+		sleep 0.1
+	done
+	die "$arm not ready after 60 s"
+}
+
+# Loss of an arm after its tracer stopped.
+loss_of() { # arm round requests
+	local arm="$1" r="$2" reqs="$3" f="$SHM/$1-$2.ndjson"
+	case "$arm" in
+	http | tls)
+		if [[ "$LOSS" == 1 ]]; then
+			# Requests wrk completed whose X-Seq is absent from the server side.
+			python3 - "$f" "$reqs" <<'PY'
+import json, sys
+seen = set()
+with open(sys.argv[1], errors="replace") as f:
+    for line in f:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("kind") == "http_request" and r.get("role") == "server":
+            for n, v in r.get("headers", []):
+                if n.lower() == "x-seq":
+                    seen.add(v)
+print(max(0, int(sys.argv[2]) - len(seen)))
+PY
+			rm -f "$f"
+		else
+			grep -o -E 'lost [0-9]+ events' "$RESULTS/$arm-$r.stderr" | grep -o -E '[0-9]+' | head -1 || echo "?"
+		fi
+		;;
+	packets-*) grep -o -E '[0-9]+ lost' "$RESULTS/$arm-$r.stderr" | grep -o -E '[0-9]+' | head -1 || echo "?" ;;
+	tcpdump-*) grep -o -E '[0-9]+ packets dropped by kernel' "$RESULTS/$arm-$r.stderr" | grep -o -E '^[0-9]+' || echo "?" ;;
+	*) echo - ;;
+	esac
+}
+
+say "nginx on 127.0.0.1:$PORT (http) and :$TLS_PORT (https); wrk -t$THREADS -c$CONNS -d${DUR}s; $ROUNDS round(s)"
+say "arms: $ARMS"
+say "raw outputs in $RESULTS"
+run_wrk "http://127.0.0.1:$PORT/index.html" 2 "$RESULTS/warmup.txt"
+[[ " $ARMS " == *" none-tls "* || " $ARMS " == *" tls "* ]] &&
+	run_wrk "https://127.0.0.1:$TLS_PORT/index.html" 2 "$RESULTS/warmup-tls.txt"
+
+ROWS="$RESULTS/rows.tsv" # round arm rps requests p99 cpu_s us_per_req rss_mib loss
+: >"$ROWS"
+fmt='%-5s %-13s %10s %10s %8s %7s %10s %8s %8s\n'
+# shellcheck disable=SC2059 # the format is a constant
+printf "\n$fmt" round arm "req/s" requests "p99 ms" "cpu s" "cpu us/req" "RSS MiB" loss
+for ((r = 1; r <= ROUNDS; r++)); do
+	for arm in $ARMS; do
+		start_tracer "$arm" "$r"
+		t0=0
+		[[ -n "$TRACER_PID" ]] && t0="$(cpu_ticks "$TRACER_PID")"
+		run_wrk "$(url_of "$arm")" "$DUR" "$RESULTS/$arm-$r.wrk"
+		cpu_s=- us_req=- rss_mib=-
+		if [[ -n "$TRACER_PID" ]]; then
+			t1="$(cpu_ticks "$TRACER_PID")"
+			rss_mib="$(awk -v k="$(vm_hwm_kib "$TRACER_PID")" 'BEGIN { printf "%.1f", k / 1024 }')"
+			stop_pid "$TRACER_PID" INT
+			wait "$TRACER_PID" 2>/dev/null || true
+			TRACER_PID=""
+			cpu_s="$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+		fi
+		read -r rps reqs p99 < <(parse_wrk "$RESULTS/$arm-$r.wrk")
+		[[ "$cpu_s" != - ]] && us_req="$(awk -v c="$cpu_s" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n; else print "nan" }')"
+		loss="$(loss_of "$arm" "$r" "$reqs")"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss" >>"$ROWS"
+		# shellcheck disable=SC2059
+		printf "$fmt" "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss"
+	done
+done
+
+col() { awk -F'\t' -v arm="$1" -v c="$2" '$2 == arm { print $c }' "$ROWS"; }
+echo
+printf '%-13s %10s %7s %10s %11s %8s %10s\n' arm "req/s" ratio "p99 ms" "cpu us/req" "RSS MiB" "loss"
+for arm in $ARMS; do
+	rps="$(col "$arm" 3 | median)"
+	base="$(col "$(baseline_of "$arm")" 3 | median)"
+	ratio="$(awk -v a="$rps" -v b="$base" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')"
+	[[ " $ARMS " == *" $(baseline_of "$arm") "* ]] || ratio="-"
+	us="$(col "$arm" 7 | grep -v '^-$' | median || true)"
+	[[ "$us" == nan ]] && us=-
+	rss="$(col "$arm" 8 | grep -v '^-$' | sort -g | tail -1 || true)"
+	loss="$(col "$arm" 9 | awk '$1 ~ /^[0-9]+$/ { s += $1; n++ } END { if (n) print s; else print "-" }')"
+	printf '%-13s %10s %7s %10s %11s %8s %10s\n' "$arm" "$rps" "$ratio" "$(col "$arm" 5 | median)" "${us:--}" "${rss:--}" "$loss"
+done
+echo
+echo "ratio: median req/s over the median of the arm's workload baseline (none: HTTP, none-tls: HTTPS);"
+echo "loss: sum over rounds (hdrtap: lost events, or with LOSS=1 missing X-Seq; packets: events lost; tcpdump: dropped by kernel)"
