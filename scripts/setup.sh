@@ -17,6 +17,9 @@ PACKAGES=(
 	nginx curl python3 wrk tshark tcpdump
 	iproute2 iputils-ping libssl-dev ca-certificates
 	openssl # the CLI: self-signed certificates for the HTTPS tests and bench/tls.sh
+	util-linux libcap2-bin # setpriv, capsh: tests/privileges.rs runs hdrtap with chosen capabilities
+	prometheus  # prometheus + promtool: tests/sinks_prometheus.rs scrapes hdrtap run's /metrics
+	python3-venv # a venv for the OTLP test receiver's packages (below)
 )
 
 is_installed() {
@@ -35,6 +38,8 @@ if ((${#missing[@]})); then
 	echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
 	nginx_was_installed=0
 	is_installed nginx && nginx_was_installed=1
+	prometheus_was_installed=0
+	is_installed prometheus && prometheus_was_installed=1
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends \
 		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
@@ -49,6 +54,15 @@ if ((${#missing[@]})); then
 		service nginx stop >/dev/null 2>&1 || true
 		nginx -s stop >/dev/null 2>&1 || true
 	fi
+	if ((!prometheus_was_installed)); then
+		# Likewise a system Prometheus on :9090; the tests run their own.
+		say "stopping the prometheus the package started"
+		if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+			systemctl stop prometheus >/dev/null 2>&1 || true
+			systemctl disable prometheus >/dev/null 2>&1 || true
+		fi
+		service prometheus stop >/dev/null 2>&1 || true
+	fi
 	for p in "${missing[@]}"; do
 		is_installed "$p" || die "apt package $p is still not installed"
 	done
@@ -58,6 +72,32 @@ fi
 
 ensure_cargo
 say "rust: $(cargo --version)"
+
+# Python packages of the OTLP tests (tests/clients/otlp_receiver.py): the
+# official OpenTelemetry protobuf schema and grpcio, plus PyYAML to parse the
+# packaging manifests; in a venv under target/, so the system Python is not
+# touched. Recreated only when an import fails.
+target_dir="${CARGO_TARGET_DIR:-$HDRTAP_ROOT/target}"
+[[ "$target_dir" == /* ]] || target_dir="$HDRTAP_ROOT/$target_dir"
+venv="$target_dir/pyotlp"
+py_packages=(opentelemetry-proto grpcio pyyaml)
+py_check='import opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc, grpc, yaml'
+if [[ -x "$venv/bin/python3" ]] && "$venv/bin/python3" -c "$py_check" 2>/dev/null; then
+	say "python venv: present ($venv)"
+else
+	say "python venv: installing ${py_packages[*]} into $venv"
+	mkdir -p "$target_dir"
+	python3 -m venv --clear "$venv" || die "python3 -m venv failed (Debian package python3-venv)"
+	"$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "${py_packages[@]}" ||
+		die "pip install ${py_packages[*]} failed"
+	"$venv/bin/python3" -c "$py_check" || die "the venv at $venv cannot import $py_check"
+fi
+
+# The fuzz targets (fuzz/run.sh) run on stable Rust through cargo-fuzz.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+	say "installing cargo-fuzz (about a minute)"
+	cargo install cargo-fuzz --locked --quiet || die "cargo install cargo-fuzz failed"
+fi
 
 if ! mountpoint -q /sys/kernel/tracing; then
 	say "mounting tracefs at /sys/kernel/tracing"

@@ -33,6 +33,11 @@ cargo test --workspace --exclude hdrtap-tests --no-fail-fast || failed+=("unit t
 say "integration tests (hdrtap-tests, one at a time, HDRTAP_BIN=$HDRTAP_BIN)"
 cargo test -p hdrtap-tests --no-fail-fast -- --test-threads=1 "$@" || failed+=("integration tests")
 
+# Fuzzing: every target for a bounded time (FUZZ_SECONDS, default 60 s
+# each); fails on any crash. See fuzz/README.md to fuzz longer.
+say "fuzzing (fuzz/run.sh, ${FUZZ_SECONDS:-60} s per target)"
+"$HDRTAP_ROOT/fuzz/run.sh" || failed+=("fuzzing")
+
 if ((${#failed[@]})); then
 	die "FAILED: ${failed[*]}"
 fi

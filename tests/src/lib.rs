@@ -19,17 +19,23 @@
 //! and with nginx's JSON access log, never with constants. Tests never skip:
 //! without root, [`require_root`] panics.
 
+mod bpfobj;
 mod check;
 mod clients;
+mod daemon;
 mod env;
 mod hdrtap;
+mod load;
 mod nginx;
 mod tls;
 
+pub use bpfobj::*;
 pub use check::*;
 pub use clients::*;
+pub use daemon::*;
 pub use env::*;
 pub use hdrtap::*;
+pub use load::*;
 pub use nginx::*;
 pub use serde_json::{json, Value};
 pub use tls::*;

@@ -67,10 +67,20 @@ impl Nginx {
         Self::start_with(false, true)
     }
 
+    /// Plain HTTP like [`Nginx::start`], with room for `conns` connections at
+    /// once (`worker_connections`, `worker_rlimit_nofile`).
+    pub fn start_with_connections(conns: u32) -> Nginx {
+        Self::start_opts(false, false, conns)
+    }
+
     fn start_with(dual_stack: bool, tls: bool) -> Nginx {
+        Self::start_opts(dual_stack, tls, 1024)
+    }
+
+    fn start_opts(dual_stack: bool, tls: bool, conns: u32) -> Nginx {
         let mut last_err = String::new();
         for _ in 0..5 {
-            match Self::try_start(free_port(), dual_stack, tls) {
+            match Self::try_start(free_port(), dual_stack, tls, conns) {
                 Ok(n) => return n,
                 Err(e) => last_err = e,
             }
@@ -78,7 +88,7 @@ impl Nginx {
         panic!("nginx did not start: {last_err}");
     }
 
-    fn try_start(port: u16, dual_stack: bool, tls: bool) -> Result<Nginx, String> {
+    fn try_start(port: u16, dual_stack: bool, tls: bool, conns: u32) -> Result<Nginx, String> {
         let dir = tempfile::Builder::new()
             .prefix("hdrtap-nginx-")
             .tempdir()
@@ -119,13 +129,15 @@ impl Nginx {
         };
         let echo = "add_header X-Echo-Test-Id $http_x_test_id always;\n        \
                     add_header X-Echo-Seq $http_x_seq always;";
+        let nofile = conns + 256;
         let conf = format!(
             r#"daemon off;
 master_process off;
 worker_processes 1;
+worker_rlimit_nofile {nofile};
 pid {p}/nginx.pid;
 error_log {p}/error.log info;
-events {{ worker_connections 1024; }}
+events {{ worker_connections {conns}; }}
 http {{
     client_body_temp_path {p}/tmp/body;
     proxy_temp_path {p}/tmp/proxy;

@@ -43,12 +43,6 @@ impl Check {
 /// Oldest kernel with everything the HTTP programs use (bpf_loop: 5.17).
 pub const MIN_KERNEL: (u32, u32) = (5, 17);
 
-/// Capability numbers (linux/capability.h).
-const CAP_DAC_READ_SEARCH: u32 = 2;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
-
 /// Run every check. Order matters only for reading.
 pub fn run() -> Vec<Check> {
     let mut out = vec![kernel_version(), btf(), privileges()];
@@ -273,21 +267,13 @@ pub fn effective_caps() -> u64 {
         .unwrap_or(0)
 }
 
-/// Names of capabilities hdrtap's HTTP capture needs and this process lacks.
+/// Names of capabilities `hdrtap http` needs and this process lacks (see
+/// [`crate::caps::http_needs`]).
 pub fn missing_caps() -> Vec<&'static str> {
-    let caps = effective_caps();
-    let has = |c: u32| caps & (1u64 << c) != 0;
-    let mut missing = Vec::new();
-    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
-        missing.push("CAP_BPF");
-    }
-    if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
-        missing.push("CAP_PERFMON");
-    }
-    if !has(CAP_DAC_READ_SEARCH) {
-        missing.push("CAP_DAC_READ_SEARCH");
-    }
-    missing
+    crate::caps::unmet(&crate::caps::http_needs(), crate::caps::effective())
+        .iter()
+        .map(|n| n.cap.name())
+        .collect()
 }
 
 fn privileges() -> Check {
@@ -301,10 +287,14 @@ fn privileges() -> Check {
         };
         Check::new("privileges", Status::Ok, who)
     } else {
+        let unmet = crate::caps::unmet(&crate::caps::http_needs(), crate::caps::effective());
         Check::new(
             "privileges",
             Status::Fail,
-            format!("missing {} (run as root)", missing.join(", ")),
+            format!(
+                "{} (run as root; see docs/PRIVILEGES.md)",
+                crate::caps::describe_unmet(&unmet)
+            ),
         )
     }
 }

@@ -7,7 +7,8 @@
 //! removes them when the last descriptor closes, so even SIGKILL leaves
 //! nothing behind); socket filters die with their AF_PACKET sockets; clsact
 //! filters (kernels before 6.6, or `TcMode::Clsact`) are detached by `Drop`,
-//! and the clsact qdisc is destroyed when hdrtap created it.
+//! and the clsact qdisc is destroyed when hdrtap created it; if hdrtap is
+//! killed first, a helper process does it (`crate::reaper`).
 use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -192,8 +193,14 @@ enum Attachment {
     Link(#[allow(dead_code)] OwnedFd),
     /// A libbpf link (tracing programs).
     LibbpfLink(#[allow(dead_code)] Link),
-    /// A clsact filter, detached by hand.
-    Clsact { hook: TcHook, destroy_qdisc: bool },
+    /// A clsact filter, detached by hand; `reaper` removes it if hdrtap
+    /// dies first (dropped after the detach, see `crate::reaper`).
+    Clsact {
+        hook: TcHook,
+        destroy_qdisc: bool,
+        #[allow(dead_code)]
+        reaper: Option<crate::reaper::Reaper>,
+    },
     /// An AF_PACKET socket with the program attached.
     Socket(#[allow(dead_code)] OwnedFd),
 }
@@ -203,6 +210,7 @@ impl Drop for Attachment {
         if let Attachment::Clsact {
             hook,
             destroy_qdisc,
+            ..
         } = self
         {
             if let Err(e) = hook.detach() {
@@ -402,6 +410,7 @@ impl PacketProbe {
             created_qdisc: created,
         });
         let mut hooks = Vec::new();
+        let mut filters = Vec::new();
         for (wanted, prog, point) in [
             (dirs.ingress, &self.skel.progs.tc_ingress, TC_INGRESS),
             (dirs.egress, &self.skel.progs.tc_egress, TC_EGRESS),
@@ -412,11 +421,24 @@ impl PacketProbe {
             let mut hook = TcHookBuilder::new(prog.as_fd())
                 .ifindex(ifindex as i32)
                 .replace(true)
-                .handle(0x4854) // "HT"
-                .priority(1)
+                .handle(CLSACT_HANDLE)
+                .priority(CLSACT_PRIORITY)
                 .hook(point);
             match hook.attach() {
-                Ok(h) => hooks.push(h),
+                Ok(h) => {
+                    hooks.push(h);
+                    let mut f = crate::reaper::Filter {
+                        ifindex: ifindex as i32,
+                        point,
+                        handle: CLSACT_HANDLE,
+                        priority: CLSACT_PRIORITY,
+                        prog_id: 0,
+                    };
+                    if let Some(id) = f.query() {
+                        f.prog_id = id;
+                        filters.push(f);
+                    }
+                }
                 Err(source) => {
                     result = Err(if crate::is_permission(&source) {
                         BpfError::Permission
@@ -431,12 +453,24 @@ impl PacketProbe {
                 }
             }
         }
-        // The qdisc goes with the last filter hdrtap attached to it.
+        // The qdisc goes with the last filter hdrtap attached to it, and so
+        // does the helper that removes them all should hdrtap be killed.
         let n = hooks.len();
+        let mut reaper = None;
+        if n > 0 {
+            match crate::reaper::spawn(&filters, created.then_some(ifindex as i32)) {
+                Ok(r) => reaper = Some(r),
+                Err(e) => tracing::warn!(
+                    "cannot start the helper that removes the tc filters if hdrtap is killed: {e}"
+                ),
+            }
+        }
         for (i, hook) in hooks.into_iter().enumerate() {
+            let last = i + 1 == n;
             self.attachments.push(Attachment::Clsact {
                 hook,
-                destroy_qdisc: created && i + 1 == n,
+                destroy_qdisc: created && last,
+                reaper: if last { reaper.take() } else { None },
             });
         }
         if n == 0 && created {
@@ -589,6 +623,10 @@ fn attach_error(program: &str, section: &str, e: std::io::Error) -> BpfError {
         source: e.into(),
     }
 }
+
+/// Handle ("HT") and priority of hdrtap's clsact filters.
+const CLSACT_HANDLE: u32 = 0x4854;
+const CLSACT_PRIORITY: u32 = 1;
 
 /// bpf_link_create() for TCX and XDP links; the link lives while the fd does.
 fn link_create(

@@ -113,11 +113,11 @@ fn needs_escape(b: &[u8]) -> bool {
         .any(|&x| x < 0x20 || x == b'"' || x == b'\\')
 }
 
-fn push_u64(out: &mut Vec<u8>, n: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-fn push_endpoint(out: &mut Vec<u8>, ep: &Endpoint) {
+pub(crate) fn push_endpoint(out: &mut Vec<u8>, ep: &Endpoint) {
     use std::io::Write as _;
     out.extend_from_slice(b"{\"ip\":\"");
     match ep.ip {
@@ -143,9 +143,11 @@ fn push_endpoint(out: &mut Vec<u8>, ep: &Endpoint) {
 /// presence follow docs/SCHEMA.md.
 pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
     out.extend_from_slice(match rec.kind {
-        HttpKind::Request => b"{\"kind\":\"http_request\",\"ts\":\"".as_slice(),
-        HttpKind::Response => b"{\"kind\":\"http_response\",\"ts\":\"".as_slice(),
+        HttpKind::Request => b"{\"kind\":\"http_request\",\"id\":".as_slice(),
+        HttpKind::Response => b"{\"kind\":\"http_response\",\"id\":".as_slice(),
     });
+    push_u64(out, rec.id);
+    out.extend_from_slice(b",\"ts\":\"");
     push_rfc3339_ns(out, rec.ts_unix_ns);
     out.extend_from_slice(b"\",\"conn_id\":");
     push_u64(out, rec.conn_id);
@@ -203,7 +205,7 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
             }
             out.extend_from_slice(b",\"request\":");
             match &rec.request {
-                Some(RequestRef { method, target }) => {
+                Some(RequestRef { method, target, .. }) => {
                     out.extend_from_slice(b"{\"method\":");
                     push_json_str(out, method);
                     out.extend_from_slice(b",\"target\":");
@@ -242,6 +244,16 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
         }
         out.push(b']');
     }
+    if rec.anomalies != 0 {
+        out.extend_from_slice(b",\"anomalies\":[");
+        for (i, name) in crate::record::anomaly::names(rec.anomalies).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_str(out, name);
+        }
+        out.push(b']');
+    }
     out.push(b'}');
 }
 
@@ -253,7 +265,7 @@ pub fn record_json(rec: &HttpRecord) -> String {
 }
 
 /// Keep a line a line: escape control characters of untrusted text.
-fn push_escaped(out: &mut String, s: &str) {
+pub(crate) fn push_escaped(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '\n' => out.push_str("\\n"),
@@ -333,6 +345,100 @@ pub fn record_line(rec: &HttpRecord) -> String {
     line
 }
 
+/// Append the JSON object of one alert (no newline); docs/SCHEMA.md.
+pub fn push_alert_json(out: &mut Vec<u8>, a: &crate::rules::Alert) {
+    out.extend_from_slice(b"{\"kind\":\"alert\",\"id\":");
+    push_u64(out, a.id);
+    out.extend_from_slice(b",\"ts\":\"");
+    push_rfc3339_ns(out, a.ts_unix_ns);
+    out.extend_from_slice(b"\",\"rule\":");
+    push_json_str(out, a.rule);
+    out.extend_from_slice(b",\"severity\":");
+    push_json_str(out, a.severity.name());
+    out.extend_from_slice(b",\"record_id\":");
+    push_u64(out, a.record_id);
+    out.extend_from_slice(match a.record_kind {
+        HttpKind::Request => b",\"record_kind\":\"http_request\"".as_slice(),
+        HttpKind::Response => b",\"record_kind\":\"http_response\"".as_slice(),
+    });
+    out.extend_from_slice(b",\"conn_id\":");
+    push_u64(out, a.conn_id);
+    out.extend_from_slice(b",\"pid\":");
+    push_u64(out, a.pid.into());
+    out.extend_from_slice(b",\"tid\":");
+    push_u64(out, a.tid.into());
+    out.extend_from_slice(b",\"comm\":");
+    push_json_str(out, &a.comm);
+    out.extend_from_slice(b",\"local\":");
+    push_endpoint(out, &a.local);
+    out.extend_from_slice(b",\"remote\":");
+    push_endpoint(out, &a.remote);
+    out.extend_from_slice(match a.role {
+        Role::Client => b",\"role\":\"client\"".as_slice(),
+        Role::Server => b",\"role\":\"server\"".as_slice(),
+    });
+    out.extend_from_slice(if a.tls {
+        b",\"tls\":true".as_slice()
+    } else {
+        b",\"tls\":false".as_slice()
+    });
+    if let Some(m) = &a.method {
+        out.extend_from_slice(b",\"method\":");
+        push_json_str(out, m);
+    }
+    if let Some(t) = &a.target {
+        out.extend_from_slice(b",\"target\":");
+        push_json_str(out, t);
+    }
+    out.extend_from_slice(b",\"detail\":");
+    push_json_str(out, &a.detail);
+    out.push(b'}');
+}
+
+/// The readable line of one alert (without newline):
+/// `TIME ALERT severity rule comm[pid] role SRC > DST: detail (record #id)`.
+pub fn alert_line(a: &crate::rules::Alert) -> String {
+    let sent_by_process = matches!(
+        (a.record_kind, a.role),
+        (HttpKind::Request, Role::Client) | (HttpKind::Response, Role::Server)
+    );
+    let (src, dst) = if sent_by_process {
+        (a.local, a.remote)
+    } else {
+        (a.remote, a.local)
+    };
+    let role = match a.role {
+        Role::Client => "client",
+        Role::Server => "server",
+    };
+    let mut line = String::with_capacity(160 + a.detail.len());
+    line.push_str(&time_of_day(a.ts_unix_ns));
+    line.push_str(" ALERT ");
+    line.push_str(a.severity.name());
+    line.push(' ');
+    line.push_str(a.rule);
+    line.push(' ');
+    push_escaped(&mut line, &a.comm);
+    line.push_str(&format!("[{}] {role} {src} > {dst}: ", a.pid));
+    push_escaped(&mut line, &a.detail);
+    line.push_str(&format!(" (record #{})", a.record_id));
+    line
+}
+
+impl OutputRecord for crate::rules::Alert {
+    fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(256);
+        push_alert_json(&mut out, self);
+        String::from_utf8(out).unwrap_or_default()
+    }
+    fn to_line(&self) -> String {
+        alert_line(self)
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        push_alert_json(out, self);
+    }
+}
+
 /// A record the [`Writer`] can write: HTTP messages, packets, ...
 pub trait OutputRecord {
     /// The NDJSON object (one line, no newline).
@@ -382,6 +488,13 @@ pub struct Writer {
     format: Format,
     /// Write out after every record (stdout on a terminal).
     line_buffered: bool,
+    /// A file output: a write that fails part-way (disk full) is cut back to
+    /// the last whole line, so the file never holds a partial line.
+    file: Option<std::fs::File>,
+    /// Bytes of the output that are whole lines (file outputs).
+    committed: u64,
+    /// Lines lost by failed writes and not yet reported ([`Writer::take_dropped`]).
+    dropped: u64,
 }
 
 /// Bytes gathered before a write.
@@ -402,7 +515,10 @@ impl Writer {
             .truncate(true)
             .mode(0o600)
             .open(path)?;
-        Ok(Writer::new(Box::new(f), format, false))
+        let handle = f.try_clone()?;
+        let mut w = Writer::new(Box::new(f), format, false);
+        w.file = Some(handle);
+        Ok(w)
     }
 
     /// Write to any sink.
@@ -412,6 +528,9 @@ impl Writer {
             buf: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
             format,
             line_buffered,
+            file: None,
+            committed: 0,
+            dropped: 0,
         }
     }
 
@@ -433,6 +552,18 @@ impl Writer {
         Ok(())
     }
 
+    /// Write one record of any kind as one line (stats records only in
+    /// JSON format).
+    pub fn write(&mut self, rec: &crate::sink::Record) -> io::Result<()> {
+        if !rec.write(self.format, &mut self.buf) {
+            return Ok(());
+        }
+        if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Write a `{"kind":"stats"}` line (JSON format only; a no-op otherwise).
     pub fn stats<S: StatsRecord + ?Sized>(
         &mut self,
@@ -448,20 +579,117 @@ impl Writer {
         Ok(())
     }
 
-    /// Hand every buffered line to the kernel. On error the buffered lines
-    /// are dropped; the caller counts the error.
+    /// Hand every buffered line to the kernel. On error the lines not
+    /// written whole are dropped and counted ([`Writer::take_dropped`]); a
+    /// file is cut back to its last whole line (a full disk used to leave a
+    /// partial line that the next records were appended to).
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            let res = self.out.write_all(&self.buf);
+            let mut done = 0;
+            let res = loop {
+                match self.buf.get(done..) {
+                    None | Some([]) => break Ok(()),
+                    Some(rest) => match self.out.write(rest) {
+                        Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                        Ok(n) => done += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    },
+                }
+            };
+            let whole = match res {
+                Ok(()) => done,
+                Err(_) => self
+                    .buf
+                    .get(..done)
+                    .and_then(|w| w.iter().rposition(|&b| b == b'\n'))
+                    .map_or(0, |i| i + 1),
+            };
+            let lost = self
+                .buf
+                .get(whole..)
+                .map_or(0, |r| r.iter().filter(|&&b| b == b'\n').count());
+            self.dropped += lost as u64;
+            if res.is_err() {
+                if let Some(f) = &mut self.file {
+                    use std::io::Seek;
+                    let keep = self.committed + whole as u64;
+                    if let Err(e) = f
+                        .set_len(keep)
+                        .and_then(|()| f.seek(io::SeekFrom::Start(keep)).map(|_| ()))
+                    {
+                        tracing::warn!("cannot cut a partial line from the output file: {e}");
+                    }
+                }
+            }
+            self.committed += whole as u64;
             self.buf.clear();
             res?;
         }
         self.out.flush()
     }
+
+    /// Lines lost to failed writes since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+
+    /// Regression (tests/fault_sink.rs): a write that fails part-way (disk
+    /// full) counts every line not written whole; a file is cut back to its
+    /// last whole line and later lines follow it cleanly.
+    #[test]
+    fn failed_writes_count_lost_lines_and_leave_no_partial_line() {
+        struct Full(usize, std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Full {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+                }
+                let n = b.len().min(self.0);
+                self.0 -= n;
+                self.1.lock().unwrap().extend_from_slice(&b[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut w = Writer::new(Box::new(Full(25, got.clone())), Format::Json, false);
+        for s in ["0123456789", "abcdefghij", "ABCDEFGHIJ"] {
+            w.buf.extend_from_slice(s.as_bytes());
+            w.buf.push(b'\n');
+        }
+        assert!(w.flush().is_err());
+        // 22 bytes = two whole lines were written, 3 of the third: lost.
+        assert_eq!(w.take_dropped(), 1);
+        assert_eq!(w.take_dropped(), 0);
+        assert_eq!(got.lock().unwrap().len(), 25);
+
+        // A real file on a "full disk": cut back to the whole lines.
+        let dir = std::env::temp_dir().join(format!("hdrtap-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out");
+        let mut w = Writer::file(&path, Format::Json).unwrap();
+        w.buf.extend_from_slice(b"line one\nline two\n");
+        w.flush().unwrap();
+        // A partial line in the file (as a short write leaves it), then a
+        // failing flush: the file is cut back to its whole lines.
+        if let Some(f) = &mut w.file {
+            use std::io::Write as _;
+            f.write_all(b"half a li").unwrap();
+        }
+        w.buf.extend_from_slice(b"x\n");
+        w.out = Box::new(Full(0, got.clone()));
+        w.dropped = 0;
+        assert!(w.flush().is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"line one\nline two\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     use super::*;
     use crate::record::*;
     use std::net::IpAddr;
@@ -469,6 +697,7 @@ mod tests {
     fn resp() -> HttpRecord {
         HttpRecord {
             kind: HttpKind::Response,
+            id: 42,
             ts_unix_ns: 1_700_000_000_123_456_789,
             conn_id: 5,
             process: Process {
@@ -495,6 +724,7 @@ mod tests {
             request: Some(RequestRef {
                 method: "GET".into(),
                 target: "/x".into(),
+                host: Some("example".into()),
             }),
             headers: [("Server", "nginx"), ("X-Evil", "a\nb")]
                 .into_iter()
@@ -504,7 +734,30 @@ mod tests {
             tls: false,
             tls_library: None,
             flags: vec![],
+            anomalies: 0,
         }
+    }
+
+    #[test]
+    fn id_comes_right_after_kind_and_anomalies_are_named() {
+        let mut r = resp();
+        let json = record_json(&r);
+        assert!(
+            json.starts_with(r#"{"kind":"http_response","id":42,"ts":""#),
+            "{json}"
+        );
+        assert!(!json.contains("anomalies"), "{json}");
+        assert!(
+            !json.contains("host"),
+            "the request's host is not in the JSON: {json}"
+        );
+        r.anomalies = crate::record::anomaly::OBS_FOLD | crate::record::anomaly::CTL_IN_VALUE;
+        let v: serde_json::Value = serde_json::from_str(&record_json(&r)).unwrap();
+        assert_eq!(v["id"], 42);
+        assert_eq!(
+            v["anomalies"],
+            serde_json::json!(["obs_fold", "ctl_in_value"])
+        );
     }
 
     #[test]

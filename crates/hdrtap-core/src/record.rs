@@ -47,6 +47,10 @@ pub enum HttpKind {
 pub struct RequestRef {
     pub method: String,
     pub target: String,
+    /// The request's `Host` header, if any (for metrics by host; not part
+    /// of the JSON `request` object).
+    #[serde(skip)]
+    pub host: Option<String>,
 }
 
 /// Who moved the bytes: the process and thread whose syscall carried the
@@ -77,10 +81,76 @@ pub mod flag {
     pub const INCOMPLETE: &str = "incomplete";
 }
 
+/// What the parser saw in a header block that the record's headers cannot
+/// show (the offending lines were skipped): bits of [`HttpRecord::anomalies`],
+/// JSON `anomalies` (names, omitted when none). Looked for only in blocks
+/// that failed strict parsing, so clean traffic costs nothing.
+pub mod anomaly {
+    /// A header line continued on the next line (obs-fold: a line starting
+    /// with a space or tab), which RFC 9112 forbids in requests.
+    pub const OBS_FOLD: u8 = 1 << 0;
+    /// A header line with an invalid name: characters outside the token
+    /// set, whitespace before the colon, or no colon at all.
+    pub const BAD_HEADER_NAME: u8 = 1 << 1;
+    /// A raw control character inside a header value: NUL, a CR not
+    /// followed by LF, or another byte below 0x20 other than tab.
+    pub const CTL_IN_VALUE: u8 = 1 << 2;
+
+    /// Every anomaly with its JSON name.
+    pub const ALL: [(u8, &str); 3] = [
+        (OBS_FOLD, "obs_fold"),
+        (BAD_HEADER_NAME, "bad_header_name"),
+        (CTL_IN_VALUE, "ctl_in_value"),
+    ];
+
+    /// The names of the bits set in `bits`.
+    pub fn names(bits: u8) -> impl Iterator<Item = &'static str> {
+        ALL.into_iter()
+            .filter(move |(b, _)| bits & b != 0)
+            .map(|(_, n)| n)
+    }
+
+    /// Scan a raw header block (start line through the blank line) for
+    /// the anomalies above.
+    pub fn scan(block: &[u8]) -> u8 {
+        let mut bits = 0;
+        // Lines after the start line, up to the first empty one.
+        let mut lines = block.split(|&b| b == b'\n').skip(1);
+        for line in &mut lines {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                break;
+            }
+            if matches!(line.first(), Some(b' ' | b'\t')) {
+                bits |= OBS_FOLD;
+                continue;
+            }
+            let (name, value) = match line.iter().position(|&b| b == b':') {
+                Some(i) => (
+                    line.get(..i).unwrap_or_default(),
+                    line.get(i + 1..).unwrap_or_default(),
+                ),
+                None => (line, &[][..]),
+            };
+            let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+            if name.is_empty() || !name.iter().all(token) || !line.contains(&b':') {
+                bits |= BAD_HEADER_NAME;
+            }
+            if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                bits |= CTL_IN_VALUE;
+            }
+        }
+        bits
+    }
+}
+
 /// One HTTP/1.x request or response: start line and every header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRecord {
     pub kind: HttpKind,
+    /// Per-run record id, assigned when the record leaves the capture
+    /// (JSON `id`; 0 until then). Alerts name the record by it.
+    pub id: u64,
     /// Wall-clock time of the syscall that carried the first byte,
     /// nanoseconds since the Unix epoch.
     pub ts_unix_ns: u64,
@@ -118,6 +188,8 @@ pub struct HttpRecord {
     pub tls_library: Option<Arc<str>>,
     /// Anomalies, see [`flag`].
     pub flags: Vec<&'static str>,
+    /// What the parser saw that the headers do not show, see [`anomaly`].
+    pub anomalies: u8,
 }
 
 impl HttpRecord {

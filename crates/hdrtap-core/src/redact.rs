@@ -142,6 +142,7 @@ mod tests {
         };
         HttpRecord {
             kind: HttpKind::Request,
+            id: 0,
             ts_unix_ns: 0,
             conn_id: 1,
             process: Process {
@@ -166,6 +167,7 @@ mod tests {
             tls: false,
             tls_library: None,
             flags: vec![],
+            anomalies: 0,
         }
     }
 

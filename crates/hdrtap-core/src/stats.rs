@@ -9,6 +9,8 @@ pub struct Stats {
     pub records: u64,
     pub requests: u64,
     pub responses: u64,
+    /// Security alerts emitted (`{"kind":"alert"}` records; not in `records`).
+    pub alerts: u64,
     /// Messages whose header block exceeded the capture limit.
     pub truncated_messages: u64,
     /// Header blocks that were not valid HTTP/1.x.
@@ -29,6 +31,9 @@ pub struct Stats {
     /// Connections with parser state now, and evicted for lack of room.
     pub conns_open: u64,
     pub conns_evicted: u64,
+    /// Unfinished header blocks dropped to keep all connections' buffers
+    /// within their global budget (slow or hostile peers at scale).
+    pub budget_drops: u64,
 
     /// Events the kernel wrote to the ring buffer.
     pub kernel_events: u64,

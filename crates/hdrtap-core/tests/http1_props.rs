@@ -231,7 +231,8 @@ impl View {
             version: r.version.clone(),
             headers: r.headers.to_vec(),
             header_bytes: r.header_bytes,
-            request: r.request.clone(),
+            // The request's Host rides along for metrics; not compared here.
+            request: r.request.clone().map(|q| RequestRef { host: None, ..q }),
         }
     }
 }
@@ -375,6 +376,7 @@ fn run_exchanges(
             let rref = RequestRef {
                 method: x.req.method.clone(),
                 target: x.req.target.clone(),
+                host: None,
             };
             for m in x.interim.iter().chain(std::iter::once(&x.resp)) {
                 let (b, hs, hb) = serialize(m, HttpKind::Response, head && m.status >= 200);

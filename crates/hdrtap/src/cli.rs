@@ -30,6 +30,9 @@ pub enum Command {
     Packets(PacketsArgs),
     /// Check that this machine can run hdrtap (kernel, BTF, tracefs, privileges, program types).
     Doctor(DoctorArgs),
+    /// Daemon mode: run the captures and sinks of a TOML file (file, stdout, Prometheus, OTLP).
+    #[command(after_long_help = RUN_EXAMPLES)]
+    Run(RunArgs),
 }
 
 const HTTP_EXAMPLES: &str = "\
@@ -119,6 +122,16 @@ pub struct HttpArgs {
     #[arg(long)]
     pub no_tls: bool,
 
+    /// Do not run the security rules (no {"kind":"alert"} records; see docs/SECURITY-RULES.md).
+    #[arg(long)]
+    pub no_rules: bool,
+
+    /// Once attached, give up every capability no longer needed (kept with HTTPS capture:
+    /// CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, to hook
+    /// OpenSSL in new processes; with --no-tls: none). See docs/PRIVILEGES.md.
+    #[arg(long)]
+    pub drop_caps: bool,
+
     /// Do not print the start-up line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -200,6 +213,11 @@ pub struct PacketsArgs {
     #[arg(long, value_enum, default_value_t = TcAttachArg::Auto)]
     pub tc_attach: TcAttachArg,
 
+    /// Once attached, give up every capability no longer needed (kept: CAP_NET_ADMIN when
+    /// clsact filters must be removed at exit; otherwise none). See docs/PRIVILEGES.md.
+    #[arg(long)]
+    pub drop_caps: bool,
+
     /// Do not print the start-up line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -234,6 +252,36 @@ pub enum TcAttachArg {
     Clsact,
 }
 
+const RUN_EXAMPLES: &str = "\
+EXAMPLES:
+  hdrtap run --print-example-config > /etc/hdrtap/hdrtap.toml
+  hdrtap run --check-config /etc/hdrtap/hdrtap.toml   # validate only, attach nothing
+  hdrtap run --config /etc/hdrtap/hdrtap.toml         # run until SIGTERM
+
+SIGTERM or SIGINT stops the captures, then every sink is drained, flushed and closed
+(files fsynced); exit status 0. SIGHUP makes every file sink reopen its path (for
+logrotate). A slow or dead sink never blocks capture: its queue is bounded and what
+does not fit is dropped and counted. See docs/DAEMON.md.";
+
+/// Arguments of `hdrtap run`.
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("mode").args(["config", "check_config", "print_example_config"])
+))]
+pub struct RunArgs {
+    /// Run the captures and sinks this TOML file describes, until SIGTERM.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check FILE and exit (0 if valid; otherwise one line naming the key and line). Attaches nothing.
+    #[arg(long, value_name = "FILE")]
+    pub check_config: Option<PathBuf>,
+
+    /// Print an example configuration with every key, commented, and exit.
+    #[arg(long)]
+    pub print_example_config: bool,
+}
+
 /// Arguments of `hdrtap doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -243,7 +291,7 @@ pub struct DoctorArgs {
     pub tls: bool,
 }
 
-fn parse_comm(s: &str) -> Result<String, String> {
+pub(crate) fn parse_comm(s: &str) -> Result<String, String> {
     if s.is_empty() || s.len() > 15 {
         return Err(format!(
             "{s:?} is {} bytes; a process name (comm) is 1 to 15 bytes",
@@ -253,7 +301,7 @@ fn parse_comm(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn parse_header_name(s: &str) -> Result<String, String> {
+pub(crate) fn parse_header_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
@@ -264,7 +312,7 @@ fn parse_header_name(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_ring_mib(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_ring_mib(s: &str) -> Result<u32, String> {
     let n: u32 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of MiB"))?;

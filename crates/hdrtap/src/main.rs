@@ -2,6 +2,7 @@
 //! print errors as one line.
 mod cli;
 mod cmd;
+mod config;
 
 use std::process::ExitCode;
 
@@ -14,6 +15,11 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // hdrtap re-executed as the helper that removes clsact filters if the
+    // capturing hdrtap is killed (hdrtap_bpf::reaper).
+    if let Some(code) = hdrtap_bpf::reaper::main_if_reaper() {
+        return ExitCode::from(code);
+    }
     // A bug must not spill a backtrace over the user's terminal: one line.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("hdrtap: internal error: {info} (please report this)");
@@ -27,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Http(args) => cmd::http::run(args),
         cli::Command::Packets(args) => cmd::packets::run(args),
         cli::Command::Doctor(args) => cmd::doctor::run(args),
+        cli::Command::Run(args) => cmd::run::run(args),
     };
     match result {
         Ok(code) => code,

@@ -128,11 +128,24 @@ impl Program {
     }
 }
 
+/// Most tokens an expression may have (see [`compile`]).
+pub const MAX_TOKENS: usize = 1024;
+
 /// Compile an expression; empty (or only spaces) accepts everything.
 pub fn compile(src: &str) -> Result<Program, FilterError> {
     let toks = lexer::lex(src)?;
     if toks.is_empty() {
         return Ok(Program::default());
+    }
+    // Chains of `and`/`or` build trees as deep as they are long, which are
+    // walked (and dropped) recursively: bound the length before parsing.
+    // 64 instructions never need anywhere near this many tokens.
+    if let Some(t) = toks.get(MAX_TOKENS) {
+        return Err(FilterError::new(
+            t.pos,
+            t.tok.text(),
+            &format!("the expression is too long (at most {MAX_TOKENS} tokens)"),
+        ));
     }
     let expr = Parser::new(&toks, src.chars().count()).parse_all()?;
     let mut insns = Vec::new();

@@ -173,11 +173,19 @@ fn prefix_words(bits: u32) -> [u64; 2] {
     words(b)
 }
 
+/// Deepest nesting of parentheses and negations accepted. The parser is
+/// recursive descent: without a bound, `((((...` or `not not not ...` from
+/// the command line overflowed the stack (found by the filter_parse fuzz
+/// target). A kernel program has at most 64 instructions anyway.
+pub const MAX_DEPTH: usize = 128;
+
 pub struct Parser<'a> {
     toks: &'a [Spanned],
     i: usize,
     /// Position just past the end of the input (for "expected ..." at the end).
     end: usize,
+    /// Parentheses and negations open around the current token.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -186,6 +194,7 @@ impl<'a> Parser<'a> {
             toks,
             i: 0,
             end: src_chars + 1,
+            depth: 0,
         }
     }
 
@@ -264,6 +273,28 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_unary(&mut self) -> Result<Expr, FilterError> {
+        let nests = matches!(
+            self.peek(),
+            Some(Spanned {
+                tok: Tok::Bang | Tok::LParen,
+                ..
+            })
+        ) || self.peek_word() == Some("not");
+        if !nests {
+            return self.parse_unary_inner();
+        }
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err_here(&format!(
+                "the expression is nested too deeply (at most {MAX_DEPTH} levels of parentheses and negations)"
+            )));
+        }
+        self.depth += 1;
+        let e = self.parse_unary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn parse_unary_inner(&mut self) -> Result<Expr, FilterError> {
         match self.peek() {
             Some(Spanned { tok: Tok::Bang, .. }) => {
                 self.i += 1;

@@ -282,3 +282,29 @@ proptest! {
         let _ = compile(&s);
     }
 }
+
+/// Regression (fuzz target filter_parse): deep nesting and endless chains
+/// overflowed the stack of the recursive-descent parser (SIGABRT); they are
+/// errors now, with the position of the first token past the limit.
+#[test]
+fn deep_nesting_and_long_chains_are_errors_not_stack_overflows() {
+    let deep = format!("{}tcp{}", "(".repeat(100_000), ")".repeat(100_000));
+    let e = compile(&deep).unwrap_err();
+    assert!(e.message.contains("too long"), "{e}");
+    let nested = format!("{}tcp{}", "(".repeat(200), ")".repeat(200));
+    let e = compile(&nested).unwrap_err();
+    assert!(e.message.contains("nested too deeply"), "{e}");
+    assert_eq!(e.pos, parser::MAX_DEPTH + 1);
+    let nots = "not ".repeat(60_000) + "tcp";
+    assert!(compile(&nots).is_err());
+    let bangs = "!".repeat(300) + "tcp";
+    assert!(compile(&bangs)
+        .unwrap_err()
+        .message
+        .contains("nested too deeply"));
+    let chain = vec!["tcp"; 20_000].join(" and ");
+    assert!(compile(&chain).unwrap_err().message.contains("too long"));
+    // Within the limits, nesting still works.
+    let ok = format!("{}tcp{}", "(".repeat(100), ")".repeat(100));
+    assert_eq!(compile(&ok).unwrap().insns.len(), 1);
+}

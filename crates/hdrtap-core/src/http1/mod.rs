@@ -42,7 +42,10 @@
 //!   `malformed` when its start line is valid and its remaining lines can
 //!   be read skipping invalid ones (httparse's browser-like mode), otherwise
 //!   nothing (a bad start line is far more often a false message start than
-//!   a real message). Either way it counts in `parse_errors` and the
+//!   a real message). A value holding a NUL or a bare CR (which makes
+//!   httparse give up even in that mode) has just its line left out, and
+//!   the record carries the `ctl_in_value` anomaly (`record::anomaly`: the
+//!   security rules look at them). Either way it counts in `parse_errors` and the
 //!   direction resyncs after it. An invalid Content-Length, or a request
 //!   body in an unknown transfer coding, also makes a record `malformed`.
 //! * Resync ("hunt"): bytes are discarded up to the next plausible message
@@ -116,6 +119,15 @@ pub struct TrackerConfig {
     pub max_pending: usize,
     /// Added to an event's CLOCK_MONOTONIC `ts_ns` to get `ts_unix_ns`.
     pub clock_offset_ns: i64,
+    /// Bytes all connections together may hold in pending buffers (header
+    /// blocks, chunk-size lines and candidate start lines that continue in
+    /// a later event). Each direction is bounded by `max_header_bytes`, but
+    /// `max_conns` connections that each leave a block unfinished (a slow or
+    /// hostile peer, one byte per write) would hold up to
+    /// `max_conns x 2 x max_header_bytes` (2 GiB by default). Beyond this
+    /// budget, the connection whose buffer grew drops what it holds, counted
+    /// in `budget_drops`, and resyncs.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for TrackerConfig {
@@ -126,6 +138,7 @@ impl Default for TrackerConfig {
             max_headers: 256,
             max_pending: 1024,
             clock_offset_ns: 0,
+            max_buffered_bytes: 8 << 20,
         }
     }
 }
@@ -172,6 +185,11 @@ pub struct TrackerStats {
     pub tunnels: u64,
     /// Connections whose first message contradicted the kernel's role hint.
     pub role_conflicts: u64,
+    /// Unfinished header blocks dropped to keep all pending buffers within
+    /// `max_buffered_bytes` (their bytes count in `skipped_bytes`).
+    pub budget_drops: u64,
+    /// Bytes held in pending buffers now, all connections (gauge).
+    pub buffered_bytes: u64,
 }
 
 /// Tracks HTTP/1.x on every connection and emits one [`HttpRecord`] per
@@ -181,6 +199,8 @@ pub struct Http1Tracker {
     cfg: TrackerConfig,
     stats: TrackerStats,
     table: LruTable<Conn>,
+    /// Heap bytes of every connection's pending buffers (capacity).
+    buffered: usize,
     /// Names of hooked TLS library files by the id TLS events carry.
     tls_names: HashMap<u16, Arc<str>>,
 }
@@ -190,6 +210,7 @@ impl Http1Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
         Http1Tracker {
             table: LruTable::new(cfg.max_conns),
+            buffered: 0,
             cfg,
             stats: TrackerStats::default(),
             tls_names: HashMap::new(),
@@ -205,8 +226,34 @@ impl Http1Tracker {
 
     /// Feed one data event; records it completes are appended to `out`.
     pub fn on_data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<HttpRecord>) {
+        let before = self.table.peek(ev.conn_id).map_or(0, Conn::heap_bytes);
         self.data(ev, out);
         self.stats.conns_open = self.table.len() as u64;
+        let Some(conn) = self.table.peek_mut(ev.conn_id) else {
+            self.buffered = self.buffered.saturating_sub(before);
+            self.stats.buffered_bytes = self.buffered as u64;
+            return;
+        };
+        let after = conn.heap_bytes();
+        self.buffered = self.buffered.saturating_sub(before).saturating_add(after);
+        if self.buffered > self.cfg.max_buffered_bytes && after > 0 {
+            // Over budget: the connection that just grew gives up what it
+            // holds (an unfinished block) and looks for the next message.
+            let stats = &mut self.stats;
+            for dir in &mut conn.dirs {
+                if !dir.stream.pend.is_empty() {
+                    stats.budget_drops += 1;
+                    stats.resyncs += 1;
+                    stats.skipped_bytes = stats
+                        .skipped_bytes
+                        .saturating_add(dir.stream.pend.len() as u64);
+                    dir.m.lost_sync();
+                }
+                dir.stream.pend = Vec::new();
+            }
+            self.buffered = self.buffered.saturating_sub(after);
+        }
+        self.stats.buffered_bytes = self.buffered as u64;
     }
 
     fn data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<HttpRecord>) {
@@ -215,9 +262,11 @@ impl Http1Tracker {
             stats,
             table,
             tls_names,
+            buffered,
         } = self;
         let (conn, evicted) = table.entry(ev.conn_id, || Conn::new(ev, cfg, tls_names));
         if let Some((_, old)) = evicted {
+            *buffered = buffered.saturating_sub(old.heap_bytes());
             stats.conns_evicted += 1;
             stats.unanswered_requests += old.shared.pending.len() as u64;
         }
@@ -252,15 +301,22 @@ impl Http1Tracker {
         for dir in &mut conn.dirs {
             dir.stream.compact();
         }
+        // No request outstanding: give the queue's buffer back, so that an
+        // idle keep-alive connection holds no more than its own state.
+        if conn.shared.pending.is_empty() && conn.shared.pending.capacity() > 0 {
+            conn.shared.pending = VecDeque::new();
+        }
     }
 
     /// A connection closed: emit what its unfinished header blocks allow
     /// (flagged `incomplete`) and free its state.
     pub fn on_close(&mut self, ev: &CloseEvent, out: &mut Vec<HttpRecord>) {
         if let Some(conn) = self.table.remove(ev.conn_id) {
+            self.buffered = self.buffered.saturating_sub(conn.heap_bytes());
             self.end(conn, out);
         }
         self.stats.conns_open = self.table.len() as u64;
+        self.stats.buffered_bytes = self.buffered as u64;
     }
 
     /// Close every connection (at shutdown), as [`Self::on_close`] would.
@@ -269,6 +325,8 @@ impl Http1Tracker {
             self.end(conn, out);
         }
         self.stats.conns_open = 0;
+        self.buffered = 0;
+        self.stats.buffered_bytes = 0;
     }
 
     fn end(&mut self, mut conn: Conn, out: &mut Vec<HttpRecord>) {
@@ -306,6 +364,12 @@ impl Http1Tracker {
             .sum()
     }
 
+    /// Heap bytes of all pending buffers, counted from scratch (tests
+    /// check the running total, `TrackerStats::buffered_bytes`, against it).
+    pub fn buffered_bytes_capacity(&self) -> usize {
+        self.table.values().map(Conn::heap_bytes).sum()
+    }
+
     /// The largest pending buffer of any direction (diagnostics; bounded
     /// by about `max_header_bytes` plus one event).
     pub fn largest_buffer(&self) -> usize {
@@ -330,6 +394,8 @@ struct Env<'a> {
 struct PendingReq {
     method: String,
     target: String,
+    /// The request's Host header (for the response's `RequestRef`).
+    host: Option<String>,
     ts_ns: u64,
     head: bool,
     connect: bool,
@@ -427,6 +493,11 @@ fn role_of(kind: HttpKind, dir: Direction) -> Role {
 }
 
 impl Conn {
+    /// Heap bytes of the pending buffers.
+    fn heap_bytes(&self) -> usize {
+        self.dirs.iter().map(|d| d.stream.heap_bytes()).sum()
+    }
+
     fn new(ev: &DataEvent<'_>, cfg: &TrackerConfig, tls_names: &HashMap<u16, Arc<str>>) -> Self {
         // First seen past its start (evicted earlier, or its first events
         // were lost): positions are taken from the first events and parsing
@@ -728,6 +799,7 @@ impl Sink for Cx<'_, '_> {
                 sh.pending.push_back(PendingReq {
                     method: p.method.clone().unwrap_or_default(),
                     target: p.target.clone().unwrap_or_default(),
+                    host: p.headers.first("host").map(str::to_owned),
                     ts_ns: meta.ts_ns,
                     head: p.is_head,
                     connect: p.is_connect,
@@ -751,6 +823,7 @@ impl Sink for Cx<'_, '_> {
                         request = Some(RequestRef {
                             method: r.method.clone(),
                             target: r.target.clone(),
+                            host: r.host.clone(),
                         });
                         latency_ns = Some(meta.ts_ns.saturating_sub(r.ts_ns));
                     }
@@ -760,6 +833,7 @@ impl Sink for Cx<'_, '_> {
                     request = Some(RequestRef {
                         method: r.method,
                         target: r.target,
+                        host: r.host,
                     });
                 }
                 if request.is_none() {
@@ -777,6 +851,7 @@ impl Sink for Cx<'_, '_> {
         };
         self.env.out.push(HttpRecord {
             kind: p.kind,
+            id: 0,
             ts_unix_ns: meta
                 .ts_ns
                 .saturating_add_signed(self.env.cfg.clock_offset_ns),
@@ -803,6 +878,7 @@ impl Sink for Cx<'_, '_> {
             tls: sh.tls,
             tls_library: sh.tls_library.clone(),
             flags,
+            anomalies: p.anomalies,
         });
         next
     }

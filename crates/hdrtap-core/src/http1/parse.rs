@@ -85,6 +85,8 @@ pub(super) struct Parsed {
     pub gap: bool,
     /// The connection closed before the block ended.
     pub incomplete: bool,
+    /// `record::anomaly` bits (set only for blocks strict parsing rejected).
+    pub anomalies: u8,
     pub body: BodyLen,
     /// Requests: an `Upgrade` header is present.
     pub upgrade: bool,
@@ -348,6 +350,51 @@ pub(super) fn parse_head(buf: &[u8], kind: HttpKind, max_headers: usize) -> Head
     match try_parse(buf, kind, &lenient_config(), &mut big, max_headers) {
         Ok(Status::Complete(mut p)) => {
             p.malformed = true;
+            p.anomalies = crate::record::anomaly::scan(buf);
+            HeadResult::Complete(p)
+        }
+        Ok(Status::Partial) => HeadResult::Partial,
+        Err(httparse::Error::HeaderValue) => salvage_ctl(buf, kind, max_headers),
+        Err(_) => HeadResult::Invalid,
+    }
+}
+
+/// A header value with a NUL or a CR not followed by LF defeats even the
+/// lenient parse (httparse gives up on the whole block). Such lines are
+/// what header-injection attempts look like, so rather than lose the
+/// message: in a copy of the header block, turn those bytes into DEL (0x7f,
+/// also invalid, so the lenient parse skips just that line; same length, so
+/// every offset holds) and parse again. The record is `malformed` with the
+/// `ctl_in_value` anomaly; the offending lines are left out, like every
+/// other invalid line.
+fn salvage_ctl(buf: &[u8], kind: HttpKind, max_headers: usize) -> HeadResult {
+    // The header block: through the first empty line, or all of `buf`.
+    let end = buf
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| i + 2)
+        .or_else(|| buf.windows(3).position(|w| w == b"\n\r\n").map(|i| i + 3))
+        .unwrap_or(buf.len());
+    let mut copy = buf.to_vec();
+    let mut changed = false;
+    for i in 0..end.min(copy.len()) {
+        let next = copy.get(i + 1).copied();
+        if let Some(b) = copy.get_mut(i) {
+            if *b == 0 || (*b == b'\r' && next != Some(b'\n')) {
+                *b = 0x7f;
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return HeadResult::Invalid;
+    }
+    let lines = copy.iter().filter(|&&b| b == b'\n').count() + 1;
+    let mut slots = vec![MaybeUninit::uninit(); lines];
+    match try_parse(&copy, kind, &lenient_config(), &mut slots, max_headers) {
+        Ok(Status::Complete(mut p)) => {
+            p.malformed = true;
+            p.anomalies = crate::record::anomaly::scan(buf) | crate::record::anomaly::CTL_IN_VALUE;
             HeadResult::Complete(p)
         }
         Ok(Status::Partial) => HeadResult::Partial,
@@ -486,6 +533,7 @@ impl Parsed {
                 || (kind == HttpKind::Request && body == BodyLen::OtherCoding),
             gap: false,
             incomplete: false,
+            anomalies: 0,
             body,
             upgrade: upgrade && kind == HttpKind::Request,
             is_head,
@@ -1422,10 +1470,22 @@ mod tests {
             parse_head(b"GET / HTTP/9.9\r\n\r\n", HttpKind::Request, 256),
             HeadResult::Invalid
         ));
-        assert!(matches!(
-            parse_head(b"GET / HTTP/1.1\r\nA: \0\r\n\r\n", HttpKind::Request, 256),
-            HeadResult::Invalid
-        ));
+        // A NUL (or a bare CR) in a value: the line is left out, the block
+        // kept, flagged (header injection attempts look like this).
+        let HeadResult::Complete(p) = parse_head(
+            b"GET / HTTP/1.1\r\nA: \0\r\nB: 2\r\n\r\n",
+            HttpKind::Request,
+            256,
+        ) else {
+            panic!()
+        };
+        assert!(p.malformed);
+        assert_eq!(p.anomalies, crate::record::anomaly::CTL_IN_VALUE);
+        assert_eq!(p.headers, [("B", "2")].into_iter().collect::<Headers>());
+        assert_eq!(
+            p.header_bytes,
+            b"GET / HTTP/1.1\r\nA: \0\r\nB: 2\r\n\r\n".len()
+        );
     }
 
     #[test]

@@ -38,10 +38,14 @@ impl Hasher for IdHasher {
     }
 }
 
+/// A slot of the slab. The value is boxed: the slab grows by doubling and
+/// keeps its free slots, so an inline value (a connection is a few hundred
+/// bytes) made every free or spare slot cost as much as a live connection;
+/// boxed, a live connection costs its size and a free slot 24 bytes.
 #[derive(Debug)]
 struct Slot<T> {
     id: u64,
-    val: Option<T>,
+    val: Option<Box<T>>,
     prev: u32,
     next: u32,
 }
@@ -122,12 +126,24 @@ impl<T> LruTable<T> {
         }
     }
 
+    /// The entry for `id`, without marking it used.
+    pub fn peek(&self, id: u64) -> Option<&T> {
+        let i = *self.map.get(&id)?;
+        self.slots.get(i as usize)?.val.as_deref()
+    }
+
+    /// The entry for `id`, mutable, without marking it used.
+    pub fn peek_mut(&mut self, id: u64) -> Option<&mut T> {
+        let i = *self.map.get(&id)?;
+        self.slots.get_mut(i as usize)?.val.as_deref_mut()
+    }
+
     /// The entry for `id`, marked most recently used.
     #[cfg(test)]
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
         let i = *self.map.get(&id)?;
         self.touch(i);
-        self.slots.get_mut(i as usize)?.val.as_mut()
+        self.slots.get_mut(i as usize)?.val.as_deref_mut()
     }
 
     /// The entry for `id` (marked most recently used), created with `make`
@@ -141,7 +157,9 @@ impl<T> LruTable<T> {
         if let Some(&i) = self.map.get(&id) {
             self.touch(i);
             return (
-                self.slots.get_mut(i as usize).and_then(|s| s.val.as_mut()),
+                self.slots
+                    .get_mut(i as usize)
+                    .and_then(|s| s.val.as_deref_mut()),
                 None,
             );
         }
@@ -152,7 +170,7 @@ impl<T> LruTable<T> {
         };
         let slot = Slot {
             id,
-            val: Some(make()),
+            val: Some(Box::new(make())),
             prev: NIL,
             next: NIL,
         };
@@ -173,7 +191,9 @@ impl<T> LruTable<T> {
         self.map.insert(id, i);
         self.push_front(i);
         (
-            self.slots.get_mut(i as usize).and_then(|s| s.val.as_mut()),
+            self.slots
+                .get_mut(i as usize)
+                .and_then(|s| s.val.as_deref_mut()),
             evicted,
         )
     }
@@ -185,7 +205,7 @@ impl<T> LruTable<T> {
         let val = s.val.take()?;
         self.map.remove(&id);
         self.free.push(i);
-        Some((id, val))
+        Some((id, *val))
     }
 
     /// Remove and return the least recently used entry.
@@ -204,7 +224,7 @@ impl<T> LruTable<T> {
 
     /// Every entry, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter().filter_map(|s| s.val.as_ref())
+        self.slots.iter().filter_map(|s| s.val.as_deref())
     }
 }
 

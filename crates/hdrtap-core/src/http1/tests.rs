@@ -157,7 +157,8 @@ fn header_block_split_one_byte_per_event() {
         rs[0].request,
         Some(RequestRef {
             method: "GET".into(),
-            target: "/a".into()
+            target: "/a".into(),
+            host: Some("example.com".into()),
         })
     );
     assert_eq!(h.stats().parse_errors, 0);
@@ -1190,4 +1191,59 @@ fn tls_streams_carry_tls_and_library() {
     let mut h = H::new();
     h.ev(EG, b"GET / HTTP/1.1\r\n\r\n");
     assert!(!h.out[0].tls && h.out[0].tls_library.is_none());
+}
+
+/// Hardening (issue 6): every connection leaving a header block unfinished
+/// (a slow or hostile peer) is bounded per direction by max_header_bytes,
+/// and all of them together by max_buffered_bytes: beyond it, the buffer
+/// that grew is dropped, counted, and its direction resyncs — and a complete
+/// message on it afterwards is still captured.
+#[test]
+fn global_buffer_budget_bounds_unfinished_header_blocks() {
+    let mut t = Http1Tracker::new(TrackerConfig {
+        max_buffered_bytes: 64 * 1024,
+        ..TrackerConfig::default()
+    });
+    let mut out = Vec::new();
+    let partial = format!("GET / HTTP/1.1\r\nX-Slow: {}", "a".repeat(3000));
+    for conn in 1..=100u64 {
+        let raw = data_event(
+            &DataSpec {
+                conn_id: conn,
+                dir: Direction::Ingress,
+                ..Default::default()
+            },
+            partial.as_bytes(),
+        );
+        if let Ok(Event::Data(ev)) = decode(&raw) {
+            t.on_data(&ev, &mut out);
+        }
+        assert!(
+            t.stats().buffered_bytes <= 64 * 1024 + 8192,
+            "{} bytes buffered",
+            t.stats().buffered_bytes
+        );
+    }
+    assert!(out.is_empty());
+    let s = t.stats();
+    assert!(s.budget_drops > 0, "{s:?}");
+    assert_eq!(s.buffered_bytes as usize, t.buffered_bytes_capacity());
+    // A dropped connection still captures its next complete message.
+    let last = data_event(
+        &DataSpec {
+            conn_id: 100,
+            dir: Direction::Ingress,
+            pos: partial.len() as u64,
+            ..Default::default()
+        },
+        b"\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    if let Ok(Event::Data(ev)) = decode(&last) {
+        t.on_data(&ev, &mut out);
+    }
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].target.as_deref(), Some("/next"));
+    let mut rest = Vec::new();
+    t.close_all(&mut rest);
+    assert_eq!(t.stats().buffered_bytes, 0);
 }

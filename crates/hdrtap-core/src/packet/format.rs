@@ -16,6 +16,7 @@ use crate::output::time_of_day;
 #[derive(Serialize)]
 struct JsonPacket<'a> {
     kind: &'static str,
+    id: u64,
     ts: String,
     hook: Hook,
     dir: Dir,
@@ -60,6 +61,7 @@ fn json_view(rec: &PacketRecord) -> JsonPacket<'_> {
     let h = &rec.headers;
     JsonPacket {
         kind: "packet",
+        id: rec.id,
         ts: rfc3339_ns(rec.ts_unix_ns),
         hook: rec.hook,
         dir: rec.dir,
@@ -429,7 +431,9 @@ fn push_icmp(out: &mut Vec<u8>, i: &Icmp) {
 pub fn push_record_json(out: &mut Vec<u8>, rec: &PacketRecord) {
     let h = &rec.headers;
     out.reserve(1024);
-    out.extend_from_slice(b"{\"kind\":\"packet\",\"ts\":\"");
+    out.extend_from_slice(b"{\"kind\":\"packet\",\"id\":");
+    num(out, rec.id);
+    out.extend_from_slice(b",\"ts\":\"");
     crate::output::push_rfc3339_ns(out, rec.ts_unix_ns);
     out.extend_from_slice(match (rec.hook, rec.dir) {
         (Hook::Tc, Dir::In) => b"\",\"hook\":\"tc\",\"dir\":\"in\",\"ifname\":".as_slice(),

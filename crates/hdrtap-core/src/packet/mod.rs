@@ -361,6 +361,9 @@ pub struct Owner {
 /// One packet as seen by one hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PacketRecord {
+    /// Per-run record id, assigned when the record leaves the capture
+    /// (JSON `id`; 0 until then).
+    pub id: u64,
     /// Wall-clock time the hook ran, nanoseconds since the Unix epoch.
     pub ts_unix_ns: u64,
     pub hook: Hook,
@@ -407,6 +410,7 @@ pub fn decode_event(ev: &PacketEvent<'_>, ifname: &Arc<str>, clock_offset_ns: i6
         comm: ev.comm_str(),
     });
     PacketRecord {
+        id: 0,
         ts_unix_ns: (ev.ts_ns as i64).saturating_add(clock_offset_ns).max(0) as u64,
         hook: match u32::from(ev.hook) {
             abi::HDRTAP_HOOK_XDP => Hook::Xdp,

@@ -444,7 +444,7 @@ proptest! {
             f.truncate(cut);
             let rec = decode_frame(&f, Link::Ether, None, 0, 140);
             let r = PacketRecord {
-                ts_unix_ns: 0, hook: Hook::Tc, dir: Dir::In, ifindex: 1, ifname: "x".into(),
+                id: 3, ts_unix_ns: 0, hook: Hook::Tc, dir: Dir::In, ifindex: 1, ifname: "x".into(),
                 wire_len: 140, cap_len: f.len() as u32, owner: None, sock_cookie: 0, headers: rec,
             };
             let _ = record_line(&r);

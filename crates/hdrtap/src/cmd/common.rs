@@ -1,18 +1,25 @@
-//! What every capture command shares: the output writer, signals, the
-//! ready file, and the poll → drain → flush → stats loop with its orderly
-//! stop (take what is left, final stats record, summary on stderr).
+//! What every capture command shares: the output (one writer for the CLI
+//! commands, the sink fanout for `hdrtap run`), signals, the ready file,
+//! per-run record ids, and the poll → drain → write → stats loop with its
+//! orderly stop (take what is left, final stats record, summary).
 use std::io::ErrorKind;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrtap_bpf::sys;
-use hdrtap_core::output::{Format, StatsRecord, Writer};
+use hdrtap_core::output::{Format, Writer};
+use hdrtap_core::sink::{CaptureStatus, Fanout, Record, StatsSnapshot, StatusBoard};
+use serde::Serialize;
 
 /// How long one poll of the ring buffer may wait for events.
 pub const POLL: Duration = Duration::from_millis(100);
+/// Records per batch handed to the sinks at most.
+const FANOUT_BATCH: usize = 1024;
+/// How often a daemon capture publishes its counters for /metrics.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// The record writer: NDJSON or readable lines, to a file (mode 0600) or
 /// stdout (flushed per line on a terminal).
@@ -23,6 +30,15 @@ pub fn open_writer(json: bool, output: Option<&Path>) -> anyhow::Result<Writer> 
             .with_context(|| format!("cannot open output file {}", path.display()))?,
         None => Writer::stdout(format, !json && sys::is_tty(1)),
     })
+}
+
+/// Where drained records go.
+pub enum Output {
+    /// `hdrtap http` / `hdrtap packets`: one writer, written in the
+    /// capture thread (a closed stdout pipe stops capture).
+    Direct(Writer),
+    /// `hdrtap run`: the sinks, each on its own thread; never blocks.
+    Fanout(Arc<Fanout>),
 }
 
 /// A flag set by SIGINT or SIGTERM.
@@ -44,84 +60,195 @@ pub fn write_ready_file(path: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Per-run record ids (`id` in the JSON), shared by every capture of a run.
+#[derive(Debug, Default)]
+pub struct Ids(AtomicU64);
+
+impl Ids {
+    /// The next id (the first is 1).
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Called once a capture is attached, with what it captures.
+pub type OnReady = Box<dyn FnOnce(&str) -> anyhow::Result<()> + Send>;
+
+/// How a capture is driven: when to stop, where its ids come from, what
+/// to do once it is attached, where to publish its counters.
+pub struct Control {
+    pub stop: Arc<AtomicBool>,
+    pub duration: Option<u64>,
+    pub stats_interval: u64,
+    pub ids: Arc<Ids>,
+    /// Called once everything is attached, with the description of what
+    /// is captured (the CLI prints it and creates the ready file).
+    pub on_ready: OnReady,
+    /// `hdrtap run`: publish the counters here every second (for /metrics).
+    pub board: Option<Arc<StatusBoard>>,
+}
+
+impl Control {
+    /// The ready callback (once; later calls get a no-op).
+    pub fn take_on_ready(&mut self) -> OnReady {
+        std::mem::replace(&mut self.on_ready, Box::new(|_| Ok(())))
+    }
+}
+
 /// One running capture: a ring buffer feeding a pipeline of records.
 pub trait Session {
-    type Stats: StatsRecord;
+    type Stats: Serialize;
+    /// `source` of its stats records: `http` or `packets`.
+    const SOURCE: &'static str;
     /// Wait up to `timeout` for events and turn them into records.
     fn poll(&mut self, timeout: Duration) -> anyhow::Result<()>;
-    /// Write the finished records; true when the output is gone (closed pipe).
-    fn drain(&mut self, writer: &mut Writer) -> bool;
+    /// Move the finished records into `out`, ready for output: ids
+    /// assigned, rules run, secrets redacted.
+    fn drain(&mut self, out: &mut Vec<Record>);
+    /// A record reached the output: count it.
+    fn count(&mut self, rec: &Record);
     /// Capture is stopping: take what is left in the ring buffer and end
     /// whatever is still open.
     fn finish(&mut self);
     /// The counters, refreshed from the kernel.
     fn stats(&mut self) -> &Self::Stats;
+    /// Bytes waiting in the ring buffer and its size.
+    fn ring_fill(&self) -> Option<(u64, u64)>;
     /// Count one record or line that could not be written.
     fn output_error(&mut self);
     /// The summary for stderr at exit (one or more lines).
     fn summary(&self) -> Vec<String>;
 }
 
-/// When to stop and how often to write stats.
-pub struct LoopOptions {
-    pub stop: Arc<AtomicBool>,
-    pub duration: Option<u64>,
-    pub stats_interval: u64,
+/// Hand `batch` to the output. Returns true when the output is gone
+/// (closed pipe) and capture should stop.
+fn emit<S: Session>(session: &mut S, output: &mut Output, batch: &mut Vec<Record>) -> bool {
+    if batch.is_empty() {
+        return false;
+    }
+    match output {
+        Output::Direct(writer) => {
+            let mut closed = false;
+            for rec in batch.iter() {
+                match writer.write(rec) {
+                    Ok(()) => session.count(rec),
+                    Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                        closed = true;
+                        break;
+                    }
+                    Err(_) => {
+                        // Every line the failed write lost, this one included.
+                        for _ in 0..writer.take_dropped().max(1) {
+                            session.output_error();
+                        }
+                    }
+                }
+            }
+            batch.clear();
+            closed
+        }
+        Output::Fanout(fanout) => {
+            for rec in batch.iter() {
+                session.count(rec);
+            }
+            // A burst (a full ring buffer read at once) goes out in pieces,
+            // so that a sink's bounded queue takes what fits rather than
+            // refusing the whole burst.
+            while !batch.is_empty() {
+                let n = batch.len().min(FANOUT_BATCH);
+                fanout.send(batch.drain(..n).collect());
+            }
+            false
+        }
+    }
+}
+
+/// Flush a direct writer; true when the output is gone.
+fn flush<S: Session>(session: &mut S, output: &mut Output) -> bool {
+    if let Output::Direct(writer) = output {
+        if let Err(e) = writer.flush() {
+            if e.kind() == ErrorKind::BrokenPipe {
+                return true;
+            }
+            for _ in 0..writer.take_dropped().max(1) {
+                session.output_error();
+            }
+        }
+    }
+    false
+}
+
+fn stats_record<S: Session>(session: &mut S) -> Record {
+    let snap = StatsSnapshot::new(S::SOURCE, sys::realtime_ns(), session.stats());
+    Record::Stats(Arc::new(snap))
+}
+
+fn publish<S: Session>(session: &mut S, board: &StatusBoard) {
+    let snap = StatsSnapshot::new(S::SOURCE, sys::realtime_ns(), session.stats());
+    board.publish(CaptureStatus {
+        stats: Arc::new(snap),
+        ring_fill: session.ring_fill(),
+    });
 }
 
 /// Run a session until a signal, the deadline or a closed output; then
-/// flush, write the final stats record and print the summary.
+/// take what is left, write the final stats record and flush. Returns the
+/// summary lines.
 pub fn run_loop<S: Session>(
     session: &mut S,
-    writer: &mut Writer,
-    opts: &LoopOptions,
-) -> anyhow::Result<()> {
+    output: &mut Output,
+    ctl: &Control,
+) -> anyhow::Result<Vec<String>> {
     let started = Instant::now();
-    let deadline = opts.duration.map(|s| started + Duration::from_secs(s));
-    let stats_every = Duration::from_secs(opts.stats_interval);
+    let deadline = ctl.duration.map(|s| started + Duration::from_secs(s));
+    let stats_every = Duration::from_secs(ctl.stats_interval);
     let mut next_stats = started + stats_every;
+    let mut next_publish = started;
     let mut output_closed = false;
+    let mut batch: Vec<Record> = Vec::with_capacity(1024);
 
     loop {
-        if opts.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+        if ctl.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         session.poll(POLL)?;
-        if session.drain(writer) {
+        session.drain(&mut batch);
+        if emit(session, output, &mut batch) || flush(session, output) {
             output_closed = true;
             break;
         }
-        if let Err(e) = writer.flush() {
-            if e.kind() == ErrorKind::BrokenPipe {
+        let now = Instant::now();
+        if now >= next_stats {
+            next_stats += stats_every;
+            batch.push(stats_record(session));
+            if emit(session, output, &mut batch) {
                 output_closed = true;
                 break;
             }
-            session.output_error();
         }
-        if Instant::now() >= next_stats {
-            next_stats += stats_every;
-            let failed = writer.stats(session.stats(), sys::realtime_ns()).is_err();
-            if failed {
-                session.output_error();
+        if let Some(board) = &ctl.board {
+            if now >= next_publish {
+                next_publish = now + PUBLISH_EVERY;
+                publish(session, board);
             }
         }
     }
 
     if !output_closed {
         session.finish();
-        session.drain(writer);
+        session.drain(&mut batch);
+        output_closed = emit(session, output, &mut batch);
     }
     // Refresh the counters even when the output is gone: the summary needs them.
-    let stats = session.stats();
-    let failed = !output_closed && writer.stats(stats, sys::realtime_ns()).is_err();
-    if failed {
-        session.output_error();
+    let last = stats_record(session);
+    if !output_closed {
+        batch.push(last);
+        if !emit(session, output, &mut batch) {
+            flush(session, output);
+        }
     }
-    if !output_closed && writer.flush().is_err() {
-        session.output_error();
+    if let Some(board) = &ctl.board {
+        publish(session, board);
     }
-    for line in session.summary() {
-        eprintln!("{line}");
-    }
-    Ok(())
+    Ok(session.summary())
 }

@@ -1,21 +1,22 @@
 //! `hdrtap http`: ring buffer → decode → HTTP/1 tracker → redact → output.
 use std::cell::RefCell;
-use std::io::ErrorKind;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hdrtap_abi::Event;
 use hdrtap_bpf::tls::TlsCapture;
-use hdrtap_bpf::{sys, HttpOptions, HttpProbe, RingBuffer};
+use hdrtap_bpf::{caps, sys, HttpOptions, HttpProbe, RingBuffer};
 use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
-use hdrtap_core::output::Writer;
 use hdrtap_core::record::{HttpKind, HttpRecord};
 use hdrtap_core::redact::Redactor;
+use hdrtap_core::rules::{Alert, Rules, RulesConfig};
+use hdrtap_core::sink::Record;
 use hdrtap_core::stats::Stats;
 
-use super::common::{self, LoopOptions, Session};
+use super::common::{self, Control, Ids, Output, Session};
 use crate::cli::HttpArgs;
 
 /// State the ring-buffer callback works on. The callback only decodes and
@@ -29,14 +30,58 @@ struct Pipeline {
 }
 
 pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
-    let missing = hdrtap_bpf::doctor::missing_caps();
-    if !missing.is_empty() {
+    let stop = common::stop_flag()?;
+    let rules = (!args.no_rules).then(RulesConfig::default);
+    let ready_file = args.ready_file.clone();
+    let quiet = args.quiet;
+    let ctl = Control {
+        stop,
+        duration: args.duration,
+        stats_interval: args.stats_interval,
+        ids: Arc::new(Ids::default()),
+        on_ready: Box::new(move |what: &str| {
+            common::write_ready_file(ready_file.as_deref())?;
+            if !quiet {
+                eprintln!("hdrtap: {what}; Ctrl-C to stop");
+            }
+            Ok(())
+        }),
+        board: None,
+    };
+    let summary = capture(
+        args,
+        rules,
+        || {
+            Ok(Output::Direct(common::open_writer(
+                args.json,
+                args.output.as_deref(),
+            )?))
+        },
+        ctl,
+    )?;
+    for line in summary {
+        eprintln!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Check privileges, load and attach the HTTP (and TLS) capture, then run
+/// it to the end. `make_output` is called once the arguments are checked
+/// and before anything is loaded. Returns the summary lines.
+pub fn capture(
+    args: &HttpArgs,
+    rules: Option<RulesConfig>,
+    make_output: impl FnOnce() -> anyhow::Result<Output>,
+    mut ctl: Control,
+) -> anyhow::Result<Vec<String>> {
+    let unmet = caps::unmet(&caps::http_needs(), caps::effective());
+    if !unmet.is_empty() {
         bail!(
-            "hdrtap http needs root (or CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH); missing {}",
-            missing.join(", ")
+            "hdrtap http needs root or these capabilities: {} (see docs/PRIVILEGES.md)",
+            caps::describe_unmet(&unmet)
         );
     }
-    let mut writer = common::open_writer(args.json, args.output.as_deref())?;
+    let mut output = make_output()?;
     let redactor = Redactor::from_options(args.no_redact, &args.redact)
         .context("cannot get a random redaction key")?;
 
@@ -53,7 +98,7 @@ pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
     probe
         .attach()
         .context("cannot attach the HTTP capture programs")?;
-    let tls = if args.no_tls {
+    let tls = if args.no_tls || !super::tls::privileged() {
         None
     } else {
         super::tls::start(&probe)?
@@ -101,36 +146,48 @@ pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
     }
     .context("cannot open the ring buffer")?;
 
-    let stop = common::stop_flag()?;
-    common::write_ready_file(args.ready_file.as_deref())?;
-    if !args.quiet {
-        let filters = describe_filters(args);
-        eprintln!(
-            "hdrtap: tracing HTTP/1.x on TCP{filters} ({} probes attached); {}; redacting {}; Ctrl-C to stop",
-            probe.attached(),
-            super::tls::describe(tls.as_ref()),
-            if redactor.names().is_empty() { "nothing".to_string() } else { redactor.names().join(", ") }
-        );
+    let filters = describe_filters(args);
+    let rules = rules.map(Rules::new);
+    let what = format!(
+        "tracing HTTP/1.x on TCP{filters} ({} probes attached); {}; redacting {}{}",
+        probe.attached(),
+        super::tls::describe(tls.as_ref()),
+        if redactor.names().is_empty() {
+            "nothing".to_string()
+        } else {
+            redactor.names().join(", ")
+        },
+        match &rules {
+            Some(r) => format!("; {} security rules on", r.enabled().count()),
+            None => "; security rules off".to_string(),
+        }
+    );
+    if args.drop_caps {
+        // With HTTPS capture, new processes' libraries are hooked at run time.
+        let keep = if tls.is_some() {
+            super::tls::RUNTIME_CAPS
+        } else {
+            caps::CapSet::EMPTY
+        };
+        let kept = caps::drop_except(keep).context("--drop-caps: cannot drop capabilities")?;
+        if !args.quiet {
+            eprintln!("hdrtap: capabilities dropped; kept: {}", kept.names());
+        }
     }
+    ctl.take_on_ready()(&what)?;
 
     let mut session = HttpSession {
         probe: &probe,
         ring,
         pipeline,
         redactor,
+        rules,
+        alerts: Vec::new(),
+        ids: Arc::clone(&ctl.ids),
         stats: Stats::default(),
         tls,
     };
-    common::run_loop(
-        &mut session,
-        &mut writer,
-        &LoopOptions {
-            stop,
-            duration: args.duration,
-            stats_interval: args.stats_interval,
-        },
-    )?;
-    Ok(ExitCode::SUCCESS)
+    common::run_loop(&mut session, &mut output, &ctl)
 }
 
 struct HttpSession<'a> {
@@ -138,12 +195,16 @@ struct HttpSession<'a> {
     ring: RingBuffer<'a>,
     pipeline: Rc<RefCell<Pipeline>>,
     redactor: Redactor,
+    rules: Option<Rules>,
+    alerts: Vec<Alert>,
+    ids: Arc<Ids>,
     stats: Stats,
     tls: Option<TlsCapture>,
 }
 
 impl Session for HttpSession<'_> {
     type Stats = Stats;
+    const SOURCE: &'static str = "http";
 
     fn poll(&mut self, timeout: Duration) -> anyhow::Result<()> {
         HttpProbe::poll(&self.ring, timeout).context("reading the ring buffer")?;
@@ -158,8 +219,41 @@ impl Session for HttpSession<'_> {
         Ok(())
     }
 
-    fn drain(&mut self, writer: &mut Writer) -> bool {
-        drain(&self.pipeline, &self.redactor, writer, &mut self.stats)
+    /// Records leave here: each gets its id, the rules look at it before
+    /// redaction (alerts never quote secrets), then it is redacted.
+    fn drain(&mut self, out: &mut Vec<Record>) {
+        let mut records = std::mem::take(&mut self.pipeline.borrow_mut().records);
+        for mut rec in records.drain(..) {
+            rec.id = self.ids.next();
+            if let Some(rules) = &mut self.rules {
+                rules.check(&rec, &mut self.alerts);
+            }
+            self.redactor.apply(&mut rec);
+            out.push(Record::Http(Arc::new(rec)));
+            for mut alert in self.alerts.drain(..) {
+                alert.id = self.ids.next();
+                out.push(Record::Alert(Arc::new(alert)));
+            }
+        }
+        // Give the allocation back for reuse.
+        let mut p = self.pipeline.borrow_mut();
+        if p.records.is_empty() {
+            p.records = records;
+        }
+    }
+
+    fn count(&mut self, rec: &Record) {
+        match rec {
+            Record::Http(r) => {
+                self.stats.records += 1;
+                match r.kind {
+                    HttpKind::Request => self.stats.requests += 1,
+                    HttpKind::Response => self.stats.responses += 1,
+                }
+            }
+            Record::Alert(_) => self.stats.alerts += 1,
+            Record::Packet(_) | Record::Stats(_) => {}
+        }
     }
 
     /// Take what is still in the ring buffer and end every connection (a
@@ -177,6 +271,10 @@ impl Session for HttpSession<'_> {
         &self.stats
     }
 
+    fn ring_fill(&self) -> Option<(u64, u64)> {
+        hdrtap_bpf::ring_fill(&self.ring)
+    }
+
     fn output_error(&mut self) {
         self.stats.output_errors += 1;
     }
@@ -189,42 +287,6 @@ impl Session for HttpSession<'_> {
         }
         lines
     }
-}
-
-/// Move finished records through redaction to the writer. Returns true when
-/// the output is gone (closed pipe) and capture should stop.
-fn drain(
-    pipeline: &Rc<RefCell<Pipeline>>,
-    redactor: &Redactor,
-    writer: &mut Writer,
-    stats: &mut Stats,
-) -> bool {
-    let mut records = std::mem::take(&mut pipeline.borrow_mut().records);
-    let mut closed = false;
-    for rec in records.iter_mut() {
-        redactor.apply(rec);
-        match writer.record(rec) {
-            Ok(()) => {
-                stats.records += 1;
-                match rec.kind {
-                    HttpKind::Request => stats.requests += 1,
-                    HttpKind::Response => stats.responses += 1,
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
-                closed = true;
-                break;
-            }
-            Err(_) => stats.output_errors += 1,
-        }
-    }
-    // Give the allocation back for reuse.
-    records.clear();
-    let mut p = pipeline.borrow_mut();
-    if p.records.is_empty() {
-        p.records = records;
-    }
-    closed
 }
 
 fn refresh_stats(probe: &HttpProbe, pipeline: &Rc<RefCell<Pipeline>>, stats: &mut Stats) {
@@ -244,6 +306,7 @@ fn refresh_stats(probe: &HttpProbe, pipeline: &Rc<RefCell<Pipeline>>, stats: &mu
     stats.unpaired_responses = t.unpaired_responses;
     stats.conns_open = t.conns_open;
     stats.conns_evicted = t.conns_evicted;
+    stats.budget_drops = t.budget_drops;
     stats.decode_errors = p.decode_errors;
 }
 

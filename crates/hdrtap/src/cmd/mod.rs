@@ -3,4 +3,5 @@ pub mod common;
 pub mod doctor;
 pub mod http;
 pub mod packets;
+pub mod run;
 pub mod tls;

@@ -2,7 +2,6 @@
 //! decode every header → output.
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -12,13 +11,13 @@ use anyhow::{bail, Context};
 use hdrtap_bpf::packets::{
     interfaces, Attached, Directions, Interface, PacketOptions, PacketProbe, TcMode,
 };
-use hdrtap_bpf::{sys, RingBuffer};
+use hdrtap_bpf::{caps, sys, RingBuffer};
 use hdrtap_core::filter;
-use hdrtap_core::output::Writer;
 use hdrtap_core::packet::{self, flag, PacketRecord};
+use hdrtap_core::sink::Record;
 use hdrtap_core::stats::PacketStats;
 
-use super::common::{self, LoopOptions, Session};
+use super::common::{self, Control, Ids, Output, Session};
 use crate::cli::{DirectionArg, HookArg, PacketsArgs, TcAttachArg};
 
 /// What the ring-buffer callback works on (it only decodes; writing
@@ -53,44 +52,45 @@ struct PacketSession<'a> {
     probe: &'a PacketProbe,
     ring: RingBuffer<'a>,
     pipeline: Rc<RefCell<Pipeline>>,
+    ids: Arc<Ids>,
     stats: PacketStats,
 }
 
 impl Session for PacketSession<'_> {
     type Stats = PacketStats;
+    const SOURCE: &'static str = "packets";
 
     fn poll(&mut self, timeout: Duration) -> anyhow::Result<()> {
         PacketProbe::poll(&self.ring, timeout).context("reading the ring buffer")
     }
 
-    fn drain(&mut self, writer: &mut Writer) -> bool {
+    fn drain(&mut self, out: &mut Vec<Record>) {
         let mut records = std::mem::take(&mut self.pipeline.borrow_mut().records);
-        let mut closed = false;
-        for rec in &records {
-            match writer.record(rec) {
-                Ok(()) => {
-                    let s = &mut self.stats;
-                    s.records += 1;
-                    let has = |f| rec.headers.flags.contains(&f);
-                    s.truncated += u64::from(has(flag::TRUNCATED));
-                    s.malformed += u64::from(has(flag::MALFORMED));
-                    s.fragments += u64::from(has(flag::FRAGMENT));
-                    s.snapped += u64::from(has(flag::SNAPPED));
-                    s.with_process += u64::from(rec.owner.is_some());
-                }
-                Err(e) if e.kind() == ErrorKind::BrokenPipe => {
-                    closed = true;
-                    break;
-                }
-                Err(_) => self.stats.output_errors += 1,
-            }
+        for mut rec in records.drain(..) {
+            rec.id = self.ids.next();
+            out.push(Record::Packet(Arc::new(rec)));
         }
-        records.clear();
         let mut p = self.pipeline.borrow_mut();
         if p.records.is_empty() {
             p.records = records;
         }
-        closed
+    }
+
+    fn count(&mut self, rec: &Record) {
+        if let Record::Packet(rec) = rec {
+            let s = &mut self.stats;
+            s.records += 1;
+            let has = |f| rec.headers.flags.contains(&f);
+            s.truncated += u64::from(has(flag::TRUNCATED));
+            s.malformed += u64::from(has(flag::MALFORMED));
+            s.fragments += u64::from(has(flag::FRAGMENT));
+            s.snapped += u64::from(has(flag::SNAPPED));
+            s.with_process += u64::from(rec.owner.is_some());
+        }
+    }
+
+    fn ring_fill(&self) -> Option<(u64, u64)> {
+        hdrtap_bpf::ring_fill(&self.ring)
     }
 
     fn finish(&mut self) {
@@ -156,11 +156,57 @@ fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>> {
 }
 
 pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
-    let missing = hdrtap_bpf::doctor::missing_caps();
-    if !missing.is_empty() {
+    let stop = common::stop_flag()?;
+    let ready_file = args.ready_file.clone();
+    let quiet = args.quiet;
+    let ctl = Control {
+        stop,
+        duration: args.duration,
+        stats_interval: args.stats_interval,
+        ids: Arc::new(Ids::default()),
+        on_ready: Box::new(move |what: &str| {
+            common::write_ready_file(ready_file.as_deref())?;
+            if !quiet {
+                eprintln!("hdrtap: {what}; Ctrl-C to stop");
+            }
+            Ok(())
+        }),
+        board: None,
+    };
+    let summary = capture(
+        args,
+        || {
+            Ok(Output::Direct(common::open_writer(
+                args.json,
+                args.output.as_deref(),
+            )?))
+        },
+        ctl,
+    )?;
+    for line in summary {
+        eprintln!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Check the arguments and privileges, load and attach the packet capture,
+/// then run it to the end. `make_output` is called once the arguments are
+/// checked and before anything is loaded. Returns the summary lines.
+pub fn capture(
+    args: &PacketsArgs,
+    make_output: impl FnOnce() -> anyhow::Result<Output>,
+    mut ctl: Control,
+) -> anyhow::Result<Vec<String>> {
+    let hook = match args.hook {
+        HookArg::Tc => caps::PacketHook::Tc,
+        HookArg::Xdp => caps::PacketHook::Xdp,
+        HookArg::Socket => caps::PacketHook::Socket,
+    };
+    let unmet = caps::unmet(&caps::packets_needs(hook), caps::effective());
+    if !unmet.is_empty() {
         bail!(
-            "hdrtap packets needs root (or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_RAW); missing {}",
-            missing.join(", ")
+            "hdrtap packets needs root or these capabilities: {} (see docs/PRIVILEGES.md)",
+            caps::describe_unmet(&unmet)
         );
     }
     let expr = args.filter.join(" ");
@@ -180,7 +226,7 @@ pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
         bail!("XDP sees received packets only: use --hook tc or --hook socket for --direction out");
     }
     let ifaces = pick_interfaces(&args.interfaces)?;
-    let mut writer = common::open_writer(args.json, args.output.as_deref())?;
+    let mut output = make_output()?;
 
     let opts = PacketOptions {
         snaplen: args.snaplen,
@@ -199,6 +245,7 @@ pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
         TcAttachArg::Clsact => TcMode::Clsact,
     };
     let mut described = Vec::new();
+    let mut clsact = false;
     for i in &ifaces {
         if let Some(link) = i.link() {
             probe
@@ -211,7 +258,21 @@ pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
             HookArg::Socket => probe.attach_socket(i.index),
         }
         .with_context(|| format!("cannot attach to {}", i.name))?;
+        clsact |= matches!(how, Attached::Clsact { .. });
         described.push(format!("{} ({})", i.name, describe(how, args.hook, dirs)));
+    }
+    if args.drop_caps {
+        // clsact filters (and a qdisc hdrtap added) are removed at exit over
+        // netlink; TCX/XDP links and sockets go with their descriptors.
+        let keep = if clsact {
+            caps::CapSet::of(&[caps::Cap::NET_ADMIN])
+        } else {
+            caps::CapSet::EMPTY
+        };
+        let kept = caps::drop_except(keep).context("--drop-caps: cannot drop capabilities")?;
+        if !args.quiet {
+            eprintln!("hdrtap: capabilities dropped; kept: {}", kept.names());
+        }
     }
 
     let pipeline = Rc::new(RefCell::new(Pipeline {
@@ -253,47 +314,36 @@ pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
         })
         .context("cannot open the ring buffer")?;
 
-    let stop = common::stop_flag()?;
-    common::write_ready_file(args.ready_file.as_deref())?;
-    if !args.quiet {
-        let mut extras = Vec::new();
-        if !program.insns.is_empty() {
-            extras.push(format!(
-                "filter '{}' ({} kernel instructions)",
-                program.source,
-                program.insns.len()
-            ));
-        }
-        extras.push(format!("snaplen {}", args.snaplen));
-        if args.sample > 1 {
-            extras.push(format!("1 in {} sampled", args.sample));
-        }
-        if !probe.owners() {
-            extras.push("no process attribution".into());
-        }
-        eprintln!(
-            "hdrtap: capturing packets on {}; {}; Ctrl-C to stop",
-            described.join(", "),
-            extras.join(", ")
-        );
+    let mut extras = Vec::new();
+    if !program.insns.is_empty() {
+        extras.push(format!(
+            "filter '{}' ({} kernel instructions)",
+            program.source,
+            program.insns.len()
+        ));
     }
+    extras.push(format!("snaplen {}", args.snaplen));
+    if args.sample > 1 {
+        extras.push(format!("1 in {} sampled", args.sample));
+    }
+    if !probe.owners() {
+        extras.push("no process attribution".into());
+    }
+    let what = format!(
+        "capturing packets on {}; {}",
+        described.join(", "),
+        extras.join(", ")
+    );
+    ctl.take_on_ready()(&what)?;
 
     let mut session = PacketSession {
         probe: &probe,
         ring,
         pipeline,
+        ids: Arc::clone(&ctl.ids),
         stats: PacketStats::default(),
     };
-    common::run_loop(
-        &mut session,
-        &mut writer,
-        &LoopOptions {
-            stop,
-            duration: args.duration,
-            stats_interval: args.stats_interval,
-        },
-    )?;
-    Ok(ExitCode::SUCCESS)
+    common::run_loop(&mut session, &mut output, &ctl)
 }
 
 fn describe(how: Attached, hook: HookArg, dirs: Directions) -> String {

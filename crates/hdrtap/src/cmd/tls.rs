@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use hdrtap_bpf::tls::{self, Coverage, TlsCapture, TlsLibrary};
-use hdrtap_bpf::{BpfError, HttpProbe};
+use hdrtap_bpf::{caps, BpfError, HttpProbe};
 use hdrtap_core::http1::Http1Tracker;
 
 /// Hook OpenSSL in every running process and watch new ones. A failure is a
@@ -18,6 +18,38 @@ pub fn start(probe: &HttpProbe) -> anyhow::Result<Option<TlsCapture>> {
             Ok(None)
         }
     }
+}
+
+/// What HTTPS capture keeps with `--drop-caps`: hooking OpenSSL in processes
+/// started later reads their /proc files and attaches uprobes.
+pub const RUNTIME_CAPS: caps::CapSet = caps::CapSet(
+    1 << 2 // CAP_DAC_READ_SEARCH
+        | 1 << 19 // CAP_SYS_PTRACE
+        | 1 << 21 // CAP_SYS_ADMIN
+        | 1 << 38 // CAP_PERFMON
+        | 1 << 39, // CAP_BPF
+);
+
+/// Whether HTTPS capture can work with this process's capabilities. Without
+/// CAP_SYS_ADMIN (uprobes) it is off; without CAP_SYS_PTRACE it only finds
+/// OpenSSL in processes of hdrtap's own user. Either way one warning line
+/// names what is missing; plain HTTP is not affected.
+pub fn privileged() -> bool {
+    let unmet = caps::unmet(&caps::tls_needs(), caps::effective());
+    if unmet.is_empty() {
+        return true;
+    }
+    let off = unmet.iter().any(|n| n.cap == caps::Cap::SYS_ADMIN);
+    eprintln!(
+        "hdrtap: warning: HTTPS capture is {}: {} (use --no-tls to silence this)",
+        if off {
+            "off"
+        } else {
+            "limited to this user's processes"
+        },
+        caps::describe_unmet(&unmet)
+    );
+    !off
 }
 
 /// Tell the tracker what the library ids of TLS events stand for.
