@@ -203,4 +203,35 @@ fn consumer_stall_loss_is_exact_and_recovers_within_a_second() {
             );
         }
     }
+
+    // 6. Pairing survives the holes: a response is paired with its own
+    // request (the target carries `seq=N`, the response echoes N) unless it
+    // is flagged `pairing_guessed`, and every response to a request sent
+    // after the recovery window is paired right and unflagged (lost
+    // responses must not shift the pairs of a connection for good).
+    let mut guessed = 0;
+    for v in cap.http().filter(|v| kind(v) == "http_response") {
+        let s = seq_of(v, "X-Echo-Seq").expect("X-Echo-Seq");
+        let flags = v["flags"].as_array().cloned().unwrap_or_default();
+        let is_guess = flags.iter().any(|f| f == "pairing_guessed");
+        guessed += is_guess as u32;
+        let target = v["request"]["target"].as_str();
+        if !is_guess {
+            if let Some(t) = target {
+                assert!(
+                    t.ends_with(&format!("seq={s}")),
+                    "response {s} paired with {t}: {v}"
+                );
+            }
+        }
+        if by_seq[&s].sent >= cont_at + Duration::from_secs(1) {
+            assert_eq!(
+                target.map(str::to_owned),
+                Some(format!("/?seq={s}")),
+                "response {s} after recovery not paired with its request: {v}"
+            );
+            assert!(flags.is_empty(), "response {s} after recovery flagged: {v}");
+        }
+    }
+    eprintln!("stall: {guessed} responses paired by time after lost responses");
 }

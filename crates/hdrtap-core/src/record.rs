@@ -79,6 +79,10 @@ pub mod flag {
     pub const UNPAIRED: &str = "unpaired";
     /// The connection ended (closed) before the header block was complete.
     pub const INCOMPLETE: &str = "incomplete";
+    /// A response paired with a request after responses on its connection
+    /// went missing (lost events): paired with the last request sent before
+    /// it, which is right unless requests were pipelined.
+    pub const PAIRING_GUESSED: &str = "pairing_guessed";
 }
 
 /// What the parser saw in a header block that the record's headers cannot

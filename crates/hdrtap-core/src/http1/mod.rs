@@ -424,6 +424,11 @@ struct Shared {
     midstream: bool,
     tunnel: bool,
     pending: VecDeque<PendingReq>,
+    /// Per direction (bit `1 << d`): bytes went missing there since the
+    /// last final response, and they may have held whole messages. Pairing
+    /// is by order, so a lost message would shift every later pair; the
+    /// next final response is paired by time instead (see `pair`).
+    lost_msgs: u8,
     resume: Option<Resume>,
     /// Plaintext from a TLS library (`HDRTAP_DF_TLS`), and which one.
     tls: bool,
@@ -492,6 +497,41 @@ fn role_of(kind: HttpKind, dir: Direction) -> Role {
     }
 }
 
+/// The request a final response in direction `resp_dir` answers, taken off
+/// `pending` with the requests it leaves unanswered. Requests are answered
+/// in order; that holds while no message went missing. After a gap:
+/// * in the requests' direction, a request may be missing from `pending`:
+///   a request sent after this response cannot be the one it answers, so
+///   the response stays unpaired rather than taking it;
+/// * in the responses' direction, responses may be missing: the requests
+///   before the last one sent before this response are taken as answered by
+///   them (counted unanswered), and the pair is flagged `pairing_guessed`.
+///   Exact for one request at a time on a connection (keep-alive without
+///   pipelining, the common case); a guess, and flagged, with pipelining.
+fn pair(
+    sh: &mut Shared,
+    resp_dir: usize,
+    ts_ns: u64,
+    stats: &mut TrackerStats,
+    flags: &mut Vec<&'static str>,
+) -> Option<PendingReq> {
+    let lost = std::mem::take(&mut sh.lost_msgs);
+    if lost != 0 {
+        // Only requests sent before the response can be answered by it.
+        let Some(last) = sh.pending.iter().rposition(|r| r.ts_ns <= ts_ns) else {
+            return None;
+        };
+        if lost & (1 << resp_dir) != 0 {
+            if last > 0 {
+                stats.unanswered_requests += last as u64;
+                sh.pending.drain(..last);
+            }
+            flags.push(flag::PAIRING_GUESSED);
+        }
+    }
+    sh.pending.pop_front()
+}
+
 impl Conn {
     /// Heap bytes of the pending buffers.
     fn heap_bytes(&self) -> usize {
@@ -532,6 +572,7 @@ impl Conn {
                 midstream,
                 tunnel: false,
                 pending: VecDeque::new(),
+                lost_msgs: 0,
                 resume: None,
                 tls,
                 tls_library,
@@ -645,7 +686,9 @@ impl Conn {
             cur: meta,
             boundary: usize::MAX,
         };
-        m.gap(&stream.pend, len, &mut cx);
+        if m.gap(&stream.pend, len, &mut cx) {
+            shared.lost_msgs |= 1 << d;
+        }
         stream.pend.clear();
         self.settle(d, env);
     }
@@ -827,7 +870,7 @@ impl Sink for Cx<'_, '_> {
                         });
                         latency_ns = Some(meta.ts_ns.saturating_sub(r.ts_ns));
                     }
-                } else if let Some(r) = sh.pending.pop_front() {
+                } else if let Some(r) = pair(sh, self.dir, meta.ts_ns, stats, &mut flags) {
                     latency_ns = Some(meta.ts_ns.saturating_sub(r.ts_ns));
                     await_dir = r.await_dir;
                     request = Some(RequestRef {

@@ -1128,8 +1128,10 @@ impl Machine {
     }
 
     /// `len` bytes following `pend` (the bytes the machine left unconsumed)
-    /// are missing. The caller empties `pend` afterwards.
-    pub fn gap(&mut self, pend: &[u8], mut len: u64, sink: &mut impl Sink) {
+    /// are missing. The caller empties `pend` afterwards. Returns false only
+    /// when the missing bytes were all inside a body, so no message start
+    /// can have been among them (pairing relies on counting messages).
+    pub fn gap(&mut self, pend: &[u8], mut len: u64, sink: &mut impl Sink) -> bool {
         while len > 0 {
             match &mut self.st {
                 St::Idle => {
@@ -1141,7 +1143,7 @@ impl Machine {
                     } else {
                         self.header_gap(block, s, sink);
                     }
-                    return;
+                    return true;
                 }
                 St::Hunt {
                     line_start,
@@ -1156,12 +1158,12 @@ impl Machine {
                         }
                     }
                     *line_start = true;
-                    return;
+                    return true;
                 }
                 St::Body(Body::Length(rem)) => {
                     if len < *rem {
                         *rem -= len;
-                        return;
+                        return false;
                     }
                     len -= *rem;
                     self.body_done();
@@ -1169,7 +1171,7 @@ impl Machine {
                 St::Body(Body::ChunkData(rem)) => {
                     if len < *rem {
                         *rem -= len;
-                        return;
+                        return false;
                     }
                     len -= *rem;
                     self.st = St::Body(Body::ChunkDataEnd);
@@ -1179,7 +1181,7 @@ impl Machine {
                     let stats = sink.stats();
                     stats.skipped_bytes = stats.skipped_bytes.saturating_add(pend.len() as u64);
                     self.hunt_soft();
-                    return;
+                    return true;
                 }
                 St::SkipHead { seen, .. } => {
                     let seen = *seen;
@@ -1195,17 +1197,18 @@ impl Machine {
                             self.hunt_soft();
                         }
                     }
-                    return;
+                    return true;
                 }
                 St::AwaitTunnel => {
                     let stats = sink.stats();
                     stats.skipped_bytes = stats.skipped_bytes.saturating_add(pend.len() as u64);
                     self.hunt_soft();
-                    return;
+                    return true;
                 }
-                St::UntilClose | St::Tunnel => return,
+                St::UntilClose | St::Tunnel => return false,
             }
         }
+        false
     }
 
     /// Bytes of the header block `block` (at offset `at` of the pending

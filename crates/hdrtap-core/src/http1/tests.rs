@@ -836,6 +836,63 @@ fn gap_while_idle_moves_the_position() {
     assert_eq!(h.stats().resyncs, 1);
 }
 
+/// The request target each response was paired with ("-" when unpaired).
+fn paired(rs: &[HttpRecord]) -> Vec<String> {
+    rs.iter()
+        .filter(|r| r.kind == HttpKind::Response)
+        .map(|r| r.request.as_ref().map_or("-".into(), |q| q.target.clone()))
+        .collect()
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+#[test]
+fn lost_response_does_not_shift_later_pairs() {
+    // Keep-alive, one request at a time; the response to /1 is lost whole.
+    let mut h = H::new();
+    h.ev(EG, b"GET /1 HTTP/1.1\r\n\r\n");
+    h.lose(IN, OK.len() as u64);
+    h.ev(EG, b"GET /2 HTTP/1.1\r\n\r\n");
+    h.ev(IN, OK);
+    h.ev(EG, b"GET /3 HTTP/1.1\r\n\r\n");
+    h.ev(IN, OK);
+    let rs = h.take();
+    assert_eq!(paired(&rs), ["/2", "/3"]);
+    let resp: Vec<_> = rs.iter().filter(|r| r.kind == HttpKind::Response).collect();
+    assert_eq!(resp[0].flags, vec![flag::PAIRING_GUESSED]);
+    assert!(resp[1].flags.is_empty(), "{:?}", resp[1].flags);
+    assert_eq!(resp[0].latency_ns, Some(1000));
+    assert_eq!(h.stats().unanswered_requests, 1);
+}
+
+#[test]
+fn lost_request_leaves_its_response_unpaired() {
+    let mut h = H::new();
+    h.lose(EG, 40); // GET /1 lost whole
+    h.ev(IN, OK);
+    h.ev(EG, b"GET /2 HTTP/1.1\r\n\r\n");
+    h.ev(IN, OK);
+    let rs = h.take();
+    assert_eq!(paired(&rs), ["-", "/2"]);
+    assert_eq!(rs[0].flags, vec![flag::UNPAIRED]);
+    assert_eq!(h.stats().unpaired_responses, 1);
+}
+
+#[test]
+fn gap_inside_a_body_keeps_pairing_by_order() {
+    // Pipelined requests; a gap inside the first response's body cannot
+    // have held a response, so pairing stays by order, unflagged.
+    let mut h = H::new();
+    h.ev(EG, b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
+    h.ev(IN, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123");
+    h.lose(IN, 50);
+    h.ev(IN, &[&[b'z'; 46][..], OK].concat());
+    let rs = h.take();
+    assert_eq!(paired(&rs), ["/1", "/2"]);
+    assert!(rs.iter().all(|r| r.flags.is_empty()));
+    assert_eq!(h.stats().unanswered_requests, 0);
+}
+
 #[test]
 fn duplicate_and_overlapping_events_are_dropped() {
     let mut h = H::new();
