@@ -518,9 +518,7 @@ fn pair(
     let lost = std::mem::take(&mut sh.lost_msgs);
     if lost != 0 {
         // Only requests sent before the response can be answered by it.
-        let Some(last) = sh.pending.iter().rposition(|r| r.ts_ns <= ts_ns) else {
-            return None;
-        };
+        let last = sh.pending.iter().rposition(|r| r.ts_ns <= ts_ns)?;
         if lost & (1 << resp_dir) != 0 {
             if last > 0 {
                 stats.unanswered_requests += last as u64;
