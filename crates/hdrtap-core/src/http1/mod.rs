@@ -497,8 +497,9 @@ fn role_of(kind: HttpKind, dir: Direction) -> Role {
     }
 }
 
-/// The request a final response in direction `resp_dir` answers, taken off
-/// `pending` with the requests it leaves unanswered. Requests are answered
+/// Make the front of `pending` the request a final response in direction
+/// `resp_dir` answers, dropping the requests it leaves unanswered; false
+/// when no outstanding request can be its request. Requests are answered
 /// in order; that holds while no message went missing. After a gap:
 /// * in the requests' direction, a request may be missing from `pending`:
 ///   a request sent after this response cannot be the one it answers, so
@@ -508,17 +509,19 @@ fn role_of(kind: HttpKind, dir: Direction) -> Role {
 ///   them (counted unanswered), and the pair is flagged `pairing_guessed`.
 ///   Exact for one request at a time on a connection (keep-alive without
 ///   pipelining, the common case); a guess, and flagged, with pipelining.
-fn pair(
+fn align_pending(
     sh: &mut Shared,
     resp_dir: usize,
     ts_ns: u64,
     stats: &mut TrackerStats,
     flags: &mut Vec<&'static str>,
-) -> Option<PendingReq> {
+) -> bool {
     let lost = std::mem::take(&mut sh.lost_msgs);
     if lost != 0 {
         // Only requests sent before the response can be answered by it.
-        let last = sh.pending.iter().rposition(|r| r.ts_ns <= ts_ns)?;
+        let Some(last) = sh.pending.iter().rposition(|r| r.ts_ns <= ts_ns) else {
+            return false;
+        };
         if lost & (1 << resp_dir) != 0 {
             if last > 0 {
                 stats.unanswered_requests += last as u64;
@@ -527,7 +530,7 @@ fn pair(
             flags.push(flag::PAIRING_GUESSED);
         }
     }
-    sh.pending.pop_front()
+    true
 }
 
 impl Conn {
@@ -852,7 +855,11 @@ impl Sink for Cx<'_, '_> {
                 stats.responses += 1;
                 let status = p.status.unwrap_or(0);
                 let interim = (100..200).contains(&status) && status != 101;
-                let info = sh.pending.front().map(|r| ReqInfo {
+                // Before framing: a HEAD or CONNECT request decides how
+                // the response's body is framed, so it must be the right one.
+                let may_pair =
+                    interim || align_pending(sh, self.dir, meta.ts_ns, stats, &mut flags);
+                let info = sh.pending.front().filter(|_| may_pair).map(|r| ReqInfo {
                     head: r.head,
                     connect: r.connect,
                 });
@@ -868,7 +875,7 @@ impl Sink for Cx<'_, '_> {
                         });
                         latency_ns = Some(meta.ts_ns.saturating_sub(r.ts_ns));
                     }
-                } else if let Some(r) = pair(sh, self.dir, meta.ts_ns, stats, &mut flags) {
+                } else if let Some(r) = may_pair.then(|| sh.pending.pop_front()).flatten() {
                     latency_ns = Some(meta.ts_ns.saturating_sub(r.ts_ns));
                     await_dir = r.await_dir;
                     request = Some(RequestRef {

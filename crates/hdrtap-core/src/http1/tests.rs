@@ -868,14 +868,38 @@ fn lost_response_does_not_shift_later_pairs() {
 #[test]
 fn lost_request_leaves_its_response_unpaired() {
     let mut h = H::new();
+    h.ev(EG, b"GET /0 HTTP/1.1\r\n\r\n");
+    h.ev(IN, OK);
     h.lose(EG, 40); // GET /1 lost whole
     h.ev(IN, OK);
     h.ev(EG, b"GET /2 HTTP/1.1\r\n\r\n");
     h.ev(IN, OK);
     let rs = h.take();
-    assert_eq!(paired(&rs), ["-", "/2"]);
-    assert_eq!(rs[0].flags, vec![flag::UNPAIRED]);
+    assert_eq!(paired(&rs), ["/0", "-", "/2"]);
+    assert_eq!(rs[2].flags, vec![flag::UNPAIRED]);
     assert_eq!(h.stats().unpaired_responses, 1);
+}
+
+#[test]
+fn after_a_lost_request_a_later_request_is_not_taken() {
+    // /1 is lost; /2 (sent at t=10000) reaches hdrtap before the response
+    // to /1 (t=5000, another CPU's event): that response is unpaired and
+    // /2 stays outstanding for its own response.
+    let mut h = H::new();
+    h.ev(EG, b"GET /0 HTTP/1.1\r\n\r\n");
+    h.ev(IN, OK);
+    h.lose(EG, 40);
+    h.spec.ts_ns = 10_000;
+    h.ev(EG, b"GET /2 HTTP/1.1\r\n\r\n");
+    h.spec.ts_ns = 5_000;
+    h.ev(IN, OK);
+    h.spec.ts_ns = 20_000;
+    h.ev(IN, OK);
+    let rs = h.take();
+    assert_eq!(paired(&rs), ["/0", "-", "/2"]);
+    assert_eq!(rs[4].latency_ns, Some(10_000));
+    let s = h.stats();
+    assert_eq!((s.unpaired_responses, s.unanswered_requests), (1, 0));
 }
 
 #[test]
