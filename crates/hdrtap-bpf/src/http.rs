@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hdrtap_abi as abi;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer};
 
 use crate::syscalls_skel::{SyscallsSkel, SyscallsSkelBuilder};
 use crate::BpfError;
@@ -188,41 +188,12 @@ impl HttpProbe {
     where
         F: FnMut(&[u8]) -> i32 + 'a,
     {
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&self.skel.maps.events, cb)
-            .map_err(|source| BpfError::Map {
-                map: "events",
-                source,
-            })?;
-        builder.build().map_err(|source| BpfError::Map {
-            map: "events",
-            source,
-        })
+        crate::ring::events_reader(&self.skel.maps.events, cb)
     }
 
     /// Kernel counters summed over CPUs, indexed by `enum hdrtap_counter`.
     pub fn counters(&self) -> Result<[u64; COUNTERS], BpfError> {
-        let mut out = [0u64; COUNTERS];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let key = (i as u32).to_ne_bytes();
-            let per_cpu = self
-                .skel
-                .maps
-                .counters
-                .lookup_percpu(&key, MapFlags::ANY)
-                .map_err(|source| BpfError::Map {
-                    map: "counters",
-                    source,
-                })?
-                .unwrap_or_default();
-            *slot = per_cpu
-                .iter()
-                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
-                .map(u64::from_ne_bytes)
-                .sum();
-        }
-        Ok(out)
+        crate::ring::sum_counters(&self.skel.maps.counters)
     }
 
     /// Wait up to `timeout` for the kernel to wake us (it does so only when

@@ -19,8 +19,7 @@ use hdrtap_abi as abi;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{
-    Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, TcHook, TcHookBuilder,
-    TC_EGRESS, TC_INGRESS,
+    Link, MapCore, MapFlags, OpenObject, RingBuffer, TcHook, TcHookBuilder, TC_EGRESS, TC_INGRESS,
 };
 
 use crate::packets_skel::{PacketsSkel, PacketsSkelBuilder};
@@ -531,41 +530,12 @@ impl PacketProbe {
     where
         F: FnMut(&[u8]) -> i32 + 'a,
     {
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&self.skel.maps.events, cb)
-            .map_err(|source| BpfError::Map {
-                map: "events",
-                source,
-            })?;
-        builder.build().map_err(|source| BpfError::Map {
-            map: "events",
-            source,
-        })
+        crate::ring::events_reader(&self.skel.maps.events, cb)
     }
 
     /// Kernel counters summed over CPUs, indexed by `enum hdrtap_pkt_counter`.
     pub fn counters(&self) -> Result<[u64; PACKET_COUNTERS], BpfError> {
-        let mut out = [0u64; PACKET_COUNTERS];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let key = (i as u32).to_ne_bytes();
-            let per_cpu = self
-                .skel
-                .maps
-                .counters
-                .lookup_percpu(&key, MapFlags::ANY)
-                .map_err(|source| BpfError::Map {
-                    map: "counters",
-                    source,
-                })?
-                .unwrap_or_default();
-            *slot = per_cpu
-                .iter()
-                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
-                .map(u64::from_ne_bytes)
-                .sum();
-        }
-        Ok(out)
+        crate::ring::sum_counters(&self.skel.maps.counters)
     }
 
     /// Wait up to `timeout`, then consume everything available (as
