@@ -101,38 +101,25 @@ fn packet_checks() -> Vec<Check> {
         }
         c
     };
-    let mut out = vec![
-        warn_unless(
+    let mut out: Vec<Check> = [
+        (
             "program type sched_cls (tc)",
-            // SAFETY: plain FFI call with a NULL opts pointer, which libbpf accepts.
-            unsafe {
-                libbpf_sys::libbpf_probe_bpf_prog_type(
-                    libbpf_sys::BPF_PROG_TYPE_SCHED_CLS,
-                    std::ptr::null(),
-                )
-            },
+            libbpf_sys::BPF_PROG_TYPE_SCHED_CLS,
         ),
-        warn_unless(
-            "program type xdp",
-            // SAFETY: as above.
-            unsafe {
-                libbpf_sys::libbpf_probe_bpf_prog_type(
-                    libbpf_sys::BPF_PROG_TYPE_XDP,
-                    std::ptr::null(),
-                )
-            },
-        ),
-        warn_unless(
+        ("program type xdp", libbpf_sys::BPF_PROG_TYPE_XDP),
+        (
             "program type socket_filter",
-            // SAFETY: as above.
-            unsafe {
-                libbpf_sys::libbpf_probe_bpf_prog_type(
-                    libbpf_sys::BPF_PROG_TYPE_SOCKET_FILTER,
-                    std::ptr::null(),
-                )
-            },
+            libbpf_sys::BPF_PROG_TYPE_SOCKET_FILTER,
         ),
-    ];
+    ]
+    .into_iter()
+    .map(|(name, prog_type)| {
+        // SAFETY: plain FFI call with a NULL opts pointer, which libbpf accepts.
+        warn_unless(name, unsafe {
+            libbpf_sys::libbpf_probe_bpf_prog_type(prog_type, std::ptr::null())
+        })
+    })
+    .collect();
     let opts = crate::PacketOptions {
         ring_bytes: 1 << 16,
         ..crate::PacketOptions::default()
