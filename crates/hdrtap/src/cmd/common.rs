@@ -3,7 +3,8 @@
 //! per-run record ids, and the poll → drain → write → stats loop with its
 //! orderly stop (take what is left, final stats record, summary).
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,10 +90,50 @@ pub struct Control {
 }
 
 impl Control {
+    /// The control of a CLI capture command (`hdrtap http`, `hdrtap
+    /// packets`): its own stop flag (SIGINT/SIGTERM) and record ids; once
+    /// everything is attached, the ready file is created and, unless
+    /// `quiet`, the start-up line printed.
+    pub fn cli(
+        duration: Option<u64>,
+        stats_interval: u64,
+        ready_file: Option<PathBuf>,
+        quiet: bool,
+    ) -> anyhow::Result<Control> {
+        Ok(Control {
+            stop: stop_flag()?,
+            duration,
+            stats_interval,
+            ids: Arc::new(Ids::default()),
+            on_ready: Box::new(move |what: &str| {
+                write_ready_file(ready_file.as_deref())?;
+                if !quiet {
+                    eprintln!("hdrtap: {what}; Ctrl-C to stop");
+                }
+                Ok(())
+            }),
+            board: None,
+        })
+    }
+
     /// The ready callback (once; later calls get a no-op).
     pub fn take_on_ready(&mut self) -> OnReady {
         std::mem::replace(&mut self.on_ready, Box::new(|_| Ok(())))
     }
+}
+
+/// The end of a CLI capture command: its summary lines on stderr, exit 0.
+pub fn print_summary(summary: Vec<String>) -> ExitCode {
+    for line in summary {
+        eprintln!("{line}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// The output of a CLI capture command: records straight to stdout or to
+/// `--output`.
+pub fn direct_output(json: bool, output: Option<&Path>) -> anyhow::Result<Output> {
+    Ok(Output::Direct(open_writer(json, output)?))
 }
 
 /// One running capture: a ring buffer feeding a pipeline of records.

@@ -30,39 +30,15 @@ struct Pipeline {
 }
 
 pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
-    let stop = common::stop_flag()?;
-    let rules = (!args.no_rules).then(RulesConfig::default);
-    let ready_file = args.ready_file.clone();
-    let quiet = args.quiet;
-    let ctl = Control {
-        stop,
-        duration: args.duration,
-        stats_interval: args.stats_interval,
-        ids: Arc::new(Ids::default()),
-        on_ready: Box::new(move |what: &str| {
-            common::write_ready_file(ready_file.as_deref())?;
-            if !quiet {
-                eprintln!("hdrtap: {what}; Ctrl-C to stop");
-            }
-            Ok(())
-        }),
-        board: None,
-    };
-    let summary = capture(
-        args,
-        rules,
-        || {
-            Ok(Output::Direct(common::open_writer(
-                args.json,
-                args.output.as_deref(),
-            )?))
-        },
-        ctl,
+    let ctl = Control::cli(
+        args.duration,
+        args.stats_interval,
+        args.ready_file.clone(),
+        args.quiet,
     )?;
-    for line in summary {
-        eprintln!("{line}");
-    }
-    Ok(ExitCode::SUCCESS)
+    let rules = (!args.no_rules).then(RulesConfig::default);
+    let output = || common::direct_output(args.json, args.output.as_deref());
+    Ok(common::print_summary(capture(args, rules, output, ctl)?))
 }
 
 /// Check privileges, load and attach the HTTP (and TLS) capture, then run

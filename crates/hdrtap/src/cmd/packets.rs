@@ -156,37 +156,14 @@ fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>> {
 }
 
 pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
-    let stop = common::stop_flag()?;
-    let ready_file = args.ready_file.clone();
-    let quiet = args.quiet;
-    let ctl = Control {
-        stop,
-        duration: args.duration,
-        stats_interval: args.stats_interval,
-        ids: Arc::new(Ids::default()),
-        on_ready: Box::new(move |what: &str| {
-            common::write_ready_file(ready_file.as_deref())?;
-            if !quiet {
-                eprintln!("hdrtap: {what}; Ctrl-C to stop");
-            }
-            Ok(())
-        }),
-        board: None,
-    };
-    let summary = capture(
-        args,
-        || {
-            Ok(Output::Direct(common::open_writer(
-                args.json,
-                args.output.as_deref(),
-            )?))
-        },
-        ctl,
+    let ctl = Control::cli(
+        args.duration,
+        args.stats_interval,
+        args.ready_file.clone(),
+        args.quiet,
     )?;
-    for line in summary {
-        eprintln!("{line}");
-    }
-    Ok(ExitCode::SUCCESS)
+    let output = || common::direct_output(args.json, args.output.as_deref());
+    Ok(common::print_summary(capture(args, output, ctl)?))
 }
 
 /// Check the arguments and privileges, load and attach the packet capture,
