@@ -55,33 +55,15 @@ impl Daemon {
         let path = dir.path().join("hdrtap.toml");
         fs::write(&path, &text).unwrap();
         let stderr = dir.path().join("stderr.txt");
-        let mut child = Command::new(hdrtap_bin())
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(File::create(dir.path().join("stdout.txt")).unwrap())
-            .stderr(File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", hdrtap_bin().display()));
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while !ready.exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "hdrtap run exited ({status}) before its ready file; config:\n{text}\nstderr:\n{}",
-                    fs::read_to_string(&stderr).unwrap_or_default()
-                );
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "hdrtap run not ready within {READY_TIMEOUT:?}; stderr:\n{}",
-                    fs::read_to_string(&stderr).unwrap_or_default()
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn_until_ready(
+            Command::new(hdrtap_bin())
+                .arg("run")
+                .arg("--config")
+                .arg(&path),
+            &ready,
+            &stderr,
+            &format!("hdrtap run with config:\n{text}\n--"),
+        );
         Daemon {
             child: Some(child),
             dir: Some(dir),

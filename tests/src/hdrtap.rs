@@ -80,31 +80,8 @@ impl Hdrtap {
             }
             None => Command::new(&bin),
         };
-        let mut child = cmd
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(File::create(dir.path().join("stdout.txt")).unwrap())
-            .stderr(File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", hdrtap_bin().display()));
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while !ready.exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "hdrtap {args:?} exited ({status}) before creating its ready file; stderr:\n{}",
-                    fs::read_to_string(&stderr).unwrap_or_default()
-                );
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "hdrtap {args:?} did not create its ready file within {READY_TIMEOUT:?}; stderr:\n{}",
-                    fs::read_to_string(&stderr).unwrap_or_default()
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        cmd.args(&args);
+        let child = spawn_until_ready(&mut cmd, &ready, &stderr, &format!("hdrtap {args:?}"));
         Hdrtap {
             child: Some(child),
             dir,
@@ -321,4 +298,37 @@ impl Capture {
             self.stderr
         )
     }
+}
+
+/// Spawn `cmd` (an hdrtap command line) with stdout to `stdout.txt` and
+/// stderr to `stderr` (both beside `stderr`), and wait until it creates
+/// `ready`. Panics, with its stderr and `what` it was, if it exits first
+/// or is not ready within [`READY_TIMEOUT`] (then it is killed).
+pub fn spawn_until_ready(cmd: &mut Command, ready: &Path, stderr: &Path, what: &str) -> Child {
+    let stdout = stderr.with_file_name("stdout.txt");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(File::create(stdout).unwrap())
+        .stderr(File::create(stderr).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", hdrtap_bin().display()));
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !ready.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "{what} exited ({status}) before creating its ready file; stderr:\n{}",
+                fs::read_to_string(stderr).unwrap_or_default()
+            );
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not create its ready file within {READY_TIMEOUT:?}; stderr:\n{}",
+                fs::read_to_string(stderr).unwrap_or_default()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
