@@ -31,23 +31,27 @@ pub fn rfc3339_ns(unix_ns: u64) -> String {
 thread_local! {
     /// The date-and-time part ("YYYY-MM-DDTHH:MM:SS") of the last second
     /// formatted: records come in time order, so it rarely changes.
-    static TS_PREFIX: std::cell::RefCell<(u64, Vec<u8>)> = const { std::cell::RefCell::new((u64::MAX, Vec::new())) };
+    static TS_PREFIX: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
 }
 
 /// Append the RFC 3339 form of `unix_ns` (see [`rfc3339_ns`]).
 pub fn push_rfc3339_ns(out: &mut Vec<u8>, unix_ns: u64) {
     let secs = unix_ns / 1_000_000_000;
     let nanos = (unix_ns % 1_000_000_000) as u32;
-    TS_PREFIX.with(|cell| {
-        let mut cache = cell.borrow_mut();
-        if cache.0 != secs {
-            let prefix = DateTime::<Utc>::from_timestamp(secs as i64, 0)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
-                .unwrap_or_else(|| "1970-01-01T00:00:00".to_string());
-            *cache = (secs, prefix.into_bytes());
+    let (cached, mut prefix) = TS_PREFIX.get();
+    if cached != secs {
+        // u64 nanoseconds end in the year 2554, so the text is always 19
+        // bytes; the epoch stands in should chrono ever say otherwise.
+        prefix = *b"1970-01-01T00:00:00";
+        if let Some(t) = DateTime::<Utc>::from_timestamp(secs as i64, 0) {
+            let text = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+            if let Ok(p) = <[u8; 19]>::try_from(text.as_bytes()) {
+                prefix = p;
+            }
         }
-        out.extend_from_slice(&cache.1);
-    });
+        TS_PREFIX.set((secs, prefix));
+    }
+    out.extend_from_slice(&prefix);
     let mut digits = *b".000000000Z";
     let mut n = nanos;
     for d in digits[1..10].iter_mut().rev() {
@@ -113,6 +117,7 @@ fn needs_escape(b: &[u8]) -> bool {
         .any(|&x| x < 0x20 || x == b'"' || x == b'\\')
 }
 
+/// Append the decimal digits of `n`.
 pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
@@ -801,6 +806,20 @@ mod tests {
         assert_eq!(v["truncated"], false);
         assert!(v.get("method").is_none());
         assert!(v.get("flags").is_none());
+    }
+
+    #[test]
+    fn numbers_are_written_like_display_at_every_length() {
+        let mut cases = vec![0, 1, 9, 10, 99, 100, 101, 999, u64::MAX, u64::MAX - 1];
+        for p in 1..20 {
+            let ten = 10u64.pow(p);
+            cases.extend([ten - 1, ten, ten + 1, ten + ten / 2 + 7]);
+        }
+        for n in cases {
+            let mut out = b"x".to_vec();
+            push_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes(), "{n}");
+        }
     }
 
     #[test]

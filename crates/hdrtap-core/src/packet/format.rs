@@ -124,7 +124,7 @@ macro_rules! k0 {
 }
 
 fn num(out: &mut Vec<u8>, n: impl Into<u64>) {
-    out.extend_from_slice(itoa::Buffer::new().format(n.into()).as_bytes());
+    crate::output::push_u64(out, n.into());
 }
 
 fn boolean(out: &mut Vec<u8>, b: bool) {
