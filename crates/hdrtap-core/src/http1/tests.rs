@@ -1183,64 +1183,6 @@ fn too_many_headers_are_truncated_but_framing_holds() {
     assert_eq!(h.stats().truncated, 1);
 }
 
-// 15. Cost.
-
-/// Rough CPU cost per request/response pair through the tracker (run with
-/// `cargo test --release -p hdrtap-core -- --ignored --nocapture bench`).
-#[test]
-#[ignore]
-fn bench_request_response_pairs() {
-    let req = b"GET /api/v1/items?id=12345 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nX-Request-Id: 0123456789abcdef\r\n\r\n";
-    let resp = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 17\r\nConnection: keep-alive\r\n\r\n{\"ok\":true,\"n\":1}";
-    let mut t = Http1Tracker::new(TrackerConfig::default());
-    let mk = |dir: Direction, pos: u64, data: &[u8]| {
-        data_event(
-            &DataSpec {
-                dir,
-                pos,
-                conn_id: 1,
-                ..Default::default()
-            },
-            data,
-        )
-    };
-    let n = 200_000u64;
-    let evs: Vec<(Vec<u8>, Vec<u8>)> = (0..1000u64)
-        .map(|i| {
-            (
-                mk(EG, i * req.len() as u64, req),
-                mk(IN, i * resp.len() as u64, resp),
-            )
-        })
-        .collect();
-    let mut out = Vec::with_capacity(4);
-    let start = std::time::Instant::now();
-    let mut records = 0;
-    for round in 0..n / 1000 {
-        let _ = round;
-        for (a, b) in &evs {
-            for raw in [a, b] {
-                if let Ok(Event::Data(ev)) = decode(raw) {
-                    t.on_data(&ev, &mut out);
-                }
-            }
-            records += out.len();
-            out.clear();
-        }
-        // New connection per 1000 pairs so positions start over.
-        let c = close_event(1, 100, 3, 0, [0, 0]);
-        if let Ok(Event::Close(c)) = decode(&c) {
-            t.on_close(&c, &mut out);
-        }
-    }
-    let el = start.elapsed();
-    assert_eq!(records as u64, 2 * n);
-    println!(
-        "{:.0} ns per request+response pair",
-        el.as_nanos() as f64 / n as f64
-    );
-}
-
 /// A TLS plaintext stream (flag HDRTAP_DF_TLS) is a connection like any
 /// other; its records say `tls` and name the library by the event's id.
 #[test]
