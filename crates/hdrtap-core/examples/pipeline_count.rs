@@ -10,6 +10,10 @@
 //! divided by the exchanges is the pipeline's instructions per exchange:
 //! 4 events in, 4 records out as NDJSON, the shape of the wrk -> nginx
 //! benchmark (the events of benches/pipeline.rs).
+//!
+//! `pipeline_count N packets` (and `N packets-build`) does the same for
+//! `hdrtap packets`: N TCP/IPv4 packet events with timestamp options, as tc
+//! sees them on lo, decoded and written as NDJSON.
 use hdrtap_abi::build::{data_event, DataSpec};
 use hdrtap_abi::{decode, Direction, Event, KernelRole};
 use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
@@ -24,6 +28,11 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000);
+    match std::env::args().nth(2).as_deref() {
+        Some("packets") => return packets(n, false),
+        Some("packets-build") => return packets(n, true),
+        _ => {}
+    }
     let mut resp = RESPONSE.to_vec();
     resp.extend(std::iter::repeat_n(b'x', 512));
     let spec = |conn_id, dir, pos, server: bool| DataSpec {
@@ -73,4 +82,57 @@ fn main() {
     }
     assert_eq!(written as u64, 4 * n);
     println!("{n} exchanges, {written} records");
+}
+
+/// Decode and write `n` packet events (or only build them).
+fn packets(n: u64, build_only: bool) {
+    use hdrtap_abi::build::{packet_event, PacketSpec};
+    use hdrtap_abi::decode_packet;
+    use hdrtap_core::output::OutputRecord;
+    use hdrtap_core::packet::build::{build, FrameSpec};
+    use hdrtap_core::packet::decode_event;
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    let lo = Ipv4Addr::LOCALHOST;
+    let events: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let mut frame = FrameSpec::tcp4(lo, lo, 40_000 + (i % 16) as u16, 8080, 0x18);
+            // nop, nop, timestamps: what Linux puts on every segment.
+            if let hdrtap_core::packet::build::L4::Tcp { options, .. } = &mut frame.l4 {
+                options.extend([1, 1, 8, 10]);
+                options.extend((i as u32).to_be_bytes());
+                options.extend(7u32.to_be_bytes());
+            }
+            frame.payload = REQUEST.to_vec();
+            let spec = PacketSpec {
+                tgid: 100,
+                tid: 100,
+                ts_ns: 1_000 + i,
+                sock_cookie: 4096 + i % 16,
+                comm: "wrk".into(),
+                ..Default::default()
+            };
+            packet_event(&spec, &build(&frame))
+        })
+        .collect();
+    if build_only {
+        println!("{} packet events built", events.len());
+        return;
+    }
+    let ifname: Arc<str> = Arc::from("lo");
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut written = 0usize;
+    for chunk in events.chunks(256) {
+        for ev in chunk {
+            if let Ok(p) = decode_packet(ev) {
+                decode_event(&p, &ifname, 0).write_json(&mut out);
+                out.push(b'\n');
+                written += 1;
+            }
+        }
+        out.clear();
+    }
+    assert_eq!(written as u64, n);
+    println!("{n} packets written");
 }
