@@ -15,6 +15,10 @@
 #   tcpdump-128     tcpdump -i lo -s 128 -w FILE, HTTP workload
 #   tcpdump-full    tcpdump -i lo -s 0 -w FILE, HTTP workload
 #   bpftrace        bpftrace counting the syscalls hdrtap http hooks (a floor)
+#   bpftrace-tls    the same plus OpenSSL uprobes and uretprobes (the functions
+#                   hdrtap hooks), counting only: the floor of the tls arm
+#   tc-floor        a tc classifier on lo (ingress+egress) that returns at
+#                   once: the floor of the packets-tc arm, HTTP workload
 #
 # Within each round the arms run in the order given, so drift on a shared
 # machine hits every arm alike; medians over rounds are compared.
@@ -38,7 +42,7 @@ ROUNDS="${ROUNDS:-3}"
 CONNS="${CONNS:-16}"
 THREADS="${THREADS:-1}"
 LOSS="${LOSS:-0}"
-ARMS="${ARMS:-none http none-tls tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace}"
+ARMS="${ARMS:-none http none-tls tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace bpftrace-tls tc-floor}"
 HTTP_ARGS="${HTTP_ARGS:-}"       # extra flags of the hdrtap http arms
 PACKETS_ARGS="${PACKETS_ARGS:-}" # extra flags of the hdrtap packets arms
 
@@ -56,7 +60,7 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace) ;;
+	none | http | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | tc-floor) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
@@ -66,7 +70,7 @@ done
 if [[ " $ARMS " == *" tcpdump-"* ]] && ! command -v tcpdump >/dev/null 2>&1; then
 	die "tcpdump not found: run scripts/setup.sh"
 fi
-if [[ " $ARMS " == *" bpftrace "* ]] && ! command -v bpftrace >/dev/null 2>&1; then
+if [[ " $ARMS " == *" bpftrace"* ]] && ! command -v bpftrace >/dev/null 2>&1; then
 	say "installing bpftrace (only the bpftrace arm needs it)"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null || die "cannot install bpftrace"
 fi
@@ -83,6 +87,7 @@ RESULTS="$ROOT/bench/results/suite-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RESULTS"
 NGINX_PID=""
 TRACER_PID=""
+TC_FLOOR=0 # a clsact qdisc on lo is ours to remove
 
 stop_pid() { # pid signal
 	local pid="$1" sig="$2" i
@@ -97,6 +102,7 @@ stop_pid() { # pid signal
 }
 cleanup() {
 	stop_pid "$TRACER_PID" TERM
+	[[ "$TC_FLOOR" == 1 ]] && tc qdisc del dev lo clsact 2>/dev/null
 	stop_pid "$NGINX_PID" TERM
 	wait 2>/dev/null || true
 	rm -rf "$WORK" "$SHM"
@@ -155,13 +161,13 @@ LUA
 
 url_of() { # arm -> URL of its workload
 	case "$1" in
-	none-tls | tls) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
+	none-tls | tls | bpftrace-tls) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
 	*) echo "http://127.0.0.1:$PORT/index.html" ;;
 	esac
 }
 baseline_of() { # arm -> its workload's baseline arm
 	case "$1" in
-	none-tls | tls) echo none-tls ;;
+	none-tls | tls | bpftrace-tls) echo none-tls ;;
 	*) echo none ;;
 	esac
 }
@@ -186,7 +192,24 @@ cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-BPFTRACE_PROG='tracepoint:syscalls:sys_enter_read,tracepoint:syscalls:sys_enter_write,tracepoint:syscalls:sys_enter_readv,tracepoint:syscalls:sys_enter_writev,tracepoint:syscalls:sys_enter_sendto,tracepoint:syscalls:sys_enter_recvfrom,tracepoint:syscalls:sys_enter_sendmsg,tracepoint:syscalls:sys_enter_recvmsg,tracepoint:syscalls:sys_exit_read,tracepoint:syscalls:sys_exit_write,tracepoint:syscalls:sys_exit_readv,tracepoint:syscalls:sys_exit_writev,tracepoint:syscalls:sys_exit_sendto,tracepoint:syscalls:sys_exit_recvfrom,tracepoint:syscalls:sys_exit_sendmsg,tracepoint:syscalls:sys_exit_recvmsg { @calls = count(); }'
+BPFTRACE_SYSCALLS='tracepoint:syscalls:sys_enter_read,tracepoint:syscalls:sys_enter_write,tracepoint:syscalls:sys_enter_readv,tracepoint:syscalls:sys_enter_writev,tracepoint:syscalls:sys_enter_sendto,tracepoint:syscalls:sys_enter_recvfrom,tracepoint:syscalls:sys_enter_sendmsg,tracepoint:syscalls:sys_enter_recvmsg,tracepoint:syscalls:sys_exit_read,tracepoint:syscalls:sys_exit_write,tracepoint:syscalls:sys_exit_readv,tracepoint:syscalls:sys_exit_writev,tracepoint:syscalls:sys_exit_sendto,tracepoint:syscalls:sys_exit_recvfrom,tracepoint:syscalls:sys_exit_sendmsg,tracepoint:syscalls:sys_exit_recvmsg'
+BPFTRACE_PROG="$BPFTRACE_SYSCALLS { @calls = count(); }"
+# The OpenSSL functions hdrtap http hooks, in the library nginx and wrk load.
+LIBSSL="$(ldd "$(command -v nginx)" | awk '/libssl\.so/ { print $3; exit }')"
+BPFTRACE_TLS_PROG=""
+if [[ -n "$LIBSSL" ]]; then
+	probes=""
+	for f in SSL_read SSL_read_ex SSL_write SSL_write_ex; do
+		probes+=",uprobe:$LIBSSL:$f,uretprobe:$LIBSSL:$f"
+	done
+	BPFTRACE_TLS_PROG="$BPFTRACE_SYSCALLS$probes,uprobe:$LIBSSL:SSL_set_fd { @calls = count(); }"
+fi
+if [[ " $ARMS " == *" bpftrace-tls "* && -z "$BPFTRACE_TLS_PROG" ]]; then
+	die "nginx is not linked with libssl: the bpftrace-tls arm has nothing to hook"
+fi
+if [[ " $ARMS " == *" tc-floor "* ]] && tc qdisc show dev lo | grep -q clsact; then
+	die "lo already has a clsact qdisc; the tc-floor arm would replace its filters"
+fi
 
 # Start the tracer of an arm; sets TRACER_PID (empty for baselines).
 start_tracer() { # arm round
@@ -219,8 +242,20 @@ start_tracer() { # arm round
 		done
 		return 0
 		;;
-	bpftrace)
-		bpftrace -e "$BPFTRACE_PROG" >"$RESULTS/$arm-$r.stdout" 2>"$RESULTS/$arm-$r.stderr" &
+	tc-floor)
+		# Classic BPF "return 0" (no match: the packet goes on) on both
+		# hooks of lo: the cost of running a tc program per packet.
+		tc qdisc add dev lo clsact || die "cannot add a clsact qdisc to lo"
+		TC_FLOOR=1
+		for hook in ingress egress; do
+			tc filter add dev lo "$hook" bpf bytecode '1,6 0 0 0,' || die "cannot add a tc filter to lo $hook"
+		done
+		return 0
+		;;
+	bpftrace | bpftrace-tls)
+		local prog="$BPFTRACE_PROG"
+		[[ "$arm" == bpftrace-tls ]] && prog="$BPFTRACE_TLS_PROG"
+		bpftrace -e "$prog" >"$RESULTS/$arm-$r.stdout" 2>"$RESULTS/$arm-$r.stderr" &
 		TRACER_PID=$!
 		# bpftrace prints "Attaching N probes..." when its probes are in.
 		for ((i = 0; i < 300; i++)); do
@@ -299,6 +334,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			wait "$TRACER_PID" 2>/dev/null || true
 			TRACER_PID=""
 			cpu_s="$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+		fi
+		if [[ "$arm" == tc-floor ]]; then
+			tc qdisc del dev lo clsact
+			TC_FLOOR=0
 		fi
 		read -r rps reqs p99 < <(parse_wrk "$RESULTS/$arm-$r.wrk")
 		[[ "$cpu_s" != - ]] && us_req="$(awk -v c="$cpu_s" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n; else print "nan" }')"
