@@ -15,8 +15,12 @@ use hdrtap_core::output::{Format, Writer};
 use hdrtap_core::sink::{CaptureStatus, Fanout, Record, StatsSnapshot, StatusBoard};
 use serde::Serialize;
 
-/// How long one poll of the ring buffer may wait for events.
-pub const POLL: Duration = Duration::from_millis(100);
+/// How long one poll of the ring buffer may wait for events. The kernel
+/// wakes hdrtap early only when the ring fills up, so this is also how late
+/// a quiet connection's header block may be parsed; a long body's skip
+/// request (see `Http1Tracker::take_skips`) can come no sooner. 20 ms is 50
+/// idle wake-ups a second.
+pub const POLL: Duration = Duration::from_millis(20);
 /// Records per batch handed to the sinks at most.
 const FANOUT_BATCH: usize = 1024;
 /// How often a daemon capture publishes its counters for /metrics.
