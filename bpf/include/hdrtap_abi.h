@@ -105,7 +105,31 @@ enum hdrtap_data_flags {
 	 * plaintext bytes, tls_lib says which hooked library file it came from.
 	 */
 	HDRTAP_DF_TLS = 1 << 5,
+	/*
+	 * Message body that userspace told the kernel it does not need (map
+	 * `skips`, see struct hdrtap_skip_key): cap_len is 0 for this range.
+	 * Not a loss: the parser already knows these bytes are body.
+	 */
+	HDRTAP_DF_SKIPPED = 1 << 6,
 };
+
+/*
+ * Key of the `skips` map (value: __u64 stream offset). Once userspace has
+ * parsed a header block announcing a long body (Content-Length, or one
+ * large chunk), it stores where that body ends; a call whose bytes all lie
+ * before that offset is sent as a payload-less HDRTAP_DF_SKIPPED event
+ * instead of being copied. Only calls of HDRTAP_SKIP_MIN_CALL bytes or more
+ * look the map up. conn_id is the event's (the TLS plaintext stream's id for
+ * HDRTAP_DF_TLS events); ids are never reused, so stale entries are harmless
+ * and left to the LRU.
+ */
+struct hdrtap_skip_key {
+	__u64 conn_id;
+	__u32 dir;      /* enum hdrtap_direction */
+	__u32 _pad;
+};
+
+#define HDRTAP_SKIP_MIN_CALL 1024
 
 /* Address family values used in hdrtap_tuple.family (same as AF_*). */
 #define HDRTAP_AF_INET 2
@@ -192,6 +216,7 @@ enum hdrtap_counter {
 	HDRTAP_CTR_TLS_CONNS,         /* connections marked TLS (plaintext from uprobes) */
 	HDRTAP_CTR_TLS_NO_FD,         /* SSL calls not captured: their socket was unknown */
 	HDRTAP_CTR_TLS_BUSY,          /* SSL calls not copied: the CPU's TLS scratch was in use */
+	HDRTAP_CTR_BODY_SKIPPED_BYTES,/* body bytes not copied at userspace's request (skips) */
 	HDRTAP_CTR_MAX,
 };
 

@@ -178,6 +178,14 @@ static __always_inline struct scratch *scratch_at(__u32 slot)
 	return bpf_map_lookup_elem(&scratch, &slot);
 }
 
+/* Where long bodies end, written by userspace (see struct hdrtap_skip_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct hdrtap_skip_key);
+	__type(value, __u64);
+} skips SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, HDRTAP_CTR_MAX);
@@ -240,6 +248,19 @@ static __always_inline __u64 rb_flags_every(__u32 *count)
 	if (++*count % RB_CHECK_EVERY)
 		return BPF_RB_NO_WAKEUP;
 	return rb_flags();
+}
+
+/*
+ * Large events are body chunks of long transfers. The reader is woken after
+ * a sixteenth of the usual fill for them, so that it parses the header block
+ * early and can tell the kernel to skip the rest of the body (map skips):
+ * a 4 MiB body otherwise sat in the ring before anyone looked at it.
+ */
+#define RB_BIG_EVENT (16 * 1024)
+static __always_inline __u64 rb_flags_big(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes / 16 ? BPF_RB_FORCE_WAKEUP
+										   : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline int tracing_wanted(__u32 tgid)
@@ -395,7 +416,8 @@ static __always_inline void flush(struct copy_ctx *cc, struct scratch *s, __u64 
 	s->ev.orig_len = orig;
 	s->ev.cap_len = cap;
 	s->ev.flags = cc->flags | flags;
-	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + cap, rb_flags_every(&s->events))) {
+	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + cap,
+			       cap >= RB_BIG_EVENT ? rb_flags_big() : rb_flags_every(&s->events))) {
 		ctr_add(HDRTAP_CTR_RINGBUF_DROPS, 1);
 		ctr_add(HDRTAP_CTR_RINGBUF_DROP_BYTES, orig);
 	} else {
@@ -481,6 +503,21 @@ static __always_inline void copy_run(struct scratch *s, __u32 slot)
 	if (s->cc.stop) {
 		flush(&s->cc, s, s->cc.total, s->cc.stop);
 		return;
+	}
+	/*
+	 * Inside a long body userspace does not need: announce the bytes, copy
+	 * none. Small calls are copied without asking (the lookup would cost
+	 * about what the copy does).
+	 */
+	if (s->cc.total >= HDRTAP_SKIP_MIN_CALL) {
+		struct hdrtap_skip_key k = {.conn_id = s->ev.hdr.conn_id, .dir = s->ev.dir};
+		__u64 *until = bpf_map_lookup_elem(&skips, &k);
+
+		if (until && s->cc.base_pos + s->cc.total <= *until) {
+			ctr_add(HDRTAP_CTR_BODY_SKIPPED_BYTES, s->cc.total);
+			flush(&s->cc, s, s->cc.total, HDRTAP_DF_SKIPPED);
+			return;
+		}
 	}
 	/*
 	 * Fast path, the common case: one contiguous buffer that fits in one

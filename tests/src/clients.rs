@@ -119,6 +119,8 @@ pub(crate) fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Opti
 pub struct CurlRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
+    /// More curl options for this transfer (e.g. `--limit-rate`).
+    pub args: Vec<String>,
 }
 
 impl CurlRequest {
@@ -129,7 +131,13 @@ impl CurlRequest {
                 ("X-Test-Id".into(), test_id.into()),
                 ("X-Seq".into(), seq.to_string()),
             ],
+            args: Vec::new(),
         }
+    }
+
+    pub fn arg(mut self, arg: &str) -> CurlRequest {
+        self.args.push(arg.into());
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> CurlRequest {
@@ -157,6 +165,7 @@ pub fn curl(reqs: &[CurlRequest]) -> ClientRun {
             "/dev/null",
         ]);
         cmd.args(["-w", "%{json}\\n"]);
+        cmd.args(&r.args);
         if r.url.starts_with("https:") {
             // The test nginx's certificate is self-signed.
             cmd.arg("-k");

@@ -21,8 +21,10 @@ use crate::*;
 /// a response record can be matched to its request without trusting hdrtap's
 /// pairing.
 ///
-/// Locations: `/` small body; `/big` a 64 KiB file; `/chunked` an SSI page
-/// (chunked response); `/status/404`; `/setcookie` (response with Set-Cookie).
+/// Locations: `/` small body; `/big` a 64 KiB file; `/huge` a 4 MiB file
+/// written by nginx with `sendfile off` (so both ends move the body through
+/// read/write calls); `/chunked` an SSI page (chunked response);
+/// `/status/404`; `/setcookie` (response with Set-Cookie).
 ///
 /// [`Nginx::start_tls`] serves HTTPS instead (TLS on both listeners) with a
 /// self-signed certificate made by the `openssl` CLI in the temp dir; the
@@ -47,6 +49,9 @@ pub const LOGGED_HEADERS: &[(&str, &str)] = &[
     ("cookie", "Cookie"),
     ("x_api_key", "X-Api-Key"),
 ];
+
+/// Size of `/huge`.
+pub const HUGE_BYTES: u64 = 4 << 20;
 
 /// Body of `/setcookie`'s Set-Cookie header.
 pub const SET_COOKIE_VALUE: &str = "sid=topsecret456; Path=/; HttpOnly";
@@ -99,6 +104,10 @@ impl Nginx {
         fs::write(d.join("www/index.txt"), "hello from hdrtap-tests\n").unwrap();
         let big: String = (0..64 * 1024 / 64).map(|i| format!("{i:063}\n")).collect();
         fs::write(d.join("www/big"), big).unwrap();
+        // Sparse: no time spent writing it.
+        File::create(d.join("www/huge"))
+            .and_then(|f| f.set_len(HUGE_BYTES))
+            .unwrap();
         fs::write(
             d.join("www/chunked.html"),
             "<html>\n<!--# echo var=\"uri\" -->\n<p>chunked by SSI</p>\n</html>\n",
@@ -160,6 +169,7 @@ http {{
         {echo}
         location = / {{ return 200 "hello from hdrtap-tests\n"; }}
         location = /big {{ }}
+        location = /huge {{ sendfile off; }}
         location = /chunked {{
             ssi on;
             default_type text/html;

@@ -378,6 +378,7 @@ const _: () =
     assert!(offset_of!(raw::hdrtap_pkt_event, ifindex) == raw::HDRTAP_EVENT_HDR_SIZE as usize);
 const _: () = assert!(offset_of!(raw::hdrtap_pkt_event, comm) == 56);
 const _: () = assert!(size_of::<raw::hdrtap_pf_insn>() == raw::HDRTAP_PF_INSN_SIZE as usize);
+const _: () = assert!(size_of::<raw::hdrtap_skip_key>() == 16);
 const _: () = assert!(size_of::<raw::hdrtap_pf_prog>() == raw::HDRTAP_PF_PROG_SIZE as usize);
 
 /// Size of a packet event's fixed part; packet bytes follow.
@@ -550,6 +551,17 @@ pub fn encode_pf_prog(insns: &[PfInsn]) -> Option<Vec<u8>> {
         slot[m + 8..m + 16].copy_from_slice(&insn.mask[1].to_ne_bytes());
     }
     Some(b)
+}
+
+/// Encode a key of the `skips` map (`struct hdrtap_skip_key`): connection
+/// `conn_id`, direction `dir` (`enum hdrtap_direction`).
+pub fn encode_skip_key(conn_id: u64, dir: u32) -> [u8; size_of::<raw::hdrtap_skip_key>()] {
+    let mut b = [0u8; size_of::<raw::hdrtap_skip_key>()];
+    let c = off!(hdrtap_skip_key.conn_id);
+    let d = off!(hdrtap_skip_key.dir);
+    b[c..c + 8].copy_from_slice(&conn_id.to_ne_bytes());
+    b[d..d + 4].copy_from_slice(&dir.to_ne_bytes());
+    b
 }
 
 /// A NUL-padded task name as a string.

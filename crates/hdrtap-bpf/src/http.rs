@@ -191,6 +191,24 @@ impl HttpProbe {
         crate::ring::events_reader(&self.skel.maps.events, cb)
     }
 
+    /// Tell the kernel that connection `conn_id`'s stream in direction
+    /// `dir` is message body up to offset `until`: calls lying wholly
+    /// before it are announced without their bytes (`HDRTAP_DF_SKIPPED`).
+    pub fn skip_body(&self, conn_id: u64, dir: u32, until: u64) -> Result<(), BpfError> {
+        self.skel
+            .maps
+            .skips
+            .update(
+                &abi::encode_skip_key(conn_id, dir),
+                &until.to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(|source| BpfError::Map {
+                map: "skips",
+                source,
+            })
+    }
+
     /// Kernel counters summed over CPUs, indexed by `enum hdrtap_counter`.
     pub fn counters(&self) -> Result<[u64; COUNTERS], BpfError> {
         crate::ring::sum_counters(&self.skel.maps.counters)

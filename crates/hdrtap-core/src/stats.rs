@@ -52,6 +52,10 @@ pub struct Stats {
     pub inflight_full: u64,
     /// Payload bytes copied by the kernel.
     pub captured_bytes: u64,
+    /// Message-body bytes the kernel did not copy because the parser had
+    /// already framed them (long bodies, see `TrackerConfig::skip_bodies_from`):
+    /// not a loss.
+    pub body_bytes_not_copied: u64,
 
     /// TLS library files (and statically linked programs) hooked with uprobes.
     pub tls_libraries: u64,
@@ -83,6 +87,7 @@ impl Stats {
         self.tls_conns = get(a::HDRTAP_CTR_TLS_CONNS);
         self.tls_no_fd = get(a::HDRTAP_CTR_TLS_NO_FD);
         self.tls_busy = get(a::HDRTAP_CTR_TLS_BUSY);
+        self.body_bytes_not_copied = get(a::HDRTAP_CTR_BODY_SKIPPED_BYTES);
     }
 
     /// The `{"kind":"stats", ...}` NDJSON object.

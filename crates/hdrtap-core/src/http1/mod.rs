@@ -128,6 +128,24 @@ pub struct TrackerConfig {
     /// budget, the connection whose buffer grew drops what it holds, counted
     /// in `budget_drops`, and resyncs.
     pub max_buffered_bytes: usize,
+    /// Ask the kernel not to copy a message body when at least this many of
+    /// its bytes are still to come (see [`Http1Tracker::take_skips`]); 0:
+    /// never ask.
+    pub skip_bodies_from: u64,
+}
+
+/// Skip requests held for the caller at most: they only save copying, so
+/// beyond this (a caller that never takes them) new ones are not kept.
+const MAX_SKIP_REQUESTS: usize = 4096;
+
+/// "The stream of connection `conn_id` in direction `dir` is message body
+/// up to offset `until`": the kernel need not copy those bytes
+/// (`hdrtap_bpf::HttpProbe::skip_body`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkipRequest {
+    pub conn_id: u64,
+    pub dir: Direction,
+    pub until: u64,
 }
 
 impl Default for TrackerConfig {
@@ -139,6 +157,10 @@ impl Default for TrackerConfig {
             max_pending: 1024,
             clock_offset_ns: 0,
             max_buffered_bytes: 8 << 20,
+            // One map update (a syscall, ~1-2 us) per long body, against
+            // copying every byte of it through the ring buffer: worth it
+            // from a few tens of KiB.
+            skip_bodies_from: 64 * 1024,
         }
     }
 }
@@ -203,6 +225,8 @@ pub struct Http1Tracker {
     buffered: usize,
     /// Names of hooked TLS library files by the id TLS events carry.
     tls_names: HashMap<u16, Arc<str>>,
+    /// Bodies the kernel need not copy, until the caller takes them.
+    skips: Vec<SkipRequest>,
 }
 
 impl Http1Tracker {
@@ -214,7 +238,16 @@ impl Http1Tracker {
             cfg,
             stats: TrackerStats::default(),
             tls_names: HashMap::new(),
+            skips: Vec::new(),
         }
+    }
+
+    /// The long message bodies seen since the last call, for the kernel to
+    /// skip (see [`TrackerConfig::skip_bodies_from`]). Skipped bytes then
+    /// arrive as events without payload, which the parser counts off the
+    /// body like any uncaptured bytes.
+    pub fn take_skips(&mut self) -> std::vec::Drain<'_, SkipRequest> {
+        self.skips.drain(..)
     }
 
     /// Name the TLS library whose events carry `id` (`tls_lib`), as records
@@ -263,6 +296,7 @@ impl Http1Tracker {
             table,
             tls_names,
             buffered,
+            skips,
         } = self;
         let (conn, evicted) = table.entry(ev.conn_id, || Conn::new(ev, cfg, tls_names));
         if let Some((_, old)) = evicted {
@@ -297,6 +331,29 @@ impl Http1Tracker {
         }
         if adm.uncaptured > 0 {
             conn.gap(d, adm.uncaptured, &mut env);
+        }
+        if cfg.skip_bodies_from > 0 {
+            if let Some(dir) = conn.dirs.get_mut(d) {
+                let ahead = dir.m.body_ahead();
+                // Where the parser stands: bytes it left unconsumed come
+                // before the body's rest.
+                let here = dir
+                    .stream
+                    .next_pos()
+                    .saturating_sub(dir.stream.pend.len() as u64);
+                let until = here.saturating_add(ahead);
+                if ahead >= cfg.skip_bodies_from
+                    && until > dir.skip_asked
+                    && skips.len() < MAX_SKIP_REQUESTS
+                {
+                    dir.skip_asked = until;
+                    skips.push(SkipRequest {
+                        conn_id: ev.conn_id,
+                        dir: ev.dir,
+                        until,
+                    });
+                }
+            }
         }
         for dir in &mut conn.dirs {
             dir.stream.compact();
@@ -439,6 +496,8 @@ struct Shared {
 struct Dir {
     stream: DirStream,
     m: Machine,
+    /// The end of the last body the kernel was asked to skip.
+    skip_asked: u64,
 }
 
 impl Dir {
@@ -556,6 +615,7 @@ impl Conn {
         let dir = || Dir {
             stream: DirStream::new(meta, !late),
             m: Machine::new(midstream, cfg.max_header_bytes, cfg.max_headers),
+            skip_asked: 0,
         };
         Conn {
             shared: Shared {
@@ -632,7 +692,7 @@ impl Conn {
             let mut off = 0;
             loop {
                 let Conn { shared, dirs } = &mut *self;
-                let Some(Dir { stream, m }) = dirs.get_mut(d) else {
+                let Some(Dir { stream, m, .. }) = dirs.get_mut(d) else {
                     return;
                 };
                 // Where this event's bytes start in the input: for metadata,
@@ -675,7 +735,7 @@ impl Conn {
     /// `len` bytes of direction `d` are missing after what was received.
     fn gap(&mut self, d: usize, len: u64, env: &mut Env<'_>) {
         let Conn { shared, dirs } = &mut *self;
-        let Some(Dir { stream, m }) = dirs.get_mut(d) else {
+        let Some(Dir { stream, m, .. }) = dirs.get_mut(d) else {
             return;
         };
         let meta = stream.pend_meta;
@@ -729,7 +789,7 @@ impl Conn {
     /// Parse the bytes direction `d` holds (after it was resumed).
     fn drain(&mut self, d: usize, env: &mut Env<'_>) {
         let Conn { shared, dirs } = &mut *self;
-        let Some(Dir { stream, m }) = dirs.get_mut(d) else {
+        let Some(Dir { stream, m, .. }) = dirs.get_mut(d) else {
             return;
         };
         let meta = stream.pend_meta;
@@ -749,7 +809,7 @@ impl Conn {
     /// The connection ended.
     fn finish(&mut self, env: &mut Env<'_>) {
         let Conn { shared, dirs } = self;
-        for (d, Dir { stream, m }) in dirs.iter_mut().enumerate() {
+        for (d, Dir { stream, m, .. }) in dirs.iter_mut().enumerate() {
             let meta = stream.pend_meta;
             let mut cx = Cx {
                 shared,

@@ -851,6 +851,16 @@ impl Machine {
         }
     }
 
+    /// Bytes from here on that are certainly message body: the rest of a
+    /// Content-Length body, or of the current chunk's data (its CRLF and
+    /// the next chunk-size line are not included). 0 elsewhere.
+    pub fn body_ahead(&self) -> u64 {
+        match self.st {
+            St::Body(Body::Length(rem) | Body::ChunkData(rem)) => rem,
+            _ => 0,
+        }
+    }
+
     /// A short name of the state, for tests.
     #[cfg(test)]
     pub fn state_name(&self) -> &'static str {

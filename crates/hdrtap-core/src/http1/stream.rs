@@ -124,6 +124,11 @@ impl DirStream {
         }
     }
 
+    /// Stream offset of the next byte expected.
+    pub fn next_pos(&self) -> u64 {
+        self.next_pos
+    }
+
     /// Heap bytes this direction holds (the pending buffer's capacity).
     pub fn heap_bytes(&self) -> usize {
         self.pend.capacity()

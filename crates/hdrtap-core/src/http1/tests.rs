@@ -3,7 +3,9 @@
 //! as in production.
 
 use hdrtap_abi::build::{close_event, data_event, DataSpec};
-use hdrtap_abi::{decode, Event, HDRTAP_DF_CLIPPED, HDRTAP_DF_MIDSTREAM, HDRTAP_DF_NO_PAYLOAD};
+use hdrtap_abi::{
+    decode, Event, HDRTAP_DF_CLIPPED, HDRTAP_DF_MIDSTREAM, HDRTAP_DF_NO_PAYLOAD, HDRTAP_DF_SKIPPED,
+};
 
 use super::*;
 
@@ -438,6 +440,88 @@ fn uncaptured_chunk_data_is_skipped_by_position() {
     assert_eq!(targets(&h.take()), ["GET /f", "200", "GET /g", "304"]);
     let s = h.stats();
     assert_eq!((s.parse_errors, s.resyncs, s.gaps), (0, 0, 0));
+}
+
+/// A long Content-Length body: once its header block is parsed the
+/// tracker asks (once) for the rest to be skipped, up to the body's end;
+/// the kernel's payload-less SKIPPED events are counted off the body and
+/// the next messages parse with nothing lost or flagged.
+#[test]
+fn long_body_is_handed_to_the_kernel_to_skip() {
+    let mut h = H::new();
+    h.spec.conn_id = 7;
+    h.ev(EG, b"GET /huge HTTP/1.1\r\n\r\n");
+    assert_eq!(h.t.take_skips().count(), 0, "requests have no body here");
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+    let first = [&head[..], &[b'x'; 4000][..]].concat();
+    h.ev(IN, &first);
+    let skips: Vec<SkipRequest> = h.t.take_skips().collect();
+    let body_end = (head.len() + 1_000_000) as u64;
+    assert_eq!(
+        skips,
+        [SkipRequest {
+            conn_id: 7,
+            dir: IN,
+            until: body_end
+        }]
+    );
+    // More body, still copied (the request had not reached the kernel):
+    // no second request for the same body.
+    h.split(IN, &[b'x'; 30_000], 8192);
+    assert_eq!(h.t.take_skips().count(), 0);
+    // The kernel skips the rest in two calls.
+    let pos = h.pos[1];
+    let rest = body_end - pos;
+    h.raw(IN, pos, rest / 2, b"", HDRTAP_DF_SKIPPED as u16);
+    let pos = h.pos[1];
+    h.raw(IN, pos, body_end - pos, b"", HDRTAP_DF_SKIPPED as u16);
+    h.ev(EG, b"GET /next HTTP/1.1\r\n\r\n");
+    h.ev(IN, b"HTTP/1.1 204 No Content\r\n\r\n");
+    let rs = h.take();
+    assert_eq!(targets(&rs), ["GET /huge", "200", "GET /next", "204"]);
+    assert!(rs.iter().all(|r| r.flags.is_empty()), "{rs:#?}");
+    let s = h.stats();
+    assert_eq!(
+        (s.parse_errors, s.resyncs, s.gaps, s.gap_bytes),
+        (0, 0, 0, 0)
+    );
+}
+
+/// Short bodies are copied (asking would cost more), chunked bodies are
+/// skipped one large chunk at a time, up to the chunk's end only, and a
+/// tracker configured with 0 never asks.
+#[test]
+fn skip_requests_only_for_long_bodies_and_whole_chunks() {
+    let mut h = H::new();
+    h.ev(EG, b"GET /a HTTP/1.1\r\n\r\n");
+    h.ev(IN, b"HTTP/1.1 200 OK\r\nContent-Length: 65535\r\n\r\n");
+    assert_eq!(h.t.take_skips().count(), 0, "below 64 KiB");
+    h.split(IN, &[b'y'; 65535], 8192);
+    h.ev(EG, b"GET /b HTTP/1.1\r\n\r\n");
+    let line = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n";
+    h.ev(IN, line);
+    let chunk_end = h.pos[1] + 0x100000;
+    let skips: Vec<SkipRequest> = h.t.take_skips().collect();
+    assert_eq!(skips.len(), 1);
+    assert_eq!(skips[0].until, chunk_end, "the chunk's data, not its CRLF");
+    let pos = h.pos[1];
+    h.raw(IN, pos, 0x100000, b"", HDRTAP_DF_SKIPPED as u16);
+    h.ev(IN, b"\r\n0\r\n\r\n");
+    h.ev(EG, b"GET /c HTTP/1.1\r\n\r\n");
+    h.ev(IN, b"HTTP/1.1 204 No Content\r\n\r\n");
+    assert_eq!(
+        targets(&h.take()),
+        ["GET /a", "200", "GET /b", "200", "GET /c", "204"]
+    );
+    assert_eq!(h.stats().gaps, 0);
+
+    let mut off = H::with(TrackerConfig {
+        skip_bodies_from: 0,
+        ..TrackerConfig::default()
+    });
+    off.ev(EG, b"GET /a HTTP/1.1\r\n\r\n");
+    off.ev(IN, b"HTTP/1.1 200 OK\r\nContent-Length: 9000000\r\n\r\n");
+    assert_eq!(off.t.take_skips().count(), 0);
 }
 
 #[test]

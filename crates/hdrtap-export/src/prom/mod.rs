@@ -377,6 +377,11 @@ const COUNTERS: &[CounterSpec] = &[
         &[("http", "captured_bytes"), ("packets", "captured_bytes")],
     ),
     (
+        "hdrtap_body_bytes_not_copied_total",
+        "Message-body bytes the kernel did not copy because the parser had already framed them (not a loss).",
+        &[("http", "body_bytes_not_copied")],
+    ),
+    (
         "hdrtap_kernel_connections_total",
         "TCP connections the kernel side tracked.",
         &[("http", "conns_tracked")],

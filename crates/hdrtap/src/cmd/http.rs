@@ -184,6 +184,20 @@ impl Session for HttpSession<'_> {
 
     fn poll(&mut self, timeout: Duration) -> anyhow::Result<()> {
         HttpProbe::poll(&self.ring, timeout).context("reading the ring buffer")?;
+        // Long bodies just seen: the kernel need not copy the rest of them.
+        for skip in self.pipeline.borrow_mut().tracker.take_skips() {
+            let dir = skip.dir.index() as u32;
+            tracing::debug!(
+                conn_id = skip.conn_id,
+                dir,
+                until = skip.until,
+                "asking the kernel to skip a body"
+            );
+            if let Err(e) = self.probe.skip_body(skip.conn_id, dir, skip.until) {
+                // Only an optimisation: the bytes are then copied as before.
+                tracing::debug!("cannot ask the kernel to skip a body: {e}");
+            }
+        }
         // New processes may have brought new TLS libraries: hook them, and
         // name them before their first events are read.
         if let Some(tls) = &mut self.tls {
