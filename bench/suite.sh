@@ -9,12 +9,19 @@
 #   none            no tracer, HTTP workload (the baseline of the HTTP arms)
 #   http            hdrtap http --json (default flags), HTTP workload
 #   none-tls        no tracer, HTTPS workload (the baseline of the tls arm)
+#   none-huge       no tracer, 4 MiB responses (sendfile off: the body goes
+#                   through write calls), the baseline of http-huge
+#   http-huge       hdrtap http --json, 4 MiB responses
 #   tls             hdrtap http --json, HTTPS workload (OpenSSL uprobes)
 #   packets-tc      hdrtap packets -i lo --hook tc --json, HTTP workload
 #   packets-xdp     hdrtap packets -i lo --hook xdp --json, HTTP workload
 #   tcpdump-128     tcpdump -i lo -s 128 -w FILE, HTTP workload
 #   tcpdump-full    tcpdump -i lo -s 0 -w FILE, HTTP workload
 #   bpftrace        bpftrace counting the syscalls hdrtap http hooks (a floor)
+#   http-hooks      hdrtap's own kernel programs with a pid filter nothing
+#                   matches (each call returns at the filter), HTTP workload
+#   http-capture    hdrtap's kernel capture with a reader that only counts
+#                   events (crates/hdrtap-bpf/examples/smoke), HTTP workload
 #   bpftrace-tls    the same plus OpenSSL uprobes and uretprobes (the functions
 #                   hdrtap hooks), counting only: the floor of the tls arm
 #   tc-floor        a tc classifier on lo (ingress+egress) that returns at
@@ -42,12 +49,13 @@ ROUNDS="${ROUNDS:-3}"
 CONNS="${CONNS:-16}"
 THREADS="${THREADS:-1}"
 LOSS="${LOSS:-0}"
-ARMS="${ARMS:-none http none-tls tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace bpftrace-tls tc-floor}"
+ARMS="${ARMS:-none http none-huge http-huge none-tls tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace http-hooks http-capture bpftrace-tls tc-floor}"
 HTTP_ARGS="${HTTP_ARGS:-}"       # extra flags of the hdrtap http arms
 PACKETS_ARGS="${PACKETS_ARGS:-}" # extra flags of the hdrtap packets arms
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HDRTAP="${HDRTAP:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hdrtap}"
+SMOKE="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/smoke"
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() {
@@ -60,7 +68,7 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | tc-floor) ;;
+	none | http | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | tc-floor | http-hooks | http-capture) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
@@ -79,6 +87,12 @@ if [[ ! -x "$HDRTAP" ]]; then
 	# shellcheck disable=SC1091 # rustup's environment, if any
 	[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
 	(cd "$ROOT" && cargo build --release -p hdrtap)
+fi
+if [[ " $ARMS " == *" http-"* && ! -x "$SMOKE" ]]; then
+	say "building $SMOKE"
+	# shellcheck disable=SC1091
+	[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
+	(cd "$ROOT" && cargo build --release -p hdrtap-bpf --example smoke)
 fi
 
 WORK="$(mktemp -d /tmp/hdrtap-suite.XXXXXX)"
@@ -116,6 +130,7 @@ PORT="$(free_port)"
 TLS_PORT="$(free_port)"
 mkdir -p "$WORK/www" "$WORK/tmp"
 head -c 512 /dev/zero | tr '\0' 'x' >"$WORK/www/index.html"
+head -c $((4 << 20)) /dev/urandom >"$WORK/www/huge.bin"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
 	-subj /CN=localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1 ||
 	die "openssl could not make a certificate"
@@ -140,6 +155,7 @@ http {
         ssl_certificate $WORK/cert.pem;
         ssl_certificate_key $WORK/key.pem;
         root $WORK/www;
+        location = /huge.bin { sendfile off; }
     }
 }
 CONF
@@ -155,19 +171,22 @@ cat >"$WORK/seq.lua" <<'LUA'
 local n = 0
 request = function()
     n = n + 1
-    return wrk.format("GET", "/index.html", { ["X-Seq"] = tostring(n) })
+    -- nil method and path: those of the URL wrk was given.
+    return wrk.format(nil, nil, { ["X-Seq"] = tostring(n) })
 end
 LUA
 
 url_of() { # arm -> URL of its workload
 	case "$1" in
 	none-tls | tls | bpftrace-tls) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
+	none-huge | http-huge) echo "http://127.0.0.1:$PORT/huge.bin" ;;
 	*) echo "http://127.0.0.1:$PORT/index.html" ;;
 	esac
 }
 baseline_of() { # arm -> its workload's baseline arm
 	case "$1" in
 	none-tls | tls | bpftrace-tls) echo none-tls ;;
+	none-huge | http-huge) echo none-huge ;;
 	*) echo none ;;
 	esac
 }
@@ -218,8 +237,8 @@ start_tracer() { # arm round
 	[[ "$LOSS" == 1 ]] && out="$SHM/$arm-$r.ndjson"
 	rm -f "$WORK/ready"
 	case "$arm" in
-	none | none-tls) return 0 ;;
-	http | tls)
+	none | none-tls | none-huge) return 0 ;;
+	http | tls | http-huge)
 		# Default flags (TLS uprobes on), as users run it.
 		# shellcheck disable=SC2086 # a flag list on purpose
 		"$HDRTAP" http --json -o "$out" --ready-file "$WORK/ready" $HTTP_ARGS \
@@ -241,6 +260,20 @@ start_tracer() { # arm round
 			sleep 0.1
 		done
 		return 0
+		;;
+	http-hooks | http-capture)
+		# The kernel side of hdrtap http alone. SMOKE_PID=1: only init is
+		# traced, so every hooked call stops at the pid filter.
+		local pid_filter=()
+		[[ "$arm" == http-hooks ]] && pid_filter=(SMOKE_PID=1)
+		env "${pid_filter[@]}" "$SMOKE" $((DUR + 60)) >/dev/null 2>"$RESULTS/$arm-$r.stderr" &
+		TRACER_PID=$!
+		for ((i = 0; i < 300; i++)); do
+			grep -q "^attached" "$RESULTS/$arm-$r.stderr" 2>/dev/null && return 0
+			kill -0 "$TRACER_PID" 2>/dev/null || die "$arm exited before ready: $(cat "$RESULTS/$arm-$r.stderr")"
+			sleep 0.1
+		done
+		die "$arm not ready after 30 s"
 		;;
 	tc-floor)
 		# Classic BPF "return 0" (no match: the packet goes on) on both
@@ -279,7 +312,7 @@ start_tracer() { # arm round
 loss_of() { # arm round requests
 	local arm="$1" r="$2" reqs="$3" f="$SHM/$1-$2.ndjson"
 	case "$arm" in
-	http | tls)
+	http | tls | http-huge)
 		if [[ "$LOSS" == 1 ]]; then
 			# Requests wrk completed whose X-Seq is absent from the server side.
 			python3 - "$f" "$reqs" <<'PY'
@@ -363,5 +396,5 @@ for arm in $ARMS; do
 	printf '%-13s %10s %7s %10s %11s %8s %10s\n' "$arm" "$rps" "$ratio" "$(col "$arm" 5 | median)" "${us:--}" "${rss:--}" "$loss"
 done
 echo
-echo "ratio: median req/s over the median of the arm's workload baseline (none: HTTP, none-tls: HTTPS);"
+echo "ratio: median req/s over the median of the arm's workload baseline (none: HTTP, none-huge: 4 MiB responses, none-tls: HTTPS);"
 echo "loss: sum over rounds (hdrtap: lost events, or with LOSS=1 missing X-Seq; packets: events lost; tcpdump: dropped by kernel)"
