@@ -6,7 +6,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
@@ -100,31 +100,25 @@ fn full_file_system_drops_are_counted_and_capture_goes_on() {
     let output: PathBuf = fs_.path().join("out.ndjson");
     let ready = work.path().join("ready");
     let stderr = work.path().join("stderr");
-    let mut child = Command::new(hdrtap_bin())
-        .args([
-            "http",
-            "--json",
-            "--no-tls",
-            "--stats-interval",
-            "1",
-            "--port",
-        ])
-        .arg(nginx.port.to_string())
-        .arg("-o")
-        .arg(&output)
-        .arg("--ready-file")
-        .arg(&ready)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while !ready.exists() {
-        assert!(child.try_wait().unwrap().is_none(), "hdrtap exited early");
-        assert!(Instant::now() < deadline, "hdrtap not ready");
-        thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_until_ready(
+        Command::new(hdrtap_bin())
+            .args([
+                "http",
+                "--json",
+                "--no-tls",
+                "--stats-interval",
+                "1",
+                "--port",
+            ])
+            .arg(nginx.port.to_string())
+            .arg("-o")
+            .arg(&output)
+            .arg("--ready-file")
+            .arg(&ready),
+        &ready,
+        &stderr,
+        "hdrtap http",
+    );
 
     // 150 exchanges: about 600 records, far more than 16 KiB.
     let id_a = unique_id("full");
@@ -263,26 +257,15 @@ retry_max_elapsed_ms = 300
         ),
     )
     .unwrap();
-    let mut child = Command::new(hdrtap_bin())
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while !ready.exists() {
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!(
-                "hdrtap run exited ({st}) before it was ready:\n{}",
-                fs::read_to_string(&stderr).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "hdrtap run not ready");
-        thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_until_ready(
+        Command::new(hdrtap_bin())
+            .arg("run")
+            .arg("--config")
+            .arg(&config),
+        &ready,
+        &stderr,
+        "hdrtap run",
+    );
     let id = unique_id("otlp");
     let run = raw_client(&RawOpts::new("127.0.0.1", nginx.port, "normal", 100, &id));
     let want = run.expected_records(2);

@@ -9,9 +9,9 @@ use std::{
     fs,
     os::unix::fs::PermissionsExt,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use hdrtap_tests::*;
@@ -111,21 +111,8 @@ fn spawn_ready(s: &Scratch, caps: Option<&[&str]>, args: &[&str], tag: &str) -> 
             c
         }
     };
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&stderr).unwrap());
-    let mut child = cmd.spawn().expect("spawn hdrtap");
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while !ready.exists() {
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!(
-                "hdrtap {cmd:?} exited ({st}) before it was ready:\n{}",
-                fs::read_to_string(&stderr).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "hdrtap not ready: {cmd:?}");
-        thread::sleep(Duration::from_millis(20));
-    }
+    let what = format!("hdrtap {cmd:?}");
+    let child = spawn_until_ready(&mut cmd, &ready, &stderr, &what);
     Running {
         child,
         stderr,
