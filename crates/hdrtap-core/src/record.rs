@@ -196,6 +196,46 @@ pub struct HttpRecord {
     pub anomalies: u8,
 }
 
+/// A plain request record (`GET /` from 127.0.0.1:80 to itself, client
+/// side) with `headers`, for unit tests; they change what they need with
+/// struct update syntax.
+#[cfg(test)]
+pub(crate) fn test_request(headers: &[(&str, &str)]) -> HttpRecord {
+    let ep = Endpoint {
+        ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        port: 80,
+    };
+    HttpRecord {
+        kind: HttpKind::Request,
+        id: 0,
+        ts_unix_ns: 0,
+        conn_id: 1,
+        process: Process {
+            pid: 1,
+            tid: 1,
+            comm: "t".into(),
+            cgroup_id: 0,
+        },
+        local: ep,
+        remote: ep,
+        role: Role::Client,
+        version: "HTTP/1.1".into(),
+        method: Some("GET".into()),
+        target: Some("/".into()),
+        status: None,
+        reason: None,
+        latency_ns: None,
+        request: None,
+        headers: headers.iter().copied().collect(),
+        header_bytes: 0,
+        truncated: false,
+        tls: false,
+        tls_library: None,
+        flags: vec![],
+        anomalies: 0,
+    }
+}
+
 impl HttpRecord {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {

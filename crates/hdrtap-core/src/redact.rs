@@ -133,44 +133,7 @@ fn length_bit(len: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::*;
-    use std::net::{IpAddr, Ipv4Addr};
-
-    pub(crate) fn record(headers: &[(&str, &str)]) -> HttpRecord {
-        let ep = Endpoint {
-            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 80,
-        };
-        HttpRecord {
-            kind: HttpKind::Request,
-            id: 0,
-            ts_unix_ns: 0,
-            conn_id: 1,
-            process: Process {
-                pid: 1,
-                tid: 1,
-                comm: "t".into(),
-                cgroup_id: 0,
-            },
-            local: ep,
-            remote: ep,
-            role: Role::Client,
-            version: "HTTP/1.1".into(),
-            method: Some("GET".into()),
-            target: Some("/".into()),
-            status: None,
-            reason: None,
-            latency_ns: None,
-            request: None,
-            headers: headers.iter().copied().collect(),
-            header_bytes: 0,
-            truncated: false,
-            tls: false,
-            tls_library: None,
-            flags: vec![],
-            anomalies: 0,
-        }
-    }
+    use crate::record::test_request as record;
 
     #[test]
     fn redacts_default_headers_case_insensitively() {

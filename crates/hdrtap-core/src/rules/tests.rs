@@ -1,5 +1,5 @@
 use super::*;
-use crate::record::{Headers, Process};
+use crate::record::Process;
 use std::net::IpAddr;
 
 fn rec(kind: HttpKind, target: &str, headers: &[(&str, &str)]) -> HttpRecord {
@@ -21,20 +21,11 @@ fn rec(kind: HttpKind, target: &str, headers: &[(&str, &str)]) -> HttpRecord {
         local: ep("10.0.0.1", 80),
         remote: ep("10.0.0.2", 5555),
         role: Role::Server,
-        version: "HTTP/1.1".into(),
         method: (kind == HttpKind::Request).then(|| "GET".to_string()),
         target: (kind == HttpKind::Request).then(|| target.to_string()),
         status: (kind == HttpKind::Response).then_some(200),
-        reason: None,
-        latency_ns: None,
-        request: None,
-        headers: headers.iter().copied().collect::<Headers>(),
         header_bytes: 100,
-        truncated: false,
-        tls: false,
-        tls_library: None,
-        flags: vec![],
-        anomalies: 0,
+        ..crate::record::test_request(headers)
     }
 }
 

@@ -1,43 +1,16 @@
 use super::*;
-use crate::record::{Endpoint, Headers, Process, Role};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Mutex;
 use std::time::Instant;
 
 fn http(id: u64, pad: usize) -> Record {
-    let ep = Endpoint {
-        ip: "127.0.0.1".parse().unwrap(),
-        port: 80,
-    };
     Record::Http(Arc::new(HttpRecord {
-        kind: HttpKind::Request,
         id,
         ts_unix_ns: 1_700_000_000_000_000_000 + id,
-        conn_id: 1,
-        process: Process {
-            pid: 1,
-            tid: 1,
-            comm: "t".into(),
-            cgroup_id: 0,
-        },
-        local: ep,
-        remote: ep,
-        role: Role::Client,
-        version: "HTTP/1.1".into(),
-        method: Some("GET".into()),
         target: Some(format!("/{}", "p".repeat(pad))),
-        status: None,
-        reason: None,
-        latency_ns: None,
-        request: None,
-        headers: [("Host", "a")].into_iter().collect::<Headers>(),
         header_bytes: 10,
-        truncated: false,
-        tls: false,
-        tls_library: None,
-        flags: vec![],
-        anomalies: 0,
+        ..crate::record::test_request(&[("Host", "a")])
     }))
 }
 
