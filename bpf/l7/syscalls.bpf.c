@@ -230,10 +230,15 @@ static __always_inline void ctr_add(__u32 idx, __u64 n)
  * its throughput). The reader polls on a short timer instead, and is woken
  * early only when the ring buffer fills past wakeup_bytes.
  */
+static __always_inline __u64 rb_flags_past(__u64 bytes)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= bytes ? BPF_RB_FORCE_WAKEUP
+								       : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline __u64 rb_flags(void)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									      : BPF_RB_NO_WAKEUP;
+	return rb_flags_past(wakeup_bytes);
 }
 
 /*
@@ -257,11 +262,6 @@ static __always_inline __u64 rb_flags_every(__u32 *count)
  * a 4 MiB body otherwise sat in the ring before anyone looked at it.
  */
 #define RB_BIG_EVENT (16 * 1024)
-static __always_inline __u64 rb_flags_big(void)
-{
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes / 16 ? BPF_RB_FORCE_WAKEUP
-										   : BPF_RB_NO_WAKEUP;
-}
 
 static __always_inline int tracing_wanted(__u32 tgid)
 {
@@ -417,7 +417,8 @@ static __always_inline void flush(struct copy_ctx *cc, struct scratch *s, __u64 
 	s->ev.cap_len = cap;
 	s->ev.flags = cc->flags | flags;
 	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + cap,
-			       cap >= RB_BIG_EVENT ? rb_flags_big() : rb_flags_every(&s->events))) {
+			       cap >= RB_BIG_EVENT ? rb_flags_past(wakeup_bytes / 16)
+					   : rb_flags_every(&s->events))) {
 		ctr_add(HDRTAP_CTR_RINGBUF_DROPS, 1);
 		ctr_add(HDRTAP_CTR_RINGBUF_DROP_BYTES, orig);
 	} else {
