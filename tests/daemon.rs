@@ -191,7 +191,7 @@ fn http_and_packets_feed_the_same_sinks() {
     assert!(http >= 4, "{http} http records:\n{}", exit.stderr);
     assert!(
         packets >= 6,
-        "{packets} packet records (SYN, SYN-ACK, ACK, data... twice on lo)"
+        "{packets} packet records (SYN, SYN-ACK, ACK, request, response, FINs: once each on lo)"
     );
     let sources: Vec<&str> = recs
         .iter()

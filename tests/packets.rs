@@ -574,8 +574,11 @@ fn kernel_filter_selects_what_libpcap_selects() {
     );
 }
 
+/// On lo every packet is sent and received: by default each hook logs it
+/// once, as received (as tcpdump shows lo); `--direction both` logs the
+/// sent copy too, first.
 #[test]
-fn loopback_shows_each_packet_out_then_in() {
+fn loopback_shows_each_packet_once_or_out_then_in() {
     let _g = setup();
     let topo = Topology::new();
     let wrapper = topo.wrapper_a();
@@ -587,15 +590,25 @@ fn loopback_shows_each_packet_out_then_in() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(300));
-    for (hook, expect) in [
-        ("tc", vec!["out", "in"]),
-        ("socket", vec!["out", "in"]),
-        ("xdp", vec!["in"]),
+    for (hook, direction, expect) in [
+        ("tc", "auto", vec!["in"]),
+        ("socket", "auto", vec!["in"]),
+        ("xdp", "auto", vec!["in"]),
+        ("tc", "both", vec!["out", "in"]),
+        ("socket", "both", vec!["out", "in"]),
     ] {
         let hd = Hdrtap::start_wrapped(
             &wrapper,
             &["packets", "--json"],
-            &["-i", "lo", "--hook", hook, "udp port 7777"],
+            &[
+                "-i",
+                "lo",
+                "--hook",
+                hook,
+                "--direction",
+                direction,
+                "udp port 7777",
+            ],
         );
         run(topo.in_a("python3").args([
             peer.to_str().unwrap(),
@@ -609,7 +622,12 @@ fn loopback_shows_each_packet_out_then_in() {
         });
         let recs: Vec<&Value> = cap.records.iter().filter(|r| kind(r) == "packet").collect();
         let dirs: Vec<&str> = recs.iter().filter_map(|r| r["dir"].as_str()).collect();
-        assert_eq!(dirs, expect, "hook {hook} on lo:\n{}", cap.dump_all());
+        assert_eq!(
+            dirs,
+            expect,
+            "hook {hook}, --direction {direction} on lo:\n{}",
+            cap.dump_all()
+        );
         for r in &recs {
             assert_eq!(
                 (r["ifname"].as_str(), r["hook"].as_str()),

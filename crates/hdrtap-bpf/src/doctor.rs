@@ -174,14 +174,16 @@ fn packet_checks() -> Vec<Check> {
         ),
         Err(e) => Check::new("xdp on lo", Status::Warn, e.to_string()),
     });
-    out.push(match probe.attach_socket(lo) {
-        Ok(_) => Check::new(
-            "socket filter on lo",
-            Status::Ok,
-            "AF_PACKET socket with SO_ATTACH_BPF",
-        ),
-        Err(e) => Check::new("socket filter on lo", Status::Warn, e.to_string()),
-    });
+    out.push(
+        match probe.attach_socket(lo, crate::packets::Directions::IN) {
+            Ok(_) => Check::new(
+                "socket filter on lo",
+                Status::Ok,
+                "AF_PACKET socket with SO_ATTACH_BPF, PACKET_IGNORE_OUTGOING",
+            ),
+            Err(e) => Check::new("socket filter on lo", Status::Warn, e.to_string()),
+        },
+    );
     drop(probe);
     out
 }

@@ -101,6 +101,22 @@ impl Directions {
         ingress: true,
         egress: true,
     };
+    pub const IN: Directions = Directions {
+        ingress: true,
+        egress: false,
+    };
+    pub const OUT: Directions = Directions {
+        ingress: false,
+        egress: true,
+    };
+
+    /// Every direction either of `self` and `other` captures.
+    pub fn union(self, other: Directions) -> Directions {
+        Directions {
+            ingress: self.ingress || other.ingress,
+            egress: self.egress || other.egress,
+        }
+    }
 
     fn mask(self) -> u8 {
         (u8::from(self.ingress) << abi::HDRTAP_PKT_IN)
@@ -154,6 +170,12 @@ impl Interface {
             519 | 65534 => Some(abi::HDRTAP_LINK_RAW_IP as u8), // ARPHRD_RAWIP, ARPHRD_NONE
             _ => None,
         }
+    }
+
+    /// A loopback interface (ARPHRD_LOOPBACK): every packet on it is sent
+    /// and received by this host, so tc and AF_PACKET see it twice.
+    pub fn is_loopback(&self) -> bool {
+        self.arphrd == 772
     }
 }
 
@@ -512,9 +534,13 @@ impl PacketProbe {
     }
 
     /// Open an AF_PACKET socket bound to `ifindex` with the socket filter.
-    pub fn attach_socket(&mut self, ifindex: u32) -> Result<Attached, BpfError> {
+    /// With `dirs` ingress only, the kernel does not pass the socket the
+    /// packets this host sends (PACKET_IGNORE_OUTGOING), so the filter does
+    /// not even run for them; other choices are made by the program's
+    /// direction mask.
+    pub fn attach_socket(&mut self, ifindex: u32, dirs: Directions) -> Result<Attached, BpfError> {
         let prog_fd = self.skel.progs.sock_filter.as_fd().as_raw_fd();
-        let sock = packet_socket(ifindex, prog_fd)
+        let sock = packet_socket(ifindex, prog_fd, dirs == Directions::IN)
             .map_err(|e| attach_error("sock_filter", "socket", e))?;
         self.attachments.push(Attachment::Socket(sock));
         Ok(Attached::Socket)
@@ -644,7 +670,7 @@ fn create_clsact(ifindex: u32) -> Result<bool, BpfError> {
 /// An AF_PACKET raw socket for every protocol, bound to `ifindex`, with the
 /// BPF program `prog_fd` attached (SO_ATTACH_BPF). The program returns 0,
 /// so nothing is ever queued on the socket.
-fn packet_socket(ifindex: u32, prog_fd: i32) -> std::io::Result<OwnedFd> {
+fn packet_socket(ifindex: u32, prog_fd: i32, ignore_outgoing: bool) -> std::io::Result<OwnedFd> {
     let proto = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket(2) call.
     let raw = unsafe {
@@ -659,6 +685,22 @@ fn packet_socket(ifindex: u32, prog_fd: i32) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: raw is a new descriptor that nothing else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    if ignore_outgoing {
+        let one: libc::c_int = 1;
+        // SAFETY: the option value is a valid c_int for the length given.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_IGNORE_OUTGOING,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
     // Attach before binding, so no packet reaches the socket unfiltered.
     // SAFETY: the option value is a valid c_int for the length given.
     let rc = unsafe {

@@ -152,7 +152,7 @@ FILTER primitives: [src|dst] host ADDR, [src|dst] net CIDR, [src|dst] port N,
 vlan [ID], tcp[tcpflags] & FLAGS (!=|==) VALUE (tcp-fin tcp-syn tcp-rst tcp-push
 tcp-ack tcp-urg tcp-ece tcp-cwr), icmp[icmptype] == VALUE; combined with and/&&,
 or/||, not/! and parentheses. Quote expressions holding & ! ( ) [ ] for the shell.
-On lo, tc and the socket filter see every packet twice: once out, once in.";
+On lo each packet is logged once, as received (--direction both: also as sent).";
 
 /// Capture packet headers.
 #[derive(Debug, Args)]
@@ -165,8 +165,10 @@ pub struct PacketsArgs {
     #[arg(short, long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
 
-    /// Which direction to capture.
-    #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
+    /// Which direction to capture. auto: both, except on loopback interfaces, where every
+    /// packet is both sent and received and only the received copy is taken (each packet
+    /// once, as tcpdump shows lo); both: on lo every packet twice, once out and once in.
+    #[arg(long, value_enum, default_value_t = DirectionArg::Auto)]
     pub direction: DirectionArg,
 
     /// Bytes of each packet the kernel copies (headers are decoded from these).
@@ -240,6 +242,8 @@ pub enum HookArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DirectionArg {
+    /// Both, but only received packets on loopback interfaces.
+    Auto,
     In,
     Out,
     Both,
@@ -407,6 +411,11 @@ mod tests {
             (128, 10, DirectionArg::In)
         );
         assert_eq!(a.filter.join(" "), "tcp port 80 and not src host 10.0.0.1");
+        let Command::Packets(a) = Cli::try_parse_from(["hdrtap", "packets"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert_eq!(a.direction, DirectionArg::Auto);
         for bad in [
             vec!["hdrtap", "packets", "--snaplen", "100000"],
             vec!["hdrtap", "packets", "--sample", "0"],

@@ -188,21 +188,23 @@ pub fn capture(
     }
     let expr = args.filter.join(" ");
     let program = filter::compile(&expr).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let dirs = match args.direction {
-        DirectionArg::In => Directions {
-            ingress: true,
-            egress: false,
-        },
-        DirectionArg::Out => Directions {
-            ingress: false,
-            egress: true,
-        },
-        DirectionArg::Both => Directions::BOTH,
-    };
-    if args.hook == HookArg::Xdp && !dirs.ingress {
+    let ifaces = pick_interfaces(&args.interfaces)?;
+    let iface_dirs: Vec<Directions> = ifaces
+        .iter()
+        .map(|i| directions(args.direction, i.is_loopback()))
+        .collect();
+    if args.hook == HookArg::Xdp && iface_dirs.iter().any(|d| !d.ingress) {
         bail!("XDP sees received packets only: use --hook tc or --hook socket for --direction out");
     }
-    let ifaces = pick_interfaces(&args.interfaces)?;
+    // The programs' direction mask: per interface, tc attaches only the
+    // wanted hooks and the socket ignores outgoing packets when asked.
+    let dirs = iface_dirs.iter().fold(
+        Directions {
+            ingress: false,
+            egress: false,
+        },
+        |a, d| a.union(*d),
+    );
     let mut output = make_output()?;
 
     let opts = PacketOptions {
@@ -223,7 +225,7 @@ pub fn capture(
     };
     let mut described = Vec::new();
     let mut clsact = false;
-    for i in &ifaces {
+    for (i, &dirs) in ifaces.iter().zip(&iface_dirs) {
         if let Some(link) = i.link() {
             probe
                 .set_link(i.index, link)
@@ -232,7 +234,7 @@ pub fn capture(
         let how = match args.hook {
             HookArg::Tc => probe.attach_tc(i.index, dirs, tc_mode),
             HookArg::Xdp => probe.attach_xdp(i.index),
-            HookArg::Socket => probe.attach_socket(i.index),
+            HookArg::Socket => probe.attach_socket(i.index, dirs),
         }
         .with_context(|| format!("cannot attach to {}", i.name))?;
         clsact |= matches!(how, Attached::Clsact { .. });
@@ -323,6 +325,19 @@ pub fn capture(
     common::run_loop(&mut session, &mut output, &ctl)
 }
 
+/// The directions to capture on one interface. `auto` takes one copy of
+/// each packet on a loopback interface, the received one: tcpdump shows lo
+/// that way (libpcap ignores the outgoing copies there), and half the
+/// records cost half as much.
+fn directions(arg: DirectionArg, loopback: bool) -> Directions {
+    match arg {
+        DirectionArg::Auto if loopback => Directions::IN,
+        DirectionArg::Auto | DirectionArg::Both => Directions::BOTH,
+        DirectionArg::In => Directions::IN,
+        DirectionArg::Out => Directions::OUT,
+    }
+}
+
 fn describe(how: Attached, hook: HookArg, dirs: Directions) -> String {
     let d = match (dirs.ingress, dirs.egress) {
         (true, true) => "in+out",
@@ -340,5 +355,25 @@ fn describe(how: Attached, hook: HookArg, dirs: Directions) -> String {
         (_, Attached::Clsact { .. }) => format!("tc clsact, {d}"),
         (_, Attached::Tcx) => format!("tcx, {d}"),
         _ => format!("{}, {d}", how.describe()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_takes_one_copy_on_loopback_only() {
+        use DirectionArg::*;
+        let want = [
+            (Auto, true, Directions::IN),
+            (Auto, false, Directions::BOTH),
+            (Both, true, Directions::BOTH),
+            (In, false, Directions::IN),
+            (Out, true, Directions::OUT),
+        ];
+        for (arg, lo, dirs) in want {
+            assert_eq!(directions(arg, lo), dirs, "{arg:?} loopback={lo}");
+        }
     }
 }
