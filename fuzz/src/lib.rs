@@ -334,7 +334,7 @@ pub fn http1_stream(data: &[u8]) {
     let max_buffered = cfg.max_buffered_bytes;
     let mut tracker = Http1Tracker::new(cfg);
     tracker.set_tls_library(1, "libssl.so.3");
-    let mut out: Vec<HttpRecord> = Vec::new();
+    let mut out: Vec<std::sync::Arc<HttpRecord>> = Vec::new();
     // Next stream position per (connection, direction).
     let mut pos = [[0u64; 2]; 4];
     for (i, op) in ops.iter().enumerate() {
@@ -446,7 +446,7 @@ pub fn http1_stream(data: &[u8]) {
     );
 }
 
-fn check_records(out: &[HttpRecord], max_headers: usize) {
+fn check_records(out: &[std::sync::Arc<HttpRecord>], max_headers: usize) {
     for rec in out {
         assert!(
             rec.headers.len() <= max_headers,

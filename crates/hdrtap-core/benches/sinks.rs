@@ -70,7 +70,7 @@ fn records() -> Vec<HttpRecord> {
         }
     }
     assert_eq!(out.len(), 4 * N as usize);
-    out
+    out.into_iter().map(Arc::unwrap_or_clone).collect()
 }
 
 fn sinks(c: &mut Criterion) {

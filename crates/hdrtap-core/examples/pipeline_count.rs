@@ -72,6 +72,7 @@ fn main() {
             }
         }
         for rec in recs.iter_mut() {
+            let rec = std::sync::Arc::make_mut(rec);
             redactor.apply(rec);
             push_record_json(&mut out, rec);
             out.push(b'\n');

@@ -182,7 +182,7 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
         push_json_str(out, lib);
     }
     out.extend_from_slice(b",\"version\":");
-    push_json_str(out, &rec.version);
+    push_json_str(out, rec.version);
     match rec.kind {
         HttpKind::Request => {
             if let Some(m) = &rec.method {
@@ -315,10 +315,10 @@ pub fn record_line(rec: &HttpRecord) -> String {
             line.push(' ');
             push_escaped(&mut line, rec.target.as_deref().unwrap_or("?"));
             line.push(' ');
-            line.push_str(&rec.version);
+            line.push_str(rec.version);
         }
         HttpKind::Response => {
-            line.push_str(&rec.version);
+            line.push_str(rec.version);
             line.push_str(&format!(" {} ", rec.status.unwrap_or(0)));
             push_escaped(&mut line, rec.reason.as_deref().unwrap_or(""));
             if let Some(ns) = rec.latency_ns {
@@ -720,7 +720,7 @@ mod tests {
                 port: 50000,
             },
             role: Role::Server,
-            version: "HTTP/1.1".into(),
+            version: "HTTP/1.1",
             method: None,
             target: None,
             status: Some(404),

@@ -164,8 +164,9 @@ pub struct HttpRecord {
     pub local: Endpoint,
     pub remote: Endpoint,
     pub role: Role,
-    /// "HTTP/1.0" or "HTTP/1.1".
-    pub version: String,
+    /// "HTTP/1.0" or "HTTP/1.1": one of a few constants, so not allocated
+    /// per record.
+    pub version: &'static str,
     /// Requests: method and request-target as sent.
     pub method: Option<String>,
     pub target: Option<String>,
@@ -219,7 +220,7 @@ pub(crate) fn test_request(headers: &[(&str, &str)]) -> HttpRecord {
         local: ep,
         remote: ep,
         role: Role::Client,
-        version: "HTTP/1.1".into(),
+        version: "HTTP/1.1",
         method: Some("GET".into()),
         target: Some("/".into()),
         status: None,

@@ -228,7 +228,7 @@ impl View {
             target: r.target.clone(),
             status: r.status,
             reason: r.reason.clone(),
-            version: r.version.clone(),
+            version: r.version.to_string(),
             headers: r.headers.to_vec(),
             header_bytes: r.header_bytes,
             // The request's Host rides along for metrics; not compared here.
@@ -250,7 +250,7 @@ struct Expect {
 /// Feeds bytes of one connection as events split at pseudo-random points.
 struct Feeder {
     t: Http1Tracker,
-    out: Vec<HttpRecord>,
+    out: Vec<std::sync::Arc<HttpRecord>>,
     pos: [u64; 2],
     /// Sequence number of the next event (its ts is seq * 1000, tid 1000 + seq).
     seq: u64,
@@ -605,7 +605,12 @@ fn run_ops(ops: &[Op], max_header_bytes: usize) -> Result<(Vec<HttpRecord>, bool
         prop_assert!(r.headers.len() <= 8);
         prop_assert!(r.version == "HTTP/1.0" || r.version == "HTTP/1.1");
     }
-    Ok((out, saw_http))
+    Ok((
+        out.into_iter()
+            .map(std::sync::Arc::unwrap_or_clone)
+            .collect(),
+        saw_http,
+    ))
 }
 
 // 256 cases each by default; PROPTEST_CASES=N for a longer run.

@@ -258,7 +258,7 @@ impl Http1Tracker {
     }
 
     /// Feed one data event; records it completes are appended to `out`.
-    pub fn on_data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<HttpRecord>) {
+    pub fn on_data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<Arc<HttpRecord>>) {
         let before = self.table.peek(ev.conn_id).map_or(0, Conn::heap_bytes);
         self.data(ev, out);
         self.stats.conns_open = self.table.len() as u64;
@@ -289,7 +289,7 @@ impl Http1Tracker {
         self.stats.buffered_bytes = self.buffered as u64;
     }
 
-    fn data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<HttpRecord>) {
+    fn data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<Arc<HttpRecord>>) {
         let Http1Tracker {
             cfg,
             stats,
@@ -367,7 +367,7 @@ impl Http1Tracker {
 
     /// A connection closed: emit what its unfinished header blocks allow
     /// (flagged `incomplete`) and free its state.
-    pub fn on_close(&mut self, ev: &CloseEvent, out: &mut Vec<HttpRecord>) {
+    pub fn on_close(&mut self, ev: &CloseEvent, out: &mut Vec<Arc<HttpRecord>>) {
         if let Some(conn) = self.table.remove(ev.conn_id) {
             self.buffered = self.buffered.saturating_sub(conn.heap_bytes());
             self.end(conn, out);
@@ -377,7 +377,7 @@ impl Http1Tracker {
     }
 
     /// Close every connection (at shutdown), as [`Self::on_close`] would.
-    pub fn close_all(&mut self, out: &mut Vec<HttpRecord>) {
+    pub fn close_all(&mut self, out: &mut Vec<Arc<HttpRecord>>) {
         while let Some((_, conn)) = self.table.pop_lru() {
             self.end(conn, out);
         }
@@ -386,7 +386,7 @@ impl Http1Tracker {
         self.stats.buffered_bytes = 0;
     }
 
-    fn end(&mut self, mut conn: Conn, out: &mut Vec<HttpRecord>) {
+    fn end(&mut self, mut conn: Conn, out: &mut Vec<Arc<HttpRecord>>) {
         self.stats.conns_closed += 1;
         let mut env = Env {
             stats: &mut self.stats,
@@ -442,7 +442,7 @@ impl Http1Tracker {
 /// What record building needs besides the connection.
 struct Env<'a> {
     stats: &'a mut TrackerStats,
-    out: &'a mut Vec<HttpRecord>,
+    out: &'a mut Vec<Arc<HttpRecord>>,
     cfg: &'a TrackerConfig,
 }
 
@@ -957,7 +957,10 @@ impl Sink for Cx<'_, '_> {
                 next
             }
         };
-        self.env.out.push(HttpRecord {
+        // Built in the Arc the sinks share, so that the record (several
+        // hundred bytes) is not copied again on its way out (perf: moving
+        // records between vectors was ~5% of hdrtap's CPU).
+        self.env.out.push(Arc::new(HttpRecord {
             kind: p.kind,
             id: 0,
             ts_unix_ns: meta
@@ -973,7 +976,7 @@ impl Sink for Cx<'_, '_> {
             local: sh.local,
             remote: sh.remote,
             role,
-            version: p.version.to_owned(),
+            version: p.version,
             method: p.method,
             target: p.target,
             status: p.status,
@@ -987,7 +990,7 @@ impl Sink for Cx<'_, '_> {
             tls_library: sh.tls_library.clone(),
             flags,
             anomalies: p.anomalies,
-        });
+        }));
         next
     }
 

@@ -12,11 +12,16 @@ use super::*;
 const EG: Direction = Direction::Egress;
 const IN: Direction = Direction::Ingress;
 
+/// The tracker's records as plain values, to compare and edit.
+fn owned(v: Vec<Arc<HttpRecord>>) -> Vec<HttpRecord> {
+    v.into_iter().map(Arc::unwrap_or_clone).collect()
+}
+
 /// One connection driven by hand: positions advance per direction, the
 /// timestamp by 1000 ns per event.
 struct H {
     t: Http1Tracker,
-    out: Vec<HttpRecord>,
+    out: Vec<Arc<HttpRecord>>,
     pos: [u64; 2],
     spec: DataSpec,
 }
@@ -90,7 +95,7 @@ impl H {
     }
 
     fn take(&mut self) -> Vec<HttpRecord> {
-        std::mem::take(&mut self.out)
+        owned(std::mem::take(&mut self.out))
     }
 
     fn stats(&self) -> TrackerStats {

@@ -191,7 +191,7 @@ fn smuggling_signs() {
     );
     assert_eq!(fired(&twice), vec![rule::SMUGGLING_TE_INVALID]);
     let mut old = req("/", &[("Transfer-Encoding", "chunked")]);
-    old.version = "HTTP/1.0".into();
+    old.version = "HTTP/1.0";
     assert_eq!(fired(&old), vec![rule::SMUGGLING_TE_INVALID]);
 
     let mut fold = req("/", CLEAN);

@@ -29,7 +29,7 @@ fn request() -> HttpRecord {
         local: ep("127.0.0.1", 40000),
         remote: ep("127.0.0.1", 8080),
         role: Role::Client,
-        version: "HTTP/1.1".into(),
+        version: "HTTP/1.1",
         method: Some("GET".into()),
         target: Some("/a/b?x=1&y=2".into()),
         status: None,

@@ -28,7 +28,7 @@ pub(crate) fn response(
         local: ep,
         remote: ep,
         role,
-        version: "HTTP/1.1".into(),
+        version: "HTTP/1.1",
         method: None,
         target: None,
         status: Some(status),

@@ -24,7 +24,7 @@ use crate::cli::HttpArgs;
 /// unwind through libbpf (which would abort).
 struct Pipeline {
     tracker: Http1Tracker,
-    records: Vec<HttpRecord>,
+    records: Vec<Arc<HttpRecord>>,
     decode_errors: u64,
     panics: u64,
 }
@@ -213,13 +213,15 @@ impl Session for HttpSession<'_> {
     /// redaction (alerts never quote secrets), then it is redacted.
     fn drain(&mut self, out: &mut Vec<Record>) {
         let mut records = std::mem::take(&mut self.pipeline.borrow_mut().records);
-        for mut rec in records.drain(..) {
+        for mut shared in records.drain(..) {
+            // The tracker's Arc is the only one yet: make_mut never clones.
+            let rec = Arc::make_mut(&mut shared);
             rec.id = self.ids.next();
             if let Some(rules) = &mut self.rules {
-                rules.check(&rec, &mut self.alerts);
+                rules.check(rec, &mut self.alerts);
             }
-            self.redactor.apply(&mut rec);
-            out.push(Record::Http(Arc::new(rec)));
+            self.redactor.apply(rec);
+            out.push(Record::Http(shared));
             for mut alert in self.alerts.drain(..) {
                 alert.id = self.ids.next();
                 out.push(Record::Alert(Arc::new(alert)));

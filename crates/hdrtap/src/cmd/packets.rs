@@ -23,7 +23,7 @@ use crate::cli::{DirectionArg, HookArg, PacketsArgs, TcAttachArg};
 /// What the ring-buffer callback works on (it only decodes; writing
 /// happens outside it, see `hdrtap http`).
 struct Pipeline {
-    records: Vec<PacketRecord>,
+    records: Vec<Arc<PacketRecord>>,
     names: HashMap<u32, Arc<str>>,
     clock_offset_ns: i64,
     decode_errors: u64,
@@ -67,8 +67,9 @@ impl Session for PacketSession<'_> {
     fn drain(&mut self, out: &mut Vec<Record>) {
         let mut records = std::mem::take(&mut self.pipeline.borrow_mut().records);
         for mut rec in records.drain(..) {
-            rec.id = self.ids.next();
-            out.push(Record::Packet(Arc::new(rec)));
+            // The only reference yet: make_mut never clones.
+            Arc::make_mut(&mut rec).id = self.ids.next();
+            out.push(Record::Packet(rec));
         }
         let mut p = self.pipeline.borrow_mut();
         if p.records.is_empty() {
@@ -275,8 +276,11 @@ pub fn capture(
                 match hdrtap_abi::decode_packet(raw) {
                     Ok(ev) => {
                         let name = p.name(ev.ifindex);
+                        // Straight into the Arc the sinks share: a record is
+                        // several hundred bytes, and moving it between
+                        // vectors showed in perf.
                         let rec = packet::decode_event(&ev, &name, p.clock_offset_ns);
-                        p.records.push(rec);
+                        p.records.push(Arc::new(rec));
                     }
                     Err(e) => {
                         p.decode_errors += 1;
