@@ -15,23 +15,25 @@ use crate::*;
 /// `tests/tls_static/tls_client.c` built once per test process, linked
 /// statically against OpenSSL (`libssl.a`, `libcrypto.a`; libc dynamic), as
 /// a new file: one no process maps before the test runs it. It goes next to
-/// the test binaries (`target/debug/tlsstatic/`), replacing the previous
-/// process's build, so test runs leave nothing in /tmp.
+/// the test binaries (`target/debug/tlsstatic/<pid>/tlsstatic`; the name is
+/// the process's comm, which tests check), replacing the previous process's
+/// build, so test runs leave nothing in /tmp.
 pub fn static_client_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         // target/debug/deps/<test binary> -> target/debug/tlsstatic
         let exe = std::env::current_exe().unwrap();
-        let dir = exe
+        let top = exe
             .ancestors()
             .nth(2)
             .expect("test binary under target/<profile>/deps")
             .join("tlsstatic");
         // Test binaries run one at a time: the previous build is unused.
-        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&top);
+        let dir = top.join(std::process::id().to_string());
         fs::create_dir_all(&dir).unwrap();
         let src = workspace_root().join("tests/tls_static/tls_client.c");
-        let bin = dir.join(format!("tlsstatic-{}", std::process::id()));
+        let bin = dir.join("tlsstatic");
         let out = run_with_timeout(
             Command::new("cc")
                 .args(["-O1", "-Wall", "-o"])
