@@ -229,8 +229,9 @@ impl HttpProbe {
     /// records of one poll are all built before any is written, so taking a
     /// whole ring at once (a 16 MiB ring holds some 50,000 events) made
     /// hdrtap's memory grow with the ring in a burst (fault_churn: 200 MiB
-    /// peak RSS), and large batches run out of the CPU cache. The wait is on the ring's epoll descriptor, level-
-    /// triggered: it returns at once while events are left.
+    /// peak RSS), and large batches run out of the CPU cache. The wait is
+    /// on the ring's epoll descriptor, level-triggered: it returns at once
+    /// while events are left.
     pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
