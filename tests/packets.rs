@@ -590,26 +590,22 @@ fn loopback_shows_each_packet_once_or_out_then_in() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(300));
+    // None: no --direction flag, the default.
     for (hook, direction, expect) in [
-        ("tc", "auto", vec!["in"]),
-        ("socket", "auto", vec!["in"]),
-        ("xdp", "auto", vec!["in"]),
-        ("tc", "both", vec!["out", "in"]),
-        ("socket", "both", vec!["out", "in"]),
+        ("tc", None, vec!["in"]),
+        ("socket", None, vec!["in"]),
+        ("xdp", None, vec!["in"]),
+        ("tc", Some("auto"), vec!["in"]),
+        ("socket", Some("auto"), vec!["in"]),
+        ("tc", Some("both"), vec!["out", "in"]),
+        ("socket", Some("both"), vec!["out", "in"]),
     ] {
-        let hd = Hdrtap::start_wrapped(
-            &wrapper,
-            &["packets", "--json"],
-            &[
-                "-i",
-                "lo",
-                "--hook",
-                hook,
-                "--direction",
-                direction,
-                "udp port 7777",
-            ],
-        );
+        let mut args = vec!["-i", "lo", "--hook", hook];
+        if let Some(d) = direction {
+            args.extend(["--direction", d]);
+        }
+        args.push("udp port 7777");
+        let hd = Hdrtap::start_wrapped(&wrapper, &["packets", "--json"], &args);
         run(topo.in_a("python3").args([
             peer.to_str().unwrap(),
             "send",
@@ -625,7 +621,7 @@ fn loopback_shows_each_packet_once_or_out_then_in() {
         assert_eq!(
             dirs,
             expect,
-            "hook {hook}, --direction {direction} on lo:\n{}",
+            "hook {hook}, --direction {direction:?} on lo:\n{}",
             cap.dump_all()
         );
         for r in &recs {
