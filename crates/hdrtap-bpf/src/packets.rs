@@ -109,6 +109,10 @@ impl Directions {
         ingress: false,
         egress: true,
     };
+    pub const NONE: Directions = Directions {
+        ingress: false,
+        egress: false,
+    };
 
     /// Every direction either of `self` and `other` captures.
     pub fn union(self, other: Directions) -> Directions {

@@ -199,19 +199,16 @@ pub fn capture(
     }
     // The programs' direction mask: per interface, tc attaches only the
     // wanted hooks and the socket ignores outgoing packets when asked.
-    let dirs = iface_dirs.iter().fold(
-        Directions {
-            ingress: false,
-            egress: false,
-        },
-        |a, d| a.union(*d),
-    );
+    let any_dirs = iface_dirs
+        .iter()
+        .copied()
+        .fold(Directions::NONE, Directions::union);
     let mut output = make_output()?;
 
     let opts = PacketOptions {
         snaplen: args.snaplen,
         sample: args.sample,
-        directions: dirs,
+        directions: any_dirs,
         owners: !args.no_process,
         ring_bytes: args.ring_mib << 20,
     };
