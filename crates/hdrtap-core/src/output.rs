@@ -98,23 +98,37 @@ fn needs_escape(b: &[u8]) -> bool {
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_less = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let mut words = b.chunks_exact(8);
-    for w in &mut words {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(w);
-        let x = u64::from_le_bytes(a);
-        if has_less(x, 0x20)
+    let needs = |x: u64| {
+        has_less(x, 0x20)
             | has_zero(x ^ (ONES * u64::from(b'"')))
             | has_zero(x ^ (ONES * u64::from(b'\\')))
             != 0
-        {
-            return true;
+    };
+    // Words that overlap cover the bytes a short tail or a short string
+    // leaves, with no loop per byte (most header names and values are
+    // shorter than 16 bytes); a byte tested twice is harmless.
+    if let Some(last) = b.last_chunk::<8>() {
+        let mut words = b.chunks_exact(8);
+        for w in &mut words {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            if needs(u64::from_le_bytes(a)) {
+                return true;
+            }
         }
+        return !words.remainder().is_empty() && needs(u64::from_le_bytes(*last));
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&x| x < 0x20 || x == b'"' || x == b'\\')
+    if let (Some(first), Some(last)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        let half = |a: &[u8; 4]| u64::from(u32::from_le_bytes(*a));
+        return needs(half(first) | half(last) << 32);
+    }
+    // 0-3 bytes: the first, middle and last cover them all; spaces pad.
+    match (b.first(), b.get(b.len() / 2), b.last()) {
+        (Some(&x), Some(&y), Some(&z)) => {
+            needs(u64::from_le_bytes([x, y, z, b' ', b' ', b' ', b' ', b' ']))
+        }
+        _ => false,
+    }
 }
 
 /// Append the decimal digits of `n`.
@@ -122,19 +136,48 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// Per octet value: its decimal digits followed by a dot, and how many of
+/// those bytes to keep.
+const OCTET_TEXT: [([u8; 4], u8); 256] = {
+    let mut t = [([0u8; 4], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, d, u) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        t[i] = if i >= 100 {
+            ([b'0' + h, b'0' + d, b'0' + u, b'.'], 4)
+        } else if i >= 10 {
+            ([b'0' + d, b'0' + u, b'.', 0], 3)
+        } else {
+            ([b'0' + u, b'.', 0, 0], 2)
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Append a dotted quad: built in a fixed buffer from [`OCTET_TEXT`] with
+/// four fixed-size copies, then appended once.
+pub(crate) fn push_ipv4(out: &mut Vec<u8>, octets: [u8; 4]) {
+    let mut text = [0u8; 16];
+    let mut n = 0;
+    for o in octets {
+        let (digits, len) = OCTET_TEXT[usize::from(o)];
+        if let Some(w) = text.get_mut(n..n + 4) {
+            w.copy_from_slice(&digits);
+        }
+        n += usize::from(len);
+    }
+    // Without the last octet's dot.
+    out.extend_from_slice(text.get(..n - 1).unwrap_or_default());
+}
+
 pub(crate) fn push_endpoint(out: &mut Vec<u8>, ep: &Endpoint) {
     use std::io::Write as _;
     out.extend_from_slice(b"{\"ip\":\"");
     match ep.ip {
-        // Formatting through fmt was a visible cost per record.
-        std::net::IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                push_u64(out, octet.into());
-            }
-        }
+        // Formatting through fmt, and then an integer writer per octet,
+        // were visible costs per record (two addresses each).
+        std::net::IpAddr::V4(v4) => push_ipv4(out, v4.octets()),
         std::net::IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }
@@ -823,8 +866,21 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_addresses_are_written_like_display_for_every_octet() {
+        for v in 0..=255u8 {
+            for octets in [[v, 0, 255, v], [0, v, 9, 10], [v, v, v, v]] {
+                let mut out = b"x".to_vec();
+                push_ipv4(&mut out, octets);
+                let want = format!("x{}", std::net::Ipv4Addr::from(octets));
+                assert_eq!(out, want.into_bytes(), "{octets:?}");
+            }
+        }
+    }
+
+    #[test]
     fn escape_check_is_exact_at_every_position() {
         for len in 0..20 {
+            assert!(!needs_escape(&vec![b'a'; len]), "clean string of {len}");
             for pos in 0..len {
                 for b in 0u8..=255 {
                     let mut v = vec![b'a'; len];

@@ -148,12 +148,7 @@ fn push_mac(out: &mut Vec<u8>, m: &Mac) {
 
 fn push_v4(out: &mut Vec<u8>, a: &std::net::Ipv4Addr) {
     out.push(b'"');
-    for (i, b) in a.octets().iter().enumerate() {
-        if i > 0 {
-            out.push(b'.');
-        }
-        num(out, *b);
-    }
+    crate::output::push_ipv4(out, a.octets());
     out.push(b'"');
 }
 
