@@ -566,8 +566,13 @@ pub fn encode_skip_key(conn_id: u64, dir: u32) -> [u8; size_of::<raw::hdrtap_ski
 
 /// A NUL-padded task name as a string.
 pub fn comm_to_string(comm: &[u8]) -> String {
+    String::from_utf8_lossy(comm_bytes(comm)).into_owned()
+}
+
+/// A NUL-padded task name without its padding.
+pub fn comm_bytes(comm: &[u8]) -> &[u8] {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..end]).into_owned()
+    &comm[..end]
 }
 
 /// Builders of raw events, for tests and fuzzing of the layers above.

@@ -224,10 +224,10 @@ impl View {
     fn of(r: &HttpRecord) -> Self {
         View {
             kind: r.kind,
-            method: r.method.clone(),
-            target: r.target.clone(),
+            method: r.method.as_deref().map(str::to_owned),
+            target: r.target.as_deref().map(str::to_owned),
             status: r.status,
-            reason: r.reason.clone(),
+            reason: r.reason.as_deref().map(str::to_owned),
             version: r.version.to_string(),
             headers: r.headers.to_vec(),
             header_bytes: r.header_bytes,
@@ -374,8 +374,8 @@ fn run_exchanges(
         for (i, x) in batch.iter().enumerate() {
             let head = x.req.method == "HEAD";
             let rref = RequestRef {
-                method: x.req.method.clone(),
-                target: x.req.target.clone(),
+                method: x.req.method.as_str().into(),
+                target: x.req.target.as_str().into(),
                 host: None,
             };
             for m in x.interim.iter().chain(std::iter::once(&x.resp)) {

@@ -95,7 +95,9 @@ use std::sync::Arc;
 use hdrtap_abi::{CloseEvent, DataEvent, Direction, KernelRole};
 use serde::Serialize;
 
-use crate::record::{flag, Endpoint, HttpKind, HttpRecord, Process, RequestRef, Role};
+use crate::record::{
+    flag, CompactString, Endpoint, HttpKind, HttpRecord, Process, RequestRef, Role,
+};
 use parse::{framing, tail, Machine, Next, Parsed, ReqInfo, Sink};
 use stream::{DirStream, Meta};
 use table::LruTable;
@@ -449,10 +451,10 @@ struct Env<'a> {
 /// A request awaiting its response.
 #[derive(Debug)]
 struct PendingReq {
-    method: String,
-    target: String,
+    method: CompactString,
+    target: CompactString,
     /// The request's Host header (for the response's `RequestRef`).
-    host: Option<String>,
+    host: Option<CompactString>,
     ts_ns: u64,
     head: bool,
     connect: bool,
@@ -903,7 +905,7 @@ impl Sink for Cx<'_, '_> {
                 sh.pending.push_back(PendingReq {
                     method: p.method.clone().unwrap_or_default(),
                     target: p.target.clone().unwrap_or_default(),
-                    host: p.headers.first("host").map(str::to_owned),
+                    host: p.headers.first("host").map(CompactString::from),
                     ts_ns: meta.ts_ns,
                     head: p.is_head,
                     connect: p.is_connect,
@@ -970,7 +972,7 @@ impl Sink for Cx<'_, '_> {
             process: Process {
                 pid: meta.tgid,
                 tid: meta.tid,
-                comm: hdrtap_abi::comm_to_string(&meta.comm),
+                comm: CompactString::from_utf8_lossy(hdrtap_abi::comm_bytes(&meta.comm)),
                 cgroup_id: meta.cgroup_id,
             },
             local: sh.local,

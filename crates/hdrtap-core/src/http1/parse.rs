@@ -32,7 +32,7 @@ use httparse::{Header, ParserConfig, Status};
 use super::stream::Meta;
 use super::TrackerStats;
 use crate::headers::Headers;
-use crate::record::HttpKind;
+use crate::record::{CompactString, HttpKind};
 
 /// Longest chunk-size line (with extensions) waited for; longer is an error.
 const MAX_CHUNK_LINE: usize = 4096;
@@ -68,10 +68,10 @@ pub(super) struct Parsed {
     pub kind: HttpKind,
     /// "HTTP/1.0" or "HTTP/1.1".
     pub version: &'static str,
-    pub method: Option<String>,
-    pub target: Option<String>,
+    pub method: Option<CompactString>,
+    pub target: Option<CompactString>,
     pub status: Option<u16>,
-    pub reason: Option<String>,
+    pub reason: Option<CompactString>,
     /// At most `max_headers`, wire order.
     pub headers: Headers,
     /// Start line through blank line (or what is known of it, see flags).
@@ -509,7 +509,7 @@ impl Parsed {
             (None, Some(None)) => BodyLen::BadLength,
             (None, None) => BodyLen::Absent,
         };
-        let method = method.map(str::to_owned);
+        let method = method.map(CompactString::from);
         let is_head = method.as_deref() == Some("HEAD");
         let is_connect = method.as_deref() == Some("CONNECT");
         Parsed {
@@ -520,9 +520,9 @@ impl Parsed {
                 "HTTP/1.1"
             },
             method,
-            target: path.map(str::to_owned),
+            target: path.map(CompactString::from),
             status: code,
-            reason: reason.map(str::to_owned),
+            reason: reason.map(CompactString::from),
             truncated: headers.len() > kept.len(),
             headers: out,
             header_bytes,

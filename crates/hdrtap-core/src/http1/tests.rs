@@ -929,7 +929,12 @@ fn gap_while_idle_moves_the_position() {
 fn paired(rs: &[HttpRecord]) -> Vec<String> {
     rs.iter()
         .filter(|r| r.kind == HttpKind::Response)
-        .map(|r| r.request.as_ref().map_or("-".into(), |q| q.target.clone()))
+        .map(|r| {
+            r.request
+                .as_ref()
+                .map_or("-", |q| q.target.as_str())
+                .to_string()
+        })
         .collect()
 }
 

@@ -21,8 +21,8 @@ fn rec(kind: HttpKind, target: &str, headers: &[(&str, &str)]) -> HttpRecord {
         local: ep("10.0.0.1", 80),
         remote: ep("10.0.0.2", 5555),
         role: Role::Server,
-        method: (kind == HttpKind::Request).then(|| "GET".to_string()),
-        target: (kind == HttpKind::Request).then(|| target.to_string()),
+        method: (kind == HttpKind::Request).then(|| "GET".into()),
+        target: (kind == HttpKind::Request).then(|| target.into()),
         status: (kind == HttpKind::Response).then_some(200),
         header_bytes: 100,
         ..crate::record::test_request(headers)

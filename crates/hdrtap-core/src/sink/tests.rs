@@ -8,7 +8,7 @@ fn http(id: u64, pad: usize) -> Record {
     Record::Http(Arc::new(HttpRecord {
         id,
         ts_unix_ns: 1_700_000_000_000_000_000 + id,
-        target: Some(format!("/{}", "p".repeat(pad))),
+        target: Some(format!("/{}", "p".repeat(pad)).into()),
         header_bytes: 10,
         ..crate::record::test_request(&[("Host", "a")])
     }))

@@ -37,7 +37,7 @@ pub(crate) fn response(
         request: (method != "-").then(|| RequestRef {
             method: method.into(),
             target: "/".into(),
-            host: host.map(String::from),
+            host: host.map(Into::into),
         }),
         headers: Headers::default(),
         header_bytes: 0,
