@@ -131,9 +131,15 @@ fn needs_escape(b: &[u8]) -> bool {
     }
 }
 
-/// Append the decimal digits of `n`.
+/// Append the decimal digits of `n`. A single digit is pushed as a byte:
+/// most of a packet record's numbers are (versions, flags, lengths of
+/// options, zeros), and itoa hands out a slice whose copy is a memcpy call.
 pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    if n < 10 {
+        out.push(b'0' + n as u8);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
 }
 
 /// Per octet value: its decimal digits followed by a dot, and how many of
