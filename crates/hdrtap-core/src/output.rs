@@ -132,8 +132,9 @@ fn needs_escape(b: &[u8]) -> bool {
 }
 
 /// Append the decimal digits of `n`. A single digit is pushed as a byte:
-/// most of a packet record's numbers are (versions, flags, lengths of
-/// options, zeros), and itoa hands out a slice whose copy is a memcpy call.
+/// most numbers of a packet record are single digits (versions, header
+/// lengths, flags, zeros), and itoa hands out a slice whose copy is a
+/// memcpy call.
 pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     if n < 10 {
         out.push(b'0' + n as u8);
