@@ -55,7 +55,7 @@ PACKETS_ARGS="${PACKETS_ARGS:-}" # extra flags of the hdrtap packets arms
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HDRTAP="${HDRTAP:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hdrtap}"
-SMOKE="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/smoke"
+SMOKE="${SMOKE:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/smoke}"
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() {
@@ -211,7 +211,8 @@ cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-BPFTRACE_SYSCALLS='tracepoint:syscalls:sys_enter_read,tracepoint:syscalls:sys_enter_write,tracepoint:syscalls:sys_enter_readv,tracepoint:syscalls:sys_enter_writev,tracepoint:syscalls:sys_enter_sendto,tracepoint:syscalls:sys_enter_recvfrom,tracepoint:syscalls:sys_enter_sendmsg,tracepoint:syscalls:sys_enter_recvmsg,tracepoint:syscalls:sys_exit_read,tracepoint:syscalls:sys_exit_write,tracepoint:syscalls:sys_exit_readv,tracepoint:syscalls:sys_exit_writev,tracepoint:syscalls:sys_exit_sendto,tracepoint:syscalls:sys_exit_recvfrom,tracepoint:syscalls:sys_exit_sendmsg,tracepoint:syscalls:sys_exit_recvmsg'
+# hdrtap http has programs on these calls' exits only (no entry programs).
+BPFTRACE_SYSCALLS='tracepoint:syscalls:sys_exit_read,tracepoint:syscalls:sys_exit_write,tracepoint:syscalls:sys_exit_readv,tracepoint:syscalls:sys_exit_writev,tracepoint:syscalls:sys_exit_sendto,tracepoint:syscalls:sys_exit_recvfrom,tracepoint:syscalls:sys_exit_sendmsg,tracepoint:syscalls:sys_exit_recvmsg'
 BPFTRACE_PROG="$BPFTRACE_SYSCALLS { @calls = count(); }"
 # The OpenSSL functions hdrtap http hooks, in the library nginx and wrk load.
 LIBSSL="$(ldd "$(command -v nginx)" | awk '/libssl\.so/ { print $3; exit }')"

@@ -211,7 +211,7 @@ enum hdrtap_counter {
 	HDRTAP_CTR_CONNS,             /* TCP connections tracked */
 	HDRTAP_CTR_CONNS_GATED,       /* connections dropped as not HTTP */
 	HDRTAP_CTR_CONN_MAP_FULL,     /* connections not tracked: map full */
-	HDRTAP_CTR_INFLIGHT_FULL,     /* syscalls not captured: no task storage for the stash */
+	HDRTAP_CTR_INFLIGHT_FULL,     /* SSL calls not captured: no task storage for the stash */
 	HDRTAP_CTR_BYTES_CAPTURED,    /* payload bytes copied to the ring buffer */
 	HDRTAP_CTR_TLS_CONNS,         /* connections marked TLS (plaintext from uprobes) */
 	HDRTAP_CTR_TLS_NO_FD,         /* SSL calls not captured: their socket was unknown */

@@ -12,7 +12,7 @@
  *
  * Flow of one SSL call on one thread:
  *   SSL_x entry:   stash (ssl, buf, out) in task storage, fd = -1
- *   syscalls inside the call (enter_io -> tls_note_fd): the read/write on a
+ *   syscalls inside the call (exit_io -> tls_note_fd): the read/write on a
  *                  TCP socket names the fd; that connection becomes CONN_TLS
  *                  at once, so the syscall path never copies its ciphertext
  *   SSL_x return:  bytes = return value (or *written / *readbytes); fd from
@@ -121,7 +121,7 @@ static __always_inline int tls_mark(struct conn *c)
 	return 1;
 }
 
-/* Called by enter_io for every read/write-family syscall on a socket. */
+/* Called by exit_io for every read/write-family syscall that moved bytes. */
 static __always_inline void tls_note_fd(struct conn *c, int fd)
 {
 	struct ssl_call *sc;

@@ -8,8 +8,9 @@
  * userspace can reassemble each direction of each connection exactly and
  * see every gap.
  *
- * Flow per call:   sys_enter_X: fd -> tracked connection? -> stash args
- *                  sys_exit_X:  ret > 0 -> sniff (until decided) -> copy
+ * Flow per call:   sys_exit_X: ret > 0 -> args from the saved registers ->
+ *                  tracked connection? -> sniff (until decided) -> copy
+ * No program runs at a data call's entry (see call_regs).
  * Connections are keyed by (tgid, fd). accept/connect create them with a
  * known role; a socket first seen on a data call (e.g. opened before hdrtap
  * started) is created then, with its tuple read from struct sock.
@@ -86,18 +87,6 @@ enum io_kind {
 	IO_MSG = 3,      /* struct user_msghdr *ptr */
 	IO_MMSG = 4,     /* struct mmsghdr *ptr, vlen */
 	IO_NOPAYLOAD = 5,/* sendfile: bytes not in user memory */
-	IO_CONNECT = 6,  /* connect(): create the conn on success */
-};
-
-struct inflight {
-	__u64 ptr;
-	__u64 cnt;
-	__s32 nr;        /* syscall number: the exit must be of the same call */
-	__s32 fd;
-	__u8 kind;
-	__u8 dir;
-	__u8 source;
-	__u8 _pad;
 };
 
 /* State of one call's copy, walked by bpf_loop one step at a time.
@@ -139,24 +128,6 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, struct conn);
 } conns SEC(".maps");
-
-/*
- * The arguments of a thread's syscall in flight, from its entry to its exit:
- * task-local storage, reached through the task struct with no hashing or
- * locking (a hash keyed by pid_tgid cost an update and a delete per call)
- * and freed with the thread. kind == 0 marks an empty slot.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct inflight);
-} inflight SEC(".maps");
-
-static __always_inline struct inflight *inflight_slot(__u64 flags)
-{
-	return bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, flags);
-}
 
 /*
  * One event-assembly buffer per CPU. A plain array indexed by CPU, because
@@ -366,38 +337,19 @@ struct sys_exit_ctx {
 	__s64 ret;
 };
 
-/* ---- entry side ---------------------------------------------------------- */
+/* ---- the arguments, at exit --------------------------------------------- */
 
-static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 dir,
-				    __u8 source)
+/*
+ * The registers the task entered the kernel with, where its syscall
+ * arguments are. They are saved on entry and the calls hooked here do not
+ * change them, so the exit program reads fd, buffer and count itself and no
+ * program runs at entry: that halves the traced calls' tracepoint runs and
+ * drops the per-thread stash between entry and exit, and a call that moved
+ * nothing (EAGAIN, EOF) costs one comparison.
+ */
+static __always_inline struct pt_regs *call_regs(void)
 {
-	int fd = ctx->args[0];
-	__u64 ptr = ctx->args[1];
-	__u64 cnt = kind == IO_MSG || kind == IO_NOPAYLOAD ? 0 : ctx->args[2];
-	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight in = {}, *slot;
-	struct conn *c;
-
-	if (!tracing_wanted(id >> 32))
-		return 0;
-	c = conn_find(id >> 32, fd);
-	if (tls_on)
-		tls_note_fd(c, fd); /* may turn c into CONN_TLS */
-	if (!c || c->state >= CONN_IGNORED)
-		return 0;
-	in.nr = ctx->nr;
-	in.fd = fd;
-	in.ptr = ptr;
-	in.cnt = cnt;
-	in.kind = kind;
-	in.dir = dir;
-	in.source = source;
-	slot = inflight_slot(BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (slot)
-		*slot = in;
-	else
-		ctr_add(HDRTAP_CTR_INFLIGHT_FULL, 1);
-	return 0;
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
 /* ---- exit side: copy the payload ---------------------------------------- */
@@ -591,59 +543,61 @@ __noinline int sniff(struct conn *c, __u64 first_ptr, __u64 first_len)
 	return 1;
 }
 
-static __always_inline int exit_io(struct sys_exit_ctx *ctx)
+static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir, __u8 source)
 {
 	long ret = ctx->ret;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight *inp = inflight_slot(0);
-	struct inflight in;
-	struct conn_key key;
+	__u64 id;
+	struct pt_regs *regs;
 	struct conn *c;
 	struct copy_ctx cc = {};
 	struct scratch *s;
 	__u64 first_ptr = 0, first_len = 0;
+	__u64 ptr, cnt;
 	__u32 slot;
+	int fd;
 
-	if (!inp || !inp->kind)
+	if (ret <= 0)
 		return 0;
-	in = *inp;
-	inp->kind = 0;
-	/* A stash from a call whose exit we missed (attached in between) is stale. */
-	if (ret <= 0 || in.nr != ctx->nr)
+	id = bpf_get_current_pid_tgid();
+	if (!tracing_wanted(id >> 32))
 		return 0;
-	key.tgid = id >> 32;
-	key.fd = in.fd;
-	c = bpf_map_lookup_elem(&conns, &key);
+	regs = call_regs();
+	fd = PT_REGS_PARM1_SYSCALL(regs);
+	c = conn_find(id >> 32, fd);
+	if (tls_on)
+		tls_note_fd(c, fd); /* may turn c into CONN_TLS */
 	if (!c || c->state >= CONN_IGNORED)
 		return 0;
+	ptr = PT_REGS_PARM2_SYSCALL(regs);
+	cnt = kind == IO_IOV || kind == IO_MMSG ? PT_REGS_PARM3_SYSCALL(regs) : 0;
 
 	cc.total = ret;
-	switch (in.kind) {
+	switch (kind) {
 	case IO_BUF:
-		cc.seg_ptr = in.ptr;
+		cc.seg_ptr = ptr;
 		cc.seg_len = ret;
-		first_ptr = in.ptr;
+		first_ptr = ptr;
 		first_len = ret;
 		break;
 	case IO_MSG: {
 		struct user_msghdr msg = {};
 
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)in.ptr)) {
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)ptr)) {
 			ctr_add(HDRTAP_CTR_READ_FAILS, 1);
 			cc.stop = HDRTAP_DF_READ_FAILED;
 			break;
 		}
-		in.ptr = (__u64)msg.msg_iov;
-		in.cnt = msg.msg_iovlen;
+		ptr = (__u64)msg.msg_iov;
+		cnt = msg.msg_iovlen;
 	}
 		/* fallthrough */
 	case IO_IOV: {
 		struct iovec v = {};
 
-		cc.iov = in.ptr;
-		cc.iov_cnt = in.cnt;
-		if (!cc.stop && in.cnt > 0 &&
-		    !bpf_probe_read_user(&v, sizeof(v), (void *)in.ptr)) {
+		cc.iov = ptr;
+		cc.iov_cnt = cnt;
+		if (!cc.stop && cnt > 0 &&
+		    !bpf_probe_read_user(&v, sizeof(v), (void *)ptr)) {
 			first_ptr = (__u64)v.iov_base;
 			first_len = v.iov_len < (__u64)ret ? v.iov_len : (__u64)ret;
 		}
@@ -661,7 +615,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 				break;
 			/* struct mmsghdr { struct user_msghdr msg_hdr; unsigned int msg_len; } */
 			if (bpf_probe_read_user(&len, sizeof(len),
-						(void *)(in.ptr + i * 64 + sizeof(struct user_msghdr))))
+						(void *)(ptr + i * 64 + sizeof(struct user_msghdr))))
 				break;
 			bytes += len;
 		}
@@ -688,21 +642,21 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	s = scratch_at(slot);
 	if (!s)
 		return 0;
-	cc.base_pos = __sync_fetch_and_add(&c->pos[in.dir & 1], cc.total);
+	cc.base_pos = __sync_fetch_and_add(&c->pos[dir & 1], cc.total);
 	cc.budget = call_capture;
 	c->emitted = 1;
 
 	s->ev.hdr.kind = HDRTAP_EV_DATA;
 	s->ev.hdr.tgid = id >> 32;
 	s->ev.hdr.tid = (__u32)id;
-	s->ev.hdr.fd = in.fd;
+	s->ev.hdr.fd = fd;
 	s->ev.hdr.ts_ns = bpf_ktime_get_ns();
 	s->ev.hdr.conn_id = c->conn_id;
 	s->ev.call_len = cc.total;
 	s->ev.cgroup_id = bpf_get_current_cgroup_id();
-	s->ev.dir = in.dir;
+	s->ev.dir = dir;
 	s->ev.role = c->role;
-	s->ev.source = in.source;
+	s->ev.source = source;
 	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
 	__builtin_memcpy(&s->ev.tuple, &c->tuple, sizeof(c->tuple));
 	if (c->state == CONN_HTTP && c->role == HDRTAP_ROLE_UNKNOWN)
@@ -718,101 +672,35 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 
 #define ARG(ctx, i) ((ctx)->args[i])
 
-/* ssize_t read(int fd, void *buf, size_t count); */
-SEC("tracepoint/syscalls/sys_enter_read")
-int tp_enter_read(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_BUF, HDRTAP_DIR_INGRESS, HDRTAP_SRC_READ);
-}
-
-/* ssize_t write(int fd, const void *buf, size_t count); */
-SEC("tracepoint/syscalls/sys_enter_write")
-int tp_enter_write(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_BUF, HDRTAP_DIR_EGRESS, HDRTAP_SRC_WRITE);
-}
-
-/* ssize_t readv(int fd, const struct iovec *iov, int iovcnt); */
-SEC("tracepoint/syscalls/sys_enter_readv")
-int tp_enter_readv(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_IOV, HDRTAP_DIR_INGRESS, HDRTAP_SRC_READV);
-}
-
-/* ssize_t writev(int fd, const struct iovec *iov, int iovcnt); */
-SEC("tracepoint/syscalls/sys_enter_writev")
-int tp_enter_writev(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_IOV, HDRTAP_DIR_EGRESS, HDRTAP_SRC_WRITEV);
-}
-
-/* ssize_t sendto(int fd, const void *buf, size_t len, int flags, ...); */
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int tp_enter_sendto(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_BUF, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDTO);
-}
-
-/* ssize_t recvfrom(int fd, void *buf, size_t len, int flags, ...); */
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int tp_enter_recvfrom(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_BUF, HDRTAP_DIR_INGRESS, HDRTAP_SRC_RECVFROM);
-}
-
-/* ssize_t sendmsg(int fd, const struct msghdr *msg, int flags); */
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int tp_enter_sendmsg(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_MSG, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDMSG);
-}
-
-/* ssize_t recvmsg(int fd, struct msghdr *msg, int flags); */
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int tp_enter_recvmsg(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_MSG, HDRTAP_DIR_INGRESS, HDRTAP_SRC_RECVMSG);
-}
-
-/* int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags); */
-SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int tp_enter_sendmmsg(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_MMSG, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDMMSG);
-}
-
-/* int recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, ...); */
-SEC("tracepoint/syscalls/sys_enter_recvmmsg")
-int tp_enter_recvmmsg(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_MMSG, HDRTAP_DIR_INGRESS, HDRTAP_SRC_RECVMMSG);
-}
-
-/* ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count); */
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int tp_enter_sendfile(struct sys_enter_ctx *ctx)
-{
-	return enter_io(ctx, IO_NOPAYLOAD, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDFILE);
-}
-
-#define EXIT_IO(name)                                                   \
+#define EXIT_IO(name, kind, dir, source)                                \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                      \
-	int tp_exit_##name(struct sys_exit_ctx *ctx)        \
+	int tp_exit_##name(struct sys_exit_ctx *ctx)                    \
 	{                                                               \
-		return exit_io(ctx);                                    \
+		return exit_io(ctx, kind, dir, source);                 \
 	}
 
-EXIT_IO(read)
-EXIT_IO(write)
-EXIT_IO(readv)
-EXIT_IO(writev)
-EXIT_IO(sendto)
-EXIT_IO(recvfrom)
-EXIT_IO(sendmsg)
-EXIT_IO(recvmsg)
-EXIT_IO(sendmmsg)
-EXIT_IO(recvmmsg)
-EXIT_IO(sendfile64)
+/* ssize_t read(int fd, void *buf, size_t count); */
+EXIT_IO(read, IO_BUF, HDRTAP_DIR_INGRESS, HDRTAP_SRC_READ)
+/* ssize_t write(int fd, const void *buf, size_t count); */
+EXIT_IO(write, IO_BUF, HDRTAP_DIR_EGRESS, HDRTAP_SRC_WRITE)
+/* ssize_t readv(int fd, const struct iovec *iov, int iovcnt); */
+EXIT_IO(readv, IO_IOV, HDRTAP_DIR_INGRESS, HDRTAP_SRC_READV)
+/* ssize_t writev(int fd, const struct iovec *iov, int iovcnt); */
+EXIT_IO(writev, IO_IOV, HDRTAP_DIR_EGRESS, HDRTAP_SRC_WRITEV)
+/* ssize_t sendto(int fd, const void *buf, size_t len, int flags, ...); */
+EXIT_IO(sendto, IO_BUF, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDTO)
+/* ssize_t recvfrom(int fd, void *buf, size_t len, int flags, ...); */
+EXIT_IO(recvfrom, IO_BUF, HDRTAP_DIR_INGRESS, HDRTAP_SRC_RECVFROM)
+/* ssize_t sendmsg(int fd, const struct msghdr *msg, int flags); */
+EXIT_IO(sendmsg, IO_MSG, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDMSG)
+/* ssize_t recvmsg(int fd, struct msghdr *msg, int flags); */
+EXIT_IO(recvmsg, IO_MSG, HDRTAP_DIR_INGRESS, HDRTAP_SRC_RECVMSG)
+/* int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags); */
+EXIT_IO(sendmmsg, IO_MMSG, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDMMSG)
+/* int recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, ...); */
+EXIT_IO(recvmmsg, IO_MMSG, HDRTAP_DIR_INGRESS, HDRTAP_SRC_RECVMMSG)
+/* ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count); */
+EXIT_IO(sendfile64, IO_NOPAYLOAD, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SENDFILE)
 
 /* ---- connection lifecycle ------------------------------------------------ */
 
@@ -841,39 +729,16 @@ int tp_exit_accept4(struct sys_exit_ctx *ctx)
 }
 
 /* int connect(int fd, const struct sockaddr *addr, socklen_t addrlen); */
-SEC("tracepoint/syscalls/sys_enter_connect")
-int tp_enter_connect(struct sys_enter_ctx *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight in = {.fd = ARG(ctx, 0), .kind = IO_CONNECT, .nr = ctx->nr};
-	struct inflight *slot;
-
-	if (!tracing_wanted(id >> 32))
-		return 0;
-	slot = inflight_slot(BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (slot)
-		*slot = in;
-	else
-		ctr_add(HDRTAP_CTR_INFLIGHT_FULL, 1);
-	return 0;
-}
-
 SEC("tracepoint/syscalls/sys_exit_connect")
 int tp_exit_connect(struct sys_exit_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight *in = inflight_slot(0);
-	int fd;
 
-	if (!in || !in->kind)
-		return 0;
-	fd = in->fd;
-	in->kind = 0;
-	if (in->nr != ctx->nr || !tracing_wanted(id >> 32))
-		return 0;
 	/* Non-blocking connect returns -EINPROGRESS; the local port is bound. */
-	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
-		conn_create(id >> 32, fd, HDRTAP_ROLE_CLIENT, CONN_SNIFF);
+	if ((ctx->ret != 0 && ctx->ret != -EINPROGRESS) || !tracing_wanted(id >> 32))
+		return 0;
+	conn_create(id >> 32, PT_REGS_PARM1_SYSCALL(call_regs()), HDRTAP_ROLE_CLIENT,
+		    CONN_SNIFF);
 	return 0;
 }
 

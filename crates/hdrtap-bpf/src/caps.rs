@@ -317,7 +317,7 @@ fn tracefs_readable() -> bool {
         .iter()
         .any(|d| {
             std::fs::read_dir(format!("{d}/events/syscalls")).is_ok()
-                && std::fs::read(format!("{d}/events/syscalls/sys_enter_read/id")).is_ok()
+                && std::fs::read(format!("{d}/events/syscalls/sys_exit_read/id")).is_ok()
         })
 }
 

@@ -388,7 +388,7 @@ mod tests {
     fn tracepoints_come_from_the_object() {
         let tps = required_tracepoints();
         assert!(
-            tps.contains(&"syscalls/sys_enter_read".to_string()),
+            tps.contains(&"syscalls/sys_exit_read".to_string()),
             "{tps:?}"
         );
         assert!(

@@ -47,8 +47,9 @@ pub struct Stats {
     /// TCP connections the kernel tracked, and those it stopped copying as not HTTP.
     pub conns_tracked: u64,
     pub conns_gated: u64,
-    /// Connections or syscalls not tracked because a kernel map was full.
+    /// Connections not tracked because the kernel's connection map was full.
     pub conn_map_full: u64,
+    /// OpenSSL calls not captured: no task storage for the call in flight.
     pub inflight_full: u64,
     /// Payload bytes copied by the kernel.
     pub captured_bytes: u64,
