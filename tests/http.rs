@@ -230,8 +230,9 @@ fn connection_opened_before_hdrtap_started() {
     );
 }
 
-/// Every way of moving bytes: sendmsg with several iovecs, write(2), and on
-/// the receiving side recv_into, read(2), readv(2).
+/// Every way of moving bytes: sendmsg with 3, 4 and 9 iovecs (an empty one
+/// among them: the kernel copies up to 4 unrolled, more with bpf_loop),
+/// write(2), and on the receiving side recv, recv_into, read(2), readv(2).
 #[test]
 fn raw_syscall_variants() {
     let _guard = setup();
@@ -242,6 +243,8 @@ fn raw_syscall_variants() {
         ("write", "read"),
         ("send", "readv"),
         ("sendmsg", "readv"),
+        ("sendmsg4", "recv"),
+        ("sendmsg9", "read"),
     ];
     let runs: Vec<ClientRun> = combos
         .iter()

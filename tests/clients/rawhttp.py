@@ -30,6 +30,9 @@ Targets cycle through --paths, each with "?seq=<n>" appended.
 Syscall variety (to exercise every hook):
   --send-api send      socket.sendall (send/sendto)          [default]
              sendmsg   socket.sendmsg with the request split over 3 iovecs
+             sendmsg4  ... over 4 iovecs, one of them empty (the kernel's
+                       unrolled path takes up to 4)
+             sendmsg9  ... over 9 iovecs, one of them empty (bpf_loop's path)
              write     os.write on the socket fd
   --recv-api recv      socket.recv (recvfrom)                [default]
              recv_into socket.recv_into a bytearray
@@ -64,6 +67,17 @@ def out(obj):
 
 def endpoint(addr):
     return {"ip": addr[0], "port": addr[1]}
+
+
+def split_iovecs(data, count):
+    """data as count iovecs: 3 as equal thirds; more with the second one empty."""
+    if count == 3:
+        third = max(1, len(data) // 3)
+        return [data[:third], data[third : 2 * third], data[2 * third :]]
+    step = max(1, len(data) // (count - 1))
+    parts = [data[i * step : (i + 1) * step] for i in range(count - 2)]
+    parts.append(data[(count - 2) * step :])
+    return parts[:1] + [b""] + parts[1:]
 
 
 def build_request(args, seq):
@@ -196,7 +210,7 @@ def main():
     ap.add_argument("--paths", default="/", help="comma-separated paths to cycle through")
     ap.add_argument("--header", action="append", default=[], help="extra 'Name: value' header")
     ap.add_argument("--timeout", type=float, default=15.0)
-    ap.add_argument("--send-api", choices=["send", "sendmsg", "write"], default="send")
+    ap.add_argument("--send-api", choices=["send", "sendmsg", "sendmsg4", "sendmsg9", "write"], default="send")
     ap.add_argument("--recv-api", choices=["recv", "recv_into", "read", "readv"], default="recv")
     ap.add_argument("--body-size", type=int, default=0)
     ap.add_argument("--big-header", type=int, default=0)
@@ -263,9 +277,8 @@ def run(args):
             sock.sendall(data)
             return
         while data:
-            if args.send_api == "sendmsg":
-                third = max(1, len(data) // 3)
-                n = sock.sendmsg([data[:third], data[third : 2 * third], data[2 * third :]])
+            if args.send_api.startswith("sendmsg"):
+                n = sock.sendmsg(split_iovecs(data, {"sendmsg": 3, "sendmsg4": 4, "sendmsg9": 9}[args.send_api]))
             else:
                 n = os.write(sock.fileno(), data)
             data = data[n:]
