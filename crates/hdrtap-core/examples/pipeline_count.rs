@@ -111,6 +111,8 @@ fn packets(n: u64, build_only: bool) {
                 tid: 100,
                 ts_ns: 1_000 + i,
                 sock_cookie: 4096 + i % 16,
+                // Attributed, as received packets on lo are (socket lookup).
+                owner: hdrtap_abi::HDRTAP_OWNER_LOOKUP as u8,
                 comm: "wrk".into(),
                 ..Default::default()
             };

@@ -37,6 +37,7 @@ mod tests;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use crate::record::CompactString;
 use hdrtap_abi::{self as abi, PacketEvent};
 use serde::Serialize;
 
@@ -355,7 +356,8 @@ impl Headers {
 pub struct Owner {
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
+    /// Inline up to 24 bytes, as HTTP records' task names: no allocation.
+    pub comm: CompactString,
 }
 
 /// One packet as seen by one hook.
@@ -407,7 +409,7 @@ pub fn decode_event(ev: &PacketEvent<'_>, ifname: &Arc<str>, clock_offset_ns: i6
     let owner = (u32::from(ev.owner) != abi::HDRTAP_OWNER_NONE && ev.tgid != 0).then(|| Owner {
         pid: ev.tgid,
         tid: ev.tid,
-        comm: ev.comm_str(),
+        comm: CompactString::from_utf8_lossy(abi::comm_bytes(&ev.comm)),
     });
     PacketRecord {
         id: 0,
