@@ -583,13 +583,14 @@ pub fn check_access_log(nginx: &Nginx, cap: &Capture, run: &ClientRun, exp: &Exp
 /// Checked: every record on both sides (`exp`), including those after the
 /// bodies; no record flagged; nothing lost, no gap, no resync; every body
 /// byte copied, clipped or counted in `body_bytes_not_copied`; and at
-/// least a quarter of them not copied.
+/// least three quarters of them not copied.
 pub fn check_long_bodies_not_copied(nginx: &Nginx, exp: &Expect) {
     let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
     let id = unique_id("huge");
-    // At 10 MB/s a body takes ~400 ms: a transfer over a real network,
-    // not loopback at memory speed, where the whole body can be in the
-    // kernel's ring before hdrtap has read its header block.
+    // At 10 MB/s (here and in nginx's limit_rate) a body takes ~400 ms: a
+    // transfer over a real network, not loopback at memory speed, where the
+    // whole body can be in the kernel's ring before hdrtap has read its
+    // header block.
     let huge = |seq| {
         CurlRequest::get(nginx.url_v4("/huge"), &id, seq)
             .arg("--limit-rate")
@@ -621,12 +622,14 @@ pub fn check_long_bodies_not_copied(nginx: &Nginx, exp: &Expect) {
     );
     eprintln!("{skipped} of {bodies} body bytes not copied, {copied} copied");
     // The first bytes of each body are copied before the request to skip
-    // reaches the kernel: on curl's side (rate-limited reads) little, on
-    // nginx's most (its writes fill loopback socket buffers of megabytes
-    // at once). Here about half is not copied; a quarter leaves room for a
-    // slow machine, and none would mean skipping does not work.
+    // reaches the kernel. Both ends move the body at 10 MB/s (nginx's
+    // limit_rate, curl's --limit-rate), so that is a few hundred KiB of
+    // each 4 MiB: 95-98% was not copied in eleven runs (HTTP and HTTPS).
+    // When nginx wrote at
+    // memory speed, a body could be in the kernel's ring before hdrtap had
+    // read its header block, and the share ranged from 0.1% to 57%.
     assert!(
-        skipped >= bodies / 4,
+        skipped >= bodies * 3 / 4,
         "only {skipped} of {bodies} body bytes were not copied: {stats}"
     );
 }

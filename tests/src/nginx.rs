@@ -23,7 +23,7 @@ use crate::*;
 ///
 /// Locations: `/` small body; `/big` a 64 KiB file; `/huge` a 4 MiB file
 /// written by nginx with `sendfile off` (so both ends move the body through
-/// read/write calls); `/chunked` an SSI page (chunked response);
+/// read/write calls) at 10 MB/s (`limit_rate`, as over a real network); `/chunked` an SSI page (chunked response);
 /// `/status/404`; `/setcookie` (response with Set-Cookie).
 ///
 /// [`Nginx::start_tls`] serves HTTPS instead (TLS on both listeners) with a
@@ -169,7 +169,7 @@ http {{
         {echo}
         location = / {{ return 200 "hello from hdrtap-tests\n"; }}
         location = /big {{ }}
-        location = /huge {{ sendfile off; }}
+        location = /huge {{ sendfile off; limit_rate 10m; }}
         location = /chunked {{
             ssi on;
             default_type text/html;
