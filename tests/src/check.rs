@@ -625,9 +625,9 @@ pub fn check_long_bodies_not_copied(nginx: &Nginx, exp: &Expect) {
     // reaches the kernel. Both ends move the body at 10 MB/s (nginx's
     // limit_rate, curl's --limit-rate), so that is a few hundred KiB of
     // each 4 MiB: 95-98% was not copied in eleven runs (HTTP and HTTPS).
-    // When nginx wrote at
-    // memory speed, a body could be in the kernel's ring before hdrtap had
-    // read its header block, and the share ranged from 0.1% to 57%.
+    // When nginx wrote at memory speed, a body could be in the kernel's
+    // ring before hdrtap had read its header block, and the share ranged
+    // from 0.1% to 57%.
     assert!(
         skipped >= bodies * 3 / 4,
         "only {skipped} of {bodies} body bytes were not copied: {stats}"
