@@ -23,8 +23,9 @@ use crate::*;
 ///
 /// Locations: `/` small body; `/big` a 64 KiB file; `/huge` a 4 MiB file
 /// written by nginx with `sendfile off` (so both ends move the body through
-/// read/write calls) at 10 MB/s (`limit_rate`, as over a real network); `/chunked` an SSI page (chunked response);
-/// `/status/404`; `/setcookie` (response with Set-Cookie).
+/// read/write calls) at 10 MB/s (`limit_rate`, as over a real network);
+/// `/chunked` an SSI page (chunked response); `/status/404`; `/setcookie`
+/// (response with Set-Cookie).
 ///
 /// [`Nginx::start_tls`] serves HTTPS instead (TLS on both listeners) with a
 /// self-signed certificate made by the `openssl` CLI in the temp dir; the
