@@ -445,11 +445,12 @@ static long copy_step(__u64 index, void *arg)
 }
 
 /*
- * The second fast path: a call of at most FEW_IOVS iovecs whose bytes fit in
+ * The second fast path: a call of 1 to FEW_IOVS iovecs whose bytes fit in
  * one event (nginx's writev of a header block and a small body), copied
  * unrolled instead of by bpf_loop, whose steps cost a callback and a map
- * lookup each. Returns 0, having emitted nothing, when the iovec array cannot
- * be read: bpf_loop's path then counts the failure as usual.
+ * lookup each. Returns 0, having emitted nothing, for any other iovec count
+ * or when the iovec array cannot be read: bpf_loop's path then copies the
+ * call, or counts the failure as usual.
  */
 #define FEW_IOVS 4
 
@@ -538,8 +539,7 @@ static __always_inline void copy_run(struct scratch *s, __u32 slot)
 		flush(&s->cc, s, 0, 0);
 		return;
 	}
-	if (s->cc.iov_cnt && s->cc.iov_cnt <= FEW_IOVS && n <= HDRTAP_CHUNK_MAX &&
-	    n <= s->cc.budget && copy_few_iovs(s))
+	if (n <= HDRTAP_CHUNK_MAX && n <= s->cc.budget && copy_few_iovs(s))
 		return;
 	bpf_loop(COPY_STEPS, copy_step, &slot, 0);
 	/* bpf_loop ran out of steps: account what is left. */
@@ -620,7 +620,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir
 	if (!c || c->state >= CONN_IGNORED)
 		return 0;
 	ptr = PT_REGS_PARM2_SYSCALL(regs);
-	cnt = kind == IO_IOV || kind == IO_MMSG ? PT_REGS_PARM3_SYSCALL(regs) : 0;
+	cnt = kind == IO_IOV ? PT_REGS_PARM3_SYSCALL(regs) : 0; /* IO_MSG: from the msghdr */
 
 	cc.total = ret;
 	switch (kind) {
