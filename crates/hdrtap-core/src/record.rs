@@ -13,6 +13,11 @@ pub use crate::headers::Headers;
 /// were such fields (callgrind, `examples/pipeline_count`).
 pub use compact_str::CompactString;
 
+/// A kernel event's NUL-padded task name, lossily as UTF-8, inline.
+pub fn comm_text(comm: &[u8]) -> CompactString {
+    CompactString::from_utf8_lossy(hdrtap_abi::comm_bytes(comm))
+}
+
 /// One end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Endpoint {

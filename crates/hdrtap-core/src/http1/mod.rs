@@ -972,7 +972,7 @@ impl Sink for Cx<'_, '_> {
             process: Process {
                 pid: meta.tgid,
                 tid: meta.tid,
-                comm: CompactString::from_utf8_lossy(hdrtap_abi::comm_bytes(&meta.comm)),
+                comm: crate::record::comm_text(&meta.comm),
                 cgroup_id: meta.cgroup_id,
             },
             local: sh.local,

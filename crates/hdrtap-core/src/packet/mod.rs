@@ -409,7 +409,7 @@ pub fn decode_event(ev: &PacketEvent<'_>, ifname: &Arc<str>, clock_offset_ns: i6
     let owner = (u32::from(ev.owner) != abi::HDRTAP_OWNER_NONE && ev.tgid != 0).then(|| Owner {
         pid: ev.tgid,
         tid: ev.tid,
-        comm: CompactString::from_utf8_lossy(abi::comm_bytes(&ev.comm)),
+        comm: crate::record::comm_text(&ev.comm),
     });
     PacketRecord {
         id: 0,
