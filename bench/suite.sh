@@ -23,7 +23,12 @@
 #   http-capture    hdrtap's kernel capture with a reader that only counts
 #                   events (crates/hdrtap-bpf/examples/smoke), HTTP workload
 #   bpftrace-tls    the same plus OpenSSL uprobes and uretprobes (the functions
-#                   hdrtap hooks), counting only: the floor of the tls arm
+#                   hdrtap hooks: OpenSSL's internal read/write, found as the
+#                   callees of SSL_read_ex/SSL_write_ex), counting only: the
+#                   floor of the tls arm
+#   bpftrace-tls-public  the same on SSL_read, SSL_read_ex, SSL_write and
+#                   SSL_write_ex, as hdrtap hooked them before: each hit there
+#                   single-steps (see docs/PERFORMANCE.md, HTTPS)
 #   tc-floor        a tc classifier on lo (ingress+egress) that returns at
 #                   once: the floor of the packets-tc arm, HTTP workload
 #
@@ -49,7 +54,7 @@ ROUNDS="${ROUNDS:-3}"
 CONNS="${CONNS:-16}"
 THREADS="${THREADS:-1}"
 LOSS="${LOSS:-0}"
-ARMS="${ARMS:-none http none-huge http-huge none-tls tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace http-hooks http-capture bpftrace-tls tc-floor}"
+ARMS="${ARMS:-none http none-huge http-huge none-tls tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace http-hooks http-capture bpftrace-tls bpftrace-tls-public tc-floor}"
 HTTP_ARGS="${HTTP_ARGS:-}"       # extra flags of the hdrtap http arms
 PACKETS_ARGS="${PACKETS_ARGS:-}" # extra flags of the hdrtap packets arms
 
@@ -68,7 +73,7 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | tc-floor | http-hooks | http-capture) ;;
+	none | http | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
@@ -178,14 +183,14 @@ LUA
 
 url_of() { # arm -> URL of its workload
 	case "$1" in
-	none-tls | tls | bpftrace-tls) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
+	none-tls | tls | bpftrace-tls | bpftrace-tls-public) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
 	none-huge | http-huge) echo "http://127.0.0.1:$PORT/huge.bin" ;;
 	*) echo "http://127.0.0.1:$PORT/index.html" ;;
 	esac
 }
 baseline_of() { # arm -> its workload's baseline arm
 	case "$1" in
-	none-tls | tls | bpftrace-tls) echo none-tls ;;
+	none-tls | tls | bpftrace-tls | bpftrace-tls-public) echo none-tls ;;
 	none-huge | http-huge) echo none-huge ;;
 	*) echo none ;;
 	esac
@@ -216,16 +221,37 @@ BPFTRACE_SYSCALLS='tracepoint:syscalls:sys_exit_read,tracepoint:syscalls:sys_exi
 BPFTRACE_PROG="$BPFTRACE_SYSCALLS { @calls = count(); }"
 # The OpenSSL functions hdrtap http hooks, in the library nginx and wrk load.
 LIBSSL="$(ldd "$(command -v nginx)" | awk '/libssl\.so/ { print $3; exit }')"
+# The function OpenSSL's wrapper $2 calls (objdump names the call's target
+# address; in a shared library that is also the file offset hdrtap uses).
+wrapper_callee() { # lib symbol
+	local a
+	a="$(nm -D "$1" | awk -v f="$2" '$3 ~ ("^" f "@") { print $1; exit }')"
+	[[ -n "$a" ]] || return 0
+	objdump -d --start-address="0x$a" --stop-address="$(printf '0x%x' $((0x$a + 16)))" "$1" |
+		awk '$0 ~ /\tcall/ { print "0x" $(NF - 1); exit }'
+}
 BPFTRACE_TLS_PROG=""
+BPFTRACE_TLS_PUBLIC_PROG=""
 if [[ -n "$LIBSSL" ]]; then
 	probes=""
 	for f in SSL_read SSL_read_ex SSL_write SSL_write_ex; do
 		probes+=",uprobe:$LIBSSL:$f,uretprobe:$LIBSSL:$f"
 	done
-	BPFTRACE_TLS_PROG="$BPFTRACE_SYSCALLS$probes,uprobe:$LIBSSL:SSL_set_fd { @calls = count(); }"
+	BPFTRACE_TLS_PUBLIC_PROG="$BPFTRACE_SYSCALLS$probes,uprobe:$LIBSSL:SSL_set_fd { @calls = count(); }"
+	probes=""
+	for f in SSL_read_ex SSL_write_ex; do
+		at="$(wrapper_callee "$LIBSSL" "$f")"
+		[[ -n "$at" ]] || { probes=""; break; }
+		probes+=",uprobe:$LIBSSL:$at,uretprobe:$LIBSSL:$at"
+	done
+	[[ -n "$probes" ]] &&
+		BPFTRACE_TLS_PROG="$BPFTRACE_SYSCALLS$probes,uprobe:$LIBSSL:SSL_set_fd { @calls = count(); }"
 fi
 if [[ " $ARMS " == *" bpftrace-tls "* && -z "$BPFTRACE_TLS_PROG" ]]; then
-	die "nginx is not linked with libssl: the bpftrace-tls arm has nothing to hook"
+	die "no OpenSSL read/write callee found in nginx's libssl ($LIBSSL): the bpftrace-tls arm has nothing to hook"
+fi
+if [[ " $ARMS " == *" bpftrace-tls-public "* && -z "$BPFTRACE_TLS_PUBLIC_PROG" ]]; then
+	die "nginx is not linked with libssl: the bpftrace-tls-public arm has nothing to hook"
 fi
 if [[ " $ARMS " == *" tc-floor "* ]] && tc qdisc show dev lo | grep -q clsact; then
 	die "lo already has a clsact qdisc; the tc-floor arm would replace its filters"
@@ -286,10 +312,15 @@ start_tracer() { # arm round
 		done
 		return 0
 		;;
-	bpftrace | bpftrace-tls)
+	bpftrace | bpftrace-tls | bpftrace-tls-public)
 		local prog="$BPFTRACE_PROG"
 		[[ "$arm" == bpftrace-tls ]] && prog="$BPFTRACE_TLS_PROG"
-		bpftrace -e "$prog" >"$RESULTS/$arm-$r.stdout" 2>"$RESULTS/$arm-$r.stderr" &
+		[[ "$arm" == bpftrace-tls-public ]] && prog="$BPFTRACE_TLS_PUBLIC_PROG"
+		# --unsafe: bpftrace 0.17 refuses an address outside every exported
+		# symbol (OpenSSL's internal functions are not exported) without it.
+		local unsafe=()
+		[[ "$arm" == bpftrace-tls ]] && unsafe=(--unsafe)
+		bpftrace "${unsafe[@]}" -e "$prog" >"$RESULTS/$arm-$r.stdout" 2>"$RESULTS/$arm-$r.stderr" &
 		TRACER_PID=$!
 		# bpftrace prints "Attaching N probes..." when its probes are in.
 		for ((i = 0; i < 300; i++)); do

@@ -19,7 +19,8 @@ const LIBSSL: &str = "libssl.so.3";
 fn curl_https(v6: bool) {
     let _guard = setup();
     let nginx = Nginx::start_tls();
-    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    // -v: the log names the functions each library was hooked at.
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-v"]);
     let id = unique_id(if v6 { "tlscurl6" } else { "tlscurl4" });
     let url = |p: &str| if v6 { nginx.url_v6(p) } else { nginx.url_v4(p) };
     assert!(url("/").starts_with("https://"));
@@ -57,6 +58,19 @@ fn curl_https(v6: bool) {
         final_stats(&cap)["tls_conns"].as_u64() >= Some(2),
         "both ends' connections should be TLS: {}",
         final_stats(&cap)
+    );
+    // Debian's libssl3 is hooked at OpenSSL's internal read and write
+    // (their first instruction is emulated, the public functions' is
+    // single-stepped), not at SSL_read/SSL_write: every record above came
+    // through them.
+    let hooked = cap
+        .stderr
+        .lines()
+        .find(|l| l.contains("TLS: hooked libssl.so.3"))
+        .unwrap_or_else(|| panic!("no hooked line for libssl.so.3:\n{}", cap.stderr));
+    assert!(
+        hooked.ends_with(": ssl_write_internal, ssl_read_internal, SSL_set_fd"),
+        "{hooked}"
     );
 }
 
@@ -176,6 +190,32 @@ fn static_openssl_program_started_after_hdrtap() {
     assert_eq!(run.comm, "tlsstatic");
     let cap = hd.stop_when_http_count(run.expected_records(2));
     check_static_run(&cap, &nginx, &run);
+}
+
+/// The static client keeps OpenSSL's symbol table, internal functions
+/// included: what the byte patterns of `tls::discover` take for OpenSSL's
+/// internal read and write (the callees of SSL_read_ex/SSL_write_ex, no
+/// names needed) must be exactly `ssl_read_internal` and
+/// `ssl_write_internal`. Debian's libssl.so.3 has no such names; this is
+/// the check that the same code finds the right functions there.
+#[test]
+fn internal_read_write_found_are_openssls_own() {
+    use hdrtap_bpf::tls::discover;
+    let bin = static_client_bin();
+    let facts = discover::elf_facts(&bin, false).unwrap();
+    assert!(facts.hookable(), "{facts:?}");
+    let io = facts
+        .io
+        .unwrap_or_else(|| panic!("no internal read/write found in {}", bin.display()));
+    let named = |f: &str| {
+        discover::function_file_offset(&bin, f)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{f} is not in {}'s symbols", bin.display()))
+    };
+    assert_eq!(io.read, named("ssl_read_internal"), "{io:x?}");
+    assert_eq!(io.write, named("ssl_write_internal"), "{io:x?}");
+    // And not at the public functions.
+    assert_ne!(io.read, named("SSL_read_ex"));
 }
 
 /// The same program already running (waiting) when hdrtap starts: found by

@@ -323,7 +323,12 @@ int BPF_UPROBE(tls_ssl_write, void *ssl, const void *buf, int num)
 	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SSL_WRITE);
 }
 
-/* int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written); */
+/*
+ * int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written);
+ * Also attached, at its file offset, to what SSL_write and SSL_write_ex
+ * call, when userspace found it (crates/hdrtap-bpf/src/tls/discover.rs):
+ * int ssl_write_internal(SSL *s, const void *buf, size_t num, size_t *written);
+ */
 SEC("uprobe")
 int BPF_UPROBE(tls_ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64 *written)
 {
@@ -338,7 +343,11 @@ int BPF_UPROBE(tls_ssl_read, void *ssl, void *buf, int num)
 	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, HDRTAP_DIR_INGRESS, HDRTAP_SRC_SSL_READ);
 }
 
-/* int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes); */
+/*
+ * int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
+ * Also attached likewise to
+ * int ssl_read_internal(SSL *s, void *buf, size_t num, size_t *readbytes);
+ */
 SEC("uprobe")
 int BPF_UPROBE(tls_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbytes)
 {
@@ -347,11 +356,13 @@ int BPF_UPROBE(tls_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbyte
 }
 
 /*
- * The return of all four (the stash says which one it was):
+ * The return of all four, and of the two internal functions (the stash
+ * says which form it was):
  *   int SSL_write(...)    bytes written, or <= 0
  *   int SSL_write_ex(...) 1 and *written, or 0
  *   int SSL_read(...)     bytes read, or <= 0
  *   int SSL_read_ex(...)  1 and *readbytes, or 0
+ *   ssl_write_internal, ssl_read_internal: > 0 and the count, or <= 0
  */
 SEC("uretprobe")
 int BPF_URETPROBE(tls_ssl_ret, int ret)

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use object::read::ReadCache;
-use object::{Object, ObjectSection, ObjectSymbol};
+use object::{Architecture, Object, ObjectSection, ObjectSymbol, SectionKind};
 
 /// A file as the kernel names it: `s_dev` in the kernel's encoding
 /// (`MAJOR << 20 | MINOR`) and the inode number.
@@ -132,6 +132,31 @@ pub struct ElfFacts {
     pub rustls: bool,
     /// Holds GnuTLS functions (`gnutls_record_send`).
     pub gnutls: bool,
+    /// OpenSSL's own read and write routines behind the public functions,
+    /// when they can be hooked instead of them (see [`IoEntries`]).
+    pub io: Option<IoEntries>,
+}
+
+/// File offsets of the two functions every public OpenSSL read and write
+/// goes through: `ssl_read_internal` and `ssl_write_internal` (OpenSSL
+/// 1.1.1 and 3.x, `ssl/ssl_lib.c`), with `SSL_read_ex`'s signature and
+/// result (1 and `*readbytes`, or <= 0). They are not exported; they are
+/// found as the callee of `SSL_read_ex`/`SSL_write_ex`, which only adjust
+/// the stack and call them.
+///
+/// Why hook them: a uprobe replaces the probed instruction with a trap and
+/// must then run the original instruction. x86's uprobe code emulates a few
+/// kinds (`push`, jumps, calls); any other is single-stepped out of line,
+/// a second trap. In Debian's libssl the public functions start with
+/// `sub $0x18,%rsp` (single-stepped) and the internal ones with `push`
+/// (emulated). On this project's VMs a single-stepped probe hit measured
+/// about 21 µs and an emulated one about 0.45 µs (docs/PERFORMANCE.md,
+/// HTTPS). Only found when the file's code matches the exact shapes
+/// checked here; otherwise the public functions are hooked as before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoEntries {
+    pub read: u64,
+    pub write: u64,
 }
 
 impl ElfFacts {
@@ -154,14 +179,8 @@ impl ElfFacts {
 /// for Go, rustls and GnuTLS (every symbol is visited); without, stop as soon
 /// as the OpenSSL functions are found. Never panics on a malformed file.
 pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
-    let file = File::open(path)?;
-    let cache = ReadCache::new(file);
-    let obj = object::File::parse(&cache).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {e}", path.display()),
-        )
-    })?;
+    let cache = ReadCache::new(File::open(path)?);
+    let obj = parse_elf(&cache, path)?;
     let mut facts = ElfFacts {
         has_symtab: obj.section_by_name(".symtab").is_some(),
         has_dynsym: obj.section_by_name(".dynsym").is_some(),
@@ -181,12 +200,14 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
             return Ok(facts);
         }
     }
+    let mut addrs = [0u64; SSL_FUNCS.len()];
     for sym in obj.dynamic_symbols().chain(obj.symbols()) {
         let Ok(name) = sym.name_bytes() else { continue };
         if !sym.is_undefined() {
             if let Some(i) = SSL_FUNCS.iter().position(|f| f.as_bytes() == name) {
-                if let Some(slot) = facts.ssl.get_mut(i) {
+                if let (Some(slot), Some(addr)) = (facts.ssl.get_mut(i), addrs.get_mut(i)) {
                     *slot = true;
+                    *addr = sym.address();
                 }
             }
         }
@@ -204,7 +225,132 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
             break;
         }
     }
+    if obj.architecture() == Architecture::X86_64 {
+        let [write, read, write_ex, read_ex, _] = addrs;
+        facts.io = io_entries(&obj, [read, read_ex], [write, write_ex]);
+    }
     Ok(facts)
+}
+
+/// Bytes of a public function looked at: its start up to its call of the
+/// internal one (`SSL_read` checks its argument first: 0x1e bytes in
+/// Debian's build).
+const WRAPPER_BYTES: u64 = 64;
+
+/// [`IoEntries`] of an x86-64 file, from the addresses of `SSL_read` and
+/// `SSL_read_ex` (`read`), `SSL_write` and `SSL_write_ex` (`write`).
+fn io_entries<'d, O: Object<'d>>(obj: &O, read: [u64; 2], write: [u64; 2]) -> Option<IoEntries> {
+    let internal = |[plain, ex]: [u64; 2]| -> Option<u64> {
+        if plain == 0 || ex == 0 {
+            return None;
+        }
+        let (ex_code, _) = code_at(obj, ex, WRAPPER_BYTES)?;
+        let target = wrapper_callee(ex_code, ex)?;
+        // The int form must reach the same function, or its calls would
+        // go unseen.
+        let (plain_code, _) = code_at(obj, plain, WRAPPER_BYTES)?;
+        if !calls(plain_code, plain, target) {
+            return None;
+        }
+        let (target_code, offset) = code_at(obj, target, 2)?;
+        first_insn_emulated(target_code).then_some(offset)
+    };
+    Some(IoEntries {
+        read: internal(read)?,
+        write: internal(write)?,
+    })
+}
+
+/// The file offset of the function `name` in the ELF file at `path`, from
+/// its symbol tables: where a uprobe on it goes. None if it has no such
+/// function.
+pub fn function_file_offset(path: &Path, name: &str) -> io::Result<Option<u64>> {
+    let cache = ReadCache::new(File::open(path)?);
+    let obj = parse_elf(&cache, path)?;
+    let sym = obj
+        .dynamic_symbols()
+        .chain(obj.symbols())
+        .find(|s| !s.is_undefined() && s.name_bytes() == Ok(name.as_bytes()));
+    Ok(sym
+        .and_then(|s| code_at(&obj, s.address(), 0))
+        .map(|(_, off)| off))
+}
+
+/// Up to `len` bytes of code at virtual address `addr` (fewer at the end of
+/// its section) and the file offset of `addr`, which is what a uprobe is
+/// placed at.
+fn code_at<'d, O: Object<'d>>(obj: &O, addr: u64, len: u64) -> Option<(&'d [u8], u64)> {
+    let sec = obj.sections().find(|s| {
+        s.kind() == SectionKind::Text && (s.address()..s.address() + s.size()).contains(&addr)
+    })?;
+    let (file_start, _) = sec.file_range()?;
+    let len = len.min(sec.address() + sec.size() - addr);
+    let code = sec.data_range(addr, len).ok()??;
+    Some((code, file_start + (addr - sec.address())))
+}
+
+// Hand-written byte patterns rather than an x86 decoder crate: a decoder
+// would give instruction boundaries, but not what matters here, that the
+// wrapper hands its arguments on untouched. Only these exact shapes are
+// known to; anything else keeps the public functions hooked.
+
+/// The callee of a function at `addr` whose code is only
+/// `[endbr64] [sub $imm8,%rsp] call rel32`: neither instruction before the
+/// call touches an argument register, so the callee sees the wrapper's
+/// arguments, and its return address is at the top of its stack.
+pub fn wrapper_callee(code: &[u8], addr: u64) -> Option<u64> {
+    let mut at = 0usize;
+    if code.starts_with(&[0xf3, 0x0f, 0x1e, 0xfa]) {
+        at += 4;
+    }
+    if code.get(at..at + 3) == Some(&[0x48, 0x83, 0xec]) {
+        at += 4;
+    }
+    call_target(code, addr, at)
+}
+
+/// Whether the code at `addr` holds a `call rel32` to `target` (any byte
+/// position: a false match would need four bytes that happen to encode
+/// exactly that distance).
+pub fn calls(code: &[u8], addr: u64, target: u64) -> bool {
+    (0..code.len()).any(|at| call_target(code, addr, at) == Some(target))
+}
+
+/// The target of a `call rel32` at byte `at` of the code at `addr`.
+fn call_target(code: &[u8], addr: u64, at: usize) -> Option<u64> {
+    let insn = code.get(at..at + 5)?;
+    let (&op, rel) = insn.split_first()?;
+    if op != 0xe8 {
+        return None;
+    }
+    let rel = i32::from_le_bytes(rel.try_into().ok()?);
+    let next = addr.checked_add(u64::try_from(at).ok()? + 5)?;
+    Some(next.wrapping_add_signed(i64::from(rel)))
+}
+
+/// The first instruction is one x86's uprobe code emulates, so a probe
+/// there costs one trap: `push %reg`, with or without a REX prefix
+/// (`0x50+r`, `0x41 0x50+r`; emulated by the kernels this project runs
+/// on, 6.18; an older kernel single-steps it, as it does `sub`).
+pub fn first_insn_emulated(code: &[u8]) -> bool {
+    let push = |b: u8| (0x50..=0x57).contains(&b);
+    match code {
+        [b, ..] if push(*b) => true,
+        [0x41, b, ..] => push(*b),
+        _ => false,
+    }
+}
+
+fn parse_elf<'d>(
+    cache: &'d ReadCache<File>,
+    path: &Path,
+) -> io::Result<object::File<'d, &'d ReadCache<File>>> {
+    object::File::parse(cache).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -318,6 +464,74 @@ garbage line
             let f = elf_facts(p, false).unwrap();
             assert!(f.hookable(), "{f:?}");
             assert_eq!(f.ssl_funcs().collect::<Vec<_>>(), SSL_FUNCS.to_vec());
+            // Debian 12's libssl3: SSL_read_ex/SSL_write_ex are
+            // `sub $8,%rsp; call`, and their callees start with a push.
+            let io = f.io.expect("internal read/write found in Debian's libssl3");
+            assert_ne!(io.read, io.write);
+            let bytes = std::fs::read(p).unwrap();
+            for off in [io.read, io.write] {
+                let at = usize::try_from(off).unwrap();
+                assert!(
+                    first_insn_emulated(&bytes[at..at + 2]),
+                    "{off:#x}: {:02x?}",
+                    &bytes[at..at + 4]
+                );
+            }
         }
+    }
+
+    /// Debian 12 libssl3's `SSL_read_ex` at 0x354c0 and the head of
+    /// `SSL_read` at 0x35430 (objdump), both calling 0x35290.
+    const READ_EX: &[u8] = &[
+        0x48, 0x83, 0xec, 0x08, 0xe8, 0xc7, 0xfd, 0xff, 0xff, 0x31, 0xd2,
+    ];
+    const READ: &[u8] = &[
+        0x48, 0x83, 0xec, 0x18, 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0x00, 0x00, 0x00, 0x48, 0x89,
+        0x44, 0x24, 0x08, 0x31, 0xc0, 0x85, 0xd2, 0x78, 0x2f, 0x48, 0x89, 0xe1, 0x48, 0x63, 0xd2,
+        0xe8, 0x3d, 0xfe, 0xff, 0xff, 0x85, 0xc0,
+    ];
+
+    #[test]
+    fn wrapper_callee_accepts_only_a_stack_adjustment_before_the_call() {
+        assert_eq!(wrapper_callee(READ_EX, 0x354c0), Some(0x35290));
+        // With endbr64 first (CET builds), everything shifts by four.
+        let cet = [&[0xf3, 0x0f, 0x1e, 0xfa][..], READ_EX].concat();
+        assert_eq!(wrapper_callee(&cet, 0x354bc), Some(0x35290));
+        // A bare call, and a forward one.
+        assert_eq!(wrapper_callee(&[0xe8, 0x10, 0, 0, 0], 0x1000), Some(0x1015));
+        // Anything that could change an argument first: not accepted.
+        // mov %rdi,%rbx; call ...
+        assert_eq!(
+            wrapper_callee(&[0x48, 0x89, 0xfb, 0xe8, 0, 0, 0, 0], 0x1000),
+            None
+        );
+        // SSL_read checks its argument before calling: not a wrapper.
+        assert_eq!(wrapper_callee(READ, 0x35430), None);
+        // Cut short, or no call at all.
+        assert_eq!(wrapper_callee(&READ_EX[..7], 0x354c0), None);
+        assert_eq!(wrapper_callee(&[], 0), None);
+        assert_eq!(wrapper_callee(&[0x48, 0x83, 0xec, 0x08, 0xc3], 0), None);
+    }
+
+    #[test]
+    fn calls_finds_the_call_to_that_target_only() {
+        assert!(calls(READ, 0x35430, 0x35290));
+        assert!(!calls(READ, 0x35430, 0x35291));
+        assert!(!calls(&READ[..READ.len() - 3], 0x35430, 0x35290));
+        assert!(!calls(&[], 0, 0));
+        // No wrap-around panic near the top of the address space.
+        assert!(!calls(&[0xe8, 0xff, 0xff, 0xff, 0x7f], u64::MAX - 2, 0));
+    }
+
+    #[test]
+    fn only_pushes_count_as_emulated() {
+        assert!(first_insn_emulated(&[0x41, 0x55])); // push %r13
+        assert!(first_insn_emulated(&[0x55, 0x48])); // push %rbp
+        assert!(first_insn_emulated(&[0x53])); // push %rbx
+        assert!(!first_insn_emulated(&[0x48, 0x83, 0xec, 0x18])); // sub $0x18,%rsp
+        assert!(!first_insn_emulated(&[0x41, 0x89])); // mov ..., %r..
+        assert!(!first_insn_emulated(&[0x41]));
+        assert!(!first_insn_emulated(&[0xf3, 0x0f, 0x1e, 0xfa])); // endbr64
+        assert!(!first_insn_emulated(&[]));
     }
 }

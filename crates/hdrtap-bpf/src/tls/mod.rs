@@ -66,8 +66,10 @@ pub struct TlsLibrary {
     pub file: FileId,
     /// OpenSSL is linked into the program itself (not a shared library).
     pub static_binary: bool,
-    /// Functions hooked (of `SSL_write`, `SSL_read`, `SSL_write_ex`,
-    /// `SSL_read_ex`, `SSL_set_fd`).
+    /// Functions hooked: `ssl_write_internal` and `ssl_read_internal`
+    /// (OpenSSL's own, found behind the public ones: see
+    /// [`discover::IoEntries`]), or else those of `SSL_write`, `SSL_read`,
+    /// `SSL_write_ex`, `SSL_read_ex` the file has; and `SSL_set_fd`.
     pub functions: Vec<&'static str>,
 }
 
@@ -332,14 +334,15 @@ impl TlsCapture {
                     functions,
                 };
                 tracing::info!(
-                    "TLS: hooked {} ({}, pid {pid}, {}) as library {id}",
+                    "TLS: hooked {} ({}, pid {pid}, {}) as library {id}: {}",
                     lib.name,
                     lib.path,
                     if is_exe {
                         "statically linked"
                     } else {
                         "shared library"
-                    }
+                    },
+                    lib.functions.join(", ")
                 );
                 self.libs.push(lib);
                 self.fresh += 1;
@@ -368,7 +371,10 @@ impl TlsCapture {
     }
 
     /// Attach the uprobes to one file (all processes: pid -1). The return
-    /// probe of each function goes first. SSL_write and SSL_read must
+    /// probe of each function goes first. Where OpenSSL's internal read
+    /// and write routines were found ([`discover::IoEntries`]), those two
+    /// are hooked instead of the four public functions that call them;
+    /// should that fail, the public ones are. SSL_write and SSL_read must
     /// attach; the others are taken when the file has them.
     fn attach_file(
         &mut self,
@@ -380,35 +386,64 @@ impl TlsCapture {
         let progs = &probe.skel.progs;
         let mut links = Vec::new();
         let mut functions = Vec::new();
+        // One hook: the name shown, the entry program, whether a return
+        // probe goes with it, and where: a symbol, or a file offset.
+        let attach = |links: &mut Vec<Link>,
+                      entry: &libbpf_rs::ProgramMut<'_>,
+                      ret: bool,
+                      func: Option<&str>,
+                      offset: u64|
+         -> Result<(), libbpf_rs::Error> {
+            let opts = |retprobe| UprobeOpts {
+                cookie: u64::from(id),
+                retprobe,
+                func_name: func.map(str::to_string),
+                ..UprobeOpts::default()
+            };
+            let offset = usize::try_from(offset).map_err(|_| {
+                libbpf_rs::Error::from(std::io::Error::from(std::io::ErrorKind::InvalidInput))
+            })?;
+            if ret {
+                links.push(progs.tls_ssl_ret.attach_uprobe_with_opts(
+                    -1,
+                    path,
+                    offset,
+                    opts(true),
+                )?);
+            }
+            links.push(entry.attach_uprobe_with_opts(-1, path, offset, opts(false))?);
+            Ok(())
+        };
+        let mut internal = false;
+        if let Some(io) = facts.io {
+            let mut io_links = Vec::new();
+            let res = attach(&mut io_links, &progs.tls_ssl_write_ex, true, None, io.write)
+                .and_then(|()| attach(&mut io_links, &progs.tls_ssl_read_ex, true, None, io.read));
+            match res {
+                Ok(()) => {
+                    links.append(&mut io_links);
+                    functions.extend(["ssl_write_internal", "ssl_read_internal"]);
+                    internal = true;
+                }
+                // Dropping io_links detaches what did attach.
+                Err(e) => tracing::debug!(
+                    "TLS: internal read/write of {} not hooked ({e}); hooking SSL_read/SSL_write",
+                    path.display()
+                ),
+            }
+        }
         for func in facts.ssl_funcs() {
             let (entry, ret) = match func {
+                "SSL_set_fd" => (&progs.tls_ssl_set_fd, false),
+                _ if internal => continue,
                 "SSL_write" => (&progs.tls_ssl_write, true),
                 "SSL_write_ex" => (&progs.tls_ssl_write_ex, true),
                 "SSL_read" => (&progs.tls_ssl_read, true),
                 "SSL_read_ex" => (&progs.tls_ssl_read_ex, true),
-                "SSL_set_fd" => (&progs.tls_ssl_set_fd, false),
                 _ => continue,
             };
-            let opts = |retprobe| UprobeOpts {
-                cookie: u64::from(id),
-                retprobe,
-                func_name: Some(func.to_string()),
-                ..UprobeOpts::default()
-            };
             let required = matches!(func, "SSL_write" | "SSL_read");
-            let mut attach = || -> Result<(), libbpf_rs::Error> {
-                if ret {
-                    links.push(progs.tls_ssl_ret.attach_uprobe_with_opts(
-                        -1,
-                        path,
-                        0,
-                        opts(true),
-                    )?);
-                }
-                links.push(entry.attach_uprobe_with_opts(-1, path, 0, opts(false))?);
-                Ok(())
-            };
-            match attach() {
+            match attach(&mut links, entry, ret, Some(func), 0) {
                 Ok(()) => functions.push(func),
                 Err(e) if required => return Err(format!("{func}: {e}")),
                 Err(e) => tracing::debug!("TLS: {func} in {}: {e}", path.display()),
