@@ -416,6 +416,24 @@ fn long_bodies_are_not_copied_and_later_messages_parse() {
     check_long_bodies_not_copied(&nginx, &Expect::new(&nginx));
 }
 
+/// At memory speed the kernel frames responses itself, and a HEAD's
+/// Content-Length skips nothing (see `check_long_bodies_framed_in_kernel`).
+#[test]
+fn long_bodies_at_memory_speed_are_framed_in_the_kernel() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    check_long_bodies_framed_in_kernel(&nginx, &Expect::new(&nginx));
+}
+
+/// Long uploads are skipped at userspace's request only (see
+/// `check_long_uploads_not_copied`).
+#[test]
+fn long_uploads_are_not_copied() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    check_long_uploads_not_copied(&nginx, &Expect::new(&nginx));
+}
+
 /// cgroup_id is the cgroup v2 id (directory inode) of the traced process:
 /// nginx is moved into a fresh cgroup, curl stays in ours.
 #[test]

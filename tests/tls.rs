@@ -84,9 +84,6 @@ fn curl_https_ipv6_both_sides() {
     curl_https(true);
 }
 
-/// Python's ssl module (SSL_write_ex / SSL_read_ex): one keep-alive
-/// connection with eight requests, and one whose requests go out one byte
-/// per SSL_write (the plaintext stream is reassembled across calls).
 /// Long bodies over HTTPS: the plaintext stream's bodies are skipped in
 /// the SSL_read/SSL_write uprobes like a socket's (see
 /// `check_long_bodies_not_copied`).
@@ -97,6 +94,18 @@ fn long_bodies_over_tls_are_not_copied() {
     check_long_bodies_not_copied(&nginx, &Expect::new(&nginx).tls(LIBSSL));
 }
 
+/// The same at memory speed, with a HEAD in between: responses framed in
+/// the uprobes' copy (see `check_long_bodies_framed_in_kernel`).
+#[test]
+fn long_bodies_over_tls_are_framed_in_the_kernel() {
+    let _guard = setup();
+    let nginx = Nginx::start_tls();
+    check_long_bodies_framed_in_kernel(&nginx, &Expect::new(&nginx).tls(LIBSSL));
+}
+
+/// Python's ssl module (SSL_write_ex / SSL_read_ex): one keep-alive
+/// connection with eight requests, and one whose requests go out one byte
+/// per SSL_write (the plaintext stream is reassembled across calls).
 #[test]
 fn python_ssl_keepalive_and_one_byte_writes() {
     let _guard = setup();

@@ -131,6 +131,13 @@ struct hdrtap_skip_key {
 
 #define HDRTAP_SKIP_MIN_CALL 1024
 
+/*
+ * A body is worth skipping when at least this many of its bytes are still
+ * to come: the default of userspace's requests (TrackerConfig) and of the
+ * kernel's own framing of responses (syscalls.bpf.c, body_scan).
+ */
+#define HDRTAP_SKIP_BODY_MIN (64 * 1024)
+
 /* Address family values used in hdrtap_tuple.family (same as AF_*). */
 #define HDRTAP_AF_INET 2
 #define HDRTAP_AF_INET6 10
@@ -216,7 +223,8 @@ enum hdrtap_counter {
 	HDRTAP_CTR_TLS_CONNS,         /* connections marked TLS (plaintext from uprobes) */
 	HDRTAP_CTR_TLS_NO_FD,         /* SSL calls not captured: their socket was unknown */
 	HDRTAP_CTR_TLS_BUSY,          /* SSL calls not copied: the CPU's TLS scratch was in use */
-	HDRTAP_CTR_BODY_SKIPPED_BYTES,/* body bytes not copied at userspace's request (skips) */
+	HDRTAP_CTR_BODY_SKIPPED_BYTES,/* body bytes not copied: map skips said they are body */
+	HDRTAP_CTR_BODIES_FRAMED,     /* response bodies the kernel framed itself (body_scan) */
 	HDRTAP_CTR_MAX,
 };
 

@@ -289,6 +289,8 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	cc.total = bytes;
 	cc.seg_ptr = call.buf;
 	cc.seg_len = bytes;
+	cc.head_ptr = call.buf;
+	cc.head_len = bytes;
 	cc.budget = call_capture;
 	cc.flags = HDRTAP_DF_TLS;
 	if (c->role == HDRTAP_ROLE_UNKNOWN)

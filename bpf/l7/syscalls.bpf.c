@@ -43,6 +43,7 @@ const volatile __u32 call_capture = HDRTAP_DEFAULT_CALL_CAPTURE; /* bytes per ca
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader past this much data */
 const volatile __u8 tls_on = 0;            /* TLS uprobes in use (openssl.bpf.c) */
 const volatile __u32 nr_cpus = 1;          /* possible CPUs: scratch slots per user */
+const volatile __u64 body_skip_min = HDRTAP_SKIP_BODY_MIN; /* body_scan; 0: off */
 
 /* Connection states (kernel-internal). */
 enum conn_state {
@@ -106,6 +107,8 @@ struct copy_ctx {
 	__u32 filled;    /* bytes in scratch data[] not yet emitted */
 	__u16 flags;     /* flags for every event of this call */
 	__u16 stop;      /* nonzero: copy nothing; the flag to set instead */
+	__u64 head_ptr;  /* the call's first contiguous bytes (body_scan) */
+	__u64 head_len;
 };
 
 struct scratch {
@@ -493,6 +496,194 @@ static __always_inline int copy_few_iovs(struct scratch *s)
 	return 1;
 }
 
+/* ---- response bodies framed in the kernel -------------------------------- */
+
+/*
+ * Userspace asks for a long body to be skipped once it has parsed the header
+ * block (map skips). On loopback a server can write megabytes before that
+ * request arrives, and they fill the ring. So the kernel frames the plain
+ * case itself, on a call of BODY_SCAN_MIN_CALL bytes or more whose first
+ * bytes are a response's status line:
+ *   - a status with a body (not 1xx, 204, 304);
+ *   - the header block ends within the first contiguous bytes, at most
+ *     BODY_SCAN_MAX of them;
+ *   - exactly one Content-Length, no Transfer-Encoding (which would win);
+ *   - body bytes follow the block in the same call, and they do not start
+ *     another response: the answer to a HEAD request announces a length
+ *     but has no body.
+ * Then, if the body has body_skip_min bytes or more still to come, its end
+ * goes into skips exactly as userspace would have put it (userspace writes
+ * the same value again when it parses the block). Anything else is left to
+ * userspace. A wrong guess (a HEAD's answer and the next response written
+ * in one call, but from two buffers) makes the parser meet skipped bytes
+ * where it expects a header block: a gap, counted, and a resync.
+ */
+#define BODY_SCAN_MIN_CALL 4096
+#define BODY_SCAN_MAX 2048
+
+struct body_scan {
+	__u32 slot;
+	__u32 len;       /* bytes of the call in data[] */
+	__u32 line;      /* offset of the current line's first byte */
+	__u32 head_end;  /* offset just past the blank line; 0: not found yet */
+	__u32 value_at;  /* VALUE: offset of the Content-Length value */
+	__u32 digits;
+	__u64 value;     /* digits of the Content-Length value so far */
+	__u64 clen;      /* the Content-Length value */
+	__u8 mode;       /* enum scan_mode */
+	__u8 n_clen;     /* Content-Length headers seen */
+	__u8 bad;        /* Transfer-Encoding, or a value that is not a number */
+};
+
+enum scan_mode {
+	SCAN_LINE = 0,   /* in a line that is not Content-Length's */
+	SCAN_VALUE,      /* in a Content-Length value: spaces, then digits */
+	SCAN_VALUE_END,  /* after its digits: only spaces may follow */
+};
+
+/* The 8 bytes at data[off], ASCII letters lower-cased (OR 0x20: exact for
+ * letters; '-' and ':' already have the bit). */
+static __always_inline __u64 lower8(struct scratch *s, __u32 off)
+{
+	__u64 w;
+
+	__builtin_memcpy(&w, s->data + (off & (HDRTAP_CHUNK_MAX - 1)), 8);
+	return w | 0x2020202020202020ULL;
+}
+
+/* Little-endian words of header names, lower case. */
+#define W_CONTENT_ 0x2d746e65746e6f63ULL  /* "content-" */
+#define W_LENGTH_  0x003a6874676e656cULL  /* "length:" (7 bytes) */
+#define W_TRANSFER 0x726566736e617274ULL  /* "transfer" */
+#define W__ENCODIN 0x6e69646f636e652dULL  /* "-encodin" */
+#define M_7 0x00ffffffffffffffULL
+
+/* A line starts at data[at] (after the status line): Content-Length's value
+ * follows, or Transfer-Encoding makes the block unusable here. */
+static __always_inline void scan_name(struct body_scan *b, struct scratch *s, __u32 at)
+{
+	__u64 w;
+
+	if (at + 24 > b->len)
+		return; /* too close to the end to hold either name and a value */
+	w = lower8(s, at);
+	if (w == W_CONTENT_ && (lower8(s, at + 8) & M_7) == W_LENGTH_) {
+		b->mode = SCAN_VALUE;
+		b->value_at = at + 15;
+		b->value = 0;
+		b->digits = 0;
+	} else if (w == W_TRANSFER && lower8(s, at + 8) == W__ENCODIN &&
+		   (lower8(s, at + 16) & 0xffff) == 0x3a67 /* "g:" */) {
+		b->bad = 1;
+	}
+}
+
+/* One byte of the header block, data[i]. Returns 1 to stop. */
+static long body_scan_byte(__u64 i, void *ctx)
+{
+	struct body_scan *b = ctx;
+	struct scratch *s = scratch_at(b->slot);
+	__u8 c;
+
+	if (!s || i >= b->len || b->bad)
+		return 1;
+	c = s->data[i & (HDRTAP_CHUNK_MAX - 1)];
+	if (b->mode != SCAN_LINE && i >= b->value_at && c != '\r' && c != '\n') {
+		if (c == ' ' || c == '\t') {
+			if (b->digits)
+				b->mode = SCAN_VALUE_END;
+		} else if (c >= '0' && c <= '9' && b->mode == SCAN_VALUE && b->digits < 18) {
+			b->value = b->value * 10 + (c - '0');
+			b->digits++;
+		} else {
+			b->bad = 1; /* a list ("5, 5"), "1 2", not a number, too long */
+			return 1;
+		}
+	}
+	if (c != '\n')
+		return 0;
+	if (b->mode != SCAN_LINE) {
+		if (!b->digits) {
+			b->bad = 1;
+			return 1;
+		}
+		b->clen = b->value;
+		b->n_clen++;
+		b->mode = SCAN_LINE;
+	}
+	/* The line [b->line, i] ended. Blank: the header block ends here. */
+	if (b->line > 0 &&
+	    (i == b->line || (i == b->line + 1 && s->data[b->line & (HDRTAP_CHUNK_MAX - 1)] == '\r'))) {
+		b->head_end = i + 1;
+		return 1;
+	}
+	b->line = i + 1;
+	scan_name(b, s, i + 1);
+	return b->bad;
+}
+
+/*
+ * Frame a response in the call in scratch slot `slot` (s->cc, s->ev set;
+ * data[] is free: the copy has not started). Uses data[] for the call's
+ * first bytes.
+ */
+__noinline int body_scan(__u32 slot)
+{
+	struct scratch *s = scratch_at(slot);
+	struct body_scan b = {.slot = slot};
+	struct hdrtap_skip_key k = {};
+	__u64 n, in_call, until;
+	__u32 status;
+
+	if (!s || !s->cc.head_ptr)
+		return 0;
+	n = s->cc.head_len;
+	if (n > BODY_SCAN_MAX)
+		n = BODY_SCAN_MAX;
+	if (n < 16)
+		return 0;
+	barrier_var(n);
+	if (n > BODY_SCAN_MAX)
+		return 0;
+	/* "HTTP/1.x NNN" first: most calls this size are body, not a start. */
+	if (bpf_probe_read_user(s->data, 16, (void *)s->cc.head_ptr))
+		return 0; /* the copy will count the failure */
+	if (__builtin_memcmp(s->data, "HTTP/1.", 7) || (s->data[7] != '0' && s->data[7] != '1') ||
+	    s->data[8] != ' ')
+		return 0;
+	if (s->data[9] < '1' || s->data[9] > '5' || s->data[10] < '0' || s->data[10] > '9' ||
+	    s->data[11] < '0' || s->data[11] > '9')
+		return 0;
+	status = (s->data[9] - '0') * 100 + (s->data[10] - '0') * 10 + (s->data[11] - '0');
+	if (status < 200 || status == 204 || status == 304)
+		return 0;
+	if (bpf_probe_read_user(s->data, n, (void *)s->cc.head_ptr))
+		return 0;
+	b.len = n;
+	bpf_loop(BODY_SCAN_MAX, body_scan_byte, &b, 0);
+	if (b.bad || b.n_clen != 1 || !b.head_end)
+		return 0;
+	s = scratch_at(slot);
+	if (!s)
+		return 0;
+	if (s->cc.total <= b.head_end)
+		return 0;
+	in_call = s->cc.total - b.head_end; /* body bytes in this call */
+	if (b.clen < in_call || b.clen - in_call < body_skip_min)
+		return 0;
+	/* What follows the block is another response (a HEAD's answer, then
+	 * the next one, pipelined): no body here. */
+	if (b.head_end + 5 <= n &&
+	    !__builtin_memcmp(s->data + (b.head_end & (HDRTAP_CHUNK_MAX - 1)), "HTTP/", 5))
+		return 0;
+	until = s->cc.base_pos + b.head_end + b.clen;
+	k.conn_id = s->ev.hdr.conn_id;
+	k.dir = s->ev.dir;
+	bpf_map_update_elem(&skips, &k, &until, BPF_ANY);
+	ctr_add(HDRTAP_CTR_BODIES_FRAMED, 1);
+	return 0;
+}
+
 /*
  * Copy the call described by s->cc (and announced by s->ev) into events:
  * shared by the syscall exits and the TLS uprobes. s must be scratch slot
@@ -519,6 +710,13 @@ static __always_inline void copy_run(struct scratch *s, __u32 slot)
 			ctr_add(HDRTAP_CTR_BODY_SKIPPED_BYTES, s->cc.total);
 			flush(&s->cc, s, s->cc.total, HDRTAP_DF_SKIPPED);
 			return;
+		}
+		if (body_skip_min && s->cc.total >= BODY_SCAN_MIN_CALL &&
+		    (!until || *until <= s->cc.base_pos)) {
+			body_scan(slot);
+			s = scratch_at(slot);
+			if (!s)
+				return;
 		}
 	}
 	/*
@@ -714,6 +912,8 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir
 		cc.flags = HDRTAP_DF_MIDSTREAM;
 
 	s->ev.tls_lib = 0;
+	cc.head_ptr = first_ptr;
+	cc.head_len = first_len;
 	s->cc = cc;
 	copy_run(s, slot);
 	return 0;

@@ -24,8 +24,9 @@ use crate::*;
 /// Locations: `/` small body; `/big` a 64 KiB file; `/huge` a 4 MiB file
 /// written by nginx with `sendfile off` (so both ends move the body through
 /// read/write calls) at 10 MB/s (`limit_rate`, as over a real network);
-/// `/chunked` an SSI page (chunked response); `/status/404`; `/setcookie`
-/// (response with Set-Cookie).
+/// `/huge-fast` the same file at memory speed; `/chunked` an SSI page
+/// (chunked response); `/status/404`; `/setcookie` (response with
+/// Set-Cookie). `/` also takes a POST and reads (discards) its body.
 ///
 /// [`Nginx::start_tls`] serves HTTPS instead (TLS on both listeners) with a
 /// self-signed certificate made by the `openssl` CLI in the temp dir; the
@@ -161,6 +162,7 @@ http {{
     sendfile on;
     tcp_nopush on;
     large_client_header_buffers 4 64k;
+    client_max_body_size 64m;
     log_format hdrtap_json escape=json '{{{fields}}}';
     access_log {p}/access.log hdrtap_json;
     server {{
@@ -171,6 +173,7 @@ http {{
         location = / {{ return 200 "hello from hdrtap-tests\n"; }}
         location = /big {{ }}
         location = /huge {{ sendfile off; limit_rate 10m; }}
+        location = /huge-fast {{ sendfile off; alias {p}/www/huge; }}
         location = /chunked {{
             ssi on;
             default_type text/html;

@@ -40,6 +40,10 @@ pub struct HttpOptions {
     /// TLS capture will be used (`crate::tls`): syscalls inside SSL calls
     /// then tie SSL objects to their sockets. Off: that check is compiled out.
     pub tls: bool,
+    /// The kernel frames a response's body itself (from its Content-Length)
+    /// and stops copying it when at least this many of its bytes are still
+    /// to come; 0: only when userspace asks (`HttpProbe::skip_body`).
+    pub kernel_body_skip: u64,
 }
 
 impl Default for HttpOptions {
@@ -52,6 +56,7 @@ impl Default for HttpOptions {
             call_capture: abi::HDRTAP_DEFAULT_CALL_CAPTURE,
             max_conns: 65536,
             tls: false,
+            kernel_body_skip: u64::from(abi::HDRTAP_SKIP_BODY_MIN),
         }
     }
 }
@@ -90,6 +95,7 @@ impl HttpProbe {
             // Wake the reader early once a quarter of the ring is in use.
             ro.wakeup_bytes = u64::from(opts.ring_bytes / 4);
             ro.tls_on = u8::from(opts.tls);
+            ro.body_skip_min = opts.kernel_body_skip;
         }
         open.maps
             .events

@@ -57,6 +57,10 @@ pub struct Stats {
     /// already framed them (long bodies, see `TrackerConfig::skip_bodies_from`):
     /// not a loss.
     pub body_bytes_not_copied: u64,
+    /// Response bodies the kernel framed itself from the header block
+    /// (Content-Length), before userspace had parsed it: their bytes are in
+    /// `body_bytes_not_copied` too.
+    pub bodies_framed_in_kernel: u64,
 
     /// TLS library files (and statically linked programs) hooked with uprobes.
     pub tls_libraries: u64,
@@ -89,6 +93,7 @@ impl Stats {
         self.tls_no_fd = get(a::HDRTAP_CTR_TLS_NO_FD);
         self.tls_busy = get(a::HDRTAP_CTR_TLS_BUSY);
         self.body_bytes_not_copied = get(a::HDRTAP_CTR_BODY_SKIPPED_BYTES);
+        self.bodies_framed_in_kernel = get(a::HDRTAP_CTR_BODIES_FRAMED);
     }
 
     /// The `{"kind":"stats", ...}` NDJSON object.

@@ -162,7 +162,7 @@ impl Default for TrackerConfig {
             // One map update (a syscall, ~1-2 us) per long body, against
             // copying every byte of it through the ring buffer: worth it
             // from a few tens of KiB.
-            skip_bodies_from: 64 * 1024,
+            skip_bodies_from: u64::from(hdrtap_abi::HDRTAP_SKIP_BODY_MIN),
         }
     }
 }

@@ -382,6 +382,11 @@ const COUNTERS: &[CounterSpec] = &[
         &[("http", "body_bytes_not_copied")],
     ),
     (
+        "hdrtap_bodies_framed_in_kernel_total",
+        "Response bodies the kernel framed itself from their Content-Length, so that it copied none of the rest (not a loss).",
+        &[("http", "bodies_framed_in_kernel")],
+    ),
+    (
         "hdrtap_kernel_connections_total",
         "TCP connections the kernel side tracked.",
         &[("http", "conns_tracked")],
