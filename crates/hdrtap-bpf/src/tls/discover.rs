@@ -150,7 +150,7 @@ pub struct ElfFacts {
 /// a second trap. In Debian's libssl the public functions start with
 /// `sub $0x18,%rsp` (single-stepped) and the internal ones with `push`
 /// (emulated). On this project's VMs a single-stepped probe hit measured
-/// about 21 µs and an emulated one about 0.45 µs (docs/PERFORMANCE.md,
+/// about 14.5 µs and an emulated one about 0.43 µs (docs/PERFORMANCE.md,
 /// HTTPS). Only found when the file's code matches the exact shapes
 /// checked here; otherwise the public functions are hooked as before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
