@@ -386,8 +386,9 @@ impl TlsCapture {
         let progs = &probe.skel.progs;
         let mut links = Vec::new();
         let mut functions = Vec::new();
-        // One hook: the name shown, the entry program, whether a return
-        // probe goes with it, and where: a symbol, or a file offset.
+        // Attach one hook: its entry program, whether the return probe goes
+        // with it, and where: at symbol `func` (`offset` 0), or, with no
+        // symbol, at file offset `offset`.
         let attach = |links: &mut Vec<Link>,
                       entry: &libbpf_rs::ProgramMut<'_>,
                       ret: bool,
