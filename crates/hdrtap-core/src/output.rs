@@ -78,14 +78,22 @@ pub fn time_of_day(unix_ns: u64) -> String {
 /// text almost never needs escaping. A clean string is copied in one go;
 /// any other goes through serde_json, so the escaping rules stay its own.
 pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    if !needs_escape(s.as_bytes()) {
-        out.reserve(s.len() + 2);
+    push_json_text(out, s.as_bytes());
+}
+
+/// [`push_json_str`] of text held as bytes (header lines, see
+/// [`crate::headers::Headers::iter_bytes`]). Bytes that are not UTF-8,
+/// which header text never is, are written as `String::from_utf8_lossy`
+/// makes them.
+pub(crate) fn push_json_text(out: &mut Vec<u8>, b: &[u8]) {
+    if !needs_escape(b) {
+        out.reserve(b.len() + 2);
         out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(b);
         out.push(b'"');
     } else {
         // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(b));
     }
 }
 
@@ -276,14 +284,14 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
         }
     }
     out.extend_from_slice(b",\"headers\":[");
-    for (i, (name, value)) in rec.headers.iter().enumerate() {
+    for (i, (name, value)) in rec.headers.iter_bytes().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.push(b'[');
-        push_json_str(out, name);
+        push_json_text(out, name);
         out.push(b',');
-        push_json_str(out, value);
+        push_json_text(out, value);
         out.push(b']');
     }
     out.extend_from_slice(b"],\"header_bytes\":");

@@ -22,9 +22,13 @@ pub const DEFAULT_REDACTED: &[&str] = &[
 pub struct Redactor {
     key: [u8; 32],
     names: Vec<String>,
-    /// Bit n set when some name is n bytes long (n < 64): most header
-    /// names are settled by this one test (it runs for every header).
-    lengths: u64,
+    /// For names n bytes long (n < 64; longer ones share entry 63): bit
+    /// `last_bit(b)` set for the last byte b of each. Every header of every
+    /// record is tested against it, and it settles all but the redacted
+    /// ones: by length alone, nginx's Server, Connection, Content-Type,
+    /// Last-Modified and Accept-Ranges looked like Cookie, Set-Cookie,
+    /// X-Auth-Token and Authorization, and went on to the string compare.
+    ends: [u64; 64],
 }
 
 impl std::fmt::Debug for Redactor {
@@ -61,12 +65,13 @@ impl Redactor {
             .collect();
         names.sort();
         names.dedup();
-        let lengths = names.iter().fold(0u64, |m, n| m | length_bit(n.len()));
-        Redactor {
-            key,
-            names,
-            lengths,
+        let mut ends = [0u64; 64];
+        for n in &names {
+            if let (Some(e), Some(&last)) = (ends.get_mut(n.len().min(63)), n.as_bytes().last()) {
+                *e |= last_bit(last);
+            }
         }
+        Redactor { key, names, ends }
     }
 
     /// The default list plus `extra`; with `no_defaults` (`--no-redact`),
@@ -118,16 +123,28 @@ impl Redactor {
         if self.names.is_empty() {
             return 0;
         }
+        // The usual record has no secret: one pass that changes nothing.
+        if !rec.headers.iter_bytes().any(|(name, _)| self.maybe(name)) {
+            return 0;
+        }
         rec.headers.replace_values(|name, value| {
-            let maybe = self.lengths & length_bit(name.len()) != 0;
-            (maybe && self.covers(name)).then(|| self.marker(value))
+            (self.maybe(name.as_bytes()) && self.covers(name)).then(|| self.marker(value))
         })
+    }
+
+    /// False when `name` is certainly not redacted (see `ends`).
+    fn maybe(&self, name: &[u8]) -> bool {
+        let (Some(e), Some(&last)) = (self.ends.get(name.len().min(63)), name.last()) else {
+            return false;
+        };
+        e & last_bit(last) != 0
     }
 }
 
-/// The length bit of a name; names of 63 bytes or more share bit 63.
-fn length_bit(len: usize) -> u64 {
-    1u64 << len.min(63)
+/// A name's last byte as a bit: letters of either case alike (OR 0x20),
+/// other bytes may share a bit with a letter (only a false "maybe").
+fn last_bit(b: u8) -> u64 {
+    1u64 << ((b | 0x20) & 63)
 }
 
 #[cfg(test)]
@@ -186,6 +203,43 @@ mod tests {
             r.marker(value),
             format!("[REDACTED len={} hash={}]", value.len(), &hex[..16])
         );
+    }
+
+    #[test]
+    fn lookalike_names_are_not_redacted() {
+        let r = Redactor::from_options(false, &[]).unwrap();
+        // Same length as a secret's name, and some the same last letter too.
+        let lookalikes = [
+            ("Server", "nginx"),            // 6, like Cookie
+            ("Connection", "keep-alive"),   // 10, like Set-Cookie
+            ("Content-Type", "text/html"),  // 12, like X-Auth-Token
+            ("Last-Modified", "yesterday"), // 13, like Authorization
+            ("Xuthorization", "x"),         // 13 and ending in n
+            ("X-Api-Kez", "k"),             // 9, like X-Api-Key
+        ];
+        let mut rec = record(&lookalikes);
+        assert_eq!(r.apply(&mut rec), 0);
+        assert_eq!(rec.headers.to_vec(), record(&lookalikes).headers.to_vec());
+        // A secret among them is still found, whatever its case.
+        let mut rec = record(&[
+            ("Server", "nginx"),
+            ("X-API-KEY", "k"),
+            ("Xuthorization", "x"),
+        ]);
+        assert_eq!(r.apply(&mut rec), 1);
+        assert!(rec
+            .headers
+            .get(1)
+            .unwrap()
+            .1
+            .starts_with("[REDACTED len=1 "));
+        assert_eq!(rec.headers.get(2), Some(("Xuthorization", "x")));
+        // Names of 63 bytes or more share one entry.
+        let long = "x".repeat(70);
+        let r = Redactor::new([long.as_str()]).unwrap();
+        let mut rec = record(&[(&"x".repeat(64), "a"), (&long.to_uppercase(), "b")]);
+        assert_eq!(r.apply(&mut rec), 1);
+        assert_eq!(rec.headers.get(0).map(|(_, v)| v), Some("a"));
     }
 
     #[test]

@@ -338,7 +338,7 @@ impl Rules {
     pub fn check(&mut self, rec: &HttpRecord, out: &mut Vec<Alert>) {
         let request = rec.kind == HttpKind::Request;
         let mut seen = Seen::default();
-        for (name, value) in rec.headers.iter() {
+        for (name, value) in rec.headers.iter_bytes() {
             seen.header(name, value, self.cfg.max_header_value_bytes, request);
         }
         let mut fire = |id: &'static str, detail: String| {
@@ -534,19 +534,21 @@ struct Seen<'a> {
 }
 
 impl<'a> Seen<'a> {
-    fn header(&mut self, name: &'a str, value: &'a str, max_value: usize, request: bool) {
+    /// One header line, as bytes (`Headers::iter_bytes`: most lines are
+    /// settled by their length, and only the ones kept become text).
+    fn header(&mut self, name: &'a [u8], value: &'a [u8], max_value: usize, request: bool) {
         if value.len() > max_value && self.oversized.is_none() {
-            self.oversized = Some((name, value.len()));
+            self.oversized = Some((text(name), value.len()));
         }
         // Header names of interest are 10 to 19 bytes long: most headers
         // are settled by their length.
         match name.len() {
-            10 if request && name.eq_ignore_ascii_case("user-agent") => {
-                self.user_agent.get_or_insert(value);
+            10 if request && name.eq_ignore_ascii_case(b"user-agent") => {
+                self.user_agent.get_or_insert(text(value));
             }
-            14 if name.eq_ignore_ascii_case("content-length") => {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
                 self.content_length += 1;
-                let v = value.trim();
+                let v = text(value).trim();
                 if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
                     // The usual case: one number.
                     self.cl_value(v);
@@ -564,8 +566,9 @@ impl<'a> Seen<'a> {
                     }
                 }
             }
-            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 self.te_count += 1;
+                let value = text(value);
                 self.te_value.get_or_insert(value);
                 if !clean_te(value) {
                     self.te_bad = true;
@@ -573,10 +576,10 @@ impl<'a> Seen<'a> {
             }
             13 | 19
                 if request
-                    && (name.eq_ignore_ascii_case("authorization")
-                        || name.eq_ignore_ascii_case("proxy-authorization")) =>
+                    && (name.eq_ignore_ascii_case(b"authorization")
+                        || name.eq_ignore_ascii_case(b"proxy-authorization")) =>
             {
-                self.credentials.get_or_insert((name, value));
+                self.credentials.get_or_insert((text(name), text(value)));
             }
             _ => {}
         }
@@ -586,12 +589,17 @@ impl<'a> Seen<'a> {
         // vectorised pass decides.
         if request
             && self.encoded_ctl.is_none()
-            && has_percent(value.as_bytes())
-            && has_encoded_ctl(value)
+            && has_percent(value)
+            && has_encoded_ctl(text(value))
         {
-            self.encoded_ctl = Some(name);
+            self.encoded_ctl = Some(text(name));
         }
     }
+}
+
+/// Header text held as bytes (`Headers` keeps only UTF-8).
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
 }
 
 impl<'a> Seen<'a> {
