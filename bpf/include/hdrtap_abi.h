@@ -121,7 +121,9 @@ enum hdrtap_data_flags {
  * instead of being copied. Only calls of HDRTAP_SKIP_MIN_CALL bytes or more
  * look the map up. conn_id is the event's (the TLS plaintext stream's id for
  * HDRTAP_DF_TLS events); ids are never reused, so stale entries are harmless
- * and left to the LRU.
+ * and left to the LRU. The value only grows: the kernel may store a later
+ * body's end before a lagging userspace parses an earlier one, and
+ * userspace then leaves the larger value in place.
  */
 struct hdrtap_skip_key {
 	__u64 conn_id;

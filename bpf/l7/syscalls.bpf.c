@@ -512,8 +512,9 @@ static __always_inline int copy_few_iovs(struct scratch *s)
  *     another response: the answer to a HEAD request announces a length
  *     but has no body.
  * Then, if the body has body_skip_min bytes or more still to come, its end
- * goes into skips exactly as userspace would have put it (userspace writes
- * the same value again when it parses the block). Anything else is left to
+ * goes into skips exactly as userspace would have put it (userspace, when
+ * it parses the block, writes only a value larger than the stored one: it
+ * may lag behind a later body framed here). Anything else is left to
  * userspace. A wrong guess (a HEAD's answer and the next response written
  * in one call, but from two buffers) makes the parser meet skipped bytes
  * where it expects a header block: a gap, counted, and a resync.
