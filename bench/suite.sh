@@ -12,6 +12,8 @@
 #   none-huge       no tracer, 4 MiB responses (sendfile off: the body goes
 #                   through write calls), the baseline of http-huge
 #   http-huge       hdrtap http --json, 4 MiB responses
+#   http-b          the http arm with a second build, HDRTAP_B: two builds
+#                   compared in one interleaved run (ARMS="none http http-b")
 #   tls             hdrtap http --json, HTTPS workload (OpenSSL uprobes)
 #   packets-tc      hdrtap packets -i lo --hook tc --json, HTTP workload
 #   packets-xdp     hdrtap packets -i lo --hook xdp --json, HTTP workload
@@ -44,6 +46,8 @@
 #   sudo bench/suite.sh                         # every arm, DUR=5 ROUNDS=3
 #   sudo ARMS="none http" DUR=10 bench/suite.sh # one comparison
 #   sudo LOSS=1 ARMS="none http" bench/suite.sh # count loss by X-Seq
+#   sudo HDRTAP_B=/tmp/hdrtap-new ARMS="none http http-b" ROUNDS=8 bench/suite.sh
+#                                               # two builds, A/B in one run
 #   sudo PACKETS_ARGS="--sample 10" bench/packets.sh
 #
 # Not a test: it prints numbers and fails only if something cannot run.
@@ -56,6 +60,7 @@ THREADS="${THREADS:-1}"
 LOSS="${LOSS:-0}"
 ARMS="${ARMS:-none http none-huge http-huge none-tls tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace http-hooks http-capture bpftrace-tls bpftrace-tls-public tc-floor}"
 HTTP_ARGS="${HTTP_ARGS:-}"       # extra flags of the hdrtap http arms
+HDRTAP_B="${HDRTAP_B:-}"         # the build of the http-b arm
 PACKETS_ARGS="${PACKETS_ARGS:-}" # extra flags of the hdrtap packets arms
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,10 +78,13 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture) ;;
+	none | http | http-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
+if [[ " $ARMS " == *" http-b "* && ! -x "$HDRTAP_B" ]]; then
+	die "the http-b arm needs HDRTAP_B, an executable hdrtap build (got '$HDRTAP_B')"
+fi
 for tool in nginx wrk curl python3 awk openssl; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run scripts/setup.sh"
 done
@@ -265,10 +273,12 @@ start_tracer() { # arm round
 	rm -f "$WORK/ready"
 	case "$arm" in
 	none | none-tls | none-huge) return 0 ;;
-	http | tls | http-huge)
+	http | tls | http-huge | http-b)
 		# Default flags (TLS uprobes on), as users run it.
+		local bin="$HDRTAP"
+		[[ "$arm" == http-b ]] && bin="$HDRTAP_B"
 		# shellcheck disable=SC2086 # a flag list on purpose
-		"$HDRTAP" http --json -o "$out" --ready-file "$WORK/ready" $HTTP_ARGS \
+		"$bin" http --json -o "$out" --ready-file "$WORK/ready" $HTTP_ARGS \
 			>/dev/null 2>"$RESULTS/$arm-$r.stderr" &
 		;;
 	packets-tc | packets-xdp)
@@ -344,7 +354,7 @@ start_tracer() { # arm round
 loss_of() { # arm round requests
 	local arm="$1" r="$2" reqs="$3" f="$SHM/$1-$2.ndjson"
 	case "$arm" in
-	http | tls | http-huge)
+	http | tls | http-huge | http-b)
 		if [[ "$LOSS" == 1 ]]; then
 			# Requests wrk completed whose X-Seq is absent from the server side.
 			python3 - "$f" "$reqs" <<'PY'
