@@ -41,7 +41,9 @@
 # CPU time per request and peak RSS, and loss: for hdrtap http/tls the X-Seq
 # values of requests missing from its output (LOSS=1, output then goes to a
 # tmpfs file; otherwise /dev/null and hdrtap's own lost-event count), for
-# packet arms the tracer's own drop count.
+# packet arms the tracer's own drop count; and the share of all CPUs' time
+# left idle during the load (a saturated workload leaves almost none; a
+# tracer that makes it wait shows here, see docs/PERFORMANCE.md).
 #
 #   sudo bench/suite.sh                         # every arm, DUR=5 ROUNDS=3
 #   sudo ARMS="none http" DUR=10 bench/suite.sh # one comparison
@@ -220,6 +222,8 @@ parse_wrk() { # wrk output -> "req_per_sec requests p99_ms"
 	END { printf "%s %s %.3f\n", rps, reqs, p99 }' "$1"
 }
 CLK_TCK="$(getconf CLK_TCK)"
+# "total idle" jiffies of all CPUs, from /proc/stat's first line (idle + iowait).
+cpu_jiffies() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6; exit }' /proc/stat; }
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -390,17 +394,21 @@ run_wrk "http://127.0.0.1:$PORT/index.html" 2 "$RESULTS/warmup.txt"
 [[ " $ARMS " == *" none-tls "* || " $ARMS " == *" tls "* ]] &&
 	run_wrk "https://127.0.0.1:$TLS_PORT/index.html" 2 "$RESULTS/warmup-tls.txt"
 
-ROWS="$RESULTS/rows.tsv" # round arm rps requests p99 cpu_s us_per_req rss_mib loss
+ROWS="$RESULTS/rows.tsv" # round arm rps requests p99 cpu_s us_per_req rss_mib loss idle_pct
 : >"$ROWS"
-fmt='%-5s %-13s %10s %10s %8s %7s %10s %8s %8s\n'
+fmt='%-5s %-13s %10s %10s %8s %7s %10s %8s %8s %6s\n'
 # shellcheck disable=SC2059 # the format is a constant
-printf "\n$fmt" round arm "req/s" requests "p99 ms" "cpu s" "cpu us/req" "RSS MiB" loss
+printf "\n$fmt" round arm "req/s" requests "p99 ms" "cpu s" "cpu us/req" "RSS MiB" loss "idle%"
 for ((r = 1; r <= ROUNDS; r++)); do
 	for arm in $ARMS; do
 		start_tracer "$arm" "$r"
 		t0=0
 		[[ -n "$TRACER_PID" ]] && t0="$(cpu_ticks "$TRACER_PID")"
+		read -r j0 i0 < <(cpu_jiffies)
 		run_wrk "$(url_of "$arm")" "$DUR" "$RESULTS/$arm-$r.wrk"
+		read -r j1 i1 < <(cpu_jiffies)
+		# Share of all CPUs' time nobody ran during the load.
+		idle="$(awk -v a="$j0" -v b="$j1" -v x="$i0" -v y="$i1" 'BEGIN { if (b > a) printf "%.1f", 100 * (y - x) / (b - a); else print "nan" }')"
 		cpu_s=- us_req=- rss_mib=-
 		if [[ -n "$TRACER_PID" ]]; then
 			t1="$(cpu_ticks "$TRACER_PID")"
@@ -417,15 +425,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		read -r rps reqs p99 < <(parse_wrk "$RESULTS/$arm-$r.wrk")
 		[[ "$cpu_s" != - ]] && us_req="$(awk -v c="$cpu_s" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n; else print "nan" }')"
 		loss="$(loss_of "$arm" "$r" "$reqs")"
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss" >>"$ROWS"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss" "$idle" >>"$ROWS"
 		# shellcheck disable=SC2059
-		printf "$fmt" "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss"
+		printf "$fmt" "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss" "$idle"
 	done
 done
 
 col() { awk -F'\t' -v arm="$1" -v c="$2" '$2 == arm { print $c }' "$ROWS"; }
 echo
-printf '%-13s %10s %7s %10s %11s %8s %10s\n' arm "req/s" ratio "p99 ms" "cpu us/req" "RSS MiB" "loss"
+printf '%-13s %10s %7s %10s %11s %8s %10s %6s\n' arm "req/s" ratio "p99 ms" "cpu us/req" "RSS MiB" "loss" "idle%"
 for arm in $ARMS; do
 	rps="$(col "$arm" 3 | median)"
 	base="$(col "$(baseline_of "$arm")" 3 | median)"
@@ -435,8 +443,9 @@ for arm in $ARMS; do
 	[[ "$us" == nan ]] && us=-
 	rss="$(col "$arm" 8 | grep -v '^-$' | sort -g | tail -1 || true)"
 	loss="$(col "$arm" 9 | awk '$1 ~ /^[0-9]+$/ { s += $1; n++ } END { if (n) print s; else print "-" }')"
-	printf '%-13s %10s %7s %10s %11s %8s %10s\n' "$arm" "$rps" "$ratio" "$(col "$arm" 5 | median)" "${us:--}" "${rss:--}" "$loss"
+	printf '%-13s %10s %7s %10s %11s %8s %10s %6s\n' "$arm" "$rps" "$ratio" "$(col "$arm" 5 | median)" "${us:--}" "${rss:--}" "$loss" "$(col "$arm" 10 | median)"
 done
 echo
 echo "ratio: median req/s over the median of the arm's workload baseline (none: HTTP, none-huge: 4 MiB responses, none-tls: HTTPS);"
 echo "loss: sum over rounds (hdrtap: lost events, or with LOSS=1 missing X-Seq; packets: events lost; tcpdump: dropped by kernel)"
+echo "idle%: median share of all CPUs' time left idle during the load (/proc/stat): time the tracer made the workload wait"

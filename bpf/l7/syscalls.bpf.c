@@ -41,6 +41,7 @@ const volatile __u8 filter_comm_on = 0;    /* only comms in filter_comms */
 const volatile __u8 filter_port_on = 0;    /* only conns with a port in filter_ports */
 const volatile __u32 call_capture = HDRTAP_DEFAULT_CALL_CAPTURE; /* bytes per call */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader past this much data */
+const volatile __u64 wakeup_big_bytes = 1 << 16; /* the same, for events of RB_BIG_EVENT bytes */
 const volatile __u8 tls_on = 0;            /* TLS uprobes in use (openssl.bpf.c) */
 const volatile __u32 nr_cpus = 1;          /* possible CPUs: scratch slots per user */
 const volatile __u64 body_skip_min = HDRTAP_SKIP_BODY_MIN; /* body_scan; 0: off */
@@ -201,8 +202,10 @@ static __always_inline void ctr_add(__u32 idx, __u64 n)
 /*
  * Waking the reader for every event costs the traced workload dearly (an
  * irq_work and a context switch per event: nginx+wrk on loopback lost 40% of
- * its throughput). The reader polls on a short timer instead, and is woken
- * early only when the ring buffer fills past wakeup_bytes.
+ * its throughput). The reader polls on a timer instead, and is woken early
+ * only when the ring buffer fills past wakeup_bytes (three quarters of it:
+ * rarer, longer bursts of the reader disturb the traced programs' scheduling
+ * less; crates/hdrtap-bpf/src/ring.rs, wakeup_bytes).
  */
 static __always_inline __u64 rb_flags_past(__u64 bytes)
 {
@@ -230,10 +233,11 @@ static __always_inline __u64 rb_flags_every(__u32 *count)
 }
 
 /*
- * Large events are body chunks of long transfers. The reader is woken after
- * a sixteenth of the usual fill for them, so that it parses the header block
- * early and can tell the kernel to skip the rest of the body (map skips):
- * a 4 MiB body otherwise sat in the ring before anyone looked at it.
+ * Large events are body chunks of long transfers. The reader is woken at
+ * wakeup_big_bytes for them (a sixty-fourth of the ring), so that it parses
+ * the header block early and can tell the kernel to skip the rest of the
+ * body (map skips): a 4 MiB body otherwise sat in the ring before anyone
+ * looked at it.
  */
 #define RB_BIG_EVENT (16 * 1024)
 
@@ -372,7 +376,7 @@ static __always_inline void flush(struct copy_ctx *cc, struct scratch *s, __u64 
 	s->ev.cap_len = cap;
 	s->ev.flags = cc->flags | flags;
 	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + cap,
-			       cap >= RB_BIG_EVENT ? rb_flags_past(wakeup_bytes / 16)
+			       cap >= RB_BIG_EVENT ? rb_flags_past(wakeup_big_bytes)
 					   : rb_flags_every(&s->events))) {
 		ctr_add(HDRTAP_CTR_RINGBUF_DROPS, 1);
 		ctr_add(HDRTAP_CTR_RINGBUF_DROP_BYTES, orig);

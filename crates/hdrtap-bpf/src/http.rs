@@ -9,16 +9,6 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer};
 use crate::syscalls_skel::{SyscallsSkel, SyscallsSkelBuilder};
 use crate::BpfError;
 
-/// Most ring-buffer events one [`HttpProbe::poll`] takes (see there).
-///
-/// Small on purpose: the records of one poll are parsed, checked, redacted
-/// and written before the next poll, and 256 events' worth of them stay in
-/// the CPU cache between those steps. With 4096, every step after parsing
-/// met them cold again: `bench/suite.sh` measured 7.1 µs of hdrtap CPU per
-/// request at 4096, 5.8 at 1024, 4.7 at 256, and no less at 64 (where each
-/// poll's epoll_wait and write serve four times fewer records).
-pub const MAX_EVENTS_PER_POLL: usize = 256;
-
 /// Number of kernel counters (see `enum hdrtap_counter`).
 pub const COUNTERS: usize = abi::HDRTAP_CTR_MAX as usize;
 
@@ -99,8 +89,10 @@ impl HttpProbe {
             ro.filter_comm_on = u8::from(!opts.comms.is_empty());
             ro.filter_port_on = u8::from(!opts.ports.is_empty());
             ro.call_capture = opts.call_capture;
-            // Wake the reader early once a quarter of the ring is in use.
-            ro.wakeup_bytes = u64::from(opts.ring_bytes / 4);
+            // Wake the reader early only when the ring is filling up; body
+            // chunks (events of RB_BIG_EVENT bytes) at a sixty-fourth.
+            ro.wakeup_bytes = crate::ring::wakeup_bytes(opts.ring_bytes);
+            ro.wakeup_big_bytes = u64::from(opts.ring_bytes / 64);
             ro.tls_on = u8::from(opts.tls);
             ro.body_skip_min = opts.kernel_body_skip;
         }
@@ -259,40 +251,15 @@ impl HttpProbe {
         crate::ring::sum_counters(&self.skel.maps.counters)
     }
 
-    /// Wait up to `timeout` for the kernel to wake us (it does so only when
-    /// the ring is filling up), then consume what is available. Call in a
-    /// loop: records arrive at most `timeout` late.
-    ///
-    /// At most [`MAX_EVENTS_PER_POLL`] events are taken per call: the
-    /// records of one poll are all built before any is written, so taking a
-    /// whole ring at once (a 16 MiB ring holds some 50,000 events) made
-    /// hdrtap's memory grow with the ring in a burst (fault_churn: 200 MiB
-    /// peak RSS), and large batches run out of the CPU cache. The wait is
-    /// on the ring's epoll descriptor, level-triggered: it returns at once
-    /// while events are left.
+    /// Wait up to `timeout` for the kernel to wake us, unless events are
+    /// already waiting, then consume a batch of at most 256. Call in a loop:
+    /// once awake the reader drains the ring batch by batch and sleeps only
+    /// when it is empty, so records arrive at most `timeout` late (plus the
+    /// time to process what came before them). The kernel wakes the reader
+    /// early only when the ring is three quarters full: fewer, longer bursts
+    /// of hdrtap disturb the traced programs less (see `ring.rs`).
     pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: epoll_fd() is the ring buffer's live epoll descriptor and
-        // ev a valid, writable array of one event.
-        let rc = unsafe { libc::epoll_wait(rb.epoll_fd(), &mut ev, 1, ms) };
-        if rc < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(BpfError::Map {
-                    map: "events",
-                    source: e.into(),
-                });
-            }
-        }
-        let n = rb.consume_raw_n(MAX_EVENTS_PER_POLL);
-        if n < 0 && n != -libc::EINTR {
-            return Err(BpfError::Map {
-                map: "events",
-                source: std::io::Error::from_raw_os_error(-n).into(),
-            });
-        }
-        Ok(())
+        crate::ring::poll(rb, timeout)
     }
 }
 

@@ -297,7 +297,7 @@ impl PacketProbe {
             ro.sample_n = opts.sample;
             ro.dir_mask = opts.directions.mask();
             ro.owner_on = u8::from(owners);
-            ro.wakeup_bytes = u64::from(opts.ring_bytes / 4);
+            ro.wakeup_bytes = crate::ring::wakeup_bytes(opts.ring_bytes);
         }
         if !owners {
             open.progs.owner_send.set_autoload(false);
@@ -568,10 +568,9 @@ impl PacketProbe {
         crate::ring::sum_counters(&self.skel.maps.counters)
     }
 
-    /// Wait up to `timeout`, then consume everything available (as
-    /// [`crate::HttpProbe::poll`]).
+    /// Wait for events and consume a batch, as [`crate::HttpProbe::poll`].
     pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
-        crate::HttpProbe::poll(rb, timeout)
+        crate::ring::poll(rb, timeout)
     }
 
     /// Run one program over `data` with BPF_PROG_TEST_RUN (tests): returns

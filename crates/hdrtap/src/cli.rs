@@ -114,7 +114,8 @@ pub struct HttpArgs {
           value_parser = clap::value_parser!(u32).range(1..=hdrtap_abi::HDRTAP_CALL_CAPTURE_MAX as i64))]
     pub call_capture: u32,
 
-    /// Ring-buffer size in MiB (power of two). Larger rides out longer bursts.
+    /// Ring-buffer size in MiB (power of two). Larger rides out longer bursts; hdrtap is
+    /// woken when it is three quarters full, else every 50 ms.
     #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
     pub ring_mib: u32,
 
@@ -203,7 +204,8 @@ pub struct PacketsArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub stats_interval: u64,
 
-    /// Ring-buffer size in MiB (power of two).
+    /// Ring-buffer size in MiB (power of two). hdrtap is woken when it is three quarters
+    /// full, else every 50 ms.
     #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
     pub ring_mib: u32,
 

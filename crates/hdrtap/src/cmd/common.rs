@@ -16,11 +16,14 @@ use hdrtap_core::sink::{CaptureStatus, Fanout, Record, StatsSnapshot, StatusBoar
 use serde::Serialize;
 
 /// How long one poll of the ring buffer may wait for events. The kernel
-/// wakes hdrtap early only when the ring fills up, so this is also how late
-/// a quiet connection's header block may be parsed; a long body's skip
-/// request (see `Http1Tracker::take_skips`) can come no sooner. 20 ms is 50
-/// idle wake-ups a second.
-pub const POLL: Duration = Duration::from_millis(20);
+/// wakes hdrtap early only when the ring is three quarters full, so this is
+/// how late a record may come out (hdrtap then drains the whole ring), and
+/// a long body's skip request (see `Http1Tracker::take_skips`) no sooner
+/// unless its chunks wake hdrtap first. 50 ms: rarer bursts of hdrtap
+/// disturb the traced programs less (20 ms and a wake-up at a quarter of the
+/// ring kept 0.60 of the benchmark's throughput, 50 ms and three quarters
+/// 0.67; docs/PERFORMANCE.md), and 20 idle wake-ups a second.
+pub const POLL: Duration = Duration::from_millis(50);
 /// Records per batch handed to the sinks at most.
 const FANOUT_BATCH: usize = 1024;
 /// How often a daemon capture publishes its counters for /metrics.
