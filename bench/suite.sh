@@ -14,6 +14,7 @@
 #   http-huge       hdrtap http --json, 4 MiB responses
 #   http-b          the http arm with a second build, HDRTAP_B: two builds
 #                   compared in one interleaved run (ARMS="none http http-b")
+#   tls-b, packets-tc-b  the tls and packets-tc arms with HDRTAP_B
 #   tls             hdrtap http --json, HTTPS workload (OpenSSL uprobes)
 #   packets-tc      hdrtap packets -i lo --hook tc --json, HTTP workload
 #   packets-xdp     hdrtap packets -i lo --hook xdp --json, HTTP workload
@@ -80,12 +81,12 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | http-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture) ;;
+	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
-if [[ " $ARMS " == *" http-b "* && ! -x "$HDRTAP_B" ]]; then
-	die "the http-b arm needs HDRTAP_B, an executable hdrtap build (got '$HDRTAP_B')"
+if [[ " $ARMS " =~ \ (http|tls|packets-tc)-b\  && ! -x "$HDRTAP_B" ]]; then
+	die "the -b arms need HDRTAP_B, an executable hdrtap build (got '$HDRTAP_B')"
 fi
 for tool in nginx wrk curl python3 awk openssl; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run scripts/setup.sh"
@@ -193,14 +194,14 @@ LUA
 
 url_of() { # arm -> URL of its workload
 	case "$1" in
-	none-tls | tls | bpftrace-tls | bpftrace-tls-public) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
+	none-tls | tls | tls-b | bpftrace-tls | bpftrace-tls-public) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
 	none-huge | http-huge) echo "http://127.0.0.1:$PORT/huge.bin" ;;
 	*) echo "http://127.0.0.1:$PORT/index.html" ;;
 	esac
 }
 baseline_of() { # arm -> its workload's baseline arm
 	case "$1" in
-	none-tls | tls | bpftrace-tls | bpftrace-tls-public) echo none-tls ;;
+	none-tls | tls | tls-b | bpftrace-tls | bpftrace-tls-public) echo none-tls ;;
 	none-huge | http-huge) echo none-huge ;;
 	*) echo none ;;
 	esac
@@ -277,17 +278,19 @@ start_tracer() { # arm round
 	rm -f "$WORK/ready"
 	case "$arm" in
 	none | none-tls | none-huge) return 0 ;;
-	http | tls | http-huge | http-b)
+	http | tls | http-huge | http-b | tls-b)
 		# Default flags (TLS uprobes on), as users run it.
 		local bin="$HDRTAP"
-		[[ "$arm" == http-b ]] && bin="$HDRTAP_B"
+		[[ "$arm" == *-b ]] && bin="$HDRTAP_B"
 		# shellcheck disable=SC2086 # a flag list on purpose
 		"$bin" http --json -o "$out" --ready-file "$WORK/ready" $HTTP_ARGS \
 			>/dev/null 2>"$RESULTS/$arm-$r.stderr" &
 		;;
-	packets-tc | packets-xdp)
+	packets-tc | packets-xdp | packets-tc-b)
+		local bin="$HDRTAP" hook="${arm#packets-}"
+		[[ "$arm" == *-b ]] && bin="$HDRTAP_B" hook=tc
 		# shellcheck disable=SC2086
-		"$HDRTAP" packets -i lo --hook "${arm#packets-}" --json -o /dev/null --ready-file "$WORK/ready" \
+		"$bin" packets -i lo --hook "$hook" --json -o /dev/null --ready-file "$WORK/ready" \
 			$PACKETS_ARGS >/dev/null 2>"$RESULTS/$arm-$r.stderr" &
 		;;
 	tcpdump-128 | tcpdump-full)
@@ -358,7 +361,7 @@ start_tracer() { # arm round
 loss_of() { # arm round requests
 	local arm="$1" r="$2" reqs="$3" f="$SHM/$1-$2.ndjson"
 	case "$arm" in
-	http | tls | http-huge | http-b)
+	http | tls | http-huge | http-b | tls-b)
 		if [[ "$LOSS" == 1 ]]; then
 			# Requests wrk completed whose X-Seq is absent from the server side.
 			python3 - "$f" "$reqs" <<'PY'
