@@ -10,7 +10,7 @@
  *
  * Flow per call:   sys_exit_X: ret > 0 -> args from the saved registers ->
  *                  tracked connection? -> sniff (until decided) -> copy
- * No program runs at a data call's entry (see call_regs).
+ * No program runs at a data call's entry (see call_regs, lib/syscall.bpf.h).
  * Connections are keyed by (tgid, fd). accept/connect create them with a
  * known role; a socket first seen on a data call (e.g. opened before hdrtap
  * started) is created then, with its tuple read from struct sock.
@@ -22,6 +22,7 @@
 #include "hdrtap_abi.h"
 #include "../lib/http_sniff.bpf.h"
 #include "../lib/sock.bpf.h"
+#include "../lib/syscall.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -323,42 +324,6 @@ static __always_inline void conn_forget(__u32 tgid, int fd)
 	bpf_map_delete_elem(&conns, &key);
 }
 
-/*
- * Records of the syscalls:sys_enter_<name> and sys_exit_<name> tracepoints,
- * as tracefs's events/syscalls/sys_enter_read/format describes them: the
- * common 8-byte header, an int syscall number, then the arguments or the
- * return value at offset 16. (vmlinux.h's trace_event_raw_sys_enter is the
- * raw_syscalls record, whose `long id` would read 4 bytes of padding.)
- */
-struct sys_enter_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 _pad;
-	__u64 args[6];
-};
-
-struct sys_exit_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 _pad;
-	__s64 ret;
-};
-
-/* ---- the arguments, at exit --------------------------------------------- */
-
-/*
- * The registers the task entered the kernel with, where its syscall
- * arguments are. They are saved on entry and the calls hooked here do not
- * change them, so the exit program reads fd, buffer and count itself and no
- * program runs at entry: that halves the traced calls' tracepoint runs and
- * drops the per-thread stash between entry and exit, and a call that moved
- * nothing (EAGAIN, EOF) costs one comparison.
- */
-static __always_inline struct pt_regs *call_regs(void)
-{
-	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-}
-
 /* ---- exit side: copy the payload ---------------------------------------- */
 
 
@@ -477,7 +442,12 @@ static __always_inline int copy_few_iovs(struct scratch *s)
 	if (bpf_probe_read_user(v, size, (void *)s->cc.iov))
 		return 0;
 	for (i = 0; i < FEW_IOVS; i++) {
-		if (i >= cnt || off >= total)
+		/* off < HDRTAP_CHUNK_MAX follows from off < total, but older
+		 * verifiers (6.1) learn nothing from comparing two registers:
+		 * without the constant bound they walk a third iteration with
+		 * off past the buffer and reject the length as maybe negative
+		 * ("R2 min value is negative"). */
+		if (i >= cnt || off >= total || off >= HDRTAP_CHUNK_MAX)
 			break;
 		len = v[i].iov_len;
 		if (len > total - off)
