@@ -141,6 +141,10 @@ pub fn main_if_reaper() -> Option<u8> {
         }
     }
     let _ = caps::drop_except(CapSet::of(&[Cap::NET_ADMIN]));
+    // The query of a filter whose qdisc hdrtap already removed makes the
+    // kernel answer "Parent Qdisc doesn't exists", which libbpf would print
+    // after hdrtap's summary: that is the expected answer here, not news.
+    let _ = libbpf_rs::set_print(None);
     // Block until hdrtap is gone (end-of-file: every write end closed).
     let mut buf = [0u8; 64];
     let mut stdin = io::stdin().lock();
