@@ -113,11 +113,13 @@ impl Control {
             stats_interval,
             ids: Arc::new(Ids::default()),
             on_ready: Box::new(move |what: &str| {
-                write_ready_file(ready_file.as_deref())?;
+                // The start-up line first: a script that waits for the
+                // ready file then finds it on stderr (tests/fault_kill.rs
+                // reads it at once; under emulation the two raced).
                 if !quiet {
                     eprintln!("hdrtap: {what}; Ctrl-C to stop");
                 }
-                Ok(())
+                write_ready_file(ready_file.as_deref())
             }),
             board: None,
         })

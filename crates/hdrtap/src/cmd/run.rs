@@ -214,16 +214,17 @@ fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
         shutdown(threads, fanout, servers);
         return Err(e);
     }
-    if let Err(e) = common::write_ready_file(plan.ready_file.as_deref()) {
-        stop.store(true, Ordering::Relaxed);
-        shutdown(threads, fanout, servers);
-        return Err(e);
-    }
+    // The start-up lines first, then the ready file (see Control::cli).
     if !plan.quiet {
         eprintln!(
             "hdrtap: sinks: {}; SIGTERM to stop, SIGHUP to reopen files",
             described.join(", ")
         );
+    }
+    if let Err(e) = common::write_ready_file(plan.ready_file.as_deref()) {
+        stop.store(true, Ordering::Relaxed);
+        shutdown(threads, fanout, servers);
+        return Err(e);
     }
 
     // Until a signal, the deadline, or every capture ends by itself.
