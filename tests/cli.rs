@@ -120,6 +120,46 @@ fn doctor_passes_and_mentions_btf_and_tracefs() {
     );
 }
 
+/// `doctor --json`: one object, a verdict per capture that matches what
+/// this kernel has (TCX from 6.6, else the clsact fallback), and every
+/// capture the other tests run here available.
+#[test]
+fn doctor_json_has_a_verdict_per_capture() {
+    let _guard = setup();
+    let out = hdrtap(&["doctor", "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {}: {stdout}", out.status);
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(v["kind"], "doctor");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(v["kernel"], release.trim());
+    let caps = v["capabilities"].as_array().expect("capabilities");
+    let status = |key: &str| {
+        caps.iter()
+            .find(|c| c["key"] == key)
+            .unwrap_or_else(|| panic!("no verdict on {key}: {stdout}"))["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for key in ["http", "https", "packets-xdp", "packets-socket"] {
+        assert_eq!(status(key), "ok", "{key}: {stdout}");
+    }
+    let tc = if kernel_has_tcx() { "ok" } else { "fallback" };
+    assert_eq!(status("packets-tc"), tc, "{stdout}");
+    assert!(
+        ["ok", "fallback"].contains(&status("attribution").as_str()),
+        "{stdout}"
+    );
+    let checks = v["checks"].as_array().expect("checks");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"] == "feature bpf_loop" && c["status"] == "ok"),
+        "{stdout}"
+    );
+}
+
 /// (g) SIGTERM: exit 0, summary on stderr, final stats record.
 #[test]
 fn sigterm_prints_summary_and_final_stats() {

@@ -22,8 +22,10 @@
 /* What a descriptor turned out to be. */
 enum hdrtap_fd_kind {
 	HDRTAP_FD_OTHER = 0,    /* not a socket (file, pipe, ...) or unreadable */
-	HDRTAP_FD_SOCK = 1,     /* a socket, but not TCP over IPv4/IPv6 */
+	HDRTAP_FD_SOCK = 1,     /* a socket, but not IPv4/IPv6 */
 	HDRTAP_FD_TCP = 2,      /* a TCP socket; *skp is set */
+	HDRTAP_FD_INET = 3,     /* an IPv4/IPv6 socket that is not TCP (UDP,
+				 * ping, raw); *skp is set */
 };
 
 /* Current task's struct file for fd, or NULL. */
@@ -63,10 +65,10 @@ static __always_inline enum hdrtap_fd_kind hdrtap_fd_sock(int fd, struct sock **
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != HDRTAP_AF_INET && family != HDRTAP_AF_INET6)
 		return HDRTAP_FD_SOCK;
+	*skp = sk;
 	if (BPF_CORE_READ(sk, sk_type) != HDRTAP_SOCK_STREAM ||
 	    BPF_CORE_READ(sk, sk_protocol) != HDRTAP_IPPROTO_TCP)
-		return HDRTAP_FD_SOCK;
-	*skp = sk;
+		return HDRTAP_FD_INET;
 	return HDRTAP_FD_TCP;
 }
 

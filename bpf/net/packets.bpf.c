@@ -20,6 +20,15 @@
  * connect() (CLOSE -> SYN_SENT) and listen() (CLOSE -> LISTEN). tc egress
  * finds the packet's socket with bpf_get_socket_cookie(skb); tc and XDP
  * ingress look up the local TCP socket by the packet's tuple.
+ *
+ * Kernels without the sock_send_length/sock_recv_length tracepoints (Debian
+ * 12's 6.1) get a fallback from the syscall path instead (owner_sys_*):
+ * the exits of accept/accept4 and of the socket-only data calls (sendto,
+ * recvfrom, sendmsg, recvmsg) find the IPv4/IPv6 socket behind their
+ * descriptor and note its owner under the socket's cookie. A classic tracepoint cannot
+ * call bpf_get_socket_cookie, so it reads the cookie from struct sock, and
+ * owner_state makes sure every established TCP socket has one. Sockets
+ * used only through read/write/readv/writev are not seen by the fallback.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -28,11 +37,14 @@
 #include <bpf/bpf_tracing.h>
 #include "hdrtap_abi.h"
 #include "../lib/pkt.bpf.h"
+#include "../lib/sock.bpf.h"
+#include "../lib/syscall.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define PACKET_OUTGOING 4
 #define TC_ACT_UNSPEC (-1) /* = TCX_NEXT: let the next program decide */
+#define TCP_ESTABLISHED_STATE 1
 #define TCP_SYN_SENT_STATE 2
 #define TCP_CLOSE_STATE 7
 #define TCP_LISTEN_STATE 10
@@ -42,6 +54,7 @@ const volatile __u32 snaplen = HDRTAP_PKT_SNAPLEN_DEFAULT; /* bytes copied per p
 const volatile __u32 sample_n = 1;      /* keep 1 in sample_n accepted packets */
 const volatile __u8 dir_mask = 3;       /* 1 << HDRTAP_PKT_IN | 1 << HDRTAP_PKT_OUT */
 const volatile __u8 owner_on = 1;       /* attribute packets to processes */
+const volatile __u8 owner_sys = 0;      /* the syscall fallback (owner_sys_*) is in use */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader past this much data */
 
 struct {
@@ -178,18 +191,15 @@ static __always_inline int pf_accept(struct pf_run *r)
 
 /* ---- owners ---------------------------------------------------------- */
 
-static __always_inline void owner_note(struct sock *sk)
+static __always_inline void owner_note_cookie(__u64 cookie)
 {
 	struct hdrtap_sock_owner o = {};
 	struct hdrtap_sock_owner *cur;
-	__u64 id, cookie;
+	__u64 id;
 
-	if (!owner_on || !sk)
-		return;
 	id = bpf_get_current_pid_tgid();
 	if (id >> 32 == 0)
 		return;
-	cookie = bpf_get_socket_cookie(sk);
 	cur = bpf_map_lookup_elem(&owners, &cookie);
 	if (cur && cur->tgid == id >> 32 && cur->tid == (__u32)id)
 		return;
@@ -197,6 +207,13 @@ static __always_inline void owner_note(struct sock *sk)
 	o.tid = (__u32)id;
 	bpf_get_current_comm(o.comm, sizeof(o.comm));
 	bpf_map_update_elem(&owners, &cookie, &o, BPF_ANY);
+}
+
+static __always_inline void owner_note(struct sock *sk)
+{
+	if (!owner_on || !sk)
+		return;
+	owner_note_cookie(bpf_get_socket_cookie(sk));
 }
 
 /* TP_PROTO(struct sock *sk, int ret, int flags): after every sendmsg of any socket. */
@@ -226,8 +243,74 @@ int BPF_PROG(owner_state, struct sock *sk, int oldstate, int newstate)
 	if (oldstate == TCP_CLOSE_STATE &&
 	    (newstate == TCP_SYN_SENT_STATE || newstate == TCP_LISTEN_STATE))
 		owner_note(sk);
+	else if (owner_sys && newstate == TCP_ESTABLISHED_STATE)
+		/* Softirq context: no owner here, but give the socket its
+		 * cookie now, so that the fallback's accept() exit, which can
+		 * only read it, finds one. */
+		bpf_get_socket_cookie(sk);
 	return 0;
 }
+
+/* ---- owners: the syscall fallback ------------------------------------ */
+
+/*
+ * The IPv4/IPv6 socket behind the current task's fd, noted under its
+ * cookie. A socket whose cookie was never asked for has none yet: a TCP one
+ * gets it when established (owner_state), any other at its first packet's
+ * tc egress (bpf_get_socket_cookie(skb)), so that packet goes out before
+ * its owner is known, as with sock_send_length.
+ */
+static __always_inline void owner_note_fd(int fd)
+{
+	struct sock *sk = NULL;
+	enum hdrtap_fd_kind kind;
+	__u64 cookie;
+
+	if (!owner_on)
+		return;
+	kind = hdrtap_fd_sock(fd, &sk);
+	if ((kind != HDRTAP_FD_TCP && kind != HDRTAP_FD_INET) || !sk)
+		return;
+	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (cookie)
+		owner_note_cookie(cookie);
+}
+
+/* int accept(int fd, ...), int accept4(int fd, ...): the new fd. */
+SEC("tracepoint/syscalls/sys_exit_accept")
+int owner_sys_accept(struct sys_exit_ctx *ctx)
+{
+	if (ctx->ret >= 0)
+		owner_note_fd(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int owner_sys_accept4(struct sys_exit_ctx *ctx)
+{
+	if (ctx->ret >= 0)
+		owner_note_fd(ctx->ret);
+	return 0;
+}
+
+/*
+ * ssize_t sendto(int fd, ...), recvfrom(int fd, ...), sendmsg(int fd, ...),
+ * recvmsg(int fd, ...): sockets only, so files never pay for a lookup;
+ * read/write on a socket are not looked at (see docs/ARCHITECTURE.md).
+ */
+#define OWNER_SYS_DATA(name)                                            \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                      \
+	int owner_sys_##name(struct sys_exit_ctx *ctx)                  \
+	{                                                               \
+		if (ctx->ret >= 0)                                      \
+			owner_note_fd(PT_REGS_PARM1_SYSCALL(call_regs()));  \
+		return 0;                                               \
+	}
+
+OWNER_SYS_DATA(sendto)
+OWNER_SYS_DATA(recvfrom)
+OWNER_SYS_DATA(sendmsg)
+OWNER_SYS_DATA(recvmsg)
 
 /* The local TCP socket an incoming packet is for, by its tuple. */
 static __always_inline __u64 ingress_cookie(void *ctx, const struct pkt_info *pi)

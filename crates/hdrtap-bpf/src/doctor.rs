@@ -40,18 +40,76 @@ impl Check {
     }
 }
 
-/// Oldest kernel with everything the HTTP programs use (bpf_loop: 5.17).
-pub const MIN_KERNEL: (u32, u32) = (5, 17);
+/// What one capture can do on this kernel, the verdict `doctor` ends with
+/// and the kernel matrix (`scripts/kernels.sh`) tabulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapStatus {
+    /// Loaded and attached here.
+    Ok,
+    /// Works, through a fallback for a kernel feature this kernel lacks.
+    Fallback,
+    /// This kernel lacks a feature it needs (named in the detail).
+    Unavailable,
+    /// Should work here (the features are present) but did not load or
+    /// attach: a bug, or a kernel quirk hdrtap does not know yet.
+    Fail,
+}
 
-/// Run every check. Order matters only for reading.
-pub fn run() -> Vec<Check> {
-    let mut out = vec![kernel_version(), btf(), privileges()];
-    out.push(match crate::ensure_tracefs() {
+impl CapStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapStatus::Ok => "ok",
+            CapStatus::Fallback => "fallback",
+            CapStatus::Unavailable => "unavailable",
+            CapStatus::Fail => "FAIL",
+        }
+    }
+}
+
+/// One capability's verdict.
+#[derive(Debug, Clone)]
+pub struct Capability {
+    /// Stable key: http, https, packets-tc, packets-xdp, packets-socket,
+    /// attribution.
+    pub key: &'static str,
+    pub status: CapStatus,
+    pub detail: String,
+}
+
+impl Capability {
+    fn new(key: &'static str, status: CapStatus, detail: impl Into<String>) -> Self {
+        Capability {
+            key,
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Everything `doctor` found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `uname -r`.
+    pub release: String,
+    pub checks: Vec<Check>,
+    pub capabilities: Vec<Capability>,
+}
+
+/// Run every check, then load and attach each capture for real: the
+/// verdicts come from what loaded, never from the version number.
+pub fn run() -> Report {
+    let release = crate::kernel::release();
+    let mut checks = vec![
+        Check::new("kernel", Status::Ok, release.clone()),
+        btf(),
+        privileges(),
+    ];
+    checks.push(match crate::ensure_tracefs() {
         Ok((dir, true)) => Check::new("tracefs", Status::Ok, format!("{dir} (mounted now)")),
         Ok((dir, false)) => Check::new("tracefs", Status::Ok, dir),
         Err(e) => Check::new("tracefs", Status::Fail, e.to_string()),
     });
-    out.push(probe(
+    checks.push(probe(
         "program type tracepoint",
         // SAFETY: plain FFI call with a NULL opts pointer, which libbpf accepts.
         unsafe {
@@ -61,38 +119,142 @@ pub fn run() -> Vec<Check> {
             )
         },
     ));
-    out.push(probe(
-        "map type ringbuf",
-        // SAFETY: as above.
-        unsafe {
-            libbpf_sys::libbpf_probe_bpf_map_type(
-                libbpf_sys::BPF_MAP_TYPE_RINGBUF,
-                std::ptr::null(),
-            )
-        },
-    ));
-    out.push(probe(
-        "helper bpf_loop",
-        // SAFETY: as above.
-        unsafe {
-            libbpf_sys::libbpf_probe_bpf_helper(
-                libbpf_sys::BPF_PROG_TYPE_TRACEPOINT,
-                libbpf_sys::BPF_FUNC_loop,
-                std::ptr::null(),
-            )
-        },
-    ));
-    out.push(syscall_tracepoints());
-    out.push(load_and_attach());
-    out.push(crate::tls::doctor_check());
-    out.extend(packet_checks());
-    out
+    checks.extend(feature_checks());
+    checks.push(syscall_tracepoints());
+    let mut caps = Vec::new();
+    let (http, http_check) = http_capability();
+    checks.push(http_check);
+    let tls_check = if http.status == CapStatus::Ok {
+        let c = crate::tls::doctor_check();
+        caps.push(Capability::new(
+            "https",
+            if c.status == Status::Ok {
+                CapStatus::Ok
+            } else {
+                CapStatus::Fail
+            },
+            c.detail.clone(),
+        ));
+        c
+    } else {
+        caps.push(Capability::new(
+            "https",
+            http.status,
+            "the OpenSSL uprobes live in the HTTP object",
+        ));
+        Check::new(
+            "HTTPS: OpenSSL uprobes",
+            Status::Warn,
+            "not tried: the HTTP programs do not load",
+        )
+    };
+    checks.push(tls_check);
+    caps.insert(0, http);
+    let (packet_checks, packet_caps) = packets();
+    checks.extend(packet_checks);
+    caps.extend(packet_caps);
+    Report {
+        release,
+        checks,
+        capabilities: caps,
+    }
 }
 
-/// `hdrtap packets`: the program types, then the real object loaded and
-/// each hook attached to `lo` (and detached at once). Failures here are
-/// warnings: `hdrtap http` does not need any of it.
-fn packet_checks() -> Vec<Check> {
+/// One row per kernel feature hdrtap uses. A missing one that `hdrtap
+/// http` needs fails; one only a packet hook needs warns.
+fn feature_checks() -> Vec<Check> {
+    use crate::kernel::{Feature, Presence, HTTP_NEEDS};
+    Feature::ALL
+        .iter()
+        .filter(|f| **f != Feature::Btf) // its own row above
+        .map(|&f| {
+            let name = format!("feature {}", f.key());
+            match f.presence() {
+                Presence::Yes => Check::new(
+                    name,
+                    Status::Ok,
+                    format!("{} (mainline {})", f.name(), f.since()),
+                ),
+                Presence::No => {
+                    let needed_by = if HTTP_NEEDS.contains(&f) {
+                        "hdrtap http cannot run"
+                    } else if f == Feature::SockLenTracepoints {
+                        "hdrtap packets attributes processes from syscalls instead"
+                    } else {
+                        "hdrtap packets cannot run"
+                    };
+                    let status = if HTTP_NEEDS.contains(&f) {
+                        Status::Fail
+                    } else {
+                        Status::Warn
+                    };
+                    Check::new(
+                        name,
+                        status,
+                        format!(
+                            "missing: {} (mainline {}): {needed_by}",
+                            f.name(),
+                            f.since()
+                        ),
+                    )
+                }
+                Presence::Unknown(e) => {
+                    Check::new(name, Status::Warn, format!("cannot probe: {e}"))
+                }
+            }
+        })
+        .collect()
+}
+
+/// The last lines of a load error's verifier log, for one table cell.
+fn log_tail(e: &crate::BpfError) -> String {
+    let tail = e.log().lines().rev().take(3).collect::<Vec<_>>();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", tail.join(" / "))
+    }
+}
+
+fn unavailable_or_fail(e: &crate::BpfError) -> CapStatus {
+    if matches!(e, crate::BpfError::KernelFeature { .. }) {
+        CapStatus::Unavailable
+    } else {
+        CapStatus::Fail
+    }
+}
+
+/// `hdrtap http`: the object loaded and every program attached.
+fn http_capability() -> (Capability, Check) {
+    let name = "HTTP programs load + attach";
+    let opts = HttpOptions {
+        ring_bytes: 1 << 16,
+        ..HttpOptions::default()
+    };
+    let result = HttpProbe::load(&opts).and_then(|mut p| p.attach().map(|()| p.attached()));
+    match result {
+        Ok(n) => {
+            let detail = format!("{n} programs attached and detached");
+            (
+                Capability::new("http", CapStatus::Ok, detail.clone()),
+                Check::new(name, Status::Ok, detail),
+            )
+        }
+        Err(e) => {
+            let detail = format!("{e}{}", log_tail(&e));
+            (
+                Capability::new("http", unavailable_or_fail(&e), e.to_string()),
+                Check::new(name, Status::Fail, detail),
+            )
+        }
+    }
+}
+
+/// `hdrtap packets`: the object loaded, then each hook attached to `lo`
+/// (and detached at once). Failures here are warnings among the checks:
+/// `hdrtap http` does not need any of it.
+fn packets() -> (Vec<Check>, Vec<Capability>) {
+    use crate::packets::{Directions, OwnerMode, TcMode};
     let warn_unless = |name: &str, rc: i32| {
         let mut c = probe(name, rc);
         if c.status == Status::Fail {
@@ -125,67 +287,140 @@ fn packet_checks() -> Vec<Check> {
         ..crate::PacketOptions::default()
     };
     let name = "packet programs load";
+    let keys = ["packets-tc", "packets-xdp", "packets-socket", "attribution"];
     let mut probe = match crate::PacketProbe::load(&opts) {
         Ok(p) => {
-            let detail = if p.owners() {
-                "tc, xdp, socket filter + 3 socket-owner tracing programs"
-            } else {
-                "tc, xdp, socket filter (no process attribution: tp_btf sock_send_length/sock_recv_length unavailable)"
-            };
             out.push(Check::new(
                 name,
-                if p.owners() { Status::Ok } else { Status::Warn },
-                detail,
+                if p.owners() == OwnerMode::SockTracepoints {
+                    Status::Ok
+                } else {
+                    Status::Warn
+                },
+                format!("tc, xdp, socket filter; {}", p.owners().describe()),
             ));
             p
         }
         Err(e) => {
-            let log = e
-                .log()
-                .lines()
-                .rev()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" / ");
-            out.push(Check::new(name, Status::Warn, format!("{e} {log}")));
-            return out;
+            out.push(Check::new(
+                name,
+                Status::Warn,
+                format!("{e}{}", log_tail(&e)),
+            ));
+            let status = unavailable_or_fail(&e);
+            let caps = keys
+                .iter()
+                .map(|k| Capability::new(k, status, e.to_string()))
+                .collect();
+            return (out, caps);
         }
     };
+    let mut caps = Vec::new();
+    caps.push(match probe.owners() {
+        OwnerMode::SockTracepoints => Capability::new(
+            "attribution",
+            CapStatus::Ok,
+            "sock_send_length/sock_recv_length tracepoints",
+        ),
+        OwnerMode::Syscalls => Capability::new(
+            "attribution",
+            CapStatus::Fallback,
+            "from syscalls (connect, listen, accept, send*/recv* calls): no sock_send_length/sock_recv_length tracepoints",
+        ),
+        OwnerMode::Off => Capability::new(
+            "attribution",
+            CapStatus::Fail,
+            "neither the socket tracepoints nor the syscall fallback loaded (hdrtap -v packets says why)",
+        ),
+    });
     let lo = crate::packets::if_index("lo").unwrap_or(1);
-    let both = crate::packets::Directions::BOTH;
-    let tcx = probe.attach_tc(lo, both, crate::packets::TcMode::Tcx);
-    out.push(match tcx {
-        Ok(_) => Check::new(
-            "tc: TCX link on lo",
-            Status::Ok,
-            "attached and detached (kernel >= 6.6)",
-        ),
-        Err(e) => Check::new(
-            "tc: TCX link on lo",
-            Status::Warn,
-            format!("{e}; hdrtap falls back to clsact"),
-        ),
-    });
-    out.push(match probe.attach_xdp(lo) {
-        Ok(mode) => Check::new(
-            "xdp on lo",
-            Status::Ok,
-            format!("attached in {} mode", mode.describe()),
-        ),
-        Err(e) => Check::new("xdp on lo", Status::Warn, e.to_string()),
-    });
-    out.push(
-        match probe.attach_socket(lo, crate::packets::Directions::IN) {
-            Ok(_) => Check::new(
-                "socket filter on lo",
+    let both = Directions::BOTH;
+    let tcx = probe.attach_tc(lo, both, TcMode::Tcx);
+    match tcx {
+        Ok(_) => {
+            out.push(Check::new(
+                "tc: TCX link on lo",
                 Status::Ok,
-                "AF_PACKET socket with SO_ATTACH_BPF, PACKET_IGNORE_OUTGOING",
-            ),
-            Err(e) => Check::new("socket filter on lo", Status::Warn, e.to_string()),
-        },
-    );
+                "attached and detached (kernel >= 6.6)",
+            ));
+            caps.push(Capability::new("packets-tc", CapStatus::Ok, "TCX links"));
+        }
+        Err(e) => {
+            out.push(Check::new(
+                "tc: TCX link on lo",
+                Status::Warn,
+                format!("{e}; hdrtap falls back to clsact"),
+            ));
+            let mut clsact = crate::PacketProbe::load(&crate::PacketOptions {
+                owners: false,
+                ..opts.clone()
+            });
+            let r = clsact.as_mut().map_err(|e| e.to_string()).and_then(|p| {
+                p.attach_tc(lo, both, TcMode::Clsact)
+                    .map_err(|e| e.to_string())
+            });
+            match r {
+                Ok(_) => {
+                    out.push(Check::new(
+                        "tc: clsact filters on lo",
+                        Status::Ok,
+                        "attached and detached",
+                    ));
+                    caps.push(Capability::new(
+                        "packets-tc",
+                        CapStatus::Fallback,
+                        "clsact qdisc filters: no TCX links (mainline 6.6)",
+                    ));
+                }
+                Err(e) => {
+                    out.push(Check::new(
+                        "tc: clsact filters on lo",
+                        Status::Warn,
+                        e.clone(),
+                    ));
+                    caps.push(Capability::new("packets-tc", CapStatus::Fail, e));
+                }
+            }
+        }
+    }
+    match probe.attach_xdp(lo) {
+        Ok(mode) => {
+            let detail = format!("attached in {} mode", mode.describe());
+            out.push(Check::new("xdp on lo", Status::Ok, detail.clone()));
+            caps.push(Capability::new("packets-xdp", CapStatus::Ok, detail));
+        }
+        Err(e) => {
+            out.push(Check::new("xdp on lo", Status::Warn, e.to_string()));
+            caps.push(Capability::new(
+                "packets-xdp",
+                CapStatus::Fail,
+                e.to_string(),
+            ));
+        }
+    }
+    match probe.attach_socket(lo, Directions::IN) {
+        Ok(_) => {
+            let detail = "AF_PACKET socket with SO_ATTACH_BPF, PACKET_IGNORE_OUTGOING";
+            out.push(Check::new("socket filter on lo", Status::Ok, detail));
+            caps.push(Capability::new("packets-socket", CapStatus::Ok, detail));
+        }
+        Err(e) => {
+            out.push(Check::new(
+                "socket filter on lo",
+                Status::Warn,
+                e.to_string(),
+            ));
+            caps.push(Capability::new(
+                "packets-socket",
+                CapStatus::Fail,
+                e.to_string(),
+            ));
+        }
+    }
     drop(probe);
-    out
+    // In the order of `keys`.
+    caps.sort_by_key(|c| keys.iter().position(|k| *k == c.key));
+    (out, caps)
 }
 
 fn probe(name: &str, rc: i32) -> Check {
@@ -196,36 +431,6 @@ fn probe(name: &str, rc: i32) -> Check {
             name,
             Status::Fail,
             format!("probe failed: {}", std::io::Error::from_raw_os_error(-e)),
-        ),
-    }
-}
-
-/// (major, minor) of a kernel release string such as "6.18.44-fc".
-pub fn parse_release(release: &str) -> Option<(u32, u32)> {
-    let mut it = release.split(|c: char| !c.is_ascii_digit());
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next()?.parse().ok()?;
-    Some((major, minor))
-}
-
-fn kernel_version() -> Check {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let release = release.trim();
-    match parse_release(release) {
-        Some(v) if v >= MIN_KERNEL => Check::new(
-            "kernel version",
-            Status::Ok,
-            format!("{release} (need >= {}.{})", MIN_KERNEL.0, MIN_KERNEL.1),
-        ),
-        Some(_) => Check::new(
-            "kernel version",
-            Status::Fail,
-            format!("{release} is older than {}.{}", MIN_KERNEL.0, MIN_KERNEL.1),
-        ),
-        None => Check::new(
-            "kernel version",
-            Status::Warn,
-            format!("cannot parse {release:?}"),
         ),
     }
 }
@@ -343,46 +548,9 @@ fn syscall_tracepoints() -> Check {
     }
 }
 
-fn load_and_attach() -> Check {
-    let name = "HTTP programs load + attach";
-    let opts = HttpOptions {
-        ring_bytes: 1 << 16,
-        ..HttpOptions::default()
-    };
-    let mut probe = match HttpProbe::load(&opts) {
-        Ok(p) => p,
-        Err(e) => {
-            let log = e
-                .log()
-                .lines()
-                .rev()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" / ");
-            return Check::new(name, Status::Fail, format!("{e} {log}"));
-        }
-    };
-    match probe.attach() {
-        Ok(()) => Check::new(
-            name,
-            Status::Ok,
-            format!("{} programs attached and detached", probe.attached()),
-        ),
-        Err(e) => Check::new(name, Status::Fail, e.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_kernel_releases() {
-        assert_eq!(parse_release("6.18.44-fc-v669"), Some((6, 18)));
-        assert_eq!(parse_release("5.17.0"), Some((5, 17)));
-        assert_eq!(parse_release("4.19"), Some((4, 19)));
-        assert_eq!(parse_release("garbage"), None);
-    }
 
     #[test]
     fn tracepoints_come_from_the_object() {

@@ -71,6 +71,7 @@ impl HttpProbe {
             return Err(BpfError::NoBtf);
         }
         validate(opts)?;
+        crate::kernel::require("hdrtap http", crate::kernel::HTTP_NEEDS)?;
         // The skeleton borrows its object storage for its whole life; the
         // probe lives until the process ends, so the few bytes are leaked.
         let storage: &'static mut MaybeUninit<OpenObject> =

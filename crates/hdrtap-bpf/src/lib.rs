@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod doctor;
 mod http;
+pub mod kernel;
 mod log;
 pub mod packets;
 pub mod reaper;
@@ -127,6 +128,15 @@ pub enum BpfError {
         map: &'static str,
         #[source]
         source: libbpf_rs::Error,
+    },
+    /// The running kernel lacks something a capture needs (probed by
+    /// [`kernel::require`] before loading).
+    #[error("{what} cannot run on this kernel ({release}): it lacks {feature}, which mainline Linux has since {since} (hdrtap doctor lists what this kernel has)")]
+    KernelFeature {
+        what: &'static str,
+        feature: &'static str,
+        since: &'static str,
+        release: String,
     },
     /// An option is out of range for the kernel side.
     #[error("{0}")]

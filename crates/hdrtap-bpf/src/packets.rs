@@ -136,8 +136,11 @@ pub struct PacketOptions {
     /// Keep 1 in `sample` accepted packets (1 = all).
     pub sample: u32,
     pub directions: Directions,
-    /// Attribute packets to processes (loads three tracing programs).
+    /// Attribute packets to processes (loads tracing programs).
     pub owners: bool,
+    /// Attribute them through the syscall fallback even where the socket
+    /// tracepoints exist (tests of the fallback on new kernels).
+    pub owner_fallback: bool,
     /// Ring-buffer size in bytes (a power of two, multiple of the page size).
     pub ring_bytes: u32,
 }
@@ -149,6 +152,7 @@ impl Default for PacketOptions {
             sample: 1,
             directions: Directions::BOTH,
             owners: true,
+            owner_fallback: false,
             ring_bytes: 16 << 20,
         }
     }
@@ -252,12 +256,39 @@ impl Drop for Attachment {
     }
 }
 
+/// How packets are attributed to processes (see packets.bpf.c, "owners").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerMode {
+    /// From every send and receive of any socket (BTF tracepoints
+    /// sock_send_length/sock_recv_length) and from connect()/listen().
+    SockTracepoints,
+    /// The fallback for kernels without those tracepoints: connect() and
+    /// listen(), plus the exits of accept/accept4 and of the socket-only
+    /// data calls (sendto, recvfrom, sendmsg, recvmsg).
+    Syscalls,
+    /// No attribution (`--no-process`, or neither way loads).
+    Off,
+}
+
+impl OwnerMode {
+    /// For start-up lines and doctor.
+    pub fn describe(self) -> &'static str {
+        match self {
+            OwnerMode::SockTracepoints => "process attribution from socket tracepoints",
+            OwnerMode::Syscalls => {
+                "process attribution from syscalls (fallback: this kernel has no sock_send_length/sock_recv_length tracepoints)"
+            }
+            OwnerMode::Off => "no process attribution",
+        }
+    }
+}
+
 /// The loaded packet programs and what they are attached to.
 pub struct PacketProbe {
     // Attachments first: they must go before the programs they refer to.
     attachments: Vec<Attachment>,
     skel: PacketsSkel<'static>,
-    owners: bool,
+    owners: OwnerMode,
 }
 
 impl PacketProbe {
@@ -267,20 +298,42 @@ impl PacketProbe {
             return Err(BpfError::NoBtf);
         }
         validate(opts)?;
-        match Self::load_with(opts, opts.owners) {
-            Err(e) if opts.owners && !matches!(e, BpfError::Permission) => {
-                // The tracing programs need BTF tracepoints (sock_send_length:
-                // Linux 6.4). Capture works without them, unattributed.
-                tracing::warn!(
-                    "process attribution unavailable ({e}); packets will have no pid/comm"
-                );
-                Self::load_with(opts, false)
-            }
-            r => r,
+        crate::kernel::require("hdrtap packets", crate::kernel::PACKETS_NEEDS)?;
+        if !opts.owners {
+            return Self::load_with(opts, OwnerMode::Off);
         }
+        let mut modes = Vec::with_capacity(3);
+        if !opts.owner_fallback
+            && crate::kernel::Feature::SockLenTracepoints.presence() != crate::kernel::Presence::No
+        {
+            modes.push(OwnerMode::SockTracepoints);
+        }
+        modes.push(OwnerMode::Syscalls);
+        let mut last = None;
+        for mode in modes {
+            match Self::load_with(opts, mode) {
+                Ok(p) => {
+                    if let Some(e) = last {
+                        tracing::debug!("process attribution from socket tracepoints failed ({e}); using the syscall fallback");
+                    }
+                    return Ok(p);
+                }
+                Err(e @ BpfError::Permission) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        // Capture works without attribution.
+        if let Some(e) = last {
+            tracing::warn!("process attribution unavailable ({e}); packets will have no pid/comm");
+        }
+        Self::load_with(opts, OwnerMode::Off)
     }
 
-    fn load_with(opts: &PacketOptions, owners: bool) -> Result<Self, BpfError> {
+    fn load_with(opts: &PacketOptions, owners: OwnerMode) -> Result<Self, BpfError> {
+        if owners == OwnerMode::Syscalls {
+            // Classic tracepoints attach through tracefs.
+            crate::ensure_tracefs()?;
+        }
         // See HttpProbe::load: the object storage lives as long as the process.
         let storage: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
@@ -296,13 +349,26 @@ impl PacketProbe {
             ro.snaplen = opts.snaplen;
             ro.sample_n = opts.sample;
             ro.dir_mask = opts.directions.mask();
-            ro.owner_on = u8::from(owners);
+            ro.owner_on = u8::from(owners != OwnerMode::Off);
+            ro.owner_sys = u8::from(owners == OwnerMode::Syscalls);
             ro.wakeup_bytes = crate::ring::wakeup_bytes(opts.ring_bytes);
         }
-        if !owners {
-            open.progs.owner_send.set_autoload(false);
-            open.progs.owner_recv.set_autoload(false);
-            open.progs.owner_state.set_autoload(false);
+        let sock_tps = owners == OwnerMode::SockTracepoints;
+        let sys = owners == OwnerMode::Syscalls;
+        open.progs.owner_send.set_autoload(sock_tps);
+        open.progs.owner_recv.set_autoload(sock_tps);
+        open.progs
+            .owner_state
+            .set_autoload(owners != OwnerMode::Off);
+        for prog in [
+            &mut open.progs.owner_sys_accept,
+            &mut open.progs.owner_sys_accept4,
+            &mut open.progs.owner_sys_sendto,
+            &mut open.progs.owner_sys_recvfrom,
+            &mut open.progs.owner_sys_sendmsg,
+            &mut open.progs.owner_sys_recvmsg,
+        ] {
+            prog.set_autoload(sys);
         }
         open.maps
             .events
@@ -324,18 +390,25 @@ impl PacketProbe {
             skel,
             owners,
         };
-        if owners {
-            probe.attach_owners()?;
-        }
+        probe.attach_owners()?;
         Ok(probe)
     }
 
     fn attach_owners(&mut self) -> Result<(), BpfError> {
-        let progs = [
-            &self.skel.progs.owner_send,
-            &self.skel.progs.owner_recv,
-            &self.skel.progs.owner_state,
-        ];
+        let p = &self.skel.progs;
+        let progs = match self.owners {
+            OwnerMode::Off => vec![],
+            OwnerMode::SockTracepoints => vec![&p.owner_send, &p.owner_recv, &p.owner_state],
+            OwnerMode::Syscalls => vec![
+                &p.owner_state,
+                &p.owner_sys_accept,
+                &p.owner_sys_accept4,
+                &p.owner_sys_sendto,
+                &p.owner_sys_recvfrom,
+                &p.owner_sys_sendmsg,
+                &p.owner_sys_recvmsg,
+            ],
+        };
         for prog in progs {
             let link = prog.attach().map_err(|source| BpfError::Attach {
                 program: prog.name().to_string_lossy().into_owned(),
@@ -347,8 +420,8 @@ impl PacketProbe {
         Ok(())
     }
 
-    /// Whether packets are attributed to processes.
-    pub fn owners(&self) -> bool {
+    /// Whether and how packets are attributed to processes.
+    pub fn owners(&self) -> OwnerMode {
         self.owners
     }
 

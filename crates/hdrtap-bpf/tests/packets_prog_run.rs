@@ -411,6 +411,7 @@ fn direction_snaplen_and_sampling_are_applied_in_the_kernel() {
             ingress: true,
             egress: false,
         },
+        ..PacketOptions::default()
     });
     let (_, big) = packets()
         .into_iter()

@@ -295,6 +295,10 @@ pub struct DoctorArgs {
     /// hdrtap can show their HTTPS in cleartext (by which library), or why not.
     #[arg(long)]
     pub tls: bool,
+
+    /// Print the checks and the verdict on each capture as one JSON object.
+    #[arg(long, conflicts_with = "tls")]
+    pub json: bool,
 }
 
 pub(crate) fn parse_comm(s: &str) -> Result<String, String> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hdrtap_bpf::packets::{
-    interfaces, Attached, Directions, Interface, PacketOptions, PacketProbe, TcMode,
+    interfaces, Attached, Directions, Interface, OwnerMode, PacketOptions, PacketProbe, TcMode,
 };
 use hdrtap_bpf::{caps, sys, RingBuffer};
 use hdrtap_core::filter;
@@ -210,6 +210,7 @@ pub fn capture(
         sample: args.sample,
         directions: any_dirs,
         owners: !args.no_process,
+        owner_fallback: false,
         ring_bytes: args.ring_mib << 20,
     };
     let mut probe = PacketProbe::load(&opts).context("cannot load the packet capture programs")?;
@@ -306,8 +307,12 @@ pub fn capture(
     if args.sample > 1 {
         extras.push(format!("1 in {} sampled", args.sample));
     }
-    if !probe.owners() {
-        extras.push("no process attribution".into());
+    match probe.owners() {
+        OwnerMode::SockTracepoints => {}
+        OwnerMode::Syscalls => {
+            extras.push("process attribution from syscalls (no sock_send_length tracepoint)".into())
+        }
+        OwnerMode::Off => extras.push("no process attribution".into()),
     }
     let what = format!(
         "capturing packets on {}; {}",
