@@ -30,3 +30,25 @@ ensure_cargo() {
 	command -v cargo >/dev/null 2>&1 ||
 		die "cargo not found. Install Rust with rustup (https://rustup.rs), then re-run; this script does not pipe curl into sh for you."
 }
+
+# Whether a Debian package is installed.
+is_installed() {
+	[[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
+}
+
+# Install the Debian packages among "$@" that are missing (apt is only
+# touched when one is).
+install_apt() {
+	local missing=() p
+	for p in "$@"; do
+		is_installed "$p" || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	say "installing apt packages: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	for p in "${missing[@]}"; do
+		is_installed "$p" || die "apt package $p is still not installed"
+	done
+}

@@ -22,10 +22,6 @@ PACKAGES=(
 	python3-venv # a venv for the OTLP test receiver's packages (below)
 )
 
-is_installed() {
-	[[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
-}
-
 missing=()
 for p in "${PACKAGES[@]}"; do
 	is_installed "$p" || missing+=("$p")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole suite, as root: set-up, build, unit tests of every crate, then the
-# root-only integration tests (tests/, crate hdrtap-tests) against the real kernel.
+# The whole suite, as root: set-up, build, unit tests of every crate, the
+# root-only integration tests (tests/, crate hdrtap-tests) against the real
+# kernel, the kernel matrix (scripts/kernels.sh), fuzzing.
 # Extra arguments go to the integration test binaries, e.g.
 #   ./scripts/test.sh redaction          # only integration tests matching "redaction"
 set -euo pipefail
@@ -23,6 +24,11 @@ export HDRTAP_BIN="${HDRTAP_BIN:-$target_dir/debug/hdrtap}"
 
 failed=()
 
+# Style and lints, as CI checks them.
+say "cargo fmt --check; cargo clippy -D warnings"
+cargo fmt --all --check || failed+=("cargo fmt --check")
+cargo clippy --workspace --all-targets --quiet -- -D warnings || failed+=("clippy")
+
 # Unit tests: no kernel involved, default parallelism.
 say "unit tests (all crates except hdrtap-tests)"
 cargo test --workspace --exclude hdrtap-tests --no-fail-fast || failed+=("unit tests")
@@ -32,6 +38,11 @@ cargo test --workspace --exclude hdrtap-tests --no-fail-fast || failed+=("unit t
 # at a time (the harness also holds a global lock, so this is belt and braces).
 say "integration tests (hdrtap-tests, one at a time, HDRTAP_BIN=$HDRTAP_BIN)"
 cargo test -p hdrtap-tests --no-fail-fast -- --test-threads=1 "$@" || failed+=("integration tests")
+
+# The kernel matrix: the main captures' tests on Debian's and Ubuntu's
+# kernels under qemu, and on this one (docs/KERNELS.md; about 14 minutes).
+say "kernel matrix (scripts/kernels.sh)"
+"$HDRTAP_ROOT/scripts/kernels.sh" || failed+=("kernel matrix")
 
 # Fuzzing: every target for a bounded time (FUZZ_SECONDS, default 60 s
 # each); fails on any crash. See fuzz/README.md to fuzz longer.

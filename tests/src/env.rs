@@ -109,6 +109,26 @@ pub fn setup() -> TestGuard {
     }
 }
 
+/// (major, minor) of the running kernel, from /proc/sys/kernel/osrelease.
+/// For expectations that differ by kernel (tests/kernels.sh boots several),
+/// e.g. TCX links exist from 6.6 and hdrtap falls back to clsact before.
+pub fn kernel_version() -> (u32, u32) {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut it = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| {
+            n.parse::<u32>()
+                .expect("kernel release starts with major.minor")
+        });
+    (it.next().unwrap(), it.next().unwrap())
+}
+
+/// Whether this kernel has TCX links (Linux 6.6).
+pub fn kernel_has_tcx() -> bool {
+    kernel_version() >= (6, 6)
+}
+
 /// A string unique to this test run, for `X-Test-Id`.
 pub fn unique_id(tag: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
