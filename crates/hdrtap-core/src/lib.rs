@@ -16,6 +16,7 @@
 pub mod filter;
 pub mod headers;
 pub mod http1;
+pub mod http2;
 pub mod output;
 pub mod packet;
 pub mod record;
