@@ -18,6 +18,21 @@ pub struct Headers {
     buf: String,
     /// Per header: name start, name end, value start, value end in `buf`.
     spans: Vec<[u32; 4]>,
+    /// Per header, bits of [`mark`]; empty while no header has any (every
+    /// HTTP/1 record, most HTTP/2 ones).
+    marks: Vec<u8>,
+}
+
+/// What a header line carries besides its text (HTTP/2's HPACK).
+pub mod mark {
+    /// The name refers to an HPACK dynamic-table entry hdrtap never saw
+    /// (a connection joined mid-stream): stored empty, JSON `null`.
+    pub const NAME_UNKNOWN: u8 = 1 << 0;
+    /// The same for the value.
+    pub const VALUE_UNKNOWN: u8 = 1 << 1;
+    /// The sender encoded the field "never indexed" (RFC 7541 §7.1.3), its
+    /// mark for sensitive values: redacted by default.
+    pub const NEVER_INDEXED: u8 = 1 << 2;
 }
 
 impl Headers {
@@ -26,6 +41,7 @@ impl Headers {
         Headers {
             buf: String::with_capacity(bytes),
             spans: Vec::with_capacity(n),
+            marks: Vec::new(),
         }
     }
 
@@ -56,6 +72,7 @@ impl Headers {
         Some(Headers {
             buf: text.to_owned(),
             spans,
+            marks: Vec::new(),
         })
     }
 
@@ -66,6 +83,26 @@ impl Headers {
         let ne = self.buf.len() as u32;
         self.buf.push_str(value);
         self.spans.push([ns, ne, ne, self.buf.len() as u32]);
+    }
+
+    /// Append a header line with [`mark`] bits.
+    pub fn push_marked(&mut self, name: &str, value: &str, marks: u8) {
+        self.push(name, value);
+        if marks != 0 {
+            // Lines before it without marks of their own read as 0.
+            self.marks.resize(self.spans.len() - 1, 0);
+            self.marks.push(marks);
+        }
+    }
+
+    /// The [`mark`] bits of header line `i` (0 for an unmarked one).
+    pub fn marks(&self, i: usize) -> u8 {
+        self.marks.get(i).copied().unwrap_or(0)
+    }
+
+    /// Whether any header line has a [`mark`] bit.
+    pub fn any_marks(&self) -> bool {
+        self.marks.iter().any(|&m| m != 0)
     }
 
     /// Number of header lines.
@@ -124,25 +161,34 @@ impl Headers {
     where
         F: FnMut(&str, &str) -> Option<String>,
     {
+        self.replace_values_marked(|name, value, _| f(name, value))
+    }
+
+    /// [`Headers::replace_values`], with each line's [`mark`] bits.
+    pub fn replace_values_marked<F>(&mut self, mut f: F) -> usize
+    where
+        F: FnMut(&str, &str, u8) -> Option<String>,
+    {
         let mut replaced = 0;
         let mut out: Option<Headers> = None;
         for (i, (name, value)) in self.iter().enumerate() {
-            match f(name, value) {
+            match f(name, value, self.marks(i)) {
                 Some(new) => {
                     let out = out.get_or_insert_with(|| {
                         // Copy the untouched lines before the first change.
                         let mut h = Headers::with_capacity(self.len(), self.buf.len() + new.len());
-                        for (n, v) in self.iter().take(i) {
-                            h.push(n, v);
+                        for (j, (n, v)) in self.iter().take(i).enumerate() {
+                            h.push_marked(n, v, self.marks(j));
                         }
                         h
                     });
-                    out.push(name, &new);
+                    // A replaced value is known, whatever it stood for.
+                    out.push_marked(name, &new, self.marks(i) & !mark::VALUE_UNKNOWN);
                     replaced += 1;
                 }
                 None => {
                     if let Some(out) = out.as_mut() {
-                        out.push(name, value);
+                        out.push_marked(name, value, self.marks(i));
                     }
                 }
             }
@@ -171,7 +217,9 @@ fn pair<'a>(buf: &'a str, &[ns, ne, vs, ve]: &[u32; 4]) -> Option<(&'a str, &'a 
 /// Equal when the header lines are equal, however they are stored.
 impl PartialEq for Headers {
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
+        self.len() == other.len()
+            && self.iter().eq(other.iter())
+            && (0..self.len()).all(|i| self.marks(i) == other.marks(i))
     }
 }
 
@@ -246,12 +294,15 @@ impl fmt::Debug for Headers {
     }
 }
 
-/// JSON: an array of `[name, value]` arrays.
+/// JSON: an array of `[name, value]` arrays; an unknown part is `null`.
 impl Serialize for Headers {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.len()))?;
-        for pair in self.iter() {
-            seq.serialize_element(&pair)?;
+        for (i, (n, v)) in self.iter().enumerate() {
+            let m = self.marks(i);
+            let n = (m & mark::NAME_UNKNOWN == 0).then_some(n);
+            let v = (m & mark::VALUE_UNKNOWN == 0).then_some(v);
+            seq.serialize_element(&(n, v))?;
         }
         seq.end()
     }

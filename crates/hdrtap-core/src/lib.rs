@@ -1,8 +1,10 @@
 //! hdrtap-core: everything after the ring buffer, testable without root.
 //!
-//! Data walks one way: [`hdrtap_abi::decode`] → [`http1::Http1Tracker`]
-//! (per-connection reassembly and HTTP/1.x parsing) → [`record::HttpRecord`]
-//! → [`redact::Redactor`] → [`output`] sinks.
+//! Data walks one way: [`hdrtap_abi::decode`] → [`http::HttpTracker`]
+//! (per connection: protocol detection, then [`http1::Http1Tracker`] or
+//! [`http2::Http2Tracker`], reassembly and parsing) →
+//! [`record::HttpRecord`] → [`rules`] → [`redact::Redactor`] → [`output`]
+//! sinks; [`pipeline`] holds that order for every capture.
 //!
 //! Packets: [`hdrtap_abi::decode_packet`] → [`packet::decode_event`] →
 //! [`packet::PacketRecord`] → [`output`] sinks; [`filter`] compiles the
@@ -15,12 +17,16 @@
 
 pub mod filter;
 pub mod headers;
+pub mod http;
 pub mod http1;
 pub mod http2;
 pub mod output;
 pub mod packet;
+pub mod pipeline;
 pub mod record;
 pub mod redact;
 pub mod rules;
 pub mod sink;
 pub mod stats;
+mod stream;
+mod table;

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Local, Utc};
 
-use crate::record::{Endpoint, HttpKind, HttpRecord, RequestRef, Role};
+use crate::headers::mark;
+use crate::record::{Endpoint, H2Info, HttpKind, HttpRecord, RequestRef, Role};
 use crate::stats::Stats;
 
 /// Output format.
@@ -209,10 +210,9 @@ pub(crate) fn push_endpoint(out: &mut Vec<u8>, ep: &Endpoint) {
 /// Append the JSON object of one record (no newline). Field order and
 /// presence follow docs/SCHEMA.md.
 pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
-    out.extend_from_slice(match rec.kind {
-        HttpKind::Request => b"{\"kind\":\"http_request\",\"id\":".as_slice(),
-        HttpKind::Response => b"{\"kind\":\"http_response\",\"id\":".as_slice(),
-    });
+    out.extend_from_slice(b"{\"kind\":\"");
+    out.extend_from_slice(rec.kind.name().as_bytes());
+    out.extend_from_slice(b"\",\"id\":");
     push_u64(out, rec.id);
     out.extend_from_slice(b",\"ts\":\"");
     push_rfc3339_ns(out, rec.ts_unix_ns);
@@ -245,6 +245,23 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
     }
     out.extend_from_slice(b",\"version\":");
     push_json_str(out, rec.version);
+    if let Some(h2) = &rec.h2 {
+        out.extend_from_slice(b",\"stream_id\":");
+        push_u64(out, h2.stream_id.into());
+    }
+    let push_request_ref = |out: &mut Vec<u8>| {
+        out.extend_from_slice(b",\"request\":");
+        match &rec.request {
+            Some(RequestRef { method, target, .. }) => {
+                out.extend_from_slice(b"{\"method\":");
+                push_json_str(out, method);
+                out.extend_from_slice(b",\"target\":");
+                push_json_str(out, target);
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+    };
     match rec.kind {
         HttpKind::Request => {
             if let Some(m) = &rec.method {
@@ -255,7 +272,19 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
                 out.extend_from_slice(b",\"target\":");
                 push_json_str(out, t);
             }
+            if let Some(h2) = &rec.h2 {
+                for (key, v) in [
+                    (b",\"authority\":".as_slice(), &h2.authority),
+                    (b",\"scheme\":".as_slice(), &h2.scheme),
+                ] {
+                    if let Some(v) = v {
+                        out.extend_from_slice(key);
+                        push_json_str(out, v);
+                    }
+                }
+            }
         }
+        HttpKind::Trailers | HttpKind::Reset => push_request_ref(out),
         HttpKind::Response => {
             if let Some(status) = rec.status {
                 out.extend_from_slice(b",\"status\":");
@@ -270,28 +299,28 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
                 Some(ns) => push_u64(out, ns),
                 None => out.extend_from_slice(b"null"),
             }
-            out.extend_from_slice(b",\"request\":");
-            match &rec.request {
-                Some(RequestRef { method, target, .. }) => {
-                    out.extend_from_slice(b"{\"method\":");
-                    push_json_str(out, method);
-                    out.extend_from_slice(b",\"target\":");
-                    push_json_str(out, target);
-                    out.push(b'}');
-                }
-                None => out.extend_from_slice(b"null"),
-            }
+            push_request_ref(out);
         }
     }
     out.extend_from_slice(b",\"headers\":[");
+    let marked = rec.headers.any_marks();
     for (i, (name, value)) in rec.headers.iter_bytes().enumerate() {
         if i > 0 {
             out.push(b',');
         }
+        let m = if marked { rec.headers.marks(i) } else { 0 };
         out.push(b'[');
-        push_json_text(out, name);
+        if m & mark::NAME_UNKNOWN != 0 {
+            out.extend_from_slice(b"null");
+        } else {
+            push_json_text(out, name);
+        }
         out.push(b',');
-        push_json_text(out, value);
+        if m & mark::VALUE_UNKNOWN != 0 {
+            out.extend_from_slice(b"null");
+        } else {
+            push_json_text(out, value);
+        }
         out.push(b']');
     }
     out.extend_from_slice(b"],\"header_bytes\":");
@@ -321,7 +350,64 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
         }
         out.push(b']');
     }
+    if let Some(h2) = &rec.h2 {
+        push_h2_extras(out, h2);
+    }
     out.push(b'}');
+}
+
+/// The HTTP/2 fields after `anomalies`, each only when it applies.
+fn push_h2_extras(out: &mut Vec<u8>, h2: &H2Info) {
+    if let Some(code) = h2.error_code {
+        out.extend_from_slice(b",\"error_code\":");
+        push_u64(out, code.into());
+        out.extend_from_slice(b",\"error\":");
+        push_json_str(out, h2_error_name(code));
+    }
+    if h2.undecoded_fields > 0 {
+        out.extend_from_slice(b",\"undecoded_fields\":");
+        push_u64(out, h2.undecoded_fields.into());
+    }
+    if h2.rapid_resets > 0 {
+        out.extend_from_slice(b",\"rapid_resets\":");
+        push_u64(out, h2.rapid_resets.into());
+    }
+    if let Some(g) = &h2.grpc {
+        out.extend_from_slice(b",\"grpc\":{\"service\":");
+        push_json_str(out, &g.service);
+        out.extend_from_slice(b",\"method\":");
+        push_json_str(out, &g.method);
+        out.push(b'}');
+    }
+    if let Some(st) = h2.grpc_status {
+        out.extend_from_slice(b",\"grpc_status\":");
+        out.extend_from_slice(itoa::Buffer::new().format(st).as_bytes());
+    }
+    if let Some(m) = &h2.grpc_message {
+        out.extend_from_slice(b",\"grpc_message\":");
+        push_json_str(out, m);
+    }
+}
+
+/// RFC 9113 §7 error code names (`error` next to `error_code`).
+pub fn h2_error_name(code: u32) -> &'static str {
+    match code {
+        0x0 => "NO_ERROR",
+        0x1 => "PROTOCOL_ERROR",
+        0x2 => "INTERNAL_ERROR",
+        0x3 => "FLOW_CONTROL_ERROR",
+        0x4 => "SETTINGS_TIMEOUT",
+        0x5 => "STREAM_CLOSED",
+        0x6 => "FRAME_SIZE_ERROR",
+        0x7 => "REFUSED_STREAM",
+        0x8 => "CANCEL",
+        0x9 => "COMPRESSION_ERROR",
+        0xa => "CONNECT_ERROR",
+        0xb => "ENHANCE_YOUR_CALM",
+        0xc => "INADEQUATE_SECURITY",
+        0xd => "HTTP_1_1_REQUIRED",
+        _ => "unknown",
+    }
 }
 
 /// The JSON object of one record (without newline).
@@ -348,11 +434,7 @@ pub(crate) fn push_escaped(out: &mut String, s: &str) {
 /// `TIME comm[pid] role SRC > DST: START-LINE [extras] | Name: value | ...`
 /// SRC > DST is the direction the message travelled, as in tcpdump.
 pub fn record_line(rec: &HttpRecord) -> String {
-    let sent_by_process = matches!(
-        (rec.kind, rec.role),
-        (HttpKind::Request, Role::Client) | (HttpKind::Response, Role::Server)
-    );
-    let (src, dst) = if sent_by_process {
+    let (src, dst) = if rec.sent_by_process() {
         (rec.local, rec.remote)
     } else {
         (rec.remote, rec.local)
@@ -371,28 +453,62 @@ pub fn record_line(rec: &HttpRecord) -> String {
         push_escaped(&mut line, rec.tls_library.as_deref().unwrap_or("?"));
         line.push_str(") ");
     }
+    // "HTTP/1.1", or "HTTP/2 stream N".
+    let version = match rec.stream_id() {
+        Some(id) => format!("{} stream {id}", rec.version),
+        None => rec.version.to_string(),
+    };
+    let push_request = |line: &mut String| {
+        if let Some(req) = &rec.request {
+            push_escaped(line, &req.method);
+            line.push(' ');
+            push_escaped(line, &req.target);
+        }
+    };
     match rec.kind {
         HttpKind::Request => {
             push_escaped(&mut line, rec.method.as_deref().unwrap_or("?"));
             line.push(' ');
             push_escaped(&mut line, rec.target.as_deref().unwrap_or("?"));
             line.push(' ');
-            line.push_str(rec.version);
+            line.push_str(&version);
         }
         HttpKind::Response => {
-            line.push_str(rec.version);
-            line.push_str(&format!(" {} ", rec.status.unwrap_or(0)));
-            push_escaped(&mut line, rec.reason.as_deref().unwrap_or(""));
+            line.push_str(&version);
+            line.push_str(&format!(" {}", rec.status.unwrap_or(0)));
+            if let Some(r) = rec.reason.as_deref().filter(|r| !r.is_empty()) {
+                line.push(' ');
+                push_escaped(&mut line, r);
+            }
             if let Some(ns) = rec.latency_ns {
                 line.push_str(&format!(" ({:.3} ms", ns as f64 / 1e6));
-                if let Some(req) = &rec.request {
+                if rec.request.is_some() {
                     line.push_str(", ");
-                    push_escaped(&mut line, &req.method);
-                    line.push(' ');
-                    push_escaped(&mut line, &req.target);
+                    push_request(&mut line);
                 }
                 line.push(')');
             }
+        }
+        HttpKind::Trailers | HttpKind::Reset => {
+            line.push_str(&version);
+            line.push_str(if rec.kind == HttpKind::Trailers {
+                " trailers"
+            } else {
+                " RST_STREAM"
+            });
+            if rec.request.is_some() {
+                line.push_str(" (");
+                push_request(&mut line);
+                line.push(')');
+            }
+        }
+    }
+    if let Some(h2) = &rec.h2 {
+        if let Some(code) = h2.error_code {
+            line.push_str(&format!(" {}", h2_error_name(code)));
+        }
+        if let Some(g) = h2.grpc_status {
+            line.push_str(&format!(" grpc-status {g}"));
         }
     }
     if rec.truncated {
@@ -403,11 +519,20 @@ pub fn record_line(rec: &HttpRecord) -> String {
         line.push_str(f);
         line.push(']');
     }
-    for (name, value) in rec.headers.iter() {
+    for (i, (name, value)) in rec.headers.iter().enumerate() {
+        let m = rec.headers.marks(i);
         line.push_str(" | ");
-        push_escaped(&mut line, name);
+        if m & mark::NAME_UNKNOWN != 0 {
+            line.push('?');
+        } else {
+            push_escaped(&mut line, name);
+        }
         line.push_str(": ");
-        push_escaped(&mut line, value);
+        if m & mark::VALUE_UNKNOWN != 0 {
+            line.push('?');
+        } else {
+            push_escaped(&mut line, value);
+        }
     }
     line
 }
@@ -424,10 +549,9 @@ pub fn push_alert_json(out: &mut Vec<u8>, a: &crate::rules::Alert) {
     push_json_str(out, a.severity.name());
     out.extend_from_slice(b",\"record_id\":");
     push_u64(out, a.record_id);
-    out.extend_from_slice(match a.record_kind {
-        HttpKind::Request => b",\"record_kind\":\"http_request\"".as_slice(),
-        HttpKind::Response => b",\"record_kind\":\"http_response\"".as_slice(),
-    });
+    out.extend_from_slice(b",\"record_kind\":\"");
+    out.extend_from_slice(a.record_kind.name().as_bytes());
+    out.push(b'"');
     out.extend_from_slice(b",\"conn_id\":");
     push_u64(out, a.conn_id);
     out.extend_from_slice(b",\"pid\":");
@@ -802,6 +926,7 @@ mod tests {
             tls_library: None,
             flags: vec![],
             anomalies: 0,
+            h2: None,
         }
     }
 

@@ -44,13 +44,39 @@ pub enum Role {
     Server,
 }
 
-/// Request or response.
+/// What an HTTP record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum HttpKind {
     #[serde(rename = "http_request")]
     Request,
     #[serde(rename = "http_response")]
     Response,
+    /// HTTP/2: a header block after a stream's DATA (trailers, e.g. gRPC's
+    /// status), with `request` naming the stream's request.
+    #[serde(rename = "http_trailers")]
+    Trailers,
+    /// HTTP/2: a stream reset (RST_STREAM) that no later record of its
+    /// stream carried: `error_code` and `request` say which and why.
+    #[serde(rename = "http_reset")]
+    Reset,
+}
+
+impl HttpKind {
+    /// The JSON `kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpKind::Request => "http_request",
+            HttpKind::Response => "http_response",
+            HttpKind::Trailers => "http_trailers",
+            HttpKind::Reset => "http_reset",
+        }
+    }
+
+    /// Sent by the side that sends requests (requests; a client's reset is
+    /// not known here: see [`HttpRecord::sent_by_process`]).
+    pub fn from_client(self) -> bool {
+        self == HttpKind::Request
+    }
 }
 
 /// The request a response answers.
@@ -90,6 +116,23 @@ pub mod flag {
     pub const UNPAIRED: &str = "unpaired";
     /// The connection ended (closed) before the header block was complete.
     pub const INCOMPLETE: &str = "incomplete";
+    /// HTTP/2: the stream was reset (RST_STREAM, `error_code` says why).
+    pub const RESET: &str = "reset";
+    /// HTTP/2: fields refer to HPACK dynamic-table entries hdrtap never saw
+    /// (a connection joined mid-stream, or after lost bytes): their unknown
+    /// parts are `null`, `undecoded_fields` counts them.
+    pub const HPACK_PARTIAL: &str = "hpack_partial";
+    /// HTTP/2: the header block could not be decoded past some field (bad
+    /// HPACK); the fields before it are kept.
+    pub const HPACK_ERROR: &str = "hpack_error";
+    /// HTTP/2: a PUSH_PROMISE's request (sent by the server).
+    pub const PUSH_PROMISE: &str = "push_promise";
+    /// HTTP/2: the header block grew past the limit without END_HEADERS
+    /// (CONTINUATION frames kept coming): it was not decoded.
+    pub const HEADER_BLOCK_FLOOD: &str = "header_block_flood";
+    /// HTTP/2: this stream's reset ended a run of streams the client
+    /// opened and reset quickly (CVE-2023-44487, Rapid Reset).
+    pub const RAPID_RESET: &str = "rapid_reset";
     /// A response paired with a request after responses on its connection
     /// went missing (lost events): paired with the last request sent before
     /// it, which is right unless requests were pipelined.
@@ -159,7 +202,40 @@ pub mod anomaly {
     }
 }
 
-/// One HTTP/1.x request or response: start line and every header.
+/// What an HTTP/2 record carries besides the HTTP/1 fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct H2Info {
+    /// The stream (a PUSH_PROMISE's request: the promised stream).
+    pub stream_id: u32,
+    /// Requests: `:authority` and `:scheme`.
+    pub authority: Option<CompactString>,
+    pub scheme: Option<CompactString>,
+    /// With the `reset` flag: RST_STREAM's error code.
+    pub error_code: Option<u32>,
+    /// With `hpack_partial`: fields with an unknown name or value.
+    pub undecoded_fields: u32,
+    /// The header list's size as HPACK counts it (name + value + 32 per
+    /// field), for the hpack_bomb rule (not in the JSON).
+    pub decoded_bytes: usize,
+    /// With `rapid_reset`: streams reset in the window that ended here.
+    pub rapid_resets: u32,
+    /// gRPC requests: service and method, from `:path`.
+    pub grpc: Option<Grpc>,
+    /// gRPC trailers (or a trailers-only response): `grpc-status` and the
+    /// percent-decoded `grpc-message`.
+    pub grpc_status: Option<i64>,
+    pub grpc_message: Option<String>,
+}
+
+/// A gRPC call's name: `:path` is `/package.Service/Method`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grpc {
+    pub service: CompactString,
+    pub method: CompactString,
+}
+
+/// One HTTP message: a request, response or (HTTP/2) trailers or reset,
+/// with its start line (or pseudo-headers) and every header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRecord {
     pub kind: HttpKind,
@@ -175,8 +251,8 @@ pub struct HttpRecord {
     pub local: Endpoint,
     pub remote: Endpoint,
     pub role: Role,
-    /// "HTTP/1.0" or "HTTP/1.1": one of a few constants, so not allocated
-    /// per record.
+    /// "HTTP/1.0", "HTTP/1.1" or "HTTP/2": one of a few constants, so not
+    /// allocated per record.
     pub version: &'static str,
     /// Requests: method and request-target as sent.
     pub method: Option<CompactString>,
@@ -206,6 +282,8 @@ pub struct HttpRecord {
     pub flags: Vec<&'static str>,
     /// What the parser saw that the headers do not show, see [`anomaly`].
     pub anomalies: u8,
+    /// HTTP/2 only (boxed: HTTP/1 records stay small).
+    pub h2: Option<Box<H2Info>>,
 }
 
 /// A plain request record (`GET /` from 127.0.0.1:80 to itself, client
@@ -245,6 +323,7 @@ pub(crate) fn test_request(headers: &[(&str, &str)]) -> HttpRecord {
         tls_library: None,
         flags: vec![],
         anomalies: 0,
+        h2: None,
     }
 }
 
@@ -252,6 +331,22 @@ impl HttpRecord {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.first(name)
+    }
+
+    /// Whether the traced process sent this message (a request it made, a
+    /// response it served), for the direction shown in readable output.
+    pub fn sent_by_process(&self) -> bool {
+        match self.kind {
+            HttpKind::Request => self.role == Role::Client,
+            HttpKind::Response | HttpKind::Trailers => self.role == Role::Server,
+            // A reset's record stands for the stream: shown from the client.
+            HttpKind::Reset => self.role == Role::Client,
+        }
+    }
+
+    /// The HTTP/2 stream id, if any.
+    pub fn stream_id(&self) -> Option<u32> {
+        self.h2.as_ref().map(|h| h.stream_id)
     }
 
     /// Add an anomaly flag once.

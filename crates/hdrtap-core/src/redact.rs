@@ -5,6 +5,7 @@
 //! drawn at random for each run. Equal secrets give equal markers within a
 //! run (so a token's reuse can be followed) and nothing that can be compared
 //! across runs or brute-forced offline without the key.
+use crate::headers::mark;
 use crate::record::HttpRecord;
 
 /// Headers redacted unless `--no-redact`.
@@ -22,6 +23,9 @@ pub const DEFAULT_REDACTED: &[&str] = &[
 pub struct Redactor {
     key: [u8; 32],
     names: Vec<String>,
+    /// Also redact HTTP/2 fields the sender encoded "never indexed" (its
+    /// mark for sensitive values, RFC 7541 §7.1.3), whatever their name.
+    never_indexed: bool,
     /// For names n bytes long (n < 64; longer ones share entry 63): bit
     /// `last_bit(b)` set for the last byte b of each. Every header of every
     /// record is tested against it, and it settles all but the redacted
@@ -71,7 +75,23 @@ impl Redactor {
                 *e |= last_bit(last);
             }
         }
-        Redactor { key, names, ends }
+        Redactor {
+            key,
+            names,
+            ends,
+            never_indexed: false,
+        }
+    }
+
+    /// Also redact fields the sender marked never-indexed (HTTP/2).
+    pub fn with_never_indexed(mut self, on: bool) -> Self {
+        self.never_indexed = on;
+        self
+    }
+
+    /// Whether never-indexed fields are redacted.
+    pub fn redacts_never_indexed(&self) -> bool {
+        self.never_indexed
     }
 
     /// The default list plus `extra`; with `no_defaults` (`--no-redact`),
@@ -80,12 +100,13 @@ impl Redactor {
         if no_defaults {
             return Redactor::new(extra);
         }
-        Redactor::new(
+        Ok(Redactor::new(
             DEFAULT_REDACTED
                 .iter()
                 .map(|s| s.to_string())
                 .chain(extra.iter().cloned()),
-        )
+        )?
+        .with_never_indexed(true))
     }
 
     /// Header names redacted (lower case).
@@ -120,15 +141,19 @@ impl Redactor {
     /// Redact every covered header of `rec` in place. Returns how many values
     /// were replaced.
     pub fn apply(&self, rec: &mut HttpRecord) -> usize {
-        if self.names.is_empty() {
+        let marked = self.never_indexed && rec.headers.any_marks();
+        if self.names.is_empty() && !marked {
             return 0;
         }
         // The usual record has no secret: one pass that changes nothing.
-        if !rec.headers.iter_bytes().any(|(name, _)| self.maybe(name)) {
+        if !marked && !rec.headers.iter_bytes().any(|(name, _)| self.maybe(name)) {
             return 0;
         }
-        rec.headers.replace_values(|name, value| {
-            (self.maybe(name.as_bytes()) && self.covers(name)).then(|| self.marker(value))
+        rec.headers.replace_values_marked(|name, value, m| {
+            let never =
+                self.never_indexed && m & mark::NEVER_INDEXED != 0 && m & mark::VALUE_UNKNOWN == 0;
+            (never || (self.maybe(name.as_bytes()) && self.covers(name)))
+                .then(|| self.marker(value))
         })
     }
 
@@ -179,6 +204,32 @@ mod tests {
             .unwrap()
             .1
             .starts_with("[REDACTED len=13 hash="));
+    }
+
+    #[test]
+    fn never_indexed_fields_are_redacted_unless_no_redact() {
+        let mut rec = record(&[]);
+        rec.headers
+            .push_marked("x-token", "s3cr3t", mark::NEVER_INDEXED);
+        rec.headers.push("x-plain", "v");
+        // An unknown value (joined mid-stream) stays unknown, not a marker.
+        rec.headers
+            .push_marked("x-old", "", mark::NEVER_INDEXED | mark::VALUE_UNKNOWN);
+        let mut r1 = rec.clone();
+        assert_eq!(
+            Redactor::from_options(false, &[]).unwrap().apply(&mut r1),
+            1
+        );
+        assert!(r1.headers.get(0).unwrap().1.starts_with("[REDACTED len=6 "));
+        assert_eq!(r1.headers.get(1), Some(("x-plain", "v")));
+        assert_eq!(r1.headers.marks(0), mark::NEVER_INDEXED);
+        assert_eq!(
+            r1.headers.marks(2),
+            mark::NEVER_INDEXED | mark::VALUE_UNKNOWN
+        );
+        let mut r2 = rec.clone();
+        assert_eq!(Redactor::from_options(true, &[]).unwrap().apply(&mut r2), 0);
+        assert_eq!(r2.headers.get(0), Some(("x-token", "s3cr3t")));
     }
 
     #[test]

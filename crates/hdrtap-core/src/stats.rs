@@ -5,10 +5,13 @@ use serde::Serialize;
 /// Counters since start. Kernel fields come from the BPF counters map.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// Records written (requests + responses).
+    /// HTTP records written (requests, responses, trailers, resets).
     pub records: u64,
     pub requests: u64,
     pub responses: u64,
+    /// HTTP/2: trailer blocks, and resets no other record carried.
+    pub trailers: u64,
+    pub resets: u64,
     /// Security alerts emitted (`{"kind":"alert"}` records; not in `records`).
     pub alerts: u64,
     /// Messages whose header block exceeded the capture limit.
@@ -34,6 +37,17 @@ pub struct Stats {
     /// Unfinished header blocks dropped to keep all connections' buffers
     /// within their global budget (slow or hostile peers at scale).
     pub budget_drops: u64,
+    /// HTTP/2: connections decoded as HTTP/2 since start.
+    pub http2_conns: u64,
+    /// HTTP/2: header blocks whose HPACK decoding failed part-way, and
+    /// fields decoded with an unknown name or value (joined mid-stream).
+    pub hpack_errors: u64,
+    pub undecoded_fields: u64,
+    /// HTTP/2: frames that broke the protocol (skipped), header blocks past
+    /// the size limit, streams dropped from a full stream table.
+    pub http2_frame_errors: u64,
+    pub header_block_floods: u64,
+    pub streams_evicted: u64,
 
     /// Events the kernel wrote to the ring buffer.
     pub kernel_events: u64,
@@ -96,6 +110,27 @@ impl Stats {
         self.bodies_framed_in_kernel = get(a::HDRTAP_CTR_BODIES_FRAMED);
     }
 
+    /// Fill the userspace fields from the HTTP/1 and HTTP/2 trackers.
+    pub fn set_trackers(&mut self, h1: &crate::http1::TrackerStats, h2: &crate::http2::Http2Stats) {
+        self.truncated_messages = h1.truncated + h2.truncated;
+        self.incomplete_messages = h1.incomplete;
+        self.parse_errors = h1.parse_errors;
+        self.gaps = h1.gaps + h2.gaps;
+        self.gap_bytes = h1.gap_bytes + h2.gap_bytes;
+        self.resyncs = h1.resyncs + h2.resyncs;
+        self.skipped_bytes = h1.skipped_bytes + h2.skipped_bytes;
+        self.unpaired_responses = h1.unpaired_responses + h2.unpaired;
+        self.conns_open = h1.conns_open + h2.conns_open;
+        self.conns_evicted = h1.conns_evicted + h2.conns_evicted;
+        self.budget_drops = h1.budget_drops;
+        self.http2_conns = h2.conns;
+        self.hpack_errors = h2.hpack_errors;
+        self.undecoded_fields = h2.undecoded_fields;
+        self.http2_frame_errors = h2.frame_errors;
+        self.header_block_floods = h2.block_floods;
+        self.streams_evicted = h2.streams_evicted;
+    }
+
     /// The `{"kind":"stats", ...}` NDJSON object.
     pub fn to_json(&self, now_unix_ns: u64) -> String {
         #[derive(Serialize)]
@@ -126,6 +161,16 @@ impl Stats {
             self.truncated_messages,
             self.parse_errors,
         );
+        if self.trailers > 0 || self.resets > 0 {
+            s = s.replacen(
+                " responses);",
+                &format!(
+                    " responses, {} trailers, {} resets);",
+                    self.trailers, self.resets
+                ),
+                1,
+            );
+        }
         if self.gaps > 0 {
             s.push_str(&format!(
                 ", {} stream gaps ({} bytes)",
@@ -152,6 +197,18 @@ impl Stats {
         }
         if self.decode_errors > 0 {
             s.push_str(&format!(", {} undecodable events", self.decode_errors));
+        }
+        if self.hpack_errors > 0 || self.undecoded_fields > 0 {
+            s.push_str(&format!(
+                ", HTTP/2: {} HPACK errors, {} fields not decodable (joined mid-stream)",
+                self.hpack_errors, self.undecoded_fields
+            ));
+        }
+        if self.http2_frame_errors > 0 || self.header_block_floods > 0 {
+            s.push_str(&format!(
+                ", HTTP/2: {} bad frames, {} oversized header blocks",
+                self.http2_frame_errors, self.header_block_floods
+            ));
         }
         if self.output_errors > 0 {
             s.push_str(&format!(

@@ -176,7 +176,7 @@ fn serialize(
     }
     let mut out = match kind {
         HttpKind::Request => format!("{} {} HTTP/1.{}\r\n", m.method, m.target, m.minor),
-        HttpKind::Response => format!("HTTP/1.{} {} {}\r\n", m.minor, m.status, m.reason),
+        _ => format!("HTTP/1.{} {} {}\r\n", m.minor, m.status, m.reason),
     }
     .into_bytes();
     for (n, v) in &hs {

@@ -1,13 +1,13 @@
 //! HTTP/1.x over every TCP connection: data events in, [`HttpRecord`]s out.
 //!
 //! [`Http1Tracker`] keeps, per connection (`conn_id`), two directions — each
-//! a `stream::DirStream` (expected position, pending bytes) and a
+//! a `crate::stream::DirStream` (expected position, pending bytes) and a
 //! `parse::Machine` (framing state) — plus what the directions share: the
 //! process's role, the FIFO of requests awaiting responses, and whether the
 //! connection stopped being HTTP/1 (Upgrade, CONNECT, HTTP/2).
 //!
 //! Flow of one data event: the connection is found or created
-//! (`table::LruTable`, evicting the least recently used beyond
+//! (`crate::table::LruTable`, evicting the least recently used beyond
 //! `max_conns`); the event's range is checked against the expected position
 //! (lost bytes, duplicate prefix, uncaptured tail); captured bytes go to the
 //! machine — straight from the event when nothing is pending, so a header
@@ -86,8 +86,6 @@
 )]
 
 mod parse;
-mod stream;
-mod table;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -98,9 +96,9 @@ use serde::Serialize;
 use crate::record::{
     flag, CompactString, Endpoint, HttpKind, HttpRecord, Process, RequestRef, Role,
 };
+use crate::stream::{DirStream, Meta};
+use crate::table::LruTable;
 use parse::{framing, tail, Machine, Next, Parsed, ReqInfo, Sink};
-use stream::{DirStream, Meta};
-use table::LruTable;
 
 /// Limits and clock of an [`Http1Tracker`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +227,8 @@ pub struct Http1Tracker {
     tls_names: HashMap<u16, Arc<str>>,
     /// Bodies the kernel need not copy, until the caller takes them.
     skips: Vec<SkipRequest>,
+    /// Connections that switched to HTTP/2, until the caller takes them.
+    switches: Vec<crate::http2::Adopt>,
 }
 
 impl Http1Tracker {
@@ -241,7 +241,38 @@ impl Http1Tracker {
             stats: TrackerStats::default(),
             tls_names: HashMap::new(),
             skips: Vec::new(),
+            switches: Vec::new(),
         }
+    }
+
+    /// Connections that switched to HTTP/2 (an h2c upgrade answered 101),
+    /// with the HTTP/2 bytes already received: for the HTTP/2 tracker. They
+    /// are no longer tracked here.
+    pub(crate) fn take_switches(&mut self) -> std::vec::Drain<'_, crate::http2::Adopt> {
+        self.switches.drain(..)
+    }
+
+    /// Whether `conn_id` is tracked here.
+    pub fn has(&self, conn_id: u64) -> bool {
+        self.table.peek(conn_id).is_some()
+    }
+
+    /// Whether `conn_id` is tracked here but nothing on it was parsed yet
+    /// (joined mid-stream, still looking for a message start): it may turn
+    /// out to be another protocol.
+    pub fn undecided(&self, conn_id: u64) -> bool {
+        self.table
+            .peek(conn_id)
+            .is_some_and(|c| c.shared.role.is_none() && c.shared.midstream)
+    }
+
+    /// Stop tracking `conn_id` (another protocol's tracker takes it).
+    pub fn forget(&mut self, conn_id: u64) {
+        if let Some(conn) = self.table.remove(conn_id) {
+            self.buffered = self.buffered.saturating_sub(conn.heap_bytes());
+        }
+        self.stats.conns_open = self.table.len() as u64;
+        self.stats.buffered_bytes = self.buffered as u64;
     }
 
     /// The long message bodies seen since the last call, for the kernel to
@@ -299,6 +330,7 @@ impl Http1Tracker {
             tls_names,
             buffered,
             skips,
+            switches,
         } = self;
         let (conn, evicted) = table.entry(ev.conn_id, || Conn::new(ev, cfg, tls_names));
         if let Some((_, old)) = evicted {
@@ -323,7 +355,16 @@ impl Http1Tracker {
         if conn.shared.tunnel {
             return;
         }
-        let mut env = Env { stats, out, cfg };
+        if let Some(e) = conn.shared.data_end.get_mut(d) {
+            *e = dir.stream.next_pos().saturating_sub(adm.uncaptured);
+        }
+        let switched_before = switches.len();
+        let mut env = Env {
+            stats,
+            out,
+            cfg,
+            switches,
+        };
         let meta = Meta::of(ev);
         if adm.lost > 0 {
             conn.gap(d, adm.lost, &mut env);
@@ -356,6 +397,13 @@ impl Http1Tracker {
                     });
                 }
             }
+        }
+        if switches.len() > switched_before {
+            // Handed to HTTP/2 (the HTTP/1 records are out).
+            if let Some(old) = table.remove(ev.conn_id) {
+                *buffered = buffered.saturating_sub(old.heap_bytes());
+            }
+            return;
         }
         for dir in &mut conn.dirs {
             dir.stream.compact();
@@ -394,6 +442,7 @@ impl Http1Tracker {
             stats: &mut self.stats,
             out,
             cfg: &self.cfg,
+            switches: &mut self.switches,
         };
         conn.finish(&mut env);
         self.stats.unanswered_requests += conn.shared.pending.len() as u64;
@@ -446,6 +495,8 @@ struct Env<'a> {
     stats: &'a mut TrackerStats,
     out: &'a mut Vec<Arc<HttpRecord>>,
     cfg: &'a TrackerConfig,
+    /// Connections handed to HTTP/2 (h2c upgrades).
+    switches: &'a mut Vec<crate::http2::Adopt>,
 }
 
 /// A request awaiting its response.
@@ -458,6 +509,9 @@ struct PendingReq {
     ts_ns: u64,
     head: bool,
     connect: bool,
+    /// `Upgrade: h2c` (RFC 7540 §3.2): a 101 answer makes the connection
+    /// HTTP/2, with this request as stream 1.
+    h2c: bool,
     /// The direction waiting for this request's response to decide whether
     /// the connection becomes a tunnel.
     await_dir: Option<usize>,
@@ -492,6 +546,12 @@ struct Shared {
     /// Plaintext from a TLS library (`HDRTAP_DF_TLS`), and which one.
     tls: bool,
     tls_library: Option<Arc<str>>,
+    /// A 101 to an h2c upgrade: the connection goes to HTTP/2 with this
+    /// request as stream 1 (see `Http1Tracker::take_switches`).
+    h2c: Option<crate::http2::UpgradeRequest>,
+    /// Per direction: stream offset just past the bytes of the event being
+    /// parsed (for the positions of a switch to HTTP/2).
+    data_end: [u64; 2],
 }
 
 #[derive(Debug)]
@@ -547,14 +607,10 @@ fn direction(d: usize) -> Direction {
 }
 
 /// The process's role implied by a message of `kind` moving in `dir`.
-fn role_of(kind: HttpKind, dir: Direction) -> Role {
-    match (kind, dir) {
-        (HttpKind::Request, Direction::Egress) | (HttpKind::Response, Direction::Ingress) => {
-            Role::Client
-        }
-        (HttpKind::Request, Direction::Ingress) | (HttpKind::Response, Direction::Egress) => {
-            Role::Server
-        }
+pub(crate) fn role_of(kind: HttpKind, dir: Direction) -> Role {
+    match (kind.from_client(), dir) {
+        (true, Direction::Egress) | (false, Direction::Ingress) => Role::Client,
+        (true, Direction::Ingress) | (false, Direction::Egress) => Role::Server,
     }
 }
 
@@ -639,6 +695,8 @@ impl Conn {
                 resume: None,
                 tls,
                 tls_library,
+                h2c: None,
+                data_end: [0, 0],
             },
             dirs: [dir(), dir()],
         }
@@ -668,7 +726,11 @@ impl Conn {
                 let start = if off == 0 { 0 } else { usize::MAX };
                 off += dir.m.run(tail(data, off), start, &mut cx);
                 match self.settle(d, env) {
-                    Settle::Stop => return,
+                    Settle::Stop => {
+                        let end = self.shared.data_end.get(d).copied().unwrap_or(0);
+                        self.stopped(d, tail(data, off), end, meta, env);
+                        return;
+                    }
                     Settle::Resumed if off < data.len() => continue,
                     Settle::Resumed | Settle::Nothing => break,
                 }
@@ -685,7 +747,9 @@ impl Conn {
         }
         // Something is pending: append (an event's worth at a time, so the
         // buffer stays bounded) and parse from the buffer.
+        let mut piece_end = 0usize;
         for piece in data.chunks(hdrtap_abi::HDRTAP_CHUNK_MAX as usize) {
+            piece_end += piece.len();
             let Some(dir) = self.dirs.get_mut(d) else {
                 return;
             };
@@ -713,7 +777,23 @@ impl Conn {
                 };
                 off += m.run(tail(&stream.pend, off), b_start, &mut cx);
                 match self.settle(d, env) {
-                    Settle::Stop => return,
+                    Settle::Stop => {
+                        // The buffer ends with this piece of the event.
+                        let rest = self
+                            .dirs
+                            .get(d)
+                            .map(|x| tail(&x.stream.pend, off).to_vec())
+                            .unwrap_or_default();
+                        let end = self
+                            .shared
+                            .data_end
+                            .get(d)
+                            .copied()
+                            .unwrap_or(0)
+                            .saturating_sub((data.len() - piece_end) as u64);
+                        self.stopped(d, &rest, end, meta, env);
+                        return;
+                    }
                     Settle::Resumed
                         if off < self.dirs.get(d).map_or(0, |x| x.stream.pend.len()) =>
                     {
@@ -769,7 +849,11 @@ impl Conn {
                     self.shared.tunnel = true;
                     for dir in &mut self.dirs {
                         dir.m.stop();
-                        dir.stream.pend.clear();
+                        // An h2c switch takes the held bytes first
+                        // (`stopped`).
+                        if self.shared.h2c.is_none() {
+                            dir.stream.pend.clear();
+                        }
                     }
                     return Settle::Stop;
                 }
@@ -786,6 +870,48 @@ impl Conn {
         }
         self.shared.resume = None;
         out
+    }
+
+    /// Parsing stopped for good in direction `d` (a tunnel), with `rest`,
+    /// the unparsed bytes of the event, ending at stream offset `end`. An
+    /// h2c upgrade hands them, and the other direction's held bytes, to
+    /// HTTP/2.
+    fn stopped(&mut self, d: usize, rest: &[u8], end: u64, meta: Meta, env: &mut Env<'_>) {
+        if let Some(upgrade) = self.shared.h2c.take() {
+            let od = 1 - d.min(1);
+            let mut start: [(u64, Vec<u8>); 2] = [(0, Vec::new()), (0, Vec::new())];
+            let mut metas = [meta, meta];
+            if let (Some(s), Some(m)) = (start.get_mut(d), metas.get_mut(d)) {
+                *s = (end.saturating_sub(rest.len() as u64), rest.to_vec());
+                *m = meta;
+            }
+            if let (Some(o), Some(s), Some(m)) =
+                (self.dirs.get(od), start.get_mut(od), metas.get_mut(od))
+            {
+                let held = o.stream.pend.clone();
+                let at = o.stream.next_pos().saturating_sub(held.len() as u64);
+                *s = (at, held);
+                *m = o.stream.pend_meta;
+            }
+            env.switches.push(crate::http2::Adopt {
+                conn_id: self.shared.conn_id,
+                local: self.shared.local,
+                remote: self.shared.remote,
+                kernel_role: self.shared.kernel_role,
+                role: self.shared.role.unwrap_or(match self.shared.kernel_role {
+                    KernelRole::Server => Role::Server,
+                    _ => Role::Client,
+                }),
+                tls: self.shared.tls,
+                tls_library: self.shared.tls_library.clone(),
+                start,
+                meta: metas,
+                upgrade: Some(upgrade),
+            });
+        }
+        for dir in &mut self.dirs {
+            dir.stream.pend.clear();
+        }
     }
 
     /// Parse the bytes direction `d` holds (after it was resumed).
@@ -902,6 +1028,10 @@ impl Sink for Cx<'_, '_> {
                     sh.pending.pop_front();
                     stats.pending_overflow += 1;
                 }
+                let h2c = p.upgrade
+                    && p.headers.first("upgrade").is_some_and(|u| {
+                        u.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c"))
+                    });
                 sh.pending.push_back(PendingReq {
                     method: p.method.clone().unwrap_or_default(),
                     target: p.target.clone().unwrap_or_default(),
@@ -909,11 +1039,12 @@ impl Sink for Cx<'_, '_> {
                     ts_ns: meta.ts_ns,
                     head: p.is_head,
                     connect: p.is_connect,
+                    h2c,
                     await_dir: awaits.then_some(self.dir),
                 });
                 next
             }
-            HttpKind::Response => {
+            HttpKind::Response | HttpKind::Trailers | HttpKind::Reset => {
                 stats.responses += 1;
                 let status = p.status.unwrap_or(0);
                 let interim = (100..200).contains(&status) && status != 101;
@@ -940,6 +1071,18 @@ impl Sink for Cx<'_, '_> {
                 } else if let Some(r) = may_pair.then(|| sh.pending.pop_front()).flatten() {
                     latency_ns = Some(meta.ts_ns.saturating_sub(r.ts_ns));
                     await_dir = r.await_dir;
+                    let to_h2c = p
+                        .headers
+                        .first("upgrade")
+                        .is_some_and(|u| u.trim().eq_ignore_ascii_case("h2c"));
+                    if status == 101 && r.h2c && to_h2c {
+                        sh.h2c = Some(crate::http2::UpgradeRequest {
+                            method: r.method.clone(),
+                            target: r.target.clone(),
+                            host: r.host.clone(),
+                            ts_ns: r.ts_ns,
+                        });
+                    }
                     request = Some(RequestRef {
                         method: r.method,
                         target: r.target,
@@ -992,6 +1135,7 @@ impl Sink for Cx<'_, '_> {
             tls_library: sh.tls_library.clone(),
             flags,
             anomalies: p.anomalies,
+            h2: None,
         }));
         next
     }

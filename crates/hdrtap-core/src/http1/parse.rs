@@ -29,10 +29,10 @@ use std::mem::{self, MaybeUninit};
 
 use httparse::{Header, ParserConfig, Status};
 
-use super::stream::Meta;
 use super::TrackerStats;
 use crate::headers::Headers;
 use crate::record::{CompactString, HttpKind};
+use crate::stream::Meta;
 
 /// Longest chunk-size line (with extensions) waited for; longer is an error.
 const MAX_CHUNK_LINE: usize = 4096;
@@ -172,7 +172,8 @@ pub(super) fn framing(p: &Parsed, req: Option<ReqInfo>) -> Next {
                 BodyLen::OtherCoding | BodyLen::BadLength => Next::Hunt,
             }
         }
-        HttpKind::Response => {
+        // HTTP/1 parses requests and responses only.
+        HttpKind::Response | HttpKind::Trailers | HttpKind::Reset => {
             let status = p.status.unwrap_or(0);
             let req = req.unwrap_or(ReqInfo {
                 head: false,
@@ -431,7 +432,8 @@ fn try_parse<'b>(
                 Status::Partial => Status::Partial,
             }
         }
-        HttpKind::Response => {
+        // HTTP/1 parses requests and responses only.
+        HttpKind::Response | HttpKind::Trailers | HttpKind::Reset => {
             let mut resp = httparse::Response::new(&mut []);
             match cfg.parse_response_with_uninit_headers(&mut resp, buf, slots)? {
                 Status::Complete(n) => Status::Complete(Parsed::build(
@@ -604,7 +606,9 @@ pub(super) fn plausible_start(b: &[u8], limit: usize) -> Plausible {
     };
     let cfg = strict_config();
     let res = match sniff(w) {
-        Some(HttpKind::Response) => cfg.parse_response(&mut httparse::Response::new(&mut []), w),
+        Some(HttpKind::Response | HttpKind::Trailers | HttpKind::Reset) => {
+            cfg.parse_response(&mut httparse::Response::new(&mut []), w)
+        }
         Some(HttpKind::Request) => cfg.parse_request(&mut httparse::Request::new(&mut []), w),
         None => Ok(Status::Partial),
     };

@@ -123,7 +123,7 @@ fn targets(rs: &[HttpRecord]) -> Vec<String> {
                 r.method.as_deref().unwrap_or("?"),
                 r.target.as_deref().unwrap_or("?")
             ),
-            HttpKind::Response => format!("{}", r.status.unwrap_or(0)),
+            _ => format!("{}", r.status.unwrap_or(0)),
         })
         .collect()
 }

@@ -17,7 +17,7 @@
 //! #   local: ep, remote: ep, role: Role::Server, version: "HTTP/1.1",
 //! #   method: Some("GET".into()), target: Some("/".into()), status: None, reason: None,
 //! #   latency_ns: None, request: None, headers: Headers::default(), header_bytes: 0,
-//! #   truncated: false, tls: false, tls_library: None, flags: vec![], anomalies: 0 };
+//! #   truncated: false, tls: false, tls_library: None, flags: vec![], anomalies: 0, h2: None };
 //! rec.target = Some("/static/..%2f..%2fetc/passwd".into());
 //! let mut rules = Rules::new(RulesConfig::default());
 //! let mut alerts = Vec::new();

@@ -48,15 +48,19 @@ pub enum Kind {
     Packet,
     Alert,
     Stats,
+    HttpTrailers,
+    HttpReset,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::HttpRequest,
         Kind::HttpResponse,
         Kind::Packet,
         Kind::Alert,
         Kind::Stats,
+        Kind::HttpTrailers,
+        Kind::HttpReset,
     ];
 
     /// The JSON `kind`.
@@ -64,6 +68,8 @@ impl Kind {
         match self {
             Kind::HttpRequest => "http_request",
             Kind::HttpResponse => "http_response",
+            Kind::HttpTrailers => "http_trailers",
+            Kind::HttpReset => "http_reset",
             Kind::Packet => "packet",
             Kind::Alert => "alert",
             Kind::Stats => "stats",
@@ -80,19 +86,24 @@ impl Kind {
 pub struct KindSet(u8);
 
 impl KindSet {
-    pub const ALL: KindSet = KindSet(0x1f);
+    pub const ALL: KindSet = KindSet(0x7f);
 
-    /// Parse names: a JSON `kind`, or `http` for both HTTP kinds.
+    /// Parse names: a JSON `kind`, or `http` for every HTTP kind.
     pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<KindSet, String> {
         let mut bits = 0;
         for n in names {
             bits |= match n.as_ref() {
-                "http" => Kind::HttpRequest.bit() | Kind::HttpResponse.bit(),
+                "http" => {
+                    Kind::HttpRequest.bit()
+                        | Kind::HttpResponse.bit()
+                        | Kind::HttpTrailers.bit()
+                        | Kind::HttpReset.bit()
+                }
                 other => match Kind::ALL.iter().find(|k| k.name() == other) {
                     Some(k) => k.bit(),
                     None => {
                         return Err(format!(
-                            "unknown record kind {other:?} (expected http, http_request, http_response, packet, alert or stats)"
+                            "unknown record kind {other:?} (expected http, http_request, http_response, http_trailers, http_reset, packet, alert or stats)"
                         ))
                     }
                 },
@@ -112,6 +123,8 @@ impl Record {
             Record::Http(r) => match r.kind {
                 HttpKind::Request => Kind::HttpRequest,
                 HttpKind::Response => Kind::HttpResponse,
+                HttpKind::Trailers => Kind::HttpTrailers,
+                HttpKind::Reset => Kind::HttpReset,
             },
             Record::Packet(_) => Kind::Packet,
             Record::Alert(_) => Kind::Alert,

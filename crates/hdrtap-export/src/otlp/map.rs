@@ -143,12 +143,19 @@ fn http_attrs(a: &mut Attrs, r: &HttpRecord) {
             if let Some(t) = &r.target {
                 url(a, t);
             }
-            a.add("url.scheme", s(if r.tls { "https" } else { "http" }));
+            let scheme = r.h2.as_ref().and_then(|h| h.scheme.as_deref());
+            a.add(
+                "url.scheme",
+                s(scheme.unwrap_or(if r.tls { "https" } else { "http" })),
+            );
+            if let Some(auth) = r.h2.as_ref().and_then(|h| h.authority.as_deref()) {
+                a.add("server.address", s(auth));
+            }
             if let Some(ua) = r.header("user-agent") {
                 a.add("user_agent.original", s(ua));
             }
         }
-        HttpKind::Response => {
+        HttpKind::Response | HttpKind::Trailers | HttpKind::Reset => {
             if let Some(st) = r.status {
                 a.add("http.response.status_code", int(st));
             }
@@ -161,15 +168,45 @@ fn http_attrs(a: &mut Attrs, r: &HttpRecord) {
             }
         }
     }
+    if let Some(h2) = &r.h2 {
+        a.add("hdrtap.http2.stream_id", uint(h2.stream_id.into()));
+        a.add("hdrtap.record_kind", s(r.kind.name()));
+        if let Some(code) = h2.error_code {
+            a.add("hdrtap.http2.error_code", uint(code.into()));
+        }
+        if h2.undecoded_fields > 0 {
+            a.add(
+                "hdrtap.http2.undecoded_fields",
+                uint(h2.undecoded_fields.into()),
+            );
+        }
+        if let Some(g) = &h2.grpc {
+            a.add("rpc.system", s("grpc"));
+            a.add("rpc.service", s(g.service.as_str()));
+            a.add("rpc.method", s(g.method.as_str()));
+        }
+        if let Some(st) = h2.grpc_status {
+            a.add(
+                "rpc.grpc.status_code",
+                AnyValue {
+                    value: Some(any_value::Value::IntValue(st)),
+                },
+            );
+        }
+    }
     // http.request.header.<name> / http.response.header.<name>: lower-case
-    // names, every value of the name in order.
+    // names, every value of the name in order (trailers count as response
+    // headers; a field whose name hdrtap could not decode is left out).
     let prefix = match r.kind {
         HttpKind::Request => "http.request.header.",
-        HttpKind::Response => "http.response.header.",
+        HttpKind::Response | HttpKind::Trailers | HttpKind::Reset => "http.response.header.",
     };
     let mut names: Vec<String> = Vec::new();
     let mut values: Vec<Vec<String>> = Vec::new();
-    for (n, v) in r.headers.iter() {
+    for (i, (n, v)) in r.headers.iter().enumerate() {
+        if r.headers.marks(i) & hdrtap_core::headers::mark::NAME_UNKNOWN != 0 {
+            continue;
+        }
         let n = n.to_ascii_lowercase();
         match names.iter().position(|x| *x == n) {
             Some(i) => {
@@ -259,13 +296,7 @@ fn alert_attrs(a: &mut Attrs, al: &Alert) {
     a.add("hdrtap.alert.rule", s(al.rule));
     a.add("hdrtap.alert.severity", s(al.severity.name()));
     a.add("hdrtap.alert.record_id", uint(al.record_id));
-    a.add(
-        "hdrtap.alert.record_kind",
-        s(match al.record_kind {
-            HttpKind::Request => "http_request",
-            HttpKind::Response => "http_response",
-        }),
-    );
+    a.add("hdrtap.alert.record_kind", s(al.record_kind.name()));
     a.add("hdrtap.alert.detail", s(&al.detail));
     a.add("hdrtap.conn_id", uint(al.conn_id));
     a.add("hdrtap.role", s(role_name(al.role)));

@@ -50,6 +50,7 @@ fn request() -> HttpRecord {
         tls_library: None,
         flags: vec!["midstream"],
         anomalies: 0,
+        h2: None,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,16 +68,7 @@ pub fn write_ready_file(path: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Per-run record ids (`id` in the JSON), shared by every capture of a run.
-#[derive(Debug, Default)]
-pub struct Ids(AtomicU64);
-
-impl Ids {
-    /// The next id (the first is 1).
-    pub fn next(&self) -> u64 {
-        self.0.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
+pub use hdrtap_core::pipeline::Ids;
 
 /// Called once a capture is attached, with what it captures.
 pub type OnReady = Box<dyn FnOnce(&str) -> anyhow::Result<()> + Send>;

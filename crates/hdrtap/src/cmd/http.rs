@@ -1,4 +1,6 @@
-//! `hdrtap http`: ring buffer → decode → HTTP/1 tracker → redact → output.
+//! `hdrtap http`: load and attach the HTTP (and TLS) capture, feed its ring
+//! buffer to the pipeline (`hdrtap_core::pipeline::HttpPipeline`: HTTP/1
+//! and HTTP/2, rules, redaction), and write what comes out.
 use std::cell::RefCell;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -6,28 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use hdrtap_abi::Event;
 use hdrtap_bpf::tls::TlsCapture;
 use hdrtap_bpf::{caps, sys, HttpOptions, HttpProbe, RingBuffer};
-use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
-use hdrtap_core::record::{HttpKind, HttpRecord};
+use hdrtap_core::http::HttpTracker;
+use hdrtap_core::http1::TrackerConfig;
+use hdrtap_core::pipeline::HttpPipeline;
+use hdrtap_core::record::HttpKind;
 use hdrtap_core::redact::Redactor;
-use hdrtap_core::rules::{Alert, Rules, RulesConfig};
+use hdrtap_core::rules::{Rules, RulesConfig};
 use hdrtap_core::sink::Record;
 use hdrtap_core::stats::Stats;
 
-use super::common::{self, Control, Ids, Output, Session};
+use super::common::{self, Control, Output, Session};
 use crate::cli::HttpArgs;
-
-/// State the ring-buffer callback works on. The callback only decodes and
-/// parses; records are written outside it, so a failing write can never
-/// unwind through libbpf (which would abort).
-struct Pipeline {
-    tracker: Http1Tracker,
-    records: Vec<Arc<HttpRecord>>,
-    decode_errors: u64,
-    panics: u64,
-}
 
 pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
     let ctl = Control::cli(
@@ -80,33 +73,35 @@ pub fn capture(
         super::tls::start(&probe)?
     };
 
-    let pipeline = Rc::new(RefCell::new(Pipeline {
-        tracker: Http1Tracker::new(TrackerConfig {
-            max_header_bytes: args.max_header_bytes as usize,
-            clock_offset_ns: sys::monotonic_to_realtime_offset_ns(),
-            ..TrackerConfig::default()
-        }),
-        records: Vec::with_capacity(1024),
-        decode_errors: 0,
-        panics: 0,
-    }));
+    let h1 = TrackerConfig {
+        max_header_bytes: args.max_header_bytes as usize,
+        clock_offset_ns: sys::monotonic_to_realtime_offset_ns(),
+        ..TrackerConfig::default()
+    };
+    let h2 = HttpTracker::h2_config_like(&h1);
+    let mut names = redactor.names().to_vec();
+    if redactor.redacts_never_indexed() {
+        names.push("HTTP/2 never-indexed fields".into());
+    }
+    let rules = rules.map(Rules::new);
+    let rules_on = rules.as_ref().map(|r| r.enabled().count());
+    // The ring-buffer callback only decodes and parses; records are written
+    // outside it, so a failing write can never unwind through libbpf
+    // (which would abort).
+    let pipeline = Rc::new(RefCell::new(HttpPipeline::new(
+        HttpTracker::new(h1, h2),
+        redactor,
+        rules,
+        Arc::clone(&ctl.ids),
+    )));
     if let Some(tls) = &tls {
-        super::tls::name_libraries(&mut pipeline.borrow_mut().tracker, tls.libraries());
+        super::tls::name_libraries(pipeline.borrow_mut().tracker_mut(), tls.libraries());
     }
     let cb_pipeline = Rc::clone(&pipeline);
     let callback = move |raw: &[u8]| {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let Ok(mut guard) = cb_pipeline.try_borrow_mut() else {
-                return;
-            };
-            let p = &mut *guard;
-            match hdrtap_abi::decode(raw) {
-                Ok(Event::Data(ev)) => p.tracker.on_data(&ev, &mut p.records),
-                Ok(Event::Close(ev)) => p.tracker.on_close(&ev, &mut p.records),
-                Err(e) => {
-                    p.decode_errors += 1;
-                    tracing::debug!("undecodable event: {e}");
-                }
+            if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
+                p.event(raw);
             }
         }));
         if outcome.is_err() {
@@ -123,18 +118,17 @@ pub fn capture(
     .context("cannot open the ring buffer")?;
 
     let filters = describe_filters(args);
-    let rules = rules.map(Rules::new);
     let what = format!(
-        "tracing HTTP/1.x on TCP{filters} ({} probes attached); {}; redacting {}{}",
+        "tracing HTTP/1.x and HTTP/2 on TCP{filters} ({} probes attached); {}; redacting {}{}",
         probe.attached(),
         super::tls::describe(tls.as_ref()),
-        if redactor.names().is_empty() {
+        if names.is_empty() {
             "nothing".to_string()
         } else {
-            redactor.names().join(", ")
+            names.join(", ")
         },
-        match &rules {
-            Some(r) => format!("; {} security rules on", r.enabled().count()),
+        match rules_on {
+            Some(n) => format!("; {n} security rules on"),
             None => "; security rules off".to_string(),
         }
     );
@@ -156,10 +150,6 @@ pub fn capture(
         probe: &probe,
         ring,
         pipeline,
-        redactor,
-        rules,
-        alerts: Vec::new(),
-        ids: Arc::clone(&ctl.ids),
         stats: Stats::default(),
         tls,
     };
@@ -169,11 +159,7 @@ pub fn capture(
 struct HttpSession<'a> {
     probe: &'a HttpProbe,
     ring: RingBuffer<'a>,
-    pipeline: Rc<RefCell<Pipeline>>,
-    redactor: Redactor,
-    rules: Option<Rules>,
-    alerts: Vec<Alert>,
-    ids: Arc<Ids>,
+    pipeline: Rc<RefCell<HttpPipeline>>,
     stats: Stats,
     tls: Option<TlsCapture>,
 }
@@ -184,8 +170,10 @@ impl Session for HttpSession<'_> {
 
     fn poll(&mut self, timeout: Duration) -> anyhow::Result<()> {
         HttpProbe::poll(&self.ring, timeout).context("reading the ring buffer")?;
+        // Time-bound records (HTTP/2 resets nothing else carried).
+        self.pipeline.borrow_mut().tick(sys::monotonic_ns());
         // Long bodies just seen: the kernel need not copy the rest of them.
-        for skip in self.pipeline.borrow_mut().tracker.take_skips() {
+        for skip in self.pipeline.borrow_mut().tracker_mut().take_skips() {
             let dir = skip.dir.index() as u32;
             tracing::debug!(
                 conn_id = skip.conn_id,
@@ -203,35 +191,15 @@ impl Session for HttpSession<'_> {
         if let Some(tls) = &mut self.tls {
             let fresh = tls.process(self.probe);
             if !fresh.is_empty() {
-                super::tls::name_libraries(&mut self.pipeline.borrow_mut().tracker, fresh);
+                super::tls::name_libraries(self.pipeline.borrow_mut().tracker_mut(), fresh);
             }
         }
         Ok(())
     }
 
-    /// Records leave here: each gets its id, the rules look at it before
-    /// redaction (alerts never quote secrets), then it is redacted.
+    /// Records leave here: ids, rules, redaction (`HttpPipeline::drain`).
     fn drain(&mut self, out: &mut Vec<Record>) {
-        let mut records = std::mem::take(&mut self.pipeline.borrow_mut().records);
-        for mut shared in records.drain(..) {
-            // The tracker's Arc is the only one yet: make_mut never clones.
-            let rec = Arc::make_mut(&mut shared);
-            rec.id = self.ids.next();
-            if let Some(rules) = &mut self.rules {
-                rules.check(rec, &mut self.alerts);
-            }
-            self.redactor.apply(rec);
-            out.push(Record::Http(shared));
-            for mut alert in self.alerts.drain(..) {
-                alert.id = self.ids.next();
-                out.push(Record::Alert(Arc::new(alert)));
-            }
-        }
-        // Give the allocation back for reuse.
-        let mut p = self.pipeline.borrow_mut();
-        if p.records.is_empty() {
-            p.records = records;
-        }
+        self.pipeline.borrow_mut().drain(out);
     }
 
     fn count(&mut self, rec: &Record) {
@@ -241,6 +209,8 @@ impl Session for HttpSession<'_> {
                 match r.kind {
                     HttpKind::Request => self.stats.requests += 1,
                     HttpKind::Response => self.stats.responses += 1,
+                    HttpKind::Trailers => self.stats.trailers += 1,
+                    HttpKind::Reset => self.stats.resets += 1,
                 }
             }
             Record::Alert(_) => self.stats.alerts += 1,
@@ -252,9 +222,7 @@ impl Session for HttpSession<'_> {
     /// header block still open becomes a record flagged incomplete).
     fn finish(&mut self) {
         let _ = self.ring.consume();
-        let mut guard = self.pipeline.borrow_mut();
-        let p = &mut *guard;
-        p.tracker.close_all(&mut p.records);
+        self.pipeline.borrow_mut().finish();
     }
 
     fn stats(&mut self) -> &Stats {
@@ -281,24 +249,13 @@ impl Session for HttpSession<'_> {
     }
 }
 
-fn refresh_stats(probe: &HttpProbe, pipeline: &Rc<RefCell<Pipeline>>, stats: &mut Stats) {
+fn refresh_stats(probe: &HttpProbe, pipeline: &Rc<RefCell<HttpPipeline>>, stats: &mut Stats) {
     match probe.counters() {
         Ok(c) => stats.set_kernel(&c),
         Err(e) => tracing::warn!("cannot read kernel counters: {e}"),
     }
     let p = pipeline.borrow();
-    let t = p.tracker.stats();
-    stats.truncated_messages = t.truncated;
-    stats.incomplete_messages = t.incomplete;
-    stats.parse_errors = t.parse_errors;
-    stats.gaps = t.gaps;
-    stats.gap_bytes = t.gap_bytes;
-    stats.resyncs = t.resyncs;
-    stats.skipped_bytes = t.skipped_bytes;
-    stats.unpaired_responses = t.unpaired_responses;
-    stats.conns_open = t.conns_open;
-    stats.conns_evicted = t.conns_evicted;
-    stats.budget_drops = t.budget_drops;
+    stats.set_trackers(p.tracker().http1_stats(), p.tracker().http2_stats());
     stats.decode_errors = p.decode_errors;
 }
 

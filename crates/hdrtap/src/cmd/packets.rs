@@ -1,7 +1,6 @@
 //! `hdrtap packets`: tc / XDP / socket-filter programs → ring buffer →
 //! decode every header → output.
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -13,46 +12,18 @@ use hdrtap_bpf::packets::{
 };
 use hdrtap_bpf::{caps, sys, RingBuffer};
 use hdrtap_core::filter;
-use hdrtap_core::packet::{self, flag, PacketRecord};
+use hdrtap_core::packet::flag;
+use hdrtap_core::pipeline::PacketPipeline;
 use hdrtap_core::sink::Record;
 use hdrtap_core::stats::PacketStats;
 
-use super::common::{self, Control, Ids, Output, Session};
+use super::common::{self, Control, Output, Session};
 use crate::cli::{DirectionArg, HookArg, PacketsArgs, TcAttachArg};
-
-/// What the ring-buffer callback works on (it only decodes; writing
-/// happens outside it, see `hdrtap http`).
-struct Pipeline {
-    records: Vec<Arc<PacketRecord>>,
-    names: HashMap<u32, Arc<str>>,
-    clock_offset_ns: i64,
-    decode_errors: u64,
-    panics: u64,
-}
-
-impl Pipeline {
-    fn name(&mut self, ifindex: u32) -> Arc<str> {
-        if let Some(n) = self.names.get(&ifindex) {
-            return Arc::clone(n);
-        }
-        // An interface that appeared after start (or an index we never saw).
-        let found = interfaces()
-            .ok()
-            .and_then(|all| all.into_iter().find(|i| i.index == ifindex));
-        let name: Arc<str> = found
-            .map(|i| i.name)
-            .unwrap_or_else(|| format!("if{ifindex}"))
-            .into();
-        self.names.insert(ifindex, Arc::clone(&name));
-        name
-    }
-}
 
 struct PacketSession<'a> {
     probe: &'a PacketProbe,
     ring: RingBuffer<'a>,
-    pipeline: Rc<RefCell<Pipeline>>,
-    ids: Arc<Ids>,
+    pipeline: Rc<RefCell<PacketPipeline>>,
     stats: PacketStats,
 }
 
@@ -65,16 +36,7 @@ impl Session for PacketSession<'_> {
     }
 
     fn drain(&mut self, out: &mut Vec<Record>) {
-        let mut records = std::mem::take(&mut self.pipeline.borrow_mut().records);
-        for mut rec in records.drain(..) {
-            // The only reference yet: make_mut never clones.
-            Arc::make_mut(&mut rec).id = self.ids.next();
-            out.push(Record::Packet(rec));
-        }
-        let mut p = self.pipeline.borrow_mut();
-        if p.records.is_empty() {
-            p.records = records;
-        }
+        self.pipeline.borrow_mut().drain(out);
     }
 
     fn count(&mut self, rec: &Record) {
@@ -253,37 +215,30 @@ pub fn capture(
         }
     }
 
-    let pipeline = Rc::new(RefCell::new(Pipeline {
-        records: Vec::with_capacity(4096),
-        names: ifaces
+    // The callback only decodes (see `hdrtap http`): writing happens
+    // outside it.
+    let pipeline = Rc::new(RefCell::new(PacketPipeline::new(
+        ifaces
             .iter()
             .map(|i| (i.index, Arc::from(i.name.as_str())))
             .collect(),
-        clock_offset_ns: sys::monotonic_to_realtime_offset_ns(),
-        decode_errors: 0,
-        panics: 0,
-    }));
+        // An interface that appeared after start (or an index never seen).
+        Box::new(|ifindex| {
+            interfaces()
+                .ok()?
+                .into_iter()
+                .find(|i| i.index == ifindex)
+                .map(|i| i.name)
+        }),
+        sys::monotonic_to_realtime_offset_ns(),
+        Arc::clone(&ctl.ids),
+    )));
     let cb_pipeline = Rc::clone(&pipeline);
     let ring = probe
         .ring_buffer(move |raw: &[u8]| {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let Ok(mut guard) = cb_pipeline.try_borrow_mut() else {
-                    return;
-                };
-                let p = &mut *guard;
-                match hdrtap_abi::decode_packet(raw) {
-                    Ok(ev) => {
-                        let name = p.name(ev.ifindex);
-                        // Straight into the Arc the sinks share: a record is
-                        // several hundred bytes, and moving it between
-                        // vectors showed in perf.
-                        let rec = packet::decode_event(&ev, &name, p.clock_offset_ns);
-                        p.records.push(Arc::new(rec));
-                    }
-                    Err(e) => {
-                        p.decode_errors += 1;
-                        tracing::debug!("undecodable packet event: {e}");
-                    }
+                if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
+                    p.event(raw);
                 }
             }));
             if outcome.is_err() {
@@ -325,7 +280,6 @@ pub fn capture(
         probe: &probe,
         ring,
         pipeline,
-        ids: Arc::clone(&ctl.ids),
         stats: PacketStats::default(),
     };
     common::run_loop(&mut session, &mut output, &ctl)

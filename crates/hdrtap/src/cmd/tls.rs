@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use hdrtap_bpf::tls::{self, Coverage, TlsCapture, TlsLibrary};
 use hdrtap_bpf::{caps, BpfError, HttpProbe};
-use hdrtap_core::http1::Http1Tracker;
+use hdrtap_core::http::HttpTracker;
 
 /// Hook OpenSSL in every running process and watch new ones. A failure is a
 /// warning (plaintext HTTP still works), except missing privileges.
@@ -53,7 +53,7 @@ pub fn privileged() -> bool {
 }
 
 /// Tell the tracker what the library ids of TLS events stand for.
-pub fn name_libraries(tracker: &mut Http1Tracker, libs: &[TlsLibrary]) {
+pub fn name_libraries(tracker: &mut HttpTracker, libs: &[TlsLibrary]) {
     for lib in libs {
         tracker.set_tls_library(lib.id, &lib.name);
     }

@@ -5,7 +5,7 @@
 //! Why a separate room: the kernel tells the truth about sizes (`pos`,
 //! `orig_len`, `cap_len`), so lost events, uncaptured tails and duplicates
 //! are exact numbers computed here ([`DirStream::admit`]), and the parser
-//! ([`super::parse`]) only ever sees two things: "these bytes" and "n bytes
+//! (`http1::parse`, `http2`) only ever sees two things: "these bytes" and "n bytes
 //! are missing here". The pending buffer is only used when something (a
 //! header block, a chunk-size line, a candidate start line) continues in the
 //! next event; a block that sits inside one event is parsed straight from the
@@ -20,7 +20,7 @@ const KEEP_CAPACITY: usize = 256;
 
 /// Who moved a byte and when: the parts of a data event a record needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Meta {
+pub(crate) struct Meta {
     /// CLOCK_MONOTONIC nanoseconds of the syscall.
     pub ts_ns: u64,
     pub tgid: u32,
@@ -46,7 +46,7 @@ impl Meta {
 /// What one event contributes once positions are checked, in stream order:
 /// `lost` missing bytes, then `data`, then `uncaptured` missing bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Admit<'a> {
+pub(crate) struct Admit<'a> {
     /// Bytes lost before this event (events dropped by the kernel).
     pub lost: u64,
     /// Bytes at the front of this event that were already seen, dropped.
@@ -59,7 +59,7 @@ pub(super) struct Admit<'a> {
 
 /// One direction of one connection: position and pending bytes.
 #[derive(Debug)]
-pub(super) struct DirStream {
+pub(crate) struct DirStream {
     /// Stream offset of the next byte expected in this direction.
     next_pos: u64,
     /// False until the first event if the stream's start is unknown (the

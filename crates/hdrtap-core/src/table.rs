@@ -20,7 +20,7 @@ const NIL: u32 = u32::MAX;
 /// Multiplicative hash for 64-bit ids (fxhash-like, with a final fold so
 /// both high and low bits vary).
 #[derive(Default, Clone, Copy)]
-pub(super) struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -53,7 +53,7 @@ struct Slot<T> {
 /// A bounded map from connection id to `T` that evicts the least recently
 /// used entry when full.
 #[derive(Debug)]
-pub(super) struct LruTable<T> {
+pub(crate) struct LruTable<T> {
     map: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
@@ -225,6 +225,11 @@ impl<T> LruTable<T> {
     /// Every entry, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().filter_map(|s| s.val.as_deref())
+    }
+
+    /// Every entry, mutably (recency untouched), in no particular order.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().filter_map(|s| s.val.as_deref_mut())
     }
 }
 

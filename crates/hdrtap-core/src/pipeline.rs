@@ -1,0 +1,214 @@
+//! The order of the stages after the ring buffer, in one place for every
+//! capture: the binary feeds raw ring-buffer records in ([`HttpPipeline::event`],
+//! [`PacketPipeline::event`]) and takes finished records out (`drain`),
+//! ready for its sinks. It keeps only the wiring (probes, ring buffers,
+//! outputs, signals).
+//!
+//! HTTP: decode ([`hdrtap_abi::decode`]) → connection → protocol
+//! ([`HttpTracker`]: HTTP/1 or HTTP/2) → records → per-run id → security
+//! rules (they read the record before redaction; alerts never quote a
+//! secret) → redaction → sinks, each alert right after its record.
+//!
+//! Packets: decode ([`hdrtap_abi::decode_packet`]) → record
+//! ([`crate::packet::decode_event`], with the interface's name) → id → sinks.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hdrtap_abi::Event;
+
+use crate::http::HttpTracker;
+use crate::packet::PacketRecord;
+use crate::record::HttpRecord;
+use crate::redact::Redactor;
+use crate::rules::{Alert, Rules};
+use crate::sink::Record;
+
+/// Per-run record ids (`id` in the JSON), shared by every capture of a run.
+#[derive(Debug, Default)]
+pub struct Ids(AtomicU64);
+
+impl Ids {
+    /// The next id (the first is 1).
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// HTTP of every version, from ring-buffer records to records for sinks.
+#[derive(Debug)]
+pub struct HttpPipeline {
+    tracker: HttpTracker,
+    redactor: Redactor,
+    rules: Option<Rules>,
+    ids: Arc<Ids>,
+    records: Vec<Arc<HttpRecord>>,
+    alerts: Vec<Alert>,
+    /// Ring-buffer records that could not be decoded.
+    pub decode_errors: u64,
+    /// Events the caller dropped because handling them panicked.
+    pub panics: u64,
+}
+
+impl HttpPipeline {
+    pub fn new(
+        tracker: HttpTracker,
+        redactor: Redactor,
+        rules: Option<Rules>,
+        ids: Arc<Ids>,
+    ) -> Self {
+        HttpPipeline {
+            tracker,
+            redactor,
+            rules,
+            ids,
+            records: Vec::with_capacity(1024),
+            alerts: Vec::new(),
+            decode_errors: 0,
+            panics: 0,
+        }
+    }
+
+    /// One ring-buffer record.
+    pub fn event(&mut self, raw: &[u8]) {
+        match hdrtap_abi::decode(raw) {
+            Ok(Event::Data(ev)) => self.tracker.on_data(&ev, &mut self.records),
+            Ok(Event::Close(ev)) => self.tracker.on_close(&ev, &mut self.records),
+            Err(e) => {
+                self.decode_errors += 1;
+                tracing::debug!("undecodable event: {e}");
+            }
+        }
+    }
+
+    /// Time passed: what waits on time comes out (CLOCK_MONOTONIC).
+    pub fn tick(&mut self, now_mono_ns: u64) {
+        self.tracker.tick(now_mono_ns, &mut self.records);
+    }
+
+    /// Capture is stopping: every connection ends (a header block still
+    /// open becomes a record flagged `incomplete`).
+    pub fn finish(&mut self) {
+        self.tracker.close_all(&mut self.records);
+    }
+
+    /// The records finished since the last call, in order, each with its
+    /// id, checked by the rules, redacted, and followed by its alerts.
+    pub fn drain(&mut self, out: &mut Vec<Record>) {
+        for mut shared in self.records.drain(..) {
+            // The tracker's Arc is the only one yet: make_mut never clones.
+            let rec = Arc::make_mut(&mut shared);
+            rec.id = self.ids.next();
+            if let Some(rules) = &mut self.rules {
+                rules.check(rec, &mut self.alerts);
+            }
+            self.redactor.apply(rec);
+            out.push(Record::Http(shared));
+            for mut alert in self.alerts.drain(..) {
+                alert.id = self.ids.next();
+                out.push(Record::Alert(Arc::new(alert)));
+            }
+        }
+    }
+
+    pub fn tracker(&self) -> &HttpTracker {
+        &self.tracker
+    }
+
+    pub fn tracker_mut(&mut self) -> &mut HttpTracker {
+        &mut self.tracker
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    pub fn rules(&self) -> Option<&Rules> {
+        self.rules.as_ref()
+    }
+}
+
+/// Finds an interface's name by its index (for interfaces that appear
+/// after start).
+pub type NameLookup = Box<dyn FnMut(u32) -> Option<String>>;
+
+/// Packet headers, from ring-buffer records to records for sinks.
+pub struct PacketPipeline {
+    names: HashMap<u32, Arc<str>>,
+    lookup: NameLookup,
+    clock_offset_ns: i64,
+    ids: Arc<Ids>,
+    records: Vec<Arc<PacketRecord>>,
+    /// Ring-buffer records that could not be decoded.
+    pub decode_errors: u64,
+    /// Events the caller dropped because handling them panicked.
+    pub panics: u64,
+}
+
+impl std::fmt::Debug for PacketPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketPipeline")
+            .field("names", &self.names)
+            .field("records", &self.records.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PacketPipeline {
+    /// `names`: interface names by index known at start; `lookup` finds
+    /// later ones (else `if<N>`).
+    pub fn new(
+        names: HashMap<u32, Arc<str>>,
+        lookup: NameLookup,
+        clock_offset_ns: i64,
+        ids: Arc<Ids>,
+    ) -> Self {
+        PacketPipeline {
+            names,
+            lookup,
+            clock_offset_ns,
+            ids,
+            records: Vec::with_capacity(1024),
+            decode_errors: 0,
+            panics: 0,
+        }
+    }
+
+    fn name(&mut self, ifindex: u32) -> Arc<str> {
+        if let Some(n) = self.names.get(&ifindex) {
+            return Arc::clone(n);
+        }
+        let name: Arc<str> = (self.lookup)(ifindex)
+            .unwrap_or_else(|| format!("if{ifindex}"))
+            .into();
+        self.names.insert(ifindex, Arc::clone(&name));
+        name
+    }
+
+    /// One ring-buffer record.
+    pub fn event(&mut self, raw: &[u8]) {
+        match hdrtap_abi::decode_packet(raw) {
+            Ok(ev) => {
+                let name = self.name(ev.ifindex);
+                // Straight into the Arc the sinks share: a record is
+                // several hundred bytes, and moving it between vectors
+                // showed in perf.
+                let rec = crate::packet::decode_event(&ev, &name, self.clock_offset_ns);
+                self.records.push(Arc::new(rec));
+            }
+            Err(e) => {
+                self.decode_errors += 1;
+                tracing::debug!("undecodable packet event: {e}");
+            }
+        }
+    }
+
+    /// The records finished since the last call, each with its id.
+    pub fn drain(&mut self, out: &mut Vec<Record>) {
+        for mut rec in self.records.drain(..) {
+            // The only reference yet: make_mut never clones.
+            Arc::make_mut(&mut rec).id = self.ids.next();
+            out.push(Record::Packet(rec));
+        }
+    }
+}
