@@ -47,8 +47,8 @@
 /* Gate of a TLS connection's plaintext stream (conn.tls_state). */
 enum tls_state {
 	TLS_SNIFF = 0,   /* deciding on the first plaintext bytes */
-	TLS_HTTP,        /* HTTP/1.x: copy everything */
-	TLS_NOT_HTTP,    /* something else (HTTP/2, SMTP, ...): copy nothing */
+	TLS_HTTP,        /* HTTP/1.x or HTTP/2: copy everything */
+	TLS_NOT_HTTP,    /* something else (SMTP, IMAP, ...): copy nothing */
 };
 
 /* A thread's SSL call in flight, from its uprobe to its uretprobe. */
@@ -165,7 +165,7 @@ __noinline int tls_sniff(struct conn *c, __u64 ptr, __u64 len)
 		return 1; /* unreadable: let the copy count the failure */
 	word |= more << (8 * have);
 	verdict = hdrtap_sniff_word(word, have + n);
-	if (verdict == HDRTAP_SNIFF_HTTP) {
+	if (verdict == HDRTAP_SNIFF_HTTP || (midstream && h2_midstream(ptr, len))) {
 		c->tls_state = TLS_HTTP;
 		return 1;
 	}

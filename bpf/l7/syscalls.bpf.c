@@ -722,6 +722,19 @@ static __always_inline void copy_run(struct scratch *s, __u32 slot)
 }
 
 /*
+ * A call on a connection found mid-stream that starts with a plausible
+ * HTTP/2 frame header (bpf/lib/http_sniff.bpf.h). Shared with tls_sniff.
+ */
+__noinline int h2_midstream(__u64 ptr, __u64 len)
+{
+	unsigned char h[HDRTAP_H2_FRAME_HDR] = {};
+
+	if (len < HDRTAP_H2_FRAME_HDR || bpf_probe_read_user(h, sizeof(h), (void *)ptr))
+		return 0;
+	return hdrtap_h2_frame_plausible(h);
+}
+
+/*
  * Decide from the call's first bytes whether the connection is HTTP.
  * Returns 1 to emit this call, 0 to skip it.
  *
@@ -754,8 +767,13 @@ __noinline int sniff(struct conn *c, __u64 first_ptr, __u64 first_len)
 		c->state = CONN_HTTP;
 		return 1;
 	}
-	if (c->state == CONN_SNIFF_MIDSTREAM)
+	if (c->state == CONN_SNIFF_MIDSTREAM) {
+		if (h2_midstream(first_ptr, first_len)) {
+			c->state = CONN_HTTP;
+			return 1;
+		}
 		return 0; /* wait for a call that starts a message */
+	}
 	if (verdict == HDRTAP_SNIFF_NO) {
 		c->state = CONN_NOT_HTTP;
 		ctr_add(HDRTAP_CTR_CONNS_GATED, 1);

@@ -9,3 +9,8 @@ int hdrtap_sniff_word_host(unsigned int w, unsigned int n)
 {
 	return hdrtap_sniff_word(w, n);
 }
+
+int hdrtap_h2_frame_plausible_host(const unsigned char *h)
+{
+	return hdrtap_h2_frame_plausible(h);
+}
