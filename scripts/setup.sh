@@ -20,6 +20,7 @@ PACKAGES=(
 	util-linux libcap2-bin # setpriv, capsh: tests/privileges.rs runs hdrtap with chosen capabilities
 	prometheus  # prometheus + promtool: tests/sinks_prometheus.rs scrapes hdrtap run's /metrics
 	python3-venv # a venv for the OTLP test receiver's packages (below)
+	nghttp2-client # nghttp, h2load: the HTTP/2 tests' oracle and load (tests/http2.rs, bench/)
 )
 
 missing=()
@@ -69,15 +70,17 @@ fi
 ensure_cargo
 say "rust: $(cargo --version)"
 
-# Python packages of the OTLP tests (tests/clients/otlp_receiver.py): the
-# official OpenTelemetry protobuf schema and grpcio, plus PyYAML to parse the
-# packaging manifests; in a venv under target/, so the system Python is not
-# touched. Recreated only when an import fails.
+# Python packages of the tests: the official OpenTelemetry protobuf schema
+# and grpcio (the OTLP receiver, tests/clients/otlp_receiver.py; grpcio also
+# for the gRPC peers), h2 with its hpack and hyperframe (the frame-level
+# HTTP/2 peer, tests/clients/h2peer.py), PyYAML to parse the packaging
+# manifests; in a venv under target/, so the system Python is not touched.
+# Recreated only when an import fails.
 target_dir="${CARGO_TARGET_DIR:-$HDRTAP_ROOT/target}"
 [[ "$target_dir" == /* ]] || target_dir="$HDRTAP_ROOT/$target_dir"
 venv="$target_dir/pyotlp"
-py_packages=(opentelemetry-proto grpcio pyyaml)
-py_check='import opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc, grpc, yaml'
+py_packages=(opentelemetry-proto grpcio pyyaml h2)
+py_check='import opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc, grpc, yaml, h2, hpack, hyperframe'
 if [[ -x "$venv/bin/python3" ]] && "$venv/bin/python3" -c "$py_check" 2>/dev/null; then
 	say "python venv: present ($venv)"
 else

@@ -77,17 +77,23 @@ impl Nginx {
     /// Plain HTTP like [`Nginx::start`], with room for `conns` connections at
     /// once (`worker_connections`, `worker_rlimit_nofile`).
     pub fn start_with_connections(conns: u32) -> Nginx {
-        Self::start_opts(false, false, conns)
+        Self::start_opts(false, false, conns, false)
+    }
+
+    /// HTTP/2 only: with prior knowledge (h2c, nginx 1.22 does not upgrade)
+    /// or, with `tls`, over TLS with ALPN `h2`; on 127.0.0.1 and [::1].
+    pub fn start_h2(tls: bool) -> Nginx {
+        Self::start_opts(false, tls, 1024, true)
     }
 
     fn start_with(dual_stack: bool, tls: bool) -> Nginx {
-        Self::start_opts(dual_stack, tls, 1024)
+        Self::start_opts(dual_stack, tls, 1024, false)
     }
 
-    fn start_opts(dual_stack: bool, tls: bool, conns: u32) -> Nginx {
+    fn start_opts(dual_stack: bool, tls: bool, conns: u32, h2: bool) -> Nginx {
         let mut last_err = String::new();
         for _ in 0..5 {
-            match Self::try_start(free_port(), dual_stack, tls, conns) {
+            match Self::try_start(free_port(), dual_stack, tls, conns, h2) {
                 Ok(n) => return n,
                 Err(e) => last_err = e,
             }
@@ -95,7 +101,13 @@ impl Nginx {
         panic!("nginx did not start: {last_err}");
     }
 
-    fn try_start(port: u16, dual_stack: bool, tls: bool, conns: u32) -> Result<Nginx, String> {
+    fn try_start(
+        port: u16,
+        dual_stack: bool,
+        tls: bool,
+        conns: u32,
+        h2: bool,
+    ) -> Result<Nginx, String> {
         let dir = tempfile::Builder::new()
             .prefix("hdrtap-nginx-")
             .tempdir()
@@ -124,7 +136,12 @@ impl Nginx {
             let _ = write!(fields, ",\"{var}\":\"$http_{var}\"");
         }
         let p = d.display();
-        let ssl = if tls { " ssl" } else { "" };
+        let ssl = match (tls, h2) {
+            (true, true) => " ssl http2",
+            (true, false) => " ssl",
+            (false, true) => " http2",
+            (false, false) => "",
+        };
         let listen = if dual_stack {
             format!("listen [::]:{port}{ssl} ipv6only=off;")
         } else {
@@ -140,6 +157,15 @@ impl Nginx {
         };
         let echo = "add_header X-Echo-Test-Id $http_x_test_id always;\n        \
                     add_header X-Echo-Seq $http_x_seq always;";
+        // HTTP/2: header lists up to 512 KiB (the CONTINUATION tests), and
+        // custom response fields.
+        let h2_extra = if h2 {
+            "http2_max_field_size 64k;\n        http2_max_header_size 512k;\n        \
+             add_header X-H2-Custom \"custom value\" always;\n        \
+             add_header X-H2-Other other always;"
+        } else {
+            ""
+        };
         let nofile = conns + 256;
         let conf = format!(
             r#"daemon off;
@@ -170,6 +196,7 @@ http {{
         server_name localhost;
         root {p}/www;
         {echo}
+        {h2_extra}
         location = / {{ return 200 "hello from hdrtap-tests\n"; }}
         location = /big {{ }}
         location = /huge {{ sendfile off; limit_rate 10m; }}

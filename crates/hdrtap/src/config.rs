@@ -122,6 +122,8 @@ struct RulesCfg {
     #[serde(default)]
     scanner_user_agents: Vec<String>,
     cleartext_on_loopback: Option<bool>,
+    hpack_bomb_min_bytes: Option<usize>,
+    hpack_bomb_ratio: Option<usize>,
 }
 
 impl Default for RulesCfg {
@@ -133,6 +135,8 @@ impl Default for RulesCfg {
             max_header_count: None,
             scanner_user_agents: Vec::new(),
             cleartext_on_loopback: None,
+            hpack_bomb_min_bytes: None,
+            hpack_bomb_ratio: None,
         }
     }
 }
@@ -741,6 +745,25 @@ fn rules_config(r: &RulesCfg, err_at: ErrAt<'_>) -> Result<RulesConfig, ConfigEr
     cfg.extra_scanner_agents = r.scanner_user_agents.clone();
     if let Some(b) = r.cleartext_on_loopback {
         cfg.cleartext_on_loopback = b;
+    }
+    for (key, v, slot) in [
+        (
+            "hpack_bomb_min_bytes",
+            r.hpack_bomb_min_bytes,
+            &mut cfg.hpack_bomb_min_bytes,
+        ),
+        (
+            "hpack_bomb_ratio",
+            r.hpack_bomb_ratio,
+            &mut cfg.hpack_bomb_ratio,
+        ),
+    ] {
+        if let Some(n) = v {
+            if n == 0 {
+                return Err(err_at(&[k("rules"), k(key)], "must be at least 1".into()));
+            }
+            *slot = n;
+        }
     }
     Ok(cfg)
 }

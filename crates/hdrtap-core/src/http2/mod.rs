@@ -14,9 +14,10 @@
 //! apply to the other direction (HEADER_TABLE_SIZE bounds its decoder's
 //! table, MAX_FRAME_SIZE its frames). RST_STREAM marks the stream: the next
 //! record of the stream from the other direction carries the flag `reset`
-//! and the error code; if that direction's next event brings none (or the
-//! connection ends, or [`Http2Tracker::flush_resets`] finds it stale), the
-//! reset becomes an `http_reset` record of its own.
+//! and the error code; if none comes within `reset_hold_ns` (by the
+//! connection's event times, or [`Http2Tracker::flush_resets`] for a
+//! connection that went quiet), or the connection ends, the reset becomes an
+//! `http_reset` record of its own.
 //!
 //! Lost bytes: inside a DATA payload they are counted and the reader goes
 //! on; inside a header block the block is reported (flag `gap`, no headers)
@@ -315,8 +316,14 @@ enum Read {
     /// Collecting a frame header.
     Head { buf: [u8; 9], have: usize },
     /// In a frame's payload: `left` bytes to go; kept in `Dir::payload`
-    /// unless DATA (or too long to keep).
-    Payload { h: Header, left: usize, keep: bool },
+    /// unless DATA (or too long to keep). `damaged`: bytes of it were lost
+    /// (already reported): read past it.
+    Payload {
+        h: Header,
+        left: usize,
+        keep: bool,
+        damaged: bool,
+    },
     /// Lost the frame boundary: waiting for an event that starts with
     /// plausible frames.
     Hunt,
@@ -336,6 +343,9 @@ struct Block {
     meta: Meta,
     /// Past `max_block_bytes`: no longer kept.
     flood: bool,
+    /// Bytes of it were lost (not copied, or a hole in the stream): no
+    /// longer kept, its size still counted up to END_HEADERS.
+    lost: bool,
 }
 
 #[derive(Debug)]
@@ -547,10 +557,12 @@ impl Conn {
             // was asked to skip): a gap to the reader, not a loss.
             self.gap(d, adm.uncaptured, meta, env);
         }
-        // This direction's event may have carried the records that resets
-        // from the other side were waiting for; those it did not carry
-        // become records of their own.
-        self.flush_resets(|r| r.dir != d, env);
+        // Resets no record of their stream carried within reset_hold_ns
+        // become records of their own (Http2Tracker::flush_resets does the
+        // same for connections that went quiet).
+        let hold = env.cfg.reset_hold_ns;
+        let now = meta.ts_ns;
+        self.flush_resets(|r| r.meta.ts_ns.saturating_add(hold) <= now, env);
     }
 
     /// Bytes received before the connection was handed over (h2c).
@@ -622,9 +634,17 @@ impl Conn {
                         continue;
                     }
                     env.stats.frames += 1;
+                    let max_block = env.cfg.max_block_bytes;
                     let keep = match h.ty {
                         ty::DATA => false,
-                        ty::HEADERS | ty::CONTINUATION | ty::PUSH_PROMISE => true,
+                        // A header block is kept up to max_block_bytes;
+                        // past that only its size is counted (a flood).
+                        ty::HEADERS | ty::PUSH_PROMISE => h.len as usize <= max_block,
+                        ty::CONTINUATION => dir.block.as_ref().is_none_or(|b| {
+                            !b.flood
+                                && !b.lost
+                                && b.size.saturating_add(h.len as usize) <= max_block
+                        }),
                         // Control frames are short; a long one is skipped.
                         _ => h.len <= 64 * 1024,
                     };
@@ -633,12 +653,13 @@ impl Conn {
                         h,
                         left: h.len as usize,
                         keep,
+                        damaged: false,
                     };
                     if h.len == 0 {
                         self.frame_done(d, meta, env);
                     }
                 }
-                Read::Payload { h, left, keep } => {
+                Read::Payload { h, left, keep, .. } => {
                     let k = (*left).min(rest.len());
                     if *keep {
                         dir.payload
@@ -674,7 +695,6 @@ impl Conn {
         enum Then {
             Nothing,
             FrameDone,
-            BlockHole(Header),
             LosePlace,
         }
         let then = {
@@ -682,11 +702,17 @@ impl Conn {
                 return;
             };
             match &mut dir.read {
-                Read::Payload { h, left, keep } if len <= *left as u64 => {
+                Read::Payload {
+                    h,
+                    left,
+                    keep,
+                    damaged,
+                } if len <= *left as u64 => {
                     *left -= len as usize;
                     let done = *left == 0;
-                    if h.ty == ty::DATA {
-                        // Body bytes: nothing hdrtap reads was lost.
+                    if h.ty == ty::DATA || !*keep {
+                        // Bytes hdrtap does not read (body, or a block
+                        // past its limit): nothing was lost.
                         if done {
                             Then::FrameDone
                         } else {
@@ -694,13 +720,12 @@ impl Conn {
                         }
                     } else {
                         // A kept payload with a hole: unusable (the rest
-                        // of the frame is read past, not kept).
+                        // of the frame is read past, not kept; a header
+                        // block's record will say `gap`).
                         *keep = false;
+                        *damaged = true;
                         dir.payload.clear();
-                        if matches!(h.ty, ty::HEADERS | ty::CONTINUATION | ty::PUSH_PROMISE) {
-                            dir.hpack.lost_sync();
-                            Then::BlockHole(*h)
-                        } else if done {
+                        if done {
                             Then::FrameDone
                         } else {
                             Then::Nothing
@@ -713,17 +738,6 @@ impl Conn {
         match then {
             Then::Nothing => {}
             Then::FrameDone => self.frame_done(d, meta, env),
-            Then::BlockHole(h) => {
-                // Its record says so; the table cannot be trusted after it.
-                self.block_lost(d, h, meta, env);
-                let done = matches!(
-                    self.dirs.get(d).map(|x| &x.read),
-                    Some(Read::Payload { left: 0, .. })
-                );
-                if done {
-                    self.frame_done(d, meta, env);
-                }
-            }
             Then::LosePlace => self.lose_place(d, env),
         }
     }
@@ -778,7 +792,10 @@ impl Conn {
         let Some(dir) = self.dirs.get_mut(d) else {
             return;
         };
-        let Read::Payload { h, keep, .. } = dir.read else {
+        let Read::Payload {
+            h, keep, damaged, ..
+        } = dir.read
+        else {
             return;
         };
         dir.read = Read::Head {
@@ -786,8 +803,15 @@ impl Conn {
             have: 0,
         };
         let payload = std::mem::take(&mut dir.payload);
-        if keep || h.len == 0 {
+        let block_frame = matches!(h.ty, ty::HEADERS | ty::PUSH_PROMISE | ty::CONTINUATION);
+        if damaged {
+            if block_frame {
+                self.unread_block_frame(d, h, true, meta, env);
+            }
+        } else if keep || h.len == 0 {
             self.frame(d, h, &payload, meta, env);
+        } else if block_frame {
+            self.unread_block_frame(d, h, false, meta, env);
         }
         if let Some(dir) = self.dirs.get_mut(d) {
             // Give the buffer back (kept short: control frames are small).
@@ -795,6 +819,56 @@ impl Conn {
                 dir.payload = payload;
                 dir.payload.clear();
             }
+        }
+    }
+
+    /// A header-block frame whose payload is not read: the block is past
+    /// max_block_bytes, or (`lost`) bytes of the frame went missing. Only
+    /// its size counts; the record says which. The block's insertions are
+    /// not seen, so the direction's table is no longer trusted.
+    fn unread_block_frame(
+        &mut self,
+        d: usize,
+        h: Header,
+        lost: bool,
+        meta: Meta,
+        env: &mut Env<'_>,
+    ) {
+        let max = env.cfg.max_block_bytes;
+        let Some(dir) = self.dirs.get_mut(d) else {
+            return;
+        };
+        dir.hpack.lost_sync();
+        match (&mut dir.block, h.ty) {
+            (Some(b), ty::CONTINUATION) if b.stream == h.stream => {
+                b.size = b.size.saturating_add(h.len as usize);
+                b.lost |= lost;
+                b.flood |= b.size > max;
+                b.bytes = Vec::new();
+            }
+            (_, ty::HEADERS | ty::PUSH_PROMISE) => {
+                if dir.block.is_some() {
+                    env.stats.frame_errors += 1;
+                }
+                dir.block = Some(Block {
+                    stream: h.stream,
+                    end_stream: h.ty == ty::HEADERS && h.flags & flags::END_STREAM != 0,
+                    // The promised stream id was in the payload not read.
+                    promised: None,
+                    bytes: Vec::new(),
+                    size: h.len as usize,
+                    meta,
+                    flood: h.len as usize > max,
+                    lost,
+                });
+            }
+            _ => {
+                env.stats.frame_errors += 1;
+                return;
+            }
+        }
+        if h.flags & flags::END_HEADERS != 0 {
+            self.block_end(d, env);
         }
     }
 
@@ -916,6 +990,7 @@ impl Conn {
             size: frag.len(),
             meta,
             flood,
+            lost: false,
         });
         if h.flags & flags::END_HEADERS != 0 {
             self.block_end(d, env);
@@ -931,8 +1006,10 @@ impl Conn {
             return;
         };
         let mut fields = Fields::new(env.cfg);
-        let info = if block.flood {
-            env.stats.block_floods += 1;
+        let info = if block.flood || block.lost {
+            if block.flood {
+                env.stats.block_floods += 1;
+            }
             dir.hpack.lost_sync();
             hpack::BlockInfo::default()
         } else {
@@ -972,6 +1049,9 @@ impl Conn {
         };
         let mut rec = self.record(kind, stream_id, block.meta, env);
         rec.header_bytes = block.size;
+        if block.lost {
+            rec.flags.push(flag::GAP);
+        }
         if block.flood {
             rec.flags.push(flag::HEADER_BLOCK_FLOOD);
             rec.truncated = true;
@@ -1192,10 +1272,11 @@ impl Conn {
             if r.rapid > 0 {
                 rec.flags.push(flag::RAPID_RESET);
             }
-            if let Some(s) = self.streams.remove(&r.stream) {
-                if let Some(req) = s.req {
+            // The stream stays: a response still in flight pairs with it.
+            if let Some(s) = self.streams.get(&r.stream) {
+                if let Some(req) = &s.req {
                     rec.latency_ns = Some(r.meta.ts_ns.saturating_sub(s.req_ts));
-                    rec.request = Some(req);
+                    rec.request = Some(req.clone());
                 }
             }
             if let Some(h2) = rec.h2.as_mut() {

@@ -413,10 +413,11 @@ fn reset_flags_the_streams_next_record_or_stands_alone() {
     b.extend(rst(1, 0x8));
     h.send(EG, &b);
     h.send(IN, &headers(1, true, &status("200", &[])));
-    // Stream 3: reset, and the server's next event has nothing of it.
+    // Stream 3: reset, and nothing of it comes within reset_hold_ns.
     let mut b = headers(3, true, &get("/y", "a", &[]));
     b.extend(rst(3, 0x8));
     h.send(EG, &b);
+    h.spec.ts_ns += h.t.config().reset_hold_ns;
     h.send(IN, &frame(ty::PING, fl::ACK, 0, &[0; 8]));
     let r = h.take();
     let kinds: Vec<_> = r.iter().map(|x| (x.kind, h2(x).stream_id)).collect();
@@ -762,4 +763,43 @@ proptest! {
         let got: Vec<_> = h.take().iter().map(|r| (r.target.clone(), pairs(r))).collect();
         prop_assert_eq!(got, want);
     }
+}
+
+#[test]
+fn a_flood_in_one_huge_frame_or_lost_bytes_is_still_a_flood() {
+    let mut h = H::with(Http2Config {
+        max_block_bytes: 1000,
+        ..Http2Config::default()
+    });
+    h.send(EG, &client_start());
+    // One HEADERS frame of 5000 bytes whose payload the kernel did not copy.
+    let f = frame(
+        ty::HEADERS,
+        fl::END_HEADERS | fl::END_STREAM,
+        1,
+        &[0u8; 5000],
+    );
+    let p = h.pos[0];
+    h.raw(EG, p, f.len() as u64, &f[..9], 0);
+    // CONTINUATIONs past the limit, some of them lost too.
+    let mut b = frame(ty::HEADERS, 0, 3, &get("/", "a", &[]));
+    b.extend(frame(ty::CONTINUATION, 0, 3, &[0u8; 900]));
+    h.send(EG, &b);
+    let c = frame(ty::CONTINUATION, 0, 3, &[0u8; 900]);
+    let p = h.pos[0];
+    h.raw(EG, p, c.len() as u64, &c[..9], 0);
+    h.send(EG, &frame(ty::CONTINUATION, fl::END_HEADERS, 3, &[]));
+    h.send(EG, &headers(5, true, &get("/next", "a", &[])));
+    let r = h.take();
+    assert_eq!(r.len(), 3, "{r:#?}");
+    for (rec, id, size) in [
+        (&r[0], 1, 5000),
+        (&r[1], 3, get("/", "a", &[]).len() + 1800),
+    ] {
+        assert_eq!(h2(rec).stream_id, id);
+        assert!(rec.flags.contains(&flag::HEADER_BLOCK_FLOOD), "{rec:?}");
+        assert!(!rec.flags.contains(&flag::GAP), "{rec:?}");
+        assert_eq!(rec.header_bytes, size);
+    }
+    assert_eq!(r[2].target.as_deref(), Some("/next"));
 }

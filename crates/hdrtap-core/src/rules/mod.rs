@@ -37,7 +37,7 @@
 
 use std::collections::HashMap;
 
-use crate::record::{anomaly, Endpoint, HttpKind, HttpRecord, Role};
+use crate::record::{anomaly, flag, Endpoint, H2Info, HttpKind, HttpRecord, Role};
 
 /// How bad an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -85,6 +85,9 @@ pub mod rule {
     pub const CRLF_INJECTION: &str = "crlf_injection";
     pub const PATH_TRAVERSAL: &str = "path_traversal";
     pub const CLEARTEXT_CREDENTIALS: &str = "cleartext_credentials";
+    pub const HTTP2_RAPID_RESET: &str = "http2_rapid_reset";
+    pub const HTTP2_CONTINUATION_FLOOD: &str = "http2_continuation_flood";
+    pub const HTTP2_HPACK_BOMB: &str = "http2_hpack_bomb";
 }
 
 /// Indices into [`RULES`] (the order they are checked in).
@@ -101,6 +104,9 @@ mod ix {
     pub const CRLF_INJECTION: usize = 9;
     pub const PATH_TRAVERSAL: usize = 10;
     pub const CLEARTEXT_CREDENTIALS: usize = 11;
+    pub const HTTP2_RAPID_RESET: usize = 12;
+    pub const HTTP2_CONTINUATION_FLOOD: usize = 13;
+    pub const HTTP2_HPACK_BOMB: usize = 14;
 }
 
 /// Every rule, in the order they are checked.
@@ -177,6 +183,24 @@ pub const RULES: &[RuleInfo] = &[
         applies_to: "requests",
         summary: "Authorization or Proxy-Authorization sent over plaintext HTTP (not TLS)",
     },
+    RuleInfo {
+        id: rule::HTTP2_RAPID_RESET,
+        severity: Severity::High,
+        applies_to: "HTTP/2 resets and the records that carry them",
+        summary: "the client opened and reset 100 or more streams within one second (CVE-2023-44487, Rapid Reset)",
+    },
+    RuleInfo {
+        id: rule::HTTP2_CONTINUATION_FLOOD,
+        severity: Severity::High,
+        applies_to: "HTTP/2 requests and responses",
+        summary: "a header block (HEADERS + CONTINUATION) that grew past 256 KiB without END_HEADERS (the 2024 CONTINUATION flood family)",
+    },
+    RuleInfo {
+        id: rule::HTTP2_HPACK_BOMB,
+        severity: Severity::High,
+        applies_to: "HTTP/2 requests and responses",
+        summary: "a header list that decodes to hpack_bomb_min_bytes (64 KiB) or more and hpack_bomb_ratio (32) times its compressed size or more",
+    },
 ];
 
 /// The rule with id `id`.
@@ -231,6 +255,11 @@ pub struct RulesConfig {
     /// default: plaintext is plaintext; turn off when a local TLS
     /// terminator forwards to a backend over 127.0.0.1).
     pub cleartext_on_loopback: bool,
+    /// `http2_hpack_bomb` fires on header lists decoding to at least this
+    /// many bytes (HPACK's count: name + value + 32 per field)...
+    pub hpack_bomb_min_bytes: usize,
+    /// ... and at least this many times their compressed size.
+    pub hpack_bomb_ratio: usize,
 }
 
 impl Default for RulesConfig {
@@ -241,6 +270,8 @@ impl Default for RulesConfig {
             max_header_count: 100,
             extra_scanner_agents: Vec::new(),
             cleartext_on_loopback: true,
+            hpack_bomb_min_bytes: 64 * 1024,
+            hpack_bomb_ratio: 32,
         }
     }
 }
@@ -336,6 +367,16 @@ impl Rules {
 
     /// Run every rule on `rec` (before redaction), appending alerts.
     pub fn check(&mut self, rec: &HttpRecord, out: &mut Vec<Alert>) {
+        if let Some(h2) = rec.h2.as_deref() {
+            self.check_h2(rec, h2, &mut |id, detail| {
+                if let Some(info) = info(id) {
+                    out.push(alert(rec, info, detail));
+                }
+            });
+            if matches!(rec.kind, HttpKind::Trailers | HttpKind::Reset) {
+                return;
+            }
+        }
         let request = rec.kind == HttpKind::Request;
         let mut seen = Seen::default();
         for (name, value) in rec.headers.iter_bytes() {
@@ -487,6 +528,42 @@ impl Rules {
                     );
                 }
             }
+        }
+    }
+
+    /// The HTTP/2 rules: signals the frames gave (the tracker flags them).
+    fn check_h2(&self, rec: &HttpRecord, h2: &H2Info, fire: &mut impl FnMut(&'static str, String)) {
+        if rec.flags.contains(&flag::RAPID_RESET) && self.is_on(ix::HTTP2_RAPID_RESET) {
+            fire(
+                rule::HTTP2_RAPID_RESET,
+                format!(
+                    "{} streams opened and reset by the client within one second (Rapid Reset, CVE-2023-44487)",
+                    h2.rapid_resets
+                ),
+            );
+        }
+        if rec.flags.contains(&flag::HEADER_BLOCK_FLOOD) && self.is_on(ix::HTTP2_CONTINUATION_FLOOD)
+        {
+            fire(
+                rule::HTTP2_CONTINUATION_FLOOD,
+                format!(
+                    "a header block of {} bytes without END_HEADERS in time (CONTINUATION flood)",
+                    rec.header_bytes
+                ),
+            );
+        }
+        let (decoded, packed) = (h2.decoded_bytes, rec.header_bytes.max(1));
+        if decoded >= self.cfg.hpack_bomb_min_bytes
+            && decoded / packed >= self.cfg.hpack_bomb_ratio
+            && self.is_on(ix::HTTP2_HPACK_BOMB)
+        {
+            fire(
+                rule::HTTP2_HPACK_BOMB,
+                format!(
+                    "{packed} bytes of HPACK decode to a {decoded}-byte header list ({}x)",
+                    decoded / packed
+                ),
+            );
         }
     }
 

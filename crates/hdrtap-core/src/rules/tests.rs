@@ -1,5 +1,5 @@
 use super::*;
-use crate::record::Process;
+use crate::record::{flag, H2Info, Process};
 use std::net::IpAddr;
 
 fn rec(kind: HttpKind, target: &str, headers: &[(&str, &str)]) -> HttpRecord {
@@ -356,10 +356,13 @@ fn rule_indices_follow_the_table() {
         (ix::CRLF_INJECTION, rule::CRLF_INJECTION),
         (ix::PATH_TRAVERSAL, rule::PATH_TRAVERSAL),
         (ix::CLEARTEXT_CREDENTIALS, rule::CLEARTEXT_CREDENTIALS),
+        (ix::HTTP2_RAPID_RESET, rule::HTTP2_RAPID_RESET),
+        (ix::HTTP2_CONTINUATION_FLOOD, rule::HTTP2_CONTINUATION_FLOOD),
+        (ix::HTTP2_HPACK_BOMB, rule::HTTP2_HPACK_BOMB),
     ] {
         assert_eq!(RULES[i].id, id);
     }
-    assert_eq!(RULES.len(), 12);
+    assert_eq!(RULES.len(), 15);
 }
 
 #[test]
@@ -485,4 +488,79 @@ fn crafted_requests_through_the_tracker() {
         assert_eq!(r.header("x-test-id"), Some("x"), "{want}: {r:?}");
         assert_eq!(fired(r), vec![want], "{msg:?} -> {r:?}");
     }
+}
+
+/// An HTTP/2 record of `kind` with `flags`, `h2` extras and `header_bytes`.
+fn h2rec(kind: HttpKind, flags: &[&'static str], h2: H2Info, header_bytes: usize) -> HttpRecord {
+    HttpRecord {
+        version: "HTTP/2",
+        flags: flags.to_vec(),
+        header_bytes,
+        h2: Some(Box::new(h2)),
+        ..rec(kind, "/", &[(":method", "GET"), (":path", "/")])
+    }
+}
+
+#[test]
+fn http2_rules_fire_on_their_signals_and_only_there() {
+    let reset = h2rec(
+        HttpKind::Reset,
+        &[flag::RESET, flag::RAPID_RESET],
+        H2Info {
+            stream_id: 201,
+            error_code: Some(8),
+            rapid_resets: 100,
+            ..H2Info::default()
+        },
+        0,
+    );
+    assert_eq!(fired(&reset), vec![rule::HTTP2_RAPID_RESET]);
+    let flood = h2rec(
+        HttpKind::Request,
+        &[flag::HEADER_BLOCK_FLOOD],
+        H2Info::default(),
+        300_000,
+    );
+    assert_eq!(fired(&flood), vec![rule::HTTP2_CONTINUATION_FLOOD]);
+    let bomb = h2rec(
+        HttpKind::Request,
+        &[],
+        H2Info {
+            decoded_bytes: 400_000,
+            ..H2Info::default()
+        },
+        300,
+    );
+    assert_eq!(fired(&bomb), vec![rule::HTTP2_HPACK_BOMB]);
+    // Clean: a plain reset, a big block that compressed little, a big list
+    // that is big on the wire too.
+    for clean in [
+        h2rec(HttpKind::Reset, &[flag::RESET], H2Info::default(), 0),
+        h2rec(
+            HttpKind::Request,
+            &[],
+            H2Info {
+                decoded_bytes: 70_000,
+                ..H2Info::default()
+            },
+            60_000,
+        ),
+        h2rec(
+            HttpKind::Response,
+            &[],
+            H2Info {
+                decoded_bytes: 2_000,
+                ..H2Info::default()
+            },
+            20,
+        ),
+    ] {
+        assert!(fired(&clean).is_empty(), "{clean:?}: {:?}", fired(&clean));
+    }
+    // Off when disabled.
+    let cfg = RulesConfig {
+        disabled: vec![rule::HTTP2_HPACK_BOMB.into()],
+        ..RulesConfig::default()
+    };
+    assert!(fired_with(&bomb, cfg).is_empty());
 }
