@@ -7,6 +7,11 @@
 //! * `testdata/fuzz/http1_stream/`: those transcripts as `http1_stream`
 //!   scripts, cut into syscall-sized chunks in many ways, interleaved, with
 //!   lost events, repeats, uncaptured tails and closes;
+//! * `testdata/fuzz/http2_stream/`: HTTP/2 transcripts (preface, CONTINUATION,
+//!   padding, priority, resets, trailers, PUSH_PROMISE, GOAWAY, an h2c
+//!   upgrade, a flood, a reset storm) whole, cut, mid-stream and lossy, and
+//!   HPACK block series (RFC 7541 Appendix C, size updates, joined
+//!   mid-stream);
 //! * `testdata/fuzz/abi_decode/`: raw ring-buffer records made with
 //!   `hdrtap_abi::build` (data, close, packet and file events, truncated and
 //!   lying ones);
@@ -576,15 +581,211 @@ fn config_seeds(dir: &Path) {
     }
 }
 
+// ---- http2_stream ----------------------------------------------------------
+
+fn h2_frame(t: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    v.push(t);
+    v.push(flags);
+    v.extend_from_slice(&stream.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// A literal header field without indexing (0x00), with incremental
+/// indexing (0x40) or never indexed (0x10), raw strings.
+fn h2_lit(prefix: u8, name: &str, value: &str) -> Vec<u8> {
+    let mut v = vec![prefix, name.len() as u8];
+    v.extend_from_slice(name.as_bytes());
+    v.push(value.len() as u8);
+    v.extend_from_slice(value.as_bytes());
+    v
+}
+
+fn hexb(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// HTTP/2 transcripts (client bytes, server bytes) and HPACK block series.
+fn http2_seeds(dir: &Path) {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let settings = h2_frame(4, 0, 0, &[0, 1, 0, 0, 0x10, 0, 0, 5, 0, 0, 0x40, 0]);
+    let ack = h2_frame(4, 1, 0, &[]);
+    let get = |path: &str, extra: &[u8]| {
+        let mut b = vec![0x82, 0x86];
+        b.extend(h2_lit(0, ":path", path));
+        b.extend(h2_lit(0x40, ":authority", "example.com"));
+        b.extend_from_slice(extra);
+        b
+    };
+    let resp = |code: &str| {
+        let mut b = h2_lit(0, ":status", code);
+        b.extend(h2_lit(0x40, "server", "fuzz"));
+        b
+    };
+    // Client: preface, SETTINGS, three requests (one in CONTINUATIONs, one
+    // padded with priority, one reset), trailers. Server: SETTINGS,
+    // responses out of order, DATA, trailers with grpc-status, GOAWAY.
+    let mut client = PREFACE.to_vec();
+    client.extend(&settings);
+    client.extend(h2_frame(
+        1,
+        0x5,
+        1,
+        &get("/a", &h2_lit(0x10, "authorization", "secret")),
+    ));
+    let big = get("/cont", &h2_lit(0, "x-big", &"v".repeat(200)));
+    client.extend(h2_frame(1, 0x1, 3, &big[..20]));
+    client.extend(h2_frame(9, 0, 3, &big[20..100]));
+    client.extend(h2_frame(9, 0x4, 3, &big[100..]));
+    let mut padded = vec![4u8, 0, 0, 0, 1, 16];
+    padded.extend(get("/pad", &[]));
+    padded.extend([0u8; 4]);
+    client.extend(h2_frame(1, 0x2c, 5, &padded));
+    client.extend(h2_frame(0, 0x1, 5, b"body"));
+    client.extend(h2_frame(1, 0x5, 7, &get("/gone", &[])));
+    client.extend(h2_frame(3, 0, 7, &8u32.to_be_bytes()));
+    client.extend(&ack);
+    let mut server = settings.clone();
+    server.extend(&ack);
+    server.extend(h2_frame(1, 0x4, 3, &resp("200")));
+    server.extend(h2_frame(0, 0, 3, &[b'x'; 100]));
+    server.extend(h2_frame(1, 0x5, 3, &h2_lit(0, "grpc-status", "5")));
+    server.extend(h2_frame(1, 0x5, 1, &[0x88, 0xbe]));
+    let mut pp = 2u32.to_be_bytes().to_vec();
+    pp.extend(get("/pushed", &[]));
+    server.extend(h2_frame(5, 0x4, 1, &pp));
+    server.extend(h2_frame(1, 0x5, 5, &resp("404")));
+    server.extend(h2_frame(7, 0, 0, &[0, 0, 0, 7, 0, 0, 0, 0]));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Whole, and cut into syscalls (the router sees the preface first).
+    let whole = vec![
+        data(1, Direction::Egress, &client),
+        data(1, Direction::Ingress, &server),
+        Op::Close { conn: 1 },
+    ];
+    write(dir, "h2-whole", &encode_script(0xab, &whole));
+    write(dir, "h2-small-limits", &encode_script(0x00, &whole));
+    for (k, max_cut) in [(0, 5u64), (1, 33), (2, 400)] {
+        let ops = interleave(2, &server, &client, &mut rng, max_cut);
+        write(dir, &format!("h2-cut{k}"), &encode_script(0xab, &ops));
+    }
+    // The server writes its SETTINGS before it reads the preface.
+    let server_first = vec![
+        data(2, Direction::Egress, &server),
+        data(2, Direction::Ingress, &client),
+    ];
+    write(dir, "h2-server-first", &encode_script(0xab, &server_first));
+    // Joined mid-stream: frames from the middle, a cut frame first.
+    let mut mid = client[PREFACE.len() + 40..].to_vec();
+    mid.truncate(mid.len() - 3);
+    let midstream = vec![
+        Op::Data {
+            conn: 0,
+            dir: Direction::Egress,
+            lost: 0,
+            back: 0,
+            uncaptured: 0,
+            flags: abi::HDRTAP_DF_MIDSTREAM as u16,
+            bytes: mid,
+        },
+        Op::Data {
+            conn: 0,
+            dir: Direction::Egress,
+            lost: 0,
+            back: 0,
+            uncaptured: 0,
+            flags: abi::HDRTAP_DF_MIDSTREAM as u16,
+            bytes: h2_frame(1, 0x5, 9, &[0x82, 0x86, 0xbe]),
+        },
+    ];
+    write(dir, "h2-midstream", &encode_script(0xab, &midstream));
+    // Losses: a hole in DATA, in a header block, uncaptured CONTINUATIONs.
+    let lossy = vec![
+        data(1, Direction::Egress, &client[..60]),
+        Op::Data {
+            conn: 1,
+            dir: Direction::Egress,
+            lost: 17,
+            back: 0,
+            uncaptured: 128,
+            flags: 0,
+            bytes: client[77..].to_vec(),
+        },
+        data(1, Direction::Ingress, &server),
+    ];
+    write(dir, "h2-lossy", &encode_script(0xab, &lossy));
+    // The h2c upgrade: HTTP/1.1 request, 101, then HTTP/2 both ways.
+    let up_req = b"GET /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+    let mut up_resp =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+    up_resp.extend(&settings);
+    up_resp.extend(h2_frame(1, 0x5, 1, &resp("200")));
+    let mut after = PREFACE.to_vec();
+    after.extend(&settings);
+    after.extend(h2_frame(1, 0x5, 3, &get("/next", &[])));
+    let upgrade = vec![
+        data(1, Direction::Egress, up_req),
+        data(1, Direction::Ingress, &up_resp),
+        data(1, Direction::Egress, &after),
+        Op::Close { conn: 1 },
+    ];
+    write(dir, "h2c-upgrade", &encode_script(0xab, &upgrade));
+    // A flood and a reset storm.
+    let mut flood = PREFACE.to_vec();
+    flood.extend(h2_frame(1, 0, 1, &get("/f", &[])));
+    for _ in 0..8 {
+        flood.extend(h2_frame(9, 0, 1, &[0u8; 900]));
+    }
+    flood.extend(h2_frame(9, 4, 1, &[]));
+    write(
+        dir,
+        "h2-flood",
+        &encode_script(0xab, &[data(1, Direction::Egress, &flood)]),
+    );
+    let mut storm = PREFACE.to_vec();
+    for i in 0..12u32 {
+        storm.extend(h2_frame(1, 0x5, 2 * i + 1, &[0x82, 0x86, 0x84]));
+        storm.extend(h2_frame(3, 0, 2 * i + 1, &8u32.to_be_bytes()));
+    }
+    write(
+        dir,
+        "h2-reset-storm",
+        &encode_script(0xab, &[data(1, Direction::Egress, &storm)]),
+    );
+    // HPACK block series: RFC 7541 C.3, C.4, C.6 and size updates.
+    let series: &[(&str, u8, &[&str])] = &[
+        ("hpack-c3", 0x80, &["828684410f7777772e6578616d706c652e636f6d", "828684be58086e6f2d6361636865", "828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565"]),
+        ("hpack-c4", 0x80, &["828684418cf1e3c2e5f23a6ba0ab90f4ff", "828684be5886a8eb10649cbf", "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"]),
+        ("hpack-c6", 0x80, &["3fe101", "488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff6e919d29ad171863c78f0b97c8e9ae82ae43d3", "4883640effc1c0bf"]),
+        ("hpack-midstream", 0x81, &["82bebf", "40016102787862be", "20be"]),
+        ("hpack-big-table", 0x82, &["3fe1ff3f", "400161ff", "bebebebe"]),
+    ];
+    for (name, sel, blocks) in series {
+        let mut v = vec![*sel];
+        for b in blocks.iter() {
+            let b = hexb(b);
+            v.extend((b.len() as u16).to_le_bytes());
+            v.extend(b);
+        }
+        write(dir, name, &v);
+    }
+}
+
 fn main() {
     let base = root().join("testdata/fuzz");
     config_seeds(&base.join("config_parse"));
     http1_seeds(&base.join("http1_stream"));
+    http2_seeds(&base.join("http2_stream"));
     abi_seeds(&base.join("abi_decode"));
     packet_seeds(&base.join("packet_decode"));
     filter_seeds(&base.join("filter_parse"));
     for t in [
         "http1_stream",
+        "http2_stream",
         "abi_decode",
         "packet_decode",
         "filter_parse",

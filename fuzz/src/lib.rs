@@ -16,9 +16,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hdrtap_abi::build::{close_event, data_event, DataSpec};
-use hdrtap_abi::{self as abi, Direction, Event, KernelRole, Tuple};
+use hdrtap_abi::{self as abi, CloseEvent, DataEvent, Direction, Event, KernelRole, Tuple};
 use hdrtap_core::filter;
-use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
+use hdrtap_core::http::HttpTracker;
+use hdrtap_core::http1::{Http1Tracker, SkipRequest, TrackerConfig};
+use hdrtap_core::http2::hpack;
 use hdrtap_core::output;
 use hdrtap_core::packet::{self, Link};
 use hdrtap_core::record::HttpRecord;
@@ -320,21 +322,23 @@ pub fn encode_script(sel: u8, ops: &[Op]) -> Vec<u8> {
     out
 }
 
-/// Target `http1_stream`: connection reassembly and HTTP/1 parsing fed by a
-/// script of syscall-sized chunks in both directions of up to four
-/// connections, with lost events, repeated ranges, uncaptured tails,
-/// midstream/TLS flags and closes (see [`decode_script`]). Every event goes
-/// through the real encoder and `hdrtap_abi::decode`, as in hdrtap.
-pub fn http1_stream(data: &[u8]) {
-    let (sel, ops) = decode_script(data);
-    let cfg = http1_config(sel);
-    let bound = cfg.max_header_bytes.max(256) + abi::HDRTAP_CHUNK_MAX as usize;
-    let max_conns = cfg.max_conns;
-    let max_headers = cfg.max_headers;
-    let max_buffered = cfg.max_buffered_bytes;
-    let mut tracker = Http1Tracker::new(cfg);
-    tracker.set_tls_library(1, "libssl.so.3");
-    let mut out: Vec<std::sync::Arc<HttpRecord>> = Vec::new();
+/// What a script drives: a tracker of connections (HTTP/1 alone, or every
+/// protocol behind the router) and the invariants it must keep after each
+/// step.
+trait Driven {
+    fn data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<Arc<HttpRecord>>);
+    fn close(&mut self, ev: &CloseEvent, out: &mut Vec<Arc<HttpRecord>>);
+    fn skips(&mut self) -> Vec<SkipRequest>;
+    /// Bounds on connections and buffers, checked after every step.
+    fn check(&self);
+    fn close_all(&mut self, out: &mut Vec<Arc<HttpRecord>>);
+    fn conns(&self) -> usize;
+}
+
+/// Feed `ops` to `t` as real encoded events, checking every record
+/// (`max_headers`, `versions`) and `t`'s bounds after each step.
+fn run_script(ops: &[Op], t: &mut dyn Driven, max_headers: usize, versions: &[&str]) {
+    let mut out: Vec<Arc<HttpRecord>> = Vec::new();
     // Next stream position per (connection, direction).
     let mut pos = [[0u64; 2]; 4];
     for (i, op) in ops.iter().enumerate() {
@@ -343,7 +347,7 @@ pub fn http1_stream(data: &[u8]) {
                 let c = usize::from(*conn);
                 let raw = close_event(u64::from(*conn) + 1, 100, 3, i as u64, pos[c]);
                 match abi::decode(&raw) {
-                    Ok(Event::Close(ev)) => tracker.on_close(&ev, &mut out),
+                    Ok(Event::Close(ev)) => t.close(&ev, &mut out),
                     other => panic!("close event did not decode: {other:?}"),
                 }
                 pos[c] = [0, 0];
@@ -399,12 +403,12 @@ pub fn http1_stream(data: &[u8]) {
                     };
                     let raw = data_event(&spec, chunk);
                     match abi::decode(&raw) {
-                        Ok(Event::Data(ev)) => tracker.on_data(&ev, &mut out),
+                        Ok(Event::Data(ev)) => t.data(&ev, &mut out),
                         other => panic!("data event did not decode: {other:?}"),
                     }
                     // A skip request is about the stream just fed, and
                     // points past the bytes already moved on it.
-                    for skip in tracker.take_skips() {
+                    for skip in t.skips() {
                         assert_eq!((skip.conn_id, skip.dir), (spec.conn_id, *dir));
                         assert!(skip.until > start, "{skip:?} at or before {start}");
                     }
@@ -413,47 +417,195 @@ pub fn http1_stream(data: &[u8]) {
                 pos[c][d] = pos[c][d].max(at);
             }
         }
+        t.check();
+        check_records(&out, max_headers, versions);
+        out.clear();
+    }
+    t.close_all(&mut out);
+    check_records(&out, max_headers, versions);
+    assert_eq!(t.conns(), 0, "connections still open after close_all");
+}
+
+struct H1 {
+    t: Http1Tracker,
+    bound: usize,
+    max_conns: usize,
+    max_buffered: usize,
+}
+
+impl Driven for H1 {
+    fn data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<Arc<HttpRecord>>) {
+        self.t.on_data(ev, out);
+    }
+    fn close(&mut self, ev: &CloseEvent, out: &mut Vec<Arc<HttpRecord>>) {
+        self.t.on_close(ev, out);
+    }
+    fn skips(&mut self) -> Vec<SkipRequest> {
+        self.t.take_skips().collect()
+    }
+    fn check(&self) {
+        let t = &self.t;
         assert!(
-            tracker.conns() <= max_conns,
-            "{} connections tracked, limit {max_conns}",
-            tracker.conns()
+            t.conns() <= self.max_conns,
+            "{} connections tracked, limit {}",
+            t.conns(),
+            self.max_conns
         );
         assert!(
-            tracker.largest_buffer() <= bound,
-            "a direction buffers {} bytes, bound {bound}",
-            tracker.largest_buffer()
+            t.largest_buffer() <= self.bound,
+            "a direction buffers {} bytes, bound {}",
+            t.largest_buffer(),
+            self.bound
         );
-        let buffered = tracker.stats().buffered_bytes as usize;
+        let buffered = t.stats().buffered_bytes as usize;
         assert_eq!(
             buffered,
-            tracker.buffered_bytes_capacity(),
+            t.buffered_bytes_capacity(),
             "the running total of buffered bytes drifted"
         );
         assert!(
-            buffered <= max_buffered,
-            "{buffered} bytes buffered, budget {max_buffered}"
+            buffered <= self.max_buffered,
+            "{buffered} bytes buffered, budget {}",
+            self.max_buffered
         );
-        check_records(&out, max_headers);
-        out.clear();
     }
-    tracker.close_all(&mut out);
-    check_records(&out, max_headers);
-    assert_eq!(tracker.conns(), 0);
-    let s = tracker.stats();
-    assert_eq!(
-        s.conns_open, 0,
-        "connections still open after close_all: {s:?}"
+    fn close_all(&mut self, out: &mut Vec<Arc<HttpRecord>>) {
+        self.t.close_all(out);
+        assert_eq!(self.t.stats().conns_open, 0, "{:?}", self.t.stats());
+    }
+    fn conns(&self) -> usize {
+        self.t.conns()
+    }
+}
+
+/// Target `http1_stream`: connection reassembly and HTTP/1 parsing fed by a
+/// script of syscall-sized chunks in both directions of up to four
+/// connections, with lost events, repeated ranges, uncaptured tails,
+/// midstream/TLS flags and closes (see [`decode_script`]). Every event goes
+/// through the real encoder and `hdrtap_abi::decode`, as in hdrtap.
+pub fn http1_stream(data: &[u8]) {
+    let (sel, ops) = decode_script(data);
+    let cfg = http1_config(sel);
+    let max_headers = cfg.max_headers;
+    let mut h1 = H1 {
+        bound: cfg.max_header_bytes.max(256) + abi::HDRTAP_CHUNK_MAX as usize,
+        max_conns: cfg.max_conns,
+        max_buffered: cfg.max_buffered_bytes,
+        t: Http1Tracker::new(cfg),
+    };
+    h1.t.set_tls_library(1, "libssl.so.3");
+    run_script(&ops, &mut h1, max_headers, &["HTTP/1.0", "HTTP/1.1"]);
+}
+
+struct Router {
+    t: HttpTracker,
+    max_conns: usize,
+    tick: u64,
+}
+
+impl Driven for Router {
+    fn data(&mut self, ev: &DataEvent<'_>, out: &mut Vec<Arc<HttpRecord>>) {
+        self.t.on_data(ev, out);
+        // Now and then, time passes (held HTTP/2 resets come out).
+        self.tick += 1;
+        if self.tick % 7 == 0 {
+            self.t.tick(ev.ts_ns.saturating_add(1 << 30), out);
+        }
+    }
+    fn close(&mut self, ev: &CloseEvent, out: &mut Vec<Arc<HttpRecord>>) {
+        self.t.on_close(ev, out);
+    }
+    fn skips(&mut self) -> Vec<SkipRequest> {
+        self.t.take_skips().collect()
+    }
+    fn check(&self) {
+        let open = self.t.http1_stats().conns_open + self.t.http2_stats().conns_open;
+        assert!(
+            open as usize <= 2 * self.max_conns,
+            "{open} connections tracked, limit {} per protocol",
+            self.max_conns
+        );
+    }
+    fn close_all(&mut self, out: &mut Vec<Arc<HttpRecord>>) {
+        self.t.close_all(out);
+    }
+    fn conns(&self) -> usize {
+        (self.t.http1_stats().conns_open + self.t.http2_stats().conns_open) as usize
+    }
+}
+
+/// Target `http2_stream`. With the top bit of the first byte clear: a
+/// script as for `http1_stream`, through the protocol router (HTTP/1,
+/// HTTP/2 from the preface, a server's SETTINGS, frames found mid-stream,
+/// an h2c upgrade): frames, CONTINUATION, padding, resets, HPACK, all from
+/// hostile bytes. With it set: header blocks (a 16-bit length, then the
+/// block) through one HPACK decoder, seen from the start or joined
+/// mid-stream (bit 0), its table allowed to grow (bit 1).
+pub fn http2_stream(data: &[u8]) {
+    let Some(&sel) = data.first() else {
+        return;
+    };
+    if sel & 0x80 != 0 {
+        return hpack_blocks(sel, data.get(1..).unwrap_or_default());
+    }
+    let (sel, ops) = decode_script(data);
+    let h1 = http1_config(sel);
+    let max_headers = h1.max_headers;
+    let mut h2 = HttpTracker::h2_config_like(&h1);
+    // Small, so that the stream table, floods and rapid resets are reached.
+    h2.max_streams = 8;
+    h2.max_block_bytes = 4096;
+    h2.rapid_reset_count = 4;
+    let mut r = Router {
+        max_conns: h1.max_conns,
+        t: HttpTracker::new(h1, h2),
+        tick: 0,
+    };
+    r.t.set_tls_library(1, "libssl.so.3");
+    run_script(
+        &ops,
+        &mut r,
+        max_headers,
+        &["HTTP/1.0", "HTTP/1.1", "HTTP/2"],
     );
 }
 
-fn check_records(out: &[std::sync::Arc<HttpRecord>], max_headers: usize) {
+fn hpack_blocks(sel: u8, mut rest: &[u8]) {
+    let mut d = hpack::Decoder::new(sel & 1 == 0);
+    if sel & 2 != 0 {
+        d.set_max_allowed(1 << 20);
+    }
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+        let end = (2 + len).min(rest.len());
+        let block = &rest[2..end];
+        rest = &rest[end..];
+        let mut fields = 0usize;
+        let mut undecoded = 0usize;
+        let info = d.decode(block, &mut |f| {
+            fields += 1;
+            undecoded += usize::from(f.name.is_none() || f.value.is_none());
+            // What a field can hold: its block's bytes, or table entries.
+            if let Some(v) = f.value {
+                assert!(v.len() <= 8 * block.len() + hpack::MAX_TABLE_BYTES);
+            }
+        });
+        assert_eq!((info.fields, info.undecoded), (fields, undecoded));
+        if info.error.is_some() {
+            assert!(!d.exact(), "an exact table after an error");
+        }
+        assert!(d.known_entries() * 32 <= hpack::MAX_TABLE_BYTES);
+    }
+}
+
+fn check_records(out: &[Arc<HttpRecord>], max_headers: usize, versions: &[&str]) {
     for rec in out {
         assert!(
             rec.headers.len() <= max_headers,
             "{} headers kept, limit {max_headers}",
             rec.headers.len()
         );
-        assert!(rec.version == "HTTP/1.0" || rec.version == "HTTP/1.1");
+        assert!(versions.contains(&rec.version), "version {}", rec.version);
         check_json(&output::record_json(rec));
         check_line(&output::record_line(rec));
     }

@@ -97,3 +97,8 @@ fn scripts_round_trip() {
     ];
     assert_eq!(decode_script(&encode_script(9, &ops)), (9, ops));
 }
+
+#[test]
+fn http2_stream() {
+    run("http2_stream", hdrtap_fuzz::http2_stream, 12);
+}
