@@ -508,7 +508,7 @@ impl Driven for Router {
         self.t.on_data(ev, out);
         // Now and then, time passes (held HTTP/2 resets come out).
         self.tick += 1;
-        if self.tick % 7 == 0 {
+        if self.tick.is_multiple_of(7) {
             self.t.tick(ev.ts_ns.saturating_add(1 << 30), out);
         }
     }
