@@ -210,6 +210,12 @@ impl Stats {
                 self.http2_frame_errors, self.header_block_floods
             ));
         }
+        if self.streams_evicted > 0 {
+            s.push_str(&format!(
+                ", HTTP/2: {} open streams forgotten (over the per-connection limit)",
+                self.streams_evicted
+            ));
+        }
         if self.output_errors > 0 {
             s.push_str(&format!(
                 ", {} records not written (output errors)",

@@ -39,7 +39,7 @@ pub mod frame;
 pub mod hpack;
 mod huffman;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use hdrtap_abi::{CloseEvent, DataEvent, Direction, KernelRole};
@@ -428,7 +428,8 @@ struct Conn {
     tls: bool,
     tls_library: Option<Arc<str>>,
     dirs: [Dir; 2],
-    streams: HashMap<u32, Stream>,
+    /// By id: the oldest (lowest) is evicted first.
+    streams: BTreeMap<u32, Stream>,
     /// Times of the client's recent resets (Rapid Reset).
     client_resets: VecDeque<u64>,
     held_resets: Vec<HeldReset>,
@@ -465,7 +466,7 @@ impl Conn {
             tls,
             tls_library,
             dirs: [dir(0), dir(1)],
-            streams: HashMap::new(),
+            streams: BTreeMap::new(),
             client_resets: VecDeque::new(),
             held_resets: Vec::new(),
         }
@@ -482,7 +483,7 @@ impl Conn {
             // Positions before the switch belong to HTTP/1.
             dir.stream.admit(0, *pos, &[]);
         }
-        let mut streams = HashMap::new();
+        let mut streams = BTreeMap::new();
         if let Some(u) = &a.upgrade {
             // RFC 9113 §3.2 (h2c upgrade): the upgrading request is stream 1,
             // its response comes as HTTP/2. Its record was the HTTP/1 one.
@@ -808,7 +809,8 @@ impl Conn {
             if block_frame {
                 self.unread_block_frame(d, h, true, meta, env);
             }
-        } else if keep || h.len == 0 {
+        } else if keep || h.len == 0 || h.ty == ty::DATA {
+            // DATA's payload is never kept, but its END_STREAM matters.
             self.frame(d, h, &payload, meta, env);
         } else if block_frame {
             self.unread_block_frame(d, h, false, meta, env);
@@ -1138,8 +1140,7 @@ impl Conn {
     /// `max_streams`).
     fn stream_mut(&mut self, id: u32, env: &mut Env<'_>) -> &mut Stream {
         if !self.streams.contains_key(&id) && self.streams.len() >= env.cfg.max_streams.max(1) {
-            if let Some(&oldest) = self.streams.keys().min() {
-                self.streams.remove(&oldest);
+            if self.streams.pop_first().is_some() {
                 env.stats.streams_evicted += 1;
             }
         }

@@ -803,3 +803,27 @@ fn a_flood_in_one_huge_frame_or_lost_bytes_is_still_a_flood() {
     }
     assert_eq!(r[2].target.as_deref(), Some("/next"));
 }
+
+#[test]
+fn finished_streams_are_forgotten() {
+    // Many more exchanges than max_streams on one connection: each
+    // stream is dropped once both sides ended it, so none is evicted.
+    for server_side in [false, true] {
+        let mut h = opened();
+        let (req_dir, resp_dir) = if server_side { (IN, EG) } else { (EG, IN) };
+        if server_side {
+            h = H::new();
+            h.send(IN, &client_start());
+            h.send(EG, &settings(&[]));
+        }
+        for i in 0..3000u32 {
+            let id = 2 * i + 1;
+            h.send(req_dir, &headers(id, true, &get("/a", "e", &[])));
+            let mut resp = headers(id, false, &status("200", &[]));
+            resp.extend(data(id, true, 10));
+            h.send(resp_dir, &resp);
+        }
+        assert_eq!(h.t.stats().streams_evicted, 0, "server side: {server_side}");
+        assert_eq!(h.take().len(), 6000);
+    }
+}
