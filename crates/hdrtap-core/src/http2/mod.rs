@@ -1296,8 +1296,8 @@ impl Conn {
                 .dirs
                 .get_mut(d)
                 .and_then(|dir| dir.block.take())
-                .map(|b| (b.stream, b.meta));
-            if let (Some((stream, meta)), Some(client)) = (open, self.client_dir) {
+                .map(|b| (b.stream, b.meta, b.size));
+            if let (Some((stream, meta, size)), Some(client)) = (open, self.client_dir) {
                 let kind = if d == client {
                     HttpKind::Request
                 } else {
@@ -1305,6 +1305,8 @@ impl Conn {
                 };
                 let mut rec = self.record(kind, stream, meta, env);
                 rec.flags.push(flag::INCOMPLETE);
+                // What arrived of the block before the end.
+                rec.header_bytes = size;
                 self.finish_record(d, rec, env);
             }
         }

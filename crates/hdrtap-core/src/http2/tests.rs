@@ -716,6 +716,7 @@ fn close_reports_an_open_block() {
     let r = h.take();
     assert_eq!(r.len(), 1);
     assert!(r[0].flags.contains(&flag::INCOMPLETE));
+    assert_eq!(r[0].header_bytes, get("/open", "a", &[]).len());
     assert_eq!(h.t.conns(), 0);
 }
 
