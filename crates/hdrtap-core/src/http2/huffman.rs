@@ -1,5 +1,5 @@
 //! HPACK's Huffman code (RFC 7541 §5.2, Appendix B): a decoder that reads
-//! four bits a step through a state table built once from the code table
+//! a byte a step through a state table built once from the code table
 //! the `httlib-huffman` crate publishes (`ENCODE_TABLE`).
 //!
 //! Written here, not taken from that crate's decoder, because the latter
@@ -22,21 +22,15 @@ use httlib_huffman::encoder::table::ENCODE_TABLE;
 /// The symbol that must never be decoded (§5.2).
 const EOS: usize = 256;
 
-/// A step from a tree node on four bits.
-#[derive(Debug, Clone, Copy, Default)]
-struct Step {
-    /// The node reached.
-    next: u16,
-    /// A symbol completed on the way (at most one: every code has 5 bits
-    /// or more).
-    sym: u8,
-    emits: bool,
-    /// EOS was decoded, or the bits lead nowhere: the string is invalid.
-    fail: bool,
-}
+/// A step from a tree node on one byte, packed: bits 0–7 the node
+/// reached, 8–15 and 16–23 the symbols completed on the way (at most two:
+/// every code has 5 bits or more), 24–25 how many, [`FAIL`] if EOS was
+/// decoded or the bits lead nowhere (the string is invalid).
+type Step = u32;
+const FAIL: Step = 1 << 26;
 
 struct Machine {
-    /// `steps[node * 16 + nibble]`.
+    /// `steps[node * 256 + byte]`: 256 KiB, built once.
     steps: Vec<Step>,
     /// Per node: the bits since the last symbol are a valid padding (at
     /// most 7, all ones, §5.2).
@@ -86,13 +80,16 @@ fn build() -> Machine {
         }
     }
     let n = children.len();
-    let mut steps = vec![Step::default(); n * 16];
+    // 257 leaves make 256 internal nodes: a node id fits the step's 8 bits.
+    debug_assert!(n <= 256);
+    let mut steps: Vec<Step> = vec![FAIL; n * 256];
     for node in 0..n {
-        for nib in 0..16u8 {
+        for byte in 0..=255u8 {
             let mut cur = node;
-            let mut st = Step::default();
-            for i in (0..4).rev() {
-                let bit = ((nib >> i) & 1) as usize;
+            let mut syms: Vec<u8> = Vec::with_capacity(2);
+            let mut fail = false;
+            for i in (0..8).rev() {
+                let bit = ((byte >> i) & 1) as usize;
                 let child = children
                     .get(cur)
                     .and_then(|c| c.get(bit))
@@ -100,22 +97,28 @@ fn build() -> Machine {
                     .unwrap_or(0);
                 if child < 0 {
                     let sym = (-child - 1) as usize;
-                    if sym == EOS || st.emits {
-                        st.fail = true;
+                    if sym == EOS || syms.len() == 2 {
+                        fail = true;
                         break;
                     }
-                    st.sym = sym as u8;
-                    st.emits = true;
+                    syms.push(sym as u8);
                     cur = 0;
                 } else if child == 0 {
-                    st.fail = true;
+                    fail = true;
                     break;
                 } else {
                     cur = child as usize;
                 }
             }
-            st.next = cur as u16;
-            if let Some(s) = steps.get_mut(node * 16 + nib as usize) {
+            let st = if fail {
+                FAIL
+            } else {
+                (cur as u32 & 0xff)
+                    | u32::from(syms.first().copied().unwrap_or(0)) << 8
+                    | u32::from(syms.get(1).copied().unwrap_or(0)) << 16
+                    | (syms.len() as u32) << 24
+            };
+            if let Some(s) = steps.get_mut(node * 256 + usize::from(byte)) {
                 *s = st;
             }
         }
@@ -132,20 +135,24 @@ fn build() -> Machine {
 /// string (a bad code, EOS, or padding other than up to 7 one-bits).
 pub fn decode(src: &[u8], out: &mut Vec<u8>) -> bool {
     let m = machine();
+    // At most one symbol per five bits (the shortest code).
+    out.reserve(src.len() * 8 / 5 + 1);
     let mut node = 0usize;
     for &b in src {
-        for nib in [b >> 4, b & 0xf] {
-            let Some(st) = m.steps.get(node * 16 + nib as usize) else {
-                return false;
-            };
-            if st.fail {
-                return false;
-            }
-            if st.emits {
-                out.push(st.sym);
-            }
-            node = st.next as usize;
+        let Some(&st) = m.steps.get(node * 256 + usize::from(b)) else {
+            return false;
+        };
+        if st & FAIL != 0 {
+            return false;
         }
+        let count = (st >> 24) & 3;
+        if count >= 1 {
+            out.push((st >> 8) as u8);
+        }
+        if count == 2 {
+            out.push((st >> 16) as u8);
+        }
+        node = (st & 0xff) as usize;
     }
     m.accepts.get(node).copied().unwrap_or(false)
 }
