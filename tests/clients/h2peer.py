@@ -48,6 +48,9 @@ class Client:
         self.buf = b""
         self.streams = {}
         self.next_id = 1
+        # Seconds to wait after each read inside a frame (a client that
+        # works on what it reads).
+        self.slow = 0
         self.sock.sendall(PREFACE + SettingsFrame(0).serialize())
 
     def request(self, headers, huffman=True, pad=0, split=0, end_stream=True):
@@ -84,6 +87,7 @@ class Client:
             "status": None,
             "recv": [],
             "reset": None,
+            "data": 0,
             "done": False,
         }
         return sid
@@ -106,6 +110,8 @@ class Client:
                 if not data:
                     return
                 self.buf += data
+                if self.slow:
+                    time.sleep(self.slow)
             f.parse_body(memoryview(self.buf[9:9 + length]))
             self.buf = self.buf[9 + length:]
             yield f
@@ -134,6 +140,9 @@ class Client:
                 if "END_STREAM" in f.flags and f.stream_id in self.streams:
                     self.streams[f.stream_id]["done"] = True
             elif isinstance(f, DataFrame):
+                if f.stream_id in self.streams:
+                    s = self.streams[f.stream_id]
+                    s["data"] = s.get("data", 0) + len(f.data)
                 if f.flow_controlled_length:
                     self.sock.sendall(WindowUpdateFrame(0, window_increment=f.flow_controlled_length).serialize()
                                       + WindowUpdateFrame(f.stream_id, window_increment=f.flow_controlled_length).serialize())
@@ -231,6 +240,22 @@ def client(args):
         c.run(timeout=3)
         c.report()
         return
+    elif sc == "bigframes":
+        # The client allows 1 MiB frames and 2 GiB windows, then downloads
+        # /huge-frames (4 MiB, which nginx sends in 1 MiB DATA frames with
+        # http2_chunk_size 1m), reading 64 KiB at a time (5 ms apart), then
+        # asks for /.
+        big = 1 << 20
+        c.sock.sendall(SettingsFrame(0, settings={
+            SettingsFrame.MAX_FRAME_SIZE: big,
+            SettingsFrame.INITIAL_WINDOW_SIZE: 2**31 - 1}).serialize()
+            + WindowUpdateFrame(0, window_increment=2**31 - 1 - 65535).serialize())
+        c.slow = 0.005
+        c.request(base("/huge-frames", args.port, [tid]))
+        c.run(timeout=30)
+        c.report()
+        c.slow = 0
+        c.request(base("/", args.port, [tid]))
     elif sc == "keepalive":
         # Requests on one connection, the first before --hold exists: the
         # dynamic table is filled before hdrtap starts.

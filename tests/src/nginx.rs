@@ -24,7 +24,9 @@ use crate::*;
 /// Locations: `/` small body; `/big` a 64 KiB file; `/huge` a 4 MiB file
 /// written by nginx with `sendfile off` (so both ends move the body through
 /// read/write calls) at 10 MB/s (`limit_rate`, as over a real network);
-/// `/huge-fast` the same file at memory speed; `/chunked` an SSI page
+/// `/huge-fast` the same file at memory speed; `/huge-frames` the same, read
+/// from disk 1 MiB at a time (over HTTP/2 to a client that allows it: 1 MiB
+/// DATA frames); `/chunked` an SSI page
 /// (chunked response); `/status/404`; `/setcookie` (response with
 /// Set-Cookie). `/` also takes a POST and reads (discards) its body.
 ///
@@ -157,10 +159,12 @@ impl Nginx {
         };
         let echo = "add_header X-Echo-Test-Id $http_x_test_id always;\n        \
                     add_header X-Echo-Seq $http_x_seq always;";
-        // HTTP/2: header lists up to 512 KiB (the CONTINUATION tests), and
-        // custom response fields.
+        // HTTP/2: header lists up to 512 KiB (the CONTINUATION tests), DATA
+        // frames up to 1 MiB to a client that allows them (the kernel skip
+        // test), and custom response fields.
         let h2_extra = if h2 {
             "http2_max_field_size 64k;\n        http2_max_header_size 512k;\n        \
+             http2_chunk_size 1m;\n        \
              add_header X-H2-Custom \"custom value\" always;\n        \
              add_header X-H2-Other other always;"
         } else {
@@ -201,6 +205,7 @@ http {{
         location = /big {{ }}
         location = /huge {{ sendfile off; limit_rate 10m; }}
         location = /huge-fast {{ sendfile off; alias {p}/www/huge; }}
+        location = /huge-frames {{ sendfile off; output_buffers 2 1m; alias {p}/www/huge; }}
         location = /chunked {{
             ssi on;
             default_type text/html;

@@ -41,6 +41,7 @@ impl HttpTracker {
             max_headers: cfg.max_headers,
             max_conns: cfg.max_conns,
             clock_offset_ns: cfg.clock_offset_ns,
+            skip_data_from: cfg.skip_bodies_from,
             ..Http2Config::default()
         }
     }
@@ -88,9 +89,10 @@ impl HttpTracker {
         self.h2.flush_resets(now_ns, out);
     }
 
-    /// Long message bodies the kernel need not copy (HTTP/1).
-    pub fn take_skips(&mut self) -> std::vec::Drain<'_, SkipRequest> {
-        self.h1.take_skips()
+    /// Long message bodies (HTTP/1) and DATA payloads (HTTP/2) the kernel
+    /// need not copy.
+    pub fn take_skips(&mut self) -> impl Iterator<Item = SkipRequest> + '_ {
+        self.h1.take_skips().chain(self.h2.take_skips())
     }
 
     /// Name the TLS library whose events carry `id`.

@@ -136,7 +136,7 @@ pub struct TrackerConfig {
 
 /// Skip requests held for the caller at most: they only save copying, so
 /// beyond this (a caller that never takes them) new ones are not kept.
-const MAX_SKIP_REQUESTS: usize = 4096;
+pub(crate) const MAX_SKIP_REQUESTS: usize = 4096;
 
 /// "The stream of connection `conn_id` in direction `dir` is message body
 /// up to offset `until`": the kernel need not copy those bytes

@@ -46,6 +46,7 @@ use hdrtap_abi::{CloseEvent, DataEvent, Direction, KernelRole};
 use serde::Serialize;
 
 use crate::headers::{mark, Headers};
+use crate::http1::{SkipRequest, MAX_SKIP_REQUESTS};
 use crate::record::{
     flag, CompactString, Endpoint, Grpc, H2Info, HttpKind, HttpRecord, Process, RequestRef, Role,
 };
@@ -79,6 +80,10 @@ pub struct Http2Config {
     /// A reset no record of its stream carried becomes a record of its own
     /// after this long (see [`Http2Tracker::flush_resets`]).
     pub reset_hold_ns: u64,
+    /// Ask the kernel not to copy a DATA payload when at least this many
+    /// of its bytes are still to come (frames that long need the receiver's
+    /// SETTINGS_MAX_FRAME_SIZE above 64 KiB); 0: never ask.
+    pub skip_data_from: u64,
 }
 
 impl Default for Http2Config {
@@ -93,6 +98,7 @@ impl Default for Http2Config {
             rapid_reset_count: 100,
             rapid_reset_window_ns: 1_000_000_000,
             reset_hold_ns: 100_000_000,
+            skip_data_from: 64 * 1024,
         }
     }
 }
@@ -176,6 +182,8 @@ pub struct Http2Tracker {
     stats: Http2Stats,
     table: LruTable<Conn>,
     tls_names: HashMap<u16, Arc<str>>,
+    /// DATA payloads the kernel need not copy, for the caller to take.
+    skips: Vec<SkipRequest>,
 }
 
 impl Http2Tracker {
@@ -185,7 +193,14 @@ impl Http2Tracker {
             cfg,
             stats: Http2Stats::default(),
             tls_names: HashMap::new(),
+            skips: Vec::new(),
         }
+    }
+
+    /// Long DATA payloads just begun: the kernel need not copy the rest of
+    /// them (as `Http1Tracker::take_skips` for bodies).
+    pub fn take_skips(&mut self) -> std::vec::Drain<'_, SkipRequest> {
+        self.skips.drain(..)
     }
 
     /// Name the TLS library whose events carry `id`.
@@ -219,6 +234,7 @@ impl Http2Tracker {
             stats,
             table,
             tls_names,
+            skips,
         } = self;
         let (conn, evicted) = table.entry(ev.conn_id, || {
             stats.conns += 1;
@@ -228,7 +244,12 @@ impl Http2Tracker {
             stats.conns_evicted += 1;
         }
         let Some(conn) = conn else { return };
-        let mut env = Env { cfg, stats, out };
+        let mut env = Env {
+            cfg,
+            stats,
+            out,
+            skips,
+        };
         conn.on_data(ev, &mut env);
         self.stats.conns_open = self.table.len() as u64;
     }
@@ -236,7 +257,11 @@ impl Http2Tracker {
     /// Take over a connection that switched to HTTP/2 mid-way.
     pub(crate) fn adopt(&mut self, a: Adopt, out: &mut Vec<Arc<HttpRecord>>) {
         let Http2Tracker {
-            cfg, stats, table, ..
+            cfg,
+            stats,
+            table,
+            skips,
+            ..
         } = self;
         stats.conns += 1;
         let (conn, evicted) = table.entry(a.conn_id, || Conn::adopted(&a));
@@ -244,7 +269,12 @@ impl Http2Tracker {
             stats.conns_evicted += 1;
         }
         let Some(conn) = conn else { return };
-        let mut env = Env { cfg, stats, out };
+        let mut env = Env {
+            cfg,
+            stats,
+            out,
+            skips,
+        };
         for (d, ((pos, bytes), meta)) in a.start.iter().zip(a.meta).enumerate() {
             if !bytes.is_empty() {
                 conn.feed_at(d, *pos, bytes, meta, &mut env);
@@ -260,6 +290,7 @@ impl Http2Tracker {
                 cfg: &self.cfg,
                 stats: &mut self.stats,
                 out,
+                skips: &mut self.skips,
             };
             conn.finish(&mut env);
         }
@@ -273,6 +304,7 @@ impl Http2Tracker {
                 cfg: &self.cfg,
                 stats: &mut self.stats,
                 out,
+                skips: &mut self.skips,
             };
             conn.finish(&mut env);
         }
@@ -285,7 +317,11 @@ impl Http2Tracker {
     pub fn flush_resets(&mut self, now_ns: u64, out: &mut Vec<Arc<HttpRecord>>) {
         let hold = self.cfg.reset_hold_ns;
         let Http2Tracker {
-            cfg, stats, table, ..
+            cfg,
+            stats,
+            table,
+            skips,
+            ..
         } = self;
         for conn in table.values_mut() {
             if conn.held_resets.is_empty() {
@@ -295,6 +331,7 @@ impl Http2Tracker {
                 cfg,
                 stats,
                 out: &mut *out,
+                skips: &mut *skips,
             };
             conn.flush_resets(|r| r.meta.ts_ns.saturating_add(hold) <= now_ns, &mut env);
         }
@@ -306,6 +343,7 @@ struct Env<'a> {
     cfg: &'a Http2Config,
     stats: &'a mut Http2Stats,
     out: &'a mut Vec<Arc<HttpRecord>>,
+    skips: &'a mut Vec<SkipRequest>,
 }
 
 /// Where a direction's reader is.
@@ -359,6 +397,10 @@ struct Dir {
     max_frame: u32,
     /// The receiver's SETTINGS were seen (`max_frame` is known).
     max_frame_known: bool,
+    /// Stream offset of the first byte `feed` is given.
+    feed_pos: u64,
+    /// The kernel was asked to skip up to here.
+    skip_asked: u64,
 }
 
 impl Dir {
@@ -380,6 +422,8 @@ impl Dir {
             block: None,
             max_frame: DEFAULT_MAX_FRAME,
             max_frame_known: from_start,
+            feed_pos: 0,
+            skip_asked: 0,
         }
     }
 
@@ -551,6 +595,13 @@ impl Conn {
         }
         let start = adm.overlap == 0;
         if !adm.data.is_empty() {
+            if let Some(dir) = self.dirs.get_mut(d) {
+                dir.feed_pos = dir
+                    .stream
+                    .next_pos()
+                    .saturating_sub(adm.uncaptured)
+                    .saturating_sub(adm.data.len() as u64);
+            }
             self.feed(d, adm.data, start, meta, env);
         }
         if adm.uncaptured > 0 {
@@ -573,6 +624,7 @@ impl Conn {
         };
         let adm = dir.stream.admit(pos, data.len() as u64, data);
         if !adm.data.is_empty() {
+            dir.feed_pos = dir.stream.next_pos().saturating_sub(adm.data.len() as u64);
             self.feed(d, adm.data, true, meta, env);
         }
     }
@@ -656,6 +708,24 @@ impl Conn {
                         keep,
                         damaged: false,
                     };
+                    if h.ty == ty::DATA {
+                        // A long payload: the kernel need not copy it.
+                        let left = u64::from(h.len);
+                        let until = dir.feed_pos.saturating_add((off + left as usize) as u64);
+                        let from = env.cfg.skip_data_from;
+                        if from > 0
+                            && left >= from
+                            && until > dir.skip_asked
+                            && env.skips.len() < MAX_SKIP_REQUESTS
+                        {
+                            dir.skip_asked = until;
+                            env.skips.push(SkipRequest {
+                                conn_id: self.conn_id,
+                                dir: direction(d),
+                                until,
+                            });
+                        }
+                    }
                     if h.len == 0 {
                         self.frame_done(d, meta, env);
                     }
@@ -984,30 +1054,43 @@ impl Conn {
             dir.block = None;
         }
         let flood = frag.len() > env.cfg.max_block_bytes;
+        // A block in one frame (the usual case) is decoded in place.
+        let whole = h.flags & flags::END_HEADERS != 0;
         dir.block = Some(Block {
             stream: h.stream,
             end_stream: h.ty == ty::HEADERS && h.flags & flags::END_STREAM != 0,
             promised,
-            bytes: if flood { Vec::new() } else { frag.to_vec() },
+            bytes: if flood || whole {
+                Vec::new()
+            } else {
+                frag.to_vec()
+            },
             size: frag.len(),
             meta,
             flood,
             lost: false,
         });
-        if h.flags & flags::END_HEADERS != 0 {
-            self.block_end(d, env);
+        if whole {
+            self.block_end_from(d, Some(frag), env);
         }
     }
 
     /// A header block is complete: decode it into a record.
     fn block_end(&mut self, d: usize, env: &mut Env<'_>) {
+        self.block_end_from(d, None, env);
+    }
+
+    /// [`Self::block_end`], with the block's bytes in `whole` if it came in
+    /// one frame (else in the open block).
+    fn block_end_from(&mut self, d: usize, whole: Option<&[u8]>, env: &mut Env<'_>) {
         let Some(dir) = self.dirs.get_mut(d) else {
             return;
         };
         let Some(block) = dir.block.take() else {
             return;
         };
-        let mut fields = Fields::new(env.cfg);
+        let bytes = whole.unwrap_or(&block.bytes);
+        let mut fields = Fields::new(env.cfg, bytes.len());
         let info = if block.flood || block.lost {
             if block.flood {
                 env.stats.block_floods += 1;
@@ -1015,7 +1098,7 @@ impl Conn {
             dir.hpack.lost_sync();
             hpack::BlockInfo::default()
         } else {
-            dir.hpack.decode(&block.bytes, &mut |f| fields.push(f))
+            dir.hpack.decode(bytes, &mut |f| fields.push(f))
         };
         if info.error.is_some() {
             env.stats.hpack_errors += 1;
@@ -1139,10 +1222,11 @@ impl Conn {
     /// The stream's state, created if new (the lowest id evicted beyond
     /// `max_streams`).
     fn stream_mut(&mut self, id: u32, env: &mut Env<'_>) -> &mut Stream {
-        if !self.streams.contains_key(&id) && self.streams.len() >= env.cfg.max_streams.max(1) {
-            if self.streams.pop_first().is_some() {
-                env.stats.streams_evicted += 1;
-            }
+        if !self.streams.contains_key(&id)
+            && self.streams.len() >= env.cfg.max_streams.max(1)
+            && self.streams.pop_first().is_some()
+        {
+            env.stats.streams_evicted += 1;
         }
         self.streams.entry(id).or_default()
     }
@@ -1392,9 +1476,11 @@ struct Fields {
 }
 
 impl Fields {
-    fn new(cfg: &Http2Config) -> Self {
+    /// For a block of `block_len` compressed bytes.
+    fn new(cfg: &Http2Config, block_len: usize) -> Self {
         Fields {
-            headers: Headers::default(),
+            // Decoded text is typically one to two times the block.
+            headers: Headers::with_capacity(16, (2 * block_len).min(cfg.max_header_bytes)),
             kept_bytes: 0,
             max_bytes: cfg.max_header_bytes,
             max_headers: cfg.max_headers,
@@ -1412,31 +1498,19 @@ impl Fields {
     }
 
     fn push(&mut self, f: hpack::Field<'_>) {
-        let text = |b: Option<&[u8]>, bad: &mut bool| -> String {
-            match b {
-                Some(b) => match std::str::from_utf8(b) {
-                    Ok(s) => s.to_string(),
-                    Err(_) => {
-                        *bad = true;
-                        String::from_utf8_lossy(b).into_owned()
-                    }
-                },
-                None => String::new(),
-            }
-        };
         let name = text(f.name, &mut self.non_utf8);
         let value = text(f.value, &mut self.non_utf8);
-        if let Some(v) = f.value {
-            let v = String::from_utf8_lossy(v);
+        if f.value.is_some() {
+            let v = value.as_ref();
             match f.name {
-                Some(b":method") => self.method = Some(v.as_ref().into()),
-                Some(b":path") => self.path = Some(v.as_ref().into()),
-                Some(b":authority") => self.authority = Some(v.as_ref().into()),
-                Some(b":scheme") => self.scheme = Some(v.as_ref().into()),
+                Some(b":method") => self.method = Some(v.into()),
+                Some(b":path") => self.path = Some(v.into()),
+                Some(b":authority") => self.authority = Some(v.into()),
+                Some(b":scheme") => self.scheme = Some(v.into()),
                 Some(b":status") => self.status = v.trim().parse().ok(),
-                Some(b"content-type") => self.content_type = Some(v.as_ref().into()),
+                Some(b"content-type") => self.content_type = Some(v.into()),
                 Some(b"grpc-status") => self.grpc_status = v.trim().parse().ok(),
-                Some(b"grpc-message") => self.grpc_message = Some(percent_decode(&v)),
+                Some(b"grpc-message") => self.grpc_message = Some(percent_decode(v)),
                 _ => {}
             }
         }
@@ -1457,6 +1531,31 @@ impl Fields {
             m |= mark::NEVER_INDEXED;
         }
         self.headers.push_marked(&name, &value, m);
+    }
+}
+
+/// The direction of index `d` ([`Direction::index`]).
+fn direction(d: usize) -> Direction {
+    if d == Direction::Egress.index() {
+        Direction::Egress
+    } else {
+        Direction::Ingress
+    }
+}
+
+/// A field's name or value as text: borrowed when it is UTF-8 (the usual
+/// case: no copy before the record's own buffer), else with U+FFFD and
+/// `bad` set; an unknown part is empty (its mark says so).
+fn text<'a>(b: Option<&'a [u8]>, bad: &mut bool) -> std::borrow::Cow<'a, str> {
+    match b {
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => s.into(),
+            Err(_) => {
+                *bad = true;
+                String::from_utf8_lossy(b)
+            }
+        },
+        None => "".into(),
     }
 }
 

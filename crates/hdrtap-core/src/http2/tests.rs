@@ -828,3 +828,45 @@ fn finished_streams_are_forgotten() {
         assert_eq!(h.take().len(), 6000);
     }
 }
+
+#[test]
+fn long_data_frames_are_left_to_the_kernel_to_skip() {
+    // The client allows 1 MiB frames: the server's 200,000-byte DATA frame
+    // asks the kernel to skip to its end; a short one asks nothing.
+    let mut h = H::new();
+    let mut start = PREFACE.to_vec();
+    start.extend(settings(&[(5, 1 << 20)]));
+    h.send(EG, &start);
+    h.send(IN, &settings(&[]));
+    h.send(EG, &headers(1, true, &get("/big", "e", &[])));
+    let mut resp = headers(1, false, &status("200", &[]));
+    let head_len = resp.len() as u64;
+    let before = h.pos[IN.index()];
+    let frame = data(1, true, 200_000);
+    resp.extend_from_slice(&frame[..16_384]);
+    for part in resp.chunks(hdrtap_abi::raw::HDRTAP_CHUNK_MAX as usize) {
+        h.send(IN, part);
+    }
+    let skips: Vec<_> = h.t.take_skips().collect();
+    assert_eq!(skips.len(), 1, "{skips:?}");
+    assert_eq!(skips[0].dir, IN);
+    let end = before + head_len + 9 + 200_000;
+    assert_eq!(skips[0].until, end);
+    // What the kernel then sends: the rest, not copied.
+    let pos = h.pos[IN.index()];
+    h.raw(
+        IN,
+        pos,
+        end - pos,
+        &[],
+        hdrtap_abi::HDRTAP_DF_SKIPPED as u16,
+    );
+    assert_eq!(h.t.stats().data_bytes, 16_384 - 9);
+    h.send(EG, &headers(3, true, &get("/small", "e", &[])));
+    let mut small = headers(3, false, &status("200", &[]));
+    small.extend(data(3, true, 1000));
+    h.send(IN, &small);
+    assert_eq!(h.t.take_skips().count(), 0);
+    assert_eq!(h.take().len(), 4);
+    assert_eq!(h.t.stats().streams_evicted, 0);
+}
