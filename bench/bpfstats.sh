@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # The kernel-side cost of a tracer, program by program: run time and run
-# count of every BPF program over one wrk run, per request.
+# count of every BPF program over one load run (wrk or h2load), per request.
 #
 #   sudo bench/bpfstats.sh URL -- TRACER [ARGS...]
 #   sudo bench/bpfstats.sh http://127.0.0.1:8080/ -- target/release/hdrtap http --json -o /dev/null
+#   sudo LOAD=h2load bench/bpfstats.sh http://127.0.0.1:8081/ -- target/release/hdrtap http --json -o /dev/null
 #
 # The server behind URL is yours to start (bench/suite.sh's nginx is gone
 # when it ends). kernel.bpf_stats_enabled is switched on for the run (it
 # adds two clock reads to every program run, so absolute figures are a
 # little high; compare builds with each other) and restored afterwards.
-# Environment: DUR (wrk seconds, 8), CONNS (16), SETTLE (seconds between
-# starting the tracer and the load, 5).
+# Environment: DUR (load seconds, 8), CONNS (16), SETTLE (seconds between
+# starting the tracer and the load, 5), LOAD (wrk, or h2load for an HTTP/2
+# server: -m H2_STREAMS, 10, streams per connection).
 set -euo pipefail
 
 DUR="${DUR:-8}"
 CONNS="${CONNS:-16}"
 SETTLE="${SETTLE:-5}"
+LOAD="${LOAD:-wrk}"
+H2_STREAMS="${H2_STREAMS:-10}"
 
 die() {
 	printf 'bpfstats: %s\n' "$*" >&2
@@ -24,7 +28,8 @@ die() {
 [[ $# -ge 3 && "$2" == "--" ]] || die "usage: $0 URL -- TRACER [ARGS...]"
 URL="$1"
 shift 2
-for tool in wrk bpftool python3; do
+[[ "$LOAD" == wrk || "$LOAD" == h2load ]] || die "LOAD must be wrk or h2load"
+for tool in "$LOAD" bpftool python3; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run scripts/setup.sh"
 done
 [[ "$(id -u)" == 0 ]] || die "needs root (bpftool prog show, kernel.bpf_stats_enabled)"
@@ -56,16 +61,25 @@ TRACER_PID=$!
 sleep "$SETTLE"
 kill -0 "$TRACER_PID" 2>/dev/null || die "the tracer exited: $(cat "$WORK/tracer.log")"
 snapshot >"$WORK/before"
-wrk -t1 -c"$CONNS" -d"${DUR}s" "$URL" >"$WORK/wrk"
+if [[ "$LOAD" == h2load ]]; then
+	h2load -t1 -c"$CONNS" -m"$H2_STREAMS" -D"$DUR" "$URL" >"$WORK/load"
+else
+	wrk -t1 -c"$CONNS" -d"${DUR}s" "$URL" >"$WORK/load"
+fi
 snapshot >"$WORK/after"
 
 python3 - "$WORK" <<'PY'
 import sys
 
 work = sys.argv[1]
-wrk = open(f"{work}/wrk").read().split("\n")
-requests = next(int(l.split()[0]) for l in wrk if "requests in" in l)
-rps = next(l.split()[1] for l in wrk if l.startswith("Requests/sec"))
+load = open(f"{work}/load").read().split("\n")
+if any(l.startswith("finished in") for l in load):  # h2load
+    requests = next(int(l.split()[1]) for l in load if l.startswith("requests:"))
+    fin = next(l for l in load if l.startswith("finished in")).split()
+    rps = fin[fin.index("req/s,") - 1]
+else:  # wrk
+    requests = next(int(l.split()[0]) for l in load if "requests in" in l)
+    rps = next(l.split()[1] for l in load if l.startswith("Requests/sec"))
 before = {}
 for line in open(f"{work}/before"):
     pid, name, cnt, ns = line.split()

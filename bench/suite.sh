@@ -34,6 +34,11 @@
 #                   single-steps (see docs/PERFORMANCE.md, HTTPS)
 #   tc-floor        a tc classifier on lo (ingress+egress) that returns at
 #                   once: the floor of the packets-tc arm, HTTP workload
+#   none-h2         no tracer, HTTP/2 workload: h2load (CONNS connections,
+#                   H2_STREAMS concurrent streams each) against nginx h2c
+#   h2              hdrtap http --json, HTTP/2 workload
+#   none-h2-tls     no tracer, HTTP/2 over TLS (ALPN h2), h2load
+#   h2-tls          hdrtap http --json, HTTP/2 over TLS (OpenSSL uprobes)
 #
 # Within each round the arms run in the order given, so drift on a shared
 # machine hits every arm alike; medians over rounds are compared.
@@ -61,7 +66,8 @@ ROUNDS="${ROUNDS:-3}"
 CONNS="${CONNS:-16}"
 THREADS="${THREADS:-1}"
 LOSS="${LOSS:-0}"
-ARMS="${ARMS:-none http none-huge http-huge none-tls tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace http-hooks http-capture bpftrace-tls bpftrace-tls-public tc-floor}"
+ARMS="${ARMS:-none http none-huge http-huge none-tls tls none-h2 h2 none-h2-tls h2-tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace http-hooks http-capture bpftrace-tls bpftrace-tls-public tc-floor}"
+H2_STREAMS="${H2_STREAMS:-10}"   # h2load -m: concurrent streams per connection
 HTTP_ARGS="${HTTP_ARGS:-}"       # extra flags of the hdrtap http arms
 HDRTAP_B="${HDRTAP_B:-}"         # the build of the http-b arm
 PACKETS_ARGS="${PACKETS_ARGS:-}" # extra flags of the hdrtap packets arms
@@ -81,7 +87,7 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture) ;;
+	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture | none-h2 | h2 | none-h2-tls | h2-tls) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
@@ -91,6 +97,9 @@ fi
 for tool in nginx wrk curl python3 awk openssl; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run scripts/setup.sh"
 done
+if [[ " $ARMS " == *"h2"* ]] && ! command -v h2load >/dev/null 2>&1; then
+	die "h2load not found: run scripts/setup.sh (Debian package nghttp2-client)"
+fi
 if [[ " $ARMS " == *" tcpdump-"* ]] && ! command -v tcpdump >/dev/null 2>&1; then
 	die "tcpdump not found: run scripts/setup.sh"
 fi
@@ -144,6 +153,8 @@ trap 'exit 143' TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT="$(free_port)"
 TLS_PORT="$(free_port)"
+H2_PORT="$(free_port)"
+H2_TLS_PORT="$(free_port)"
 mkdir -p "$WORK/www" "$WORK/tmp"
 head -c 512 /dev/zero | tr '\0' 'x' >"$WORK/www/index.html"
 head -c $((4 << 20)) /dev/urandom >"$WORK/www/huge.bin"
@@ -168,6 +179,8 @@ http {
     server {
         listen 127.0.0.1:$PORT;
         listen 127.0.0.1:$TLS_PORT ssl;
+        listen 127.0.0.1:$H2_PORT http2;
+        listen 127.0.0.1:$H2_TLS_PORT ssl http2;
         ssl_certificate $WORK/cert.pem;
         ssl_certificate_key $WORK/key.pem;
         root $WORK/www;
@@ -194,6 +207,8 @@ LUA
 
 url_of() { # arm -> URL of its workload
 	case "$1" in
+	none-h2 | h2) echo "http://127.0.0.1:$H2_PORT/index.html" ;;
+	none-h2-tls | h2-tls) echo "https://127.0.0.1:$H2_TLS_PORT/index.html" ;;
 	none-tls | tls | tls-b | bpftrace-tls | bpftrace-tls-public) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
 	none-huge | http-huge) echo "http://127.0.0.1:$PORT/huge.bin" ;;
 	*) echo "http://127.0.0.1:$PORT/index.html" ;;
@@ -201,6 +216,8 @@ url_of() { # arm -> URL of its workload
 }
 baseline_of() { # arm -> its workload's baseline arm
 	case "$1" in
+	none-h2 | h2) echo none-h2 ;;
+	none-h2-tls | h2-tls) echo none-h2-tls ;;
 	none-tls | tls | tls-b | bpftrace-tls | bpftrace-tls-public) echo none-tls ;;
 	none-huge | http-huge) echo none-huge ;;
 	*) echo none ;;
@@ -208,6 +225,16 @@ baseline_of() { # arm -> its workload's baseline arm
 }
 run_wrk() { # url duration output-file
 	wrk -t"$THREADS" -c"$CONNS" -d"$2s" --latency -s "$WORK/seq.lua" "$1" >"$3" 2>&1
+}
+is_h2() { [[ "$1" == none-h2 || "$1" == h2 || "$1" == none-h2-tls || "$1" == h2-tls ]]; }
+run_h2load() { # url duration output-file
+	h2load -t"$THREADS" -c"$CONNS" -m"$H2_STREAMS" -D"$2" "$1" >"$3" 2>&1
+}
+parse_h2load() { # h2load output -> "req_per_sec requests -" (no p99 from h2load)
+	awk '
+	/^finished in/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "req/s,") rps = $i }
+	/^requests:/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "succeeded,") reqs = $i }
+	END { printf "%s %s -\n", rps, reqs }' "$1"
 }
 parse_wrk() { # wrk output -> "req_per_sec requests p99_ms"
 	awk '
@@ -277,8 +304,8 @@ start_tracer() { # arm round
 	[[ "$LOSS" == 1 ]] && out="$SHM/$arm-$r.ndjson"
 	rm -f "$WORK/ready"
 	case "$arm" in
-	none | none-tls | none-huge) return 0 ;;
-	http | tls | http-huge | http-b | tls-b)
+	none | none-tls | none-huge | none-h2 | none-h2-tls) return 0 ;;
+	http | tls | http-huge | http-b | tls-b | h2 | h2-tls)
 		# Default flags (TLS uprobes on), as users run it.
 		local bin="$HDRTAP"
 		[[ "$arm" == *-b ]] && bin="$HDRTAP_B"
@@ -361,12 +388,15 @@ start_tracer() { # arm round
 loss_of() { # arm round requests
 	local arm="$1" r="$2" reqs="$3" f="$SHM/$1-$2.ndjson"
 	case "$arm" in
-	http | tls | http-huge | http-b | tls-b)
+	http | tls | http-huge | http-b | tls-b | h2 | h2-tls)
 		if [[ "$LOSS" == 1 ]]; then
-			# Requests wrk completed whose X-Seq is absent from the server side.
+			# Requests the load completed whose X-Seq (wrk) is absent from
+			# the server side; h2load sends no X-Seq: server-side request
+			# records short of the requests completed.
 			python3 - "$f" "$reqs" <<'PY'
 import json, sys
 seen = set()
+count = 0
 with open(sys.argv[1], errors="replace") as f:
     for line in f:
         try:
@@ -374,10 +404,11 @@ with open(sys.argv[1], errors="replace") as f:
         except ValueError:
             continue
         if r.get("kind") == "http_request" and r.get("role") == "server":
+            count += 1
             for n, v in r.get("headers", []):
-                if n.lower() == "x-seq":
+                if n and n.lower() == "x-seq":
                     seen.add(v)
-print(max(0, int(sys.argv[2]) - len(seen)))
+print(max(0, int(sys.argv[2]) - (len(seen) if seen else count)))
 PY
 			rm -f "$f"
 		else
@@ -390,12 +421,19 @@ PY
 	esac
 }
 
-say "nginx on 127.0.0.1:$PORT (http) and :$TLS_PORT (https); wrk -t$THREADS -c$CONNS -d${DUR}s; $ROUNDS round(s)"
+say "nginx on 127.0.0.1:$PORT (http), :$TLS_PORT (https), :$H2_PORT (h2c), :$H2_TLS_PORT (h2); wrk -t$THREADS -c$CONNS -d${DUR}s (HTTP/2: h2load -m$H2_STREAMS); $ROUNDS round(s)"
 say "arms: $ARMS"
 say "raw outputs in $RESULTS"
 run_wrk "http://127.0.0.1:$PORT/index.html" 2 "$RESULTS/warmup.txt"
 [[ " $ARMS " == *" none-tls "* || " $ARMS " == *" tls "* ]] &&
 	run_wrk "https://127.0.0.1:$TLS_PORT/index.html" 2 "$RESULTS/warmup-tls.txt"
+for arm in $ARMS; do
+	if is_h2 "$arm"; then
+		run_h2load "http://127.0.0.1:$H2_PORT/index.html" 2 "$RESULTS/warmup-h2.txt"
+		run_h2load "https://127.0.0.1:$H2_TLS_PORT/index.html" 2 "$RESULTS/warmup-h2-tls.txt"
+		break
+	fi
+done
 
 ROWS="$RESULTS/rows.tsv" # round arm rps requests p99 cpu_s us_per_req rss_mib loss idle_pct
 : >"$ROWS"
@@ -408,7 +446,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		t0=0
 		[[ -n "$TRACER_PID" ]] && t0="$(cpu_ticks "$TRACER_PID")"
 		read -r j0 i0 < <(cpu_jiffies)
-		run_wrk "$(url_of "$arm")" "$DUR" "$RESULTS/$arm-$r.wrk"
+		if is_h2 "$arm"; then
+			run_h2load "$(url_of "$arm")" "$DUR" "$RESULTS/$arm-$r.wrk"
+		else
+			run_wrk "$(url_of "$arm")" "$DUR" "$RESULTS/$arm-$r.wrk"
+		fi
 		read -r j1 i1 < <(cpu_jiffies)
 		# Share of all CPUs' time nobody ran during the load.
 		idle="$(awk -v a="$j0" -v b="$j1" -v x="$i0" -v y="$i1" 'BEGIN { if (b > a) printf "%.1f", 100 * (y - x) / (b - a); else print "nan" }')"
@@ -425,7 +467,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			tc qdisc del dev lo clsact
 			TC_FLOOR=0
 		fi
-		read -r rps reqs p99 < <(parse_wrk "$RESULTS/$arm-$r.wrk")
+		if is_h2 "$arm"; then
+			read -r rps reqs p99 < <(parse_h2load "$RESULTS/$arm-$r.wrk")
+		else
+			read -r rps reqs p99 < <(parse_wrk "$RESULTS/$arm-$r.wrk")
+		fi
 		[[ "$cpu_s" != - ]] && us_req="$(awk -v c="$cpu_s" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n; else print "nan" }')"
 		loss="$(loss_of "$arm" "$r" "$reqs")"
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss" "$idle" >>"$ROWS"
@@ -449,6 +495,7 @@ for arm in $ARMS; do
 	printf '%-13s %10s %7s %10s %11s %8s %10s %6s\n' "$arm" "$rps" "$ratio" "$(col "$arm" 5 | median)" "${us:--}" "${rss:--}" "$loss" "$(col "$arm" 10 | median)"
 done
 echo
-echo "ratio: median req/s over the median of the arm's workload baseline (none: HTTP, none-huge: 4 MiB responses, none-tls: HTTPS);"
+echo "ratio: median req/s over the median of the arm's workload baseline (none: HTTP, none-huge: 4 MiB responses, none-tls: HTTPS, none-h2: h2c, none-h2-tls: h2 over TLS);"
+echo "p99: wrk's; h2load reports none (-)."
 echo "loss: sum over rounds (hdrtap: lost events, or with LOSS=1 missing X-Seq; packets: events lost; tcpdump: dropped by kernel)"
 echo "idle%: median share of all CPUs' time left idle during the load (/proc/stat): time the tracer made the workload wait"
