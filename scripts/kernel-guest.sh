@@ -80,6 +80,8 @@ cd /tmp || exit 1
 run_cell http http "http -q -d 2" -- "$TEST_http" --exact \
 	curl_ipv4_headers_on_both_sides curl_ipv6_headers_on_both_sides
 run_cell https https "http -q -d 2" -- "$TEST_tls" --exact curl_https_ipv4_both_sides
+run_cell http2 http "http -q -d 2" -- "$TEST_http2" --exact \
+	nghttp_h2c_every_header_both_sides grpc_unary_ok_and_error_with_metadata
 run_cell packets-tc packets-tc "packets -i lo -q -d 2" -- "$TEST_packets" --exact \
 	tc_hook_matches_tshark_field_by_field
 run_cell packets-xdp packets-xdp "packets --hook xdp -i lo -q -d 2" -- "$TEST_packets" --exact \

@@ -15,6 +15,7 @@ from pathlib import Path
 CELLS = [
     ("http", "http"),
     ("https", "https (OpenSSL)"),
+    ("http2", "http/2 + gRPC"),
     ("packets-tc", "packets: tc"),
     ("packets-xdp", "packets: xdp"),
     ("packets-socket", "packets: socket"),

@@ -378,6 +378,13 @@ fn frame_level_client_continuation_padding_huffman_table_size_never_indexed() {
         !cap.raw.contains("hunter2-secret"),
         "a never-indexed value leaked"
     );
+    // Each run ended its connection with a GOAWAY, seen at least as sent.
+    let goaways = cap
+        .stats()
+        .last()
+        .and_then(|s| s["http2_goaways"].as_u64())
+        .unwrap_or(0);
+    assert!(goaways >= runs.len() as u64, "{goaways} GOAWAYs counted");
 }
 
 /// A storm of streams opened and reset at once: every reset is on a record

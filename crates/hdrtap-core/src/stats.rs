@@ -48,6 +48,8 @@ pub struct Stats {
     pub http2_frame_errors: u64,
     pub header_block_floods: u64,
     pub streams_evicted: u64,
+    /// HTTP/2: GOAWAY frames (a peer ending its connection).
+    pub http2_goaways: u64,
 
     /// Events the kernel wrote to the ring buffer.
     pub kernel_events: u64,
@@ -129,6 +131,7 @@ impl Stats {
         self.http2_frame_errors = h2.frame_errors;
         self.header_block_floods = h2.block_floods;
         self.streams_evicted = h2.streams_evicted;
+        self.http2_goaways = h2.goaways;
     }
 
     /// The `{"kind":"stats", ...}` NDJSON object.
