@@ -117,7 +117,7 @@ fn export_and_compare(protocol: &str) {
         .unwrap()
         .starts_with("curl/"));
     let auth = a["http.request.header.authorization"][0].as_str().unwrap();
-    assert!(auth.starts_with("[REDACTED len="), "{auth}");
+    assert!(auth.starts_with("Bearer [REDACTED len="), "{auth}");
     assert_eq!(req["severity_text"], "INFO");
     assert_eq!(req["event_name"], "hdrtap.http");
     assert_eq!(req["resource"]["service.name"], "hdrtap");

@@ -83,10 +83,33 @@ impl Expect {
     }
 }
 
-/// Parse `[REDACTED len=N hash=HEX16]` into (N, HEX16).
+/// Parse `[REDACTED len=N hash=HEX16]` into (N, HEX16). An Authorization
+/// marker keeps the scheme in front (`Bearer [REDACTED len=N ...]`, N of the
+/// credentials): the length returned is then the whole value's.
 pub fn parse_marker(v: &str) -> Option<(usize, String)> {
-    let rest = v.strip_prefix("[REDACTED len=")?.strip_suffix(']')?;
+    let at = v.find("[REDACTED len=")?;
+    let prefix = &v[..at];
+    let scheme_ok = prefix.is_empty()
+        || (prefix.ends_with([' ', '\t'])
+            && prefix
+                .trim()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !prefix.trim().is_empty());
+    if !scheme_ok {
+        return None;
+    }
+    let rest = v[at..].strip_prefix("[REDACTED len=")?.strip_suffix(']')?;
     let (len, hash) = rest.split_once(" hash=")?;
+    let len: usize = len.parse().ok()?;
+    (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| (at + len, hash.to_string()))
+}
+
+/// Parse the URL-safe marker `REDACTED_lenN_HEX16` into (N, HEX16).
+pub fn parse_url_marker(v: &str) -> Option<(usize, String)> {
+    let rest = v.strip_prefix("REDACTED_len")?;
+    let (len, hash) = rest.split_once('_')?;
     let len = len.parse().ok()?;
     (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| (len, hash.to_string()))
@@ -115,7 +138,11 @@ pub fn compare_headers(
             continue;
         }
         if exp.is_redacted(wn) {
+            let kept = gv.find("[REDACTED").map_or("", |i| &gv[..i]);
             match parse_marker(gv) {
+                Some(_) if !wv.starts_with(kept) => problems.push(format!(
+                    "header #{i} {wn}: marker {gv:?} keeps {kept:?}, the value does not start so"
+                )),
                 Some((len, _)) if len == wv.len() => {}
                 Some((len, _)) => problems.push(format!(
                     "header #{i} {wn}: marker says len={len}, the value has {} bytes",

@@ -75,6 +75,19 @@ mod tests {
         );
         assert_eq!(parse_marker("Bearer x"), None);
         assert_eq!(parse_marker("[REDACTED len=16 hash=0123]"), None);
+        // A kept scheme counts in the length.
+        assert_eq!(
+            parse_marker("Bearer [REDACTED len=9 hash=0123456789abcdef]"),
+            Some((16, "0123456789abcdef".into()))
+        );
+        assert_eq!(
+            parse_marker("x=y [REDACTED len=9 hash=0123456789abcdef]"),
+            None
+        );
+        assert_eq!(
+            parse_url_marker("REDACTED_len6_0123456789abcdef"),
+            Some((6, "0123456789abcdef".into()))
+        );
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub const HUGE_BYTES: u64 = 4 << 20;
 /// Body of `/setcookie`'s Set-Cookie header.
 pub const SET_COOKIE_VALUE: &str = "sid=topsecret456; Path=/; HttpOnly";
 
+/// Secrets `/oauth-redirect` sends back: in Location's query (an OAuth
+/// authorization code and state), Content-Location's and Refresh's URLs.
+pub const OAUTH_CODE: &str = "oauth-code-s3cr3t";
+pub const OAUTH_STATE: &str = "oauth-state-s3cr3t";
+pub const OAUTH_CONTENT_KEY: &str = "content-key-s3cr3t";
+pub const OAUTH_REFRESH_TOKEN: &str = "refresh-tok-s3cr3t";
+
 impl Nginx {
     pub fn start() -> Nginx {
         Self::start_with(false, false)
@@ -212,6 +219,11 @@ http {{
             alias {p}/www/chunked.html;
         }}
         location = /status/404 {{ return 404; }}
+        location = /oauth-redirect {{
+            add_header Content-Location "/cb?key={OAUTH_CONTENT_KEY}" always;
+            add_header Refresh "0; url=/next?token={OAUTH_REFRESH_TOKEN}" always;
+            return 302 "http://127.0.0.1/cb?code={OAUTH_CODE}&state={OAUTH_STATE}";
+        }}
         location = /setcookie {{
             {echo}
             add_header Set-Cookie "{SET_COOKIE_VALUE}" always;

@@ -1,7 +1,7 @@
 //! What the sink framework adds per record on the capture thread, next to
 //! the path before it (decode, track, redact, JSON into a buffer):
 //!
-//! * `cli`: + per-run id, the security rules (before redaction), one `Arc`
+//! * `cli`: + per-run id, redaction, the security rules, one `Arc`
 //!   per record, JSON through `sink::Record` — what `hdrtap http` does now;
 //! * `fanout`: + id, rules, `Arc`, and `Fanout::send` to a file sink on its
 //!   own thread (writing `/dev/null`): the capture thread's share in
@@ -96,7 +96,7 @@ fn sinks(c: &mut Criterion) {
     });
 
     let mut rules = Rules::new(RulesConfig::default());
-    g.bench_function("cli_id_rules_redact_arc_json", |b| {
+    g.bench_function("cli_id_redact_rules_arc_json", |b| {
         b.iter_batched(
             || (recs.clone(), Vec::with_capacity(1 << 20)),
             |(recs, mut out)| {
@@ -104,8 +104,8 @@ fn sinks(c: &mut Criterion) {
                 let mut batch = Vec::with_capacity(recs.len());
                 for (i, mut rec) in recs.into_iter().enumerate() {
                     rec.id = i as u64 + 1;
-                    rules.check(&rec, &mut alerts);
                     redactor.apply(&mut rec);
+                    rules.check(&rec, &mut alerts);
                     batch.push(Record::Http(Arc::new(rec)));
                 }
                 for r in &batch {
@@ -148,8 +148,8 @@ fn sinks(c: &mut Criterion) {
                 let mut batch = Vec::with_capacity(1024);
                 for (i, mut rec) in recs.into_iter().enumerate() {
                     rec.id = i as u64 + 1;
-                    rules.check(&rec, &mut alerts);
                     redactor.apply(&mut rec);
+                    rules.check(&rec, &mut alerts);
                     batch.push(Record::Http(Arc::new(rec)));
                     if batch.len() == 1024 {
                         fanout.send(batch.drain(..).collect());

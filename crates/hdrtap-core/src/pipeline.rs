@@ -5,9 +5,9 @@
 //! outputs, signals).
 //!
 //! HTTP: decode ([`hdrtap_abi::decode`]) → connection → protocol
-//! ([`HttpTracker`]: HTTP/1 or HTTP/2) → records → per-run id → security
-//! rules (they read the record before redaction; alerts never quote a
-//! secret) → redaction → sinks, each alert right after its record.
+//! ([`HttpTracker`]: HTTP/1 or HTTP/2) → records → per-run id → redaction
+//! ([`Redactor::apply`]: nothing after it sees a secret) → security rules
+//! (on the redacted record) → sinks, each alert right after its record.
 //!
 //! Packets: decode ([`hdrtap_abi::decode_packet`]) → record
 //! ([`crate::packet::decode_event`], with the interface's name) → id → sinks.
@@ -93,16 +93,18 @@ impl HttpPipeline {
     }
 
     /// The records finished since the last call, in order, each with its
-    /// id, checked by the rules, redacted, and followed by its alerts.
+    /// id, redacted, checked by the rules, and followed by its alerts.
     pub fn drain(&mut self, out: &mut Vec<Record>) {
         for mut shared in self.records.drain(..) {
             // The tracker's Arc is the only one yet: make_mut never clones.
             let rec = Arc::make_mut(&mut shared);
             rec.id = self.ids.next();
+            // First: every later stage, the rules included, and every
+            // output sees only the redacted record.
+            self.redactor.apply(rec);
             if let Some(rules) = &mut self.rules {
                 rules.check(rec, &mut self.alerts);
             }
-            self.redactor.apply(rec);
             out.push(Record::Http(shared));
             for mut alert in self.alerts.drain(..) {
                 alert.id = self.ids.next();

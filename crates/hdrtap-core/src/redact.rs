@@ -1,10 +1,24 @@
-//! Redaction of secret header values, on by default.
+//! Redaction of secrets, on by default, in one place: the pipeline runs
+//! [`Redactor::apply`] on every record before anything else reads it (the
+//! security rules, every sink, every metric label, every log line).
 //!
-//! A redacted value becomes `[REDACTED len=N hash=H]`: N is the value's
-//! length in bytes and H the first 64 bits of a BLAKE3 keyed hash under a key
-//! drawn at random for each run. Equal secrets give equal markers within a
-//! run (so a token's reuse can be followed) and nothing that can be compared
-//! across runs or brute-forced offline without the key.
+//! * Secret headers (Authorization, Cookie, ... and `--redact NAME`): the
+//!   value becomes `[REDACTED len=N hash=H]`, N its length in bytes and H
+//!   the first 64 bits of a BLAKE3 keyed hash under a key drawn at random
+//!   for each run. Equal secrets give equal markers within a run (so a
+//!   token's reuse can be followed) and nothing that can be compared across
+//!   runs or brute-forced offline without the key. Authorization and
+//!   Proxy-Authorization keep a well-known scheme in front:
+//!   `Bearer [REDACTED len=N hash=H]`, N and H of the credentials.
+//! * Secret query parameters (`access_token`, `code`, `X-Amz-Signature`, ...
+//!   and `--redact-param NAME`), in the request target, the request a
+//!   response names, HTTP/2's `:path`, and the URLs in Referer, Location,
+//!   Content-Location and Refresh: the value becomes the URL-safe
+//!   `REDACTED_lenN_H`. Userinfo (`user:pass@`) in those URLs, in Host and in
+//!   `:authority` becomes the same marker.
+//! * Fields derived from a header follow it: a redacted Host (or
+//!   `:authority`) redacts the host metrics are labelled with, a redacted
+//!   `grpc-message` the decoded gRPC message.
 use crate::headers::mark;
 use crate::record::HttpRecord;
 
@@ -18,11 +32,90 @@ pub const DEFAULT_REDACTED: &[&str] = &[
     "x-auth-token",
 ];
 
-/// Replaces the values of secret headers with keyed-hash markers.
+/// Query parameters whose values are redacted unless `--no-redact` (or
+/// `--no-redact-param NAME`): the usual places credentials travel in URLs
+/// (OAuth, cloud-storage signed URLs, API keys).
+pub const DEFAULT_REDACTED_PARAMS: &[&str] = &[
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "token",
+    "code",
+    "state",
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+    "awsaccesskeyid",
+    "api_key",
+    "apikey",
+    "key",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "client_secret",
+    "session",
+    "sessionid",
+    "jwt",
+    "auth",
+];
+
+/// Authorization schemes kept in front of the marker (and named by the
+/// cleartext-credentials rule); any other first word may be the secret.
+const AUTH_SCHEMES: &[&str] = &[
+    "Basic",
+    "Bearer",
+    "Digest",
+    "Negotiate",
+    "NTLM",
+    "AWS4-HMAC-SHA256",
+    "Token",
+    "HOBA",
+    "Mutual",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "vapid",
+    "ApiKey",
+];
+
+/// The scheme of an Authorization value when it is a well-known one and
+/// something follows it, else None (a lone word is the secret itself).
+/// Works on a redacted value too (`Bearer [REDACTED ...]`).
+pub fn auth_scheme(value: &str) -> Option<&'static str> {
+    let first = value.trim_start().split([' ', '\t']).next().unwrap_or("");
+    let has_rest = value.trim().len() > first.len();
+    AUTH_SCHEMES
+        .iter()
+        .find(|s| has_rest && s.eq_ignore_ascii_case(first))
+        .copied()
+}
+
+/// The length of the value a redacted header value stood for, read back
+/// from its marker (`[REDACTED len=N ...]`, after a kept scheme); None when
+/// `value` is not a marker.
+pub fn original_len(value: &str) -> Option<usize> {
+    const OPEN: &str = "[REDACTED len=";
+    if !value.ends_with(']') {
+        return None;
+    }
+    let at = value.find(OPEN)?;
+    let digits = value.get(at + OPEN.len()..)?;
+    let end = digits.find(' ')?;
+    let n: usize = digits.get(..end)?.parse().ok()?;
+    Some(at + n)
+}
+
+/// Replaces secret values with keyed-hash markers.
 #[derive(Clone)]
 pub struct Redactor {
     key: [u8; 32],
     names: Vec<String>,
+    /// Query parameter names whose values are redacted (lower case).
+    params: Vec<String>,
     /// Also redact HTTP/2 fields the sender encoded "never indexed" (its
     /// mark for sensitive values, RFC 7541 §7.1.3), whatever their name.
     never_indexed: bool,
@@ -40,13 +133,43 @@ impl std::fmt::Debug for Redactor {
         // Never print the key.
         f.debug_struct("Redactor")
             .field("names", &self.names)
+            .field("params", &self.params)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a header's value is, for redaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UrlKind {
+    /// Not a URL.
+    None,
+    /// A URL or request target (Referer, Location, Content-Location, `:path`).
+    Url,
+    /// Refresh: `5; url=...`.
+    Refresh,
+    /// Host or `:authority`: only userinfo can be secret.
+    Host,
+}
+
+fn url_kind(name: &str) -> UrlKind {
+    // By length first: this runs on every header of every record.
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        4 if is("host") => UrlKind::Host,
+        10 if name == ":authority" => UrlKind::Host,
+        5 if name == ":path" => UrlKind::Url,
+        7 if is("refresh") => UrlKind::Refresh,
+        7 if is("referer") => UrlKind::Url,
+        8 if is("location") => UrlKind::Url,
+        16 if is("content-location") => UrlKind::Url,
+        _ => UrlKind::None,
     }
 }
 
 impl Redactor {
     /// A redactor for `names` (matched case-insensitively) with a fresh
-    /// random key. Empty `names` redacts nothing.
+    /// random key. Empty `names` redacts no header; no query parameter
+    /// is redacted until [`Redactor::with_params`].
     pub fn new<I, S>(names: I) -> Result<Self, getrandom::Error>
     where
         I: IntoIterator<Item = S>,
@@ -78,6 +201,7 @@ impl Redactor {
         Redactor {
             key,
             names,
+            params: Vec::new(),
             ends,
             never_indexed: false,
         }
@@ -89,24 +213,71 @@ impl Redactor {
         self
     }
 
+    /// Redact the values of these query parameters (case-insensitive).
+    pub fn with_params<I, S>(mut self, params: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.params = params
+            .into_iter()
+            .map(|n| n.as_ref().trim().to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        self.params.sort();
+        self.params.dedup();
+        self
+    }
+
     /// Whether never-indexed fields are redacted.
     pub fn redacts_never_indexed(&self) -> bool {
         self.never_indexed
     }
 
-    /// The default list plus `extra`; with `no_defaults` (`--no-redact`),
-    /// only the headers named in `extra`.
+    /// The default lists plus `extra` headers; with `no_defaults`
+    /// (`--no-redact`), only the headers named in `extra` (and no query
+    /// parameter: see [`Redactor::from_params`]).
     pub fn from_options(no_defaults: bool, extra: &[String]) -> Result<Self, getrandom::Error> {
-        if no_defaults {
-            return Redactor::new(extra);
-        }
-        Ok(Redactor::new(
+        Self::from_params(no_defaults, extra, &[], &[])
+    }
+
+    /// [`Redactor::from_options`], and the query parameters: the default
+    /// list (unless `no_defaults`) plus `add` (`--redact-param`) minus
+    /// `remove` (`--no-redact-param`).
+    pub fn from_params(
+        no_defaults: bool,
+        extra: &[String],
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Self, getrandom::Error> {
+        let defaults = if no_defaults {
+            &[][..]
+        } else {
+            DEFAULT_REDACTED_PARAMS
+        };
+        let params: Vec<String> = defaults
+            .iter()
+            .map(|s| s.to_string())
+            .chain(add.iter().cloned())
+            .filter(|p| {
+                !remove
+                    .iter()
+                    .any(|r| r.trim().eq_ignore_ascii_case(p.trim()))
+            })
+            .collect();
+        let headers = if no_defaults {
+            &[][..]
+        } else {
             DEFAULT_REDACTED
+        };
+        Ok(Redactor::new(
+            headers
                 .iter()
                 .map(|s| s.to_string())
                 .chain(extra.iter().cloned()),
         )?
-        .with_never_indexed(true))
+        .with_never_indexed(!no_defaults)
+        .with_params(params))
     }
 
     /// Header names redacted (lower case).
@@ -114,47 +285,285 @@ impl Redactor {
         &self.names
     }
 
+    /// Query parameter names redacted (lower case).
+    pub fn params(&self) -> &[String] {
+        &self.params
+    }
+
     /// Whether `name` is redacted.
     pub fn covers(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        self.maybe(name.as_bytes()) && self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether query parameter `name` (as sent: percent-encoded) is redacted.
+    fn covers_param(&self, name: &str) -> bool {
+        if self.params.is_empty() {
+            return false;
+        }
+        if !name.contains('%') {
+            return self.params.iter().any(|p| p.eq_ignore_ascii_case(name));
+        }
+        let decoded = percent_decode(name);
+        self.params
+            .iter()
+            .any(|p| p.as_bytes().eq_ignore_ascii_case(&decoded))
+    }
+
+    /// The first 8 bytes of `value`'s keyed hash, in hex.
+    fn hash_hex(&self, value: &str, out: &mut String) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let h = blake3::keyed_hash(&self.key, value.as_bytes());
+        for &b in h.as_bytes().iter().take(8) {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
     }
 
     /// The marker that stands for `value`:
     /// `[REDACTED len=N hash=<first 8 bytes of the keyed hash, hex>]`.
     pub fn marker(&self, value: &str) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let h = blake3::keyed_hash(&self.key, value.as_bytes());
         // Built by hand: format! with sixteen `{:02x}` cost more than the
         // hash itself (callgrind: ~4,000 instructions per marker).
         let mut s = String::with_capacity(48);
         s.push_str("[REDACTED len=");
         s.push_str(itoa::Buffer::new().format(value.len()));
         s.push_str(" hash=");
-        for &b in h.as_bytes().iter().take(8) {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
-        }
+        self.hash_hex(value, &mut s);
         s.push(']');
         s
     }
 
-    /// Redact every covered header of `rec` in place. Returns how many values
-    /// were replaced.
+    /// The URL-safe marker for a query value or userinfo:
+    /// `REDACTED_len<N>_<hash>` (the same hash as [`Redactor::marker`]).
+    pub fn url_marker(&self, value: &str) -> String {
+        let mut s = String::with_capacity(40);
+        s.push_str("REDACTED_len");
+        s.push_str(itoa::Buffer::new().format(value.len()));
+        s.push('_');
+        self.hash_hex(value, &mut s);
+        s
+    }
+
+    /// The marker for a secret header's value: Authorization and
+    /// Proxy-Authorization keep a well-known scheme (and the whitespace
+    /// after it) in front, with N and H of the credentials.
+    fn header_marker(&self, name: &str, value: &str) -> String {
+        let auth = name.eq_ignore_ascii_case("authorization")
+            || name.eq_ignore_ascii_case("proxy-authorization");
+        if auth && auth_scheme(value).is_some() {
+            let lead = value.len() - value.trim_start().len();
+            let after = value
+                .get(lead..)
+                .and_then(|v| v.find([' ', '\t']).map(|i| lead + i))
+                .unwrap_or(value.len());
+            let rest = value.get(after..).unwrap_or_default();
+            let creds_at = after + (rest.len() - rest.trim_start().len());
+            if let (Some(prefix), Some(creds)) = (value.get(..creds_at), value.get(creds_at..)) {
+                let mut s = String::with_capacity(prefix.len() + 48);
+                s.push_str(prefix);
+                s.push_str(&self.marker(creds));
+                return s;
+            }
+        }
+        self.marker(value)
+    }
+
+    /// `url` with the values of secret query (and fragment) parameters and
+    /// any userinfo replaced by URL-safe markers; None when nothing was.
+    /// Takes absolute URLs, `//authority` references and request targets
+    /// alike.
+    pub fn url(&self, url: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        // Userinfo: between `//` (at the start or after `scheme:`) and the
+        // last `@` of the authority.
+        let auth_start = if url.starts_with("//") {
+            Some(2)
+        } else {
+            url.find("://")
+                .filter(|&i| {
+                    i > 0
+                        && url
+                            .bytes()
+                            .take(i)
+                            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                })
+                .map(|i| i + 3)
+        };
+        let mut done = 0;
+        if let Some(start) = auth_start {
+            let rest = url.get(start..).unwrap_or_default();
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            if let Some(at) = rest.get(..end).and_then(|a| a.rfind('@')) {
+                let info = rest.get(..at).unwrap_or_default();
+                let o = out.get_or_insert_with(|| String::with_capacity(url.len() + 32));
+                o.push_str(url.get(..start).unwrap_or_default());
+                o.push_str(&self.url_marker(info));
+                done = start + at;
+            }
+        }
+        // Query and fragment parameters (OAuth's implicit flow puts tokens
+        // in the fragment).
+        if !self.params.is_empty() {
+            if let Some(q) = url.get(done..).and_then(|r| r.find(['?', '#'])) {
+                let qstart = done + q + 1;
+                let mut pos = qstart;
+                while pos <= url.len() {
+                    let seg_end = url
+                        .get(pos..)
+                        .and_then(|r| r.find(['&', ';', '#']))
+                        .map_or(url.len(), |i| pos + i);
+                    let seg = url.get(pos..seg_end).unwrap_or_default();
+                    if let Some(eq) = seg.find('=') {
+                        let (name, value) = (
+                            seg.get(..eq).unwrap_or_default(),
+                            seg.get(eq + 1..).unwrap_or_default(),
+                        );
+                        if !value.is_empty() && self.covers_param(name) {
+                            let o =
+                                out.get_or_insert_with(|| String::with_capacity(url.len() + 32));
+                            o.push_str(url.get(done..pos + eq + 1).unwrap_or_default());
+                            o.push_str(&self.url_marker(value));
+                            done = seg_end;
+                        }
+                    }
+                    if seg_end >= url.len() {
+                        break;
+                    }
+                    // Past the separator (a `#` starts the fragment's list).
+                    pos = seg_end + 1;
+                }
+            }
+        }
+        let mut o = out?;
+        o.push_str(url.get(done..).unwrap_or_default());
+        Some(o)
+    }
+
+    /// A Host or `:authority` value with its userinfo replaced; None when
+    /// it has none.
+    fn host(&self, host: &str) -> Option<String> {
+        let at = host.rfind('@')?;
+        let mut o = self.url_marker(host.get(..at).unwrap_or_default());
+        o.push_str(host.get(at..).unwrap_or_default());
+        Some(o)
+    }
+
+    /// Refresh's `url=` part redacted.
+    fn refresh(&self, value: &str) -> Option<String> {
+        let lower = value.to_ascii_lowercase();
+        let i = lower.find("url=")? + 4;
+        let url = value.get(i..)?;
+        let (q, inner) = match url.as_bytes().first() {
+            Some(&c @ (b'"' | b'\'')) => (Some(c), url.get(1..)?),
+            _ => (None, url),
+        };
+        let inner = match q {
+            Some(c) => inner.get(..inner.find(char::from(c)).unwrap_or(inner.len()))?,
+            None => inner,
+        };
+        let red = self.url(inner)?;
+        let start = i + usize::from(q.is_some());
+        let mut o = String::with_capacity(value.len() + 32);
+        o.push_str(value.get(..start)?);
+        o.push_str(&red);
+        o.push_str(value.get(start + inner.len()..)?);
+        Some(o)
+    }
+
+    /// Whether a header might need a change (cheap: most records have none).
+    fn header_needs(&self, name: &str, value: &str, m: u8) -> bool {
+        (self.never_indexed && m & mark::NEVER_INDEXED != 0 && m & mark::VALUE_UNKNOWN == 0)
+            || self.covers(name)
+            || match url_kind(name) {
+                UrlKind::None => false,
+                UrlKind::Host => value.contains('@'),
+                UrlKind::Url | UrlKind::Refresh => value.contains(['?', '#', '@']),
+            }
+    }
+
+    /// The new value of one header line, if it changes.
+    fn header(&self, name: &str, value: &str, m: u8) -> Option<String> {
+        if m & mark::VALUE_UNKNOWN != 0 {
+            // Unknown stays unknown (HTTP/2 joined mid-stream).
+            return None;
+        }
+        if (self.never_indexed && m & mark::NEVER_INDEXED != 0) || self.covers(name) {
+            return Some(self.header_marker(name, value));
+        }
+        match url_kind(name) {
+            UrlKind::None => None,
+            UrlKind::Host => self.host(value),
+            UrlKind::Url => self.url(value),
+            UrlKind::Refresh => self.refresh(value),
+        }
+    }
+
+    /// Redact `rec` in place: secret headers, secret query parameters and
+    /// userinfo wherever a URL or host is written, and the fields derived
+    /// from redacted headers. Returns how many values were replaced.
     pub fn apply(&self, rec: &mut HttpRecord) -> usize {
-        let marked = self.never_indexed && rec.headers.any_marks();
-        if self.names.is_empty() && !marked {
-            return 0;
-        }
+        let mut n = 0;
         // The usual record has no secret: one pass that changes nothing.
-        if !marked && !rec.headers.iter_bytes().any(|(name, _)| self.maybe(name)) {
-            return 0;
+        if rec
+            .headers
+            .iter()
+            .enumerate()
+            .any(|(i, (name, value))| self.header_needs(name, value, rec.headers.marks(i)))
+        {
+            n += rec
+                .headers
+                .replace_values_marked(|name, value, m| self.header(name, value, m));
         }
-        rec.headers.replace_values_marked(|name, value, m| {
-            let never =
-                self.never_indexed && m & mark::NEVER_INDEXED != 0 && m & mark::VALUE_UNKNOWN == 0;
-            (never || (self.maybe(name.as_bytes()) && self.covers(name)))
-                .then(|| self.marker(value))
-        })
+        if let Some(t) = rec
+            .target
+            .as_deref()
+            .filter(|t| t.contains(['?', '#', '@']))
+        {
+            if let Some(new) = self.url(t) {
+                rec.target = Some(new.into());
+                n += 1;
+            }
+        }
+        let host_secret = self.covers("host");
+        if let Some(q) = rec.request.as_mut() {
+            if q.target.contains(['?', '#', '@']) {
+                if let Some(new) = self.url(&q.target) {
+                    q.target = new.into();
+                    n += 1;
+                }
+            }
+            if let Some(h) = q.host.as_deref() {
+                let new = if host_secret {
+                    Some(self.marker(h))
+                } else {
+                    self.host(h)
+                };
+                if let Some(new) = new {
+                    q.host = Some(new.into());
+                    n += 1;
+                }
+            }
+        }
+        if let Some(h2) = rec.h2.as_deref_mut() {
+            if let Some(a) = h2.authority.as_deref() {
+                let new = if host_secret || self.covers(":authority") {
+                    Some(self.marker(a))
+                } else {
+                    self.host(a)
+                };
+                if let Some(new) = new {
+                    h2.authority = Some(new.into());
+                    n += 1;
+                }
+            }
+            if let Some(msg) = h2.grpc_message.as_deref() {
+                if self.covers("grpc-message") {
+                    h2.grpc_message = Some(self.marker(msg));
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// False when `name` is certainly not redacted (see `ends`).
@@ -164,6 +573,26 @@ impl Redactor {
         };
         e & last_bit(last) != 0
     }
+}
+
+/// `%XX` decoded (a malformed escape is kept as is).
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let hex = |k: usize| b.get(k).and_then(|&h| char::from(h).to_digit(16));
+        if c == b'%' {
+            if let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 /// A name's last byte as a bit: letters of either case alike (OR 0x20),
@@ -192,18 +621,28 @@ mod tests {
         assert_eq!(r.apply(&mut rec), 6);
         for (name, value) in rec.headers.iter().take(6) {
             assert!(
-                value.starts_with("[REDACTED len="),
+                value.contains("[REDACTED len=") && value.ends_with(']'),
                 "{name} not redacted: {value}"
             );
             assert!(!value.contains("secret"));
         }
         assert_eq!(rec.headers.get(6), Some(("Host", "example")));
+        // A well-known scheme stays in front; N and H are the credentials'.
+        let auth = rec.headers.get(0).unwrap().1;
+        assert!(auth.starts_with("Bearer [REDACTED len=6 hash="), "{auth}");
+        assert_eq!(original_len(auth), Some("Bearer secret".len()));
         assert!(rec
             .headers
-            .get(0)
+            .get(5)
             .unwrap()
             .1
-            .starts_with("[REDACTED len=13 hash="));
+            .starts_with("Basic [REDACTED len=1 hash="));
+        assert!(rec
+            .headers
+            .get(1)
+            .unwrap()
+            .1
+            .starts_with("[REDACTED len=3 "));
     }
 
     #[test]
@@ -307,6 +746,155 @@ mod tests {
         let mut rec = record(&[("Authorization", "a"), ("X-Custom", "c")]);
         assert_eq!(only.apply(&mut rec), 1);
         assert_eq!(rec.headers.get(0), Some(("Authorization", "a")));
+    }
+
+    fn defaults() -> Redactor {
+        Redactor::from_params(false, &[], &[], &[]).unwrap()
+    }
+
+    /// `s` with every URL-safe marker replaced by `R`.
+    fn shape(s: &str) -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("REDACTED_len") {
+            out.push_str(&rest[..i]);
+            out.push('R');
+            let tail = &rest[i + "REDACTED_len".len()..];
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            rest = &tail[digits + 1 + 16..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn secret_query_parameters_in_targets() {
+        let r = defaults();
+        let t = "/api?access_token=abc123&page=2&SIG=zz&X-Amz-Signature=f00&empty=&code=";
+        let red = r.url(t).unwrap();
+        assert_eq!(
+            shape(&red),
+            "/api?access_token=R&page=2&SIG=R&X-Amz-Signature=R&empty=&code="
+        );
+        for secret in ["abc123", "zz", "f00"] {
+            assert!(!red.contains(secret), "{red}");
+        }
+        // URL-safe: nothing that needs escaping in a query.
+        assert!(red
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/?&=_-".contains(&b)));
+        // The same value gives the same marker, and says its length.
+        let again = r.url("/x?token=abc123").unwrap();
+        assert!(red.contains(&again["/x?token=".len()..]));
+        assert!(again.ends_with(&r.url_marker("abc123")));
+        assert!(r.url_marker("abc123").starts_with("REDACTED_len6_"));
+        // Percent-encoded names, `;` separators and fragments.
+        assert_eq!(
+            shape(&r.url("/p?access%5Ftoken=x;key=y#id_token=z&v=1").unwrap()),
+            "/p?access%5Ftoken=R;key=R#id_token=R&v=1"
+        );
+        // Nothing secret: nothing changes, no allocation.
+        assert_eq!(r.url("/a?page=1&q=token"), None);
+        assert_eq!(r.url("/plain"), None);
+        // No parameter list (--no-redact): only userinfo.
+        let off = Redactor::from_params(true, &[], &[], &[]).unwrap();
+        assert_eq!(off.url("/a?token=1"), None);
+    }
+
+    #[test]
+    fn param_list_can_grow_and_shrink() {
+        let r = Redactor::from_params(false, &[], &["Ticket".to_string()], &["CODE".to_string()])
+            .unwrap();
+        assert_eq!(
+            shape(&r.url("/?ticket=1&code=2").unwrap()),
+            "/?ticket=R&code=2"
+        );
+        assert!(!r.params().contains(&"code".to_string()));
+        // --no-redact --redact-param X: only X.
+        let only = Redactor::from_params(true, &[], &["ticket".to_string()], &[]).unwrap();
+        assert_eq!(
+            shape(&only.url("/?ticket=1&token=2").unwrap()),
+            "/?ticket=R&token=2"
+        );
+    }
+
+    #[test]
+    fn userinfo_in_urls_and_hosts() {
+        let r = defaults();
+        assert_eq!(
+            shape(&r.url("https://user:pa55@svc.example/x?ok=1").unwrap()),
+            "https://R@svc.example/x?ok=1"
+        );
+        assert_eq!(shape(&r.url("//u:p@h/").unwrap()), "//R@h/");
+        // An `@` in the path is not userinfo.
+        assert_eq!(r.url("https://h/a@b"), None);
+        assert_eq!(shape(&r.host("user:pass@svc").unwrap()), "R@svc");
+        assert_eq!(r.host("svc:8080"), None);
+    }
+
+    #[test]
+    fn urls_in_headers_targets_and_derived_fields() {
+        let r = defaults();
+        let mut rec = record(&[
+            ("Host", "user:pass@svc"),
+            ("Referer", "https://app/?token=reftok"),
+            ("Location", "https://app/cb?code=oauthcode&state=st"),
+            ("Content-Location", "/c?key=ckey"),
+            ("Refresh", "5; url=\"/r?sig=rsig\""),
+            ("X-Other", "https://app/?token=kept"),
+        ]);
+        rec.target = Some("/api?access_token=tgt&x=1".into());
+        rec.request = Some(crate::record::RequestRef {
+            method: "GET".into(),
+            target: "/api?access_token=tgt".into(),
+            host: Some("user:pass@svc".into()),
+        });
+        let n = r.apply(&mut rec);
+        assert_eq!(n, 8);
+        let json = format!("{:?}", rec);
+        for secret in ["pass", "reftok", "oauthcode", "ckey", "rsig", "tgt"] {
+            assert!(!json.contains(secret), "{secret} in {json}");
+        }
+        assert!(json.contains("kept"), "a header that is not a URL header");
+        assert_eq!(shape(rec.headers.get(0).unwrap().1), "R@svc");
+        assert_eq!(shape(rec.headers.get(4).unwrap().1), "5; url=\"/r?sig=R\"");
+        // --redact host: the host metrics are labelled with follows it.
+        let r = Redactor::from_params(false, &["host".to_string()], &[], &[]).unwrap();
+        let mut rec = record(&[("Host", "internal.example")]);
+        rec.request = Some(crate::record::RequestRef {
+            method: "GET".into(),
+            target: "/".into(),
+            host: Some("internal.example".into()),
+        });
+        rec.h2 = Some(Box::new(crate::record::H2Info {
+            authority: Some("internal.example".into()),
+            grpc_message: Some("m".into()),
+            ..Default::default()
+        }));
+        assert_eq!(r.apply(&mut rec), 3);
+        assert!(!format!("{rec:?}").contains("internal.example"));
+        // --redact grpc-message: the decoded message too.
+        let r = Redactor::from_params(false, &["grpc-message".to_string()], &[], &[]).unwrap();
+        let mut rec = record(&[("grpc-message", "user%20secret")]);
+        rec.h2 = Some(Box::new(crate::record::H2Info {
+            grpc_message: Some("user secret".into()),
+            ..Default::default()
+        }));
+        assert_eq!(r.apply(&mut rec), 2);
+        assert!(!format!("{rec:?}").contains("secret"));
+    }
+
+    #[test]
+    fn original_len_reads_markers_only() {
+        let r = defaults();
+        assert_eq!(original_len(&r.marker("abcd")), Some(4));
+        assert_eq!(original_len("[REDACTED len=x hash=1]"), None);
+        assert_eq!(original_len("plain]"), None);
+        assert_eq!(
+            auth_scheme("Bearer [REDACTED len=3 hash=00]"),
+            Some("Bearer")
+        );
+        assert_eq!(auth_scheme("Bearer"), None, "a lone word is the secret");
     }
 
     #[test]

@@ -43,7 +43,8 @@ EXAMPLES:
   hdrtap http --comm nginx --comm curl # only these processes
   hdrtap http --pid 1234 --duration 30 # one process, for 30 seconds
   hdrtap http --redact X-Session       # also redact X-Session values
-  hdrtap http --no-redact              # show secrets (Authorization, Cookie, ...) in clear
+  hdrtap http --redact-param ticket    # also redact ?ticket=... in URLs
+  hdrtap http --no-redact              # show secrets (Authorization, Cookie, ?token=, ...) in clear
   hdrtap http --no-tls                 # plaintext HTTP only, no OpenSSL uprobes
   hdrtap doctor --tls                  # which processes' HTTPS hdrtap can show, and why not
 
@@ -53,7 +54,10 @@ each library file found in running processes and in processes started later.
 
 Secret headers (Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
 X-Auth-Token) are redacted by default to [REDACTED len=N hash=H]; H is a keyed hash
-with a random key per run, so equal values match within one run only.
+with a random key per run, so equal values match within one run only. So are secret
+query parameters (access_token, code, sig, X-Amz-Signature, ...; see docs/SCHEMA.md)
+and user:pass@ in every target, Host and URL (Referer, Location, ...), as
+REDACTED_lenN_H. Redaction comes first: alerts, metrics and sinks never see a secret.
 On SIGINT/SIGTERM hdrtap flushes its output and prints a summary, including every
 event lost, to stderr.";
 
@@ -82,13 +86,22 @@ pub struct HttpArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
 
-    /// Do not redact the default secret headers (headers named with --redact still are).
+    /// Do not redact the default secret headers and query parameters (those named with
+    /// --redact and --redact-param still are).
     #[arg(long)]
     pub no_redact: bool,
 
     /// Also redact the values of this header (case-insensitive, repeatable).
     #[arg(long = "redact", value_name = "HEADER", value_parser = parse_header_name)]
     pub redact: Vec<String>,
+
+    /// Also redact the values of this query parameter in URLs (case-insensitive, repeatable).
+    #[arg(long = "redact-param", value_name = "NAME", value_parser = parse_param_name)]
+    pub redact_params: Vec<String>,
+
+    /// Do not redact this query parameter of the default list (repeatable).
+    #[arg(long = "no-redact-param", value_name = "NAME", value_parser = parse_param_name)]
+    pub no_redact_params: Vec<String>,
 
     /// Stop after SECS seconds, flushing output and printing the summary.
     #[arg(short, long, value_name = "SECS",
@@ -319,6 +332,19 @@ pub(crate) fn parse_header_name(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err(format!("{s:?} is not an HTTP header name"))
+    }
+}
+
+/// A query parameter name: anything printable without `&`, `=`, `#`,
+/// `;` or whitespace.
+pub(crate) fn parse_param_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"&=#;?".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a query parameter name"))
     }
 }
 

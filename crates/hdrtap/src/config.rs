@@ -99,6 +99,12 @@ struct RedactionCfg {
     enabled: bool,
     #[serde(default)]
     headers: Vec<String>,
+    /// Query parameters redacted besides the default list.
+    #[serde(default)]
+    params: Vec<String>,
+    /// Query parameters of the default list left in clear.
+    #[serde(default)]
+    no_params: Vec<String>,
 }
 
 impl Default for RedactionCfg {
@@ -106,6 +112,8 @@ impl Default for RedactionCfg {
         RedactionCfg {
             enabled: true,
             headers: Vec::new(),
+            params: Vec::new(),
+            no_params: Vec::new(),
         }
     }
 }
@@ -607,6 +615,17 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                     vec![k("redaction"), k("headers"), Seg::Index(i)],
                     vec!["--redact".into(), name.clone()],
                 )?;
+            }
+            for (key, flag, names) in [
+                ("params", "--redact-param", &r.params),
+                ("no_params", "--no-redact-param", &r.no_params),
+            ] {
+                for (i, name) in names.iter().enumerate() {
+                    a.push(
+                        vec![k("redaction"), k(key), Seg::Index(i)],
+                        vec![flag.into(), name.clone()],
+                    )?;
+                }
             }
             if !f.rules.enabled {
                 a.push(vec![k("rules"), k("enabled")], vec!["--no-rules".into()])?;

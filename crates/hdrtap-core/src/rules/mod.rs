@@ -3,10 +3,14 @@
 //! [`Alert`]s — JSON `{"kind":"alert", ...}` records that name the
 //! offending record by its `id` (docs/SECURITY-RULES.md lists the rules).
 //!
-//! Rules run on the record *before* redaction (the cleartext-credentials
-//! rule needs to see the header), so an alert's `detail` is built with care
-//! never to carry a secret value: header names, sizes, schemes from a fixed
-//! list, and (truncated) request targets and User-Agents only.
+//! Rules run on the record *after* redaction ([`crate::redact`]), so an
+//! alert can only quote what the record shows. What they need of a
+//! redacted value the marker keeps: its length (`[REDACTED len=N ...]`, for
+//! the size rules) and an Authorization scheme from a fixed list (kept in
+//! front of the marker). A redacted User-Agent cannot name a scanner, and
+//! a percent-encoded CR or LF inside a redacted value is not seen: what the
+//! user asked to hide is hidden from the rules too. Details quote header
+//! names, sizes, schemes, and (truncated) targets and User-Agents.
 //!
 //! ```
 //! use hdrtap_core::rules::{Rules, RulesConfig};
@@ -365,7 +369,7 @@ impl Rules {
         self.on.get(i).copied().unwrap_or(false)
     }
 
-    /// Run every rule on `rec` (before redaction), appending alerts.
+    /// Run every rule on `rec` (after redaction), appending alerts.
     pub fn check(&mut self, rec: &HttpRecord, out: &mut Vec<Alert>) {
         if let Some(h2) = rec.h2.as_deref() {
             self.check_h2(rec, h2, &mut |id, detail| {
@@ -523,7 +527,7 @@ impl Rules {
                         format!(
                             "{name} ({} scheme, {} bytes) sent over plaintext HTTP",
                             auth_scheme(value),
-                            value.len()
+                            crate::redact::original_len(value).unwrap_or(value.len())
                         ),
                     );
                 }
@@ -614,8 +618,16 @@ impl<'a> Seen<'a> {
     /// One header line, as bytes (`Headers::iter_bytes`: most lines are
     /// settled by their length, and only the ones kept become text).
     fn header(&mut self, name: &'a [u8], value: &'a [u8], max_value: usize, request: bool) {
-        if value.len() > max_value && self.oversized.is_none() {
-            self.oversized = Some((text(name), value.len()));
+        // A redacted value's marker is short: its length says the
+        // original's (the marker has no `%` either, so the encoded-CTL
+        // check below passes it by).
+        let len = if value.last() == Some(&b']') {
+            crate::redact::original_len(text(value)).unwrap_or(value.len())
+        } else {
+            value.len()
+        };
+        if len > max_value && self.oversized.is_none() {
+            self.oversized = Some((text(name), len));
         }
         // Header names of interest are 10 to 19 bytes long: most headers
         // are settled by their length.
@@ -886,29 +898,7 @@ fn percent_decode(b: &[u8]) -> Vec<u8> {
 /// The scheme of an Authorization value when it is a well-known one,
 /// else "unknown" (a bare token must never be echoed).
 fn auth_scheme(value: &str) -> &'static str {
-    const SCHEMES: &[&str] = &[
-        "Basic",
-        "Bearer",
-        "Digest",
-        "Negotiate",
-        "NTLM",
-        "AWS4-HMAC-SHA256",
-        "Token",
-        "HOBA",
-        "Mutual",
-        "SCRAM-SHA-1",
-        "SCRAM-SHA-256",
-        "vapid",
-        "ApiKey",
-    ];
-    let first = value.trim_start().split([' ', '\t']).next().unwrap_or("");
-    // Only when something follows the scheme: a lone word is the secret.
-    let has_rest = value.trim().len() > first.len();
-    SCHEMES
-        .iter()
-        .find(|s| has_rest && s.eq_ignore_ascii_case(first))
-        .copied()
-        .unwrap_or("unknown")
+    crate::redact::auth_scheme(value).unwrap_or("unknown")
 }
 
 #[cfg(test)]

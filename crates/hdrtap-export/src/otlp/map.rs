@@ -113,6 +113,23 @@ fn url(a: &mut Attrs, target: &str) {
     }
 }
 
+/// A request's absolute URL: the target if it is one, else scheme,
+/// `:authority` or Host, and the target.
+fn full_url(r: &HttpRecord, scheme: &str) -> Option<String> {
+    let target = r.target.as_deref()?;
+    if target.contains("://") {
+        return Some(target.to_string());
+    }
+    if !target.starts_with('/') {
+        return None;
+    }
+    let host =
+        r.h2.as_ref()
+            .and_then(|h| h.authority.as_deref())
+            .or_else(|| r.header("host"))?;
+    Some(format!("{scheme}://{host}{target}"))
+}
+
 fn role_name(r: Role) -> &'static str {
     match r {
         Role::Client => "client",
@@ -144,10 +161,15 @@ fn http_attrs(a: &mut Attrs, r: &HttpRecord) {
                 url(a, t);
             }
             let scheme = r.h2.as_ref().and_then(|h| h.scheme.as_deref());
-            a.add(
-                "url.scheme",
-                s(scheme.unwrap_or(if r.tls { "https" } else { "http" })),
-            );
+            let scheme = scheme.unwrap_or(if r.tls { "https" } else { "http" });
+            a.add("url.scheme", s(scheme));
+            // Client spans carry the whole URL (the conventions require
+            // it there), built from the redacted target and host.
+            if r.role == Role::Client {
+                if let Some(full) = full_url(r, scheme) {
+                    a.add("url.full", s(&full));
+                }
+            }
             if let Some(auth) = r.h2.as_ref().and_then(|h| h.authority.as_deref()) {
                 a.add("server.address", s(auth));
             }

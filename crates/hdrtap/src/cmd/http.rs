@@ -51,8 +51,13 @@ pub fn capture(
         );
     }
     let mut output = make_output()?;
-    let redactor = Redactor::from_options(args.no_redact, &args.redact)
-        .context("cannot get a random redaction key")?;
+    let redactor = Redactor::from_params(
+        args.no_redact,
+        &args.redact,
+        &args.redact_params,
+        &args.no_redact_params,
+    )
+    .context("cannot get a random redaction key")?;
 
     let opts = HttpOptions {
         pids: args.pids.clone(),
@@ -82,6 +87,10 @@ pub fn capture(
     let mut names = redactor.names().to_vec();
     if redactor.redacts_never_indexed() {
         names.push("HTTP/2 never-indexed fields".into());
+    }
+    match redactor.params().len() {
+        0 => {}
+        n => names.push(format!("{n} query parameters and userinfo in URLs")),
     }
     let rules = rules.map(Rules::new);
     let rules_on = rules.as_ref().map(|r| r.enabled().count());

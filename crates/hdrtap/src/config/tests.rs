@@ -51,6 +51,8 @@ fn every_cli_option_has_a_config_key() {
         ("stats_interval", "stats_interval"),
         ("no_redact", "[redaction] enabled"),
         ("redact", "[redaction] headers"),
+        ("redact_params", "[redaction] params"),
+        ("no_redact_params", "[redaction] no_params"),
         ("no_rules", "[rules] enabled"),
         ("no_tls", "[http] tls"),
         ("no_process", "[packets] process"),
