@@ -151,19 +151,52 @@ enum UrlKind {
     Host,
 }
 
-fn url_kind(name: &str) -> UrlKind {
-    // By length first: this runs on every header of every record.
-    let is = |n: &str| name.eq_ignore_ascii_case(n);
+/// Header names [`url_kind`] knows.
+const URL_NAMES: [&str; 7] = [
+    "host",
+    ":authority",
+    ":path",
+    "refresh",
+    "referer",
+    "location",
+    "content-location",
+];
+
+/// [`Redactor::maybe`]'s table for [`URL_NAMES`]: most names (Date, ETag,
+/// Connection, ...) are settled by length and last byte.
+const URL_ENDS: [u64; 64] = {
+    let mut t = [0u64; 64];
+    let mut i = 0;
+    while i < URL_NAMES.len() {
+        let n = URL_NAMES[i].as_bytes();
+        t[n.len()] |= last_bit(n[n.len() - 1]);
+        i += 1;
+    }
+    t
+};
+
+fn url_kind(name: &[u8]) -> UrlKind {
+    if !ends_match(&URL_ENDS, name) {
+        return UrlKind::None;
+    }
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
     match name.len() {
         4 if is("host") => UrlKind::Host,
-        10 if name == ":authority" => UrlKind::Host,
-        5 if name == ":path" => UrlKind::Url,
+        10 if name == b":authority" => UrlKind::Host,
+        5 if name == b":path" => UrlKind::Url,
         7 if is("refresh") => UrlKind::Refresh,
         7 if is("referer") => UrlKind::Url,
         8 if is("location") => UrlKind::Url,
         16 if is("content-location") => UrlKind::Url,
         _ => UrlKind::None,
     }
+}
+
+/// Whether `b` has a byte that can start something to redact in a URL: a
+/// query or fragment, or userinfo. One byte loop: targets and URL headers
+/// are on every record.
+fn url_special(b: &[u8]) -> bool {
+    b.iter().any(|&c| matches!(c, b'?' | b'#' | b'@'))
 }
 
 impl Redactor {
@@ -292,7 +325,15 @@ impl Redactor {
 
     /// Whether `name` is redacted.
     pub fn covers(&self, name: &str) -> bool {
-        self.maybe(name.as_bytes()) && self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        self.covers_bytes(name.as_bytes())
+    }
+
+    fn covers_bytes(&self, name: &[u8]) -> bool {
+        self.maybe(name)
+            && self
+                .names
+                .iter()
+                .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
     }
 
     /// Whether query parameter `name` (as sent: percent-encoded) is redacted.
@@ -442,7 +483,9 @@ impl Redactor {
     /// A Host or `:authority` value with its userinfo replaced; None when
     /// it has none.
     fn host(&self, host: &str) -> Option<String> {
-        let at = host.rfind('@')?;
+        // A byte loop: hosts are short, and str::rfind's setup cost more
+        // than the search (callgrind).
+        let at = host.bytes().rposition(|b| b == b'@')?;
         let mut o = self.url_marker(host.get(..at).unwrap_or_default());
         o.push_str(host.get(at..).unwrap_or_default());
         Some(o)
@@ -471,13 +514,13 @@ impl Redactor {
     }
 
     /// Whether a header might need a change (cheap: most records have none).
-    fn header_needs(&self, name: &str, value: &str, m: u8) -> bool {
+    fn header_needs(&self, name: &[u8], value: &[u8], m: u8) -> bool {
         (self.never_indexed && m & mark::NEVER_INDEXED != 0 && m & mark::VALUE_UNKNOWN == 0)
-            || self.covers(name)
+            || self.covers_bytes(name)
             || match url_kind(name) {
                 UrlKind::None => false,
-                UrlKind::Host => value.contains('@'),
-                UrlKind::Url | UrlKind::Refresh => value.contains(['?', '#', '@']),
+                UrlKind::Host => value.contains(&b'@'),
+                UrlKind::Url | UrlKind::Refresh => url_special(value),
             }
     }
 
@@ -490,7 +533,7 @@ impl Redactor {
         if (self.never_indexed && m & mark::NEVER_INDEXED != 0) || self.covers(name) {
             return Some(self.header_marker(name, value));
         }
-        match url_kind(name) {
+        match url_kind(name.as_bytes()) {
             UrlKind::None => None,
             UrlKind::Host => self.host(value),
             UrlKind::Url => self.url(value),
@@ -504,11 +547,15 @@ impl Redactor {
     pub fn apply(&self, rec: &mut HttpRecord) -> usize {
         let mut n = 0;
         // The usual record has no secret: one pass that changes nothing.
+        let marked = rec.headers.any_marks();
         if rec
             .headers
-            .iter()
+            .iter_bytes()
             .enumerate()
-            .any(|(i, (name, value))| self.header_needs(name, value, rec.headers.marks(i)))
+            .any(|(i, (name, value))| {
+                let m = if marked { rec.headers.marks(i) } else { 0 };
+                self.header_needs(name, value, m)
+            })
         {
             n += rec
                 .headers
@@ -526,7 +573,7 @@ impl Redactor {
         }
         let host_secret = self.covers("host");
         if let Some(q) = rec.request.as_mut() {
-            if q.target.contains(['?', '#', '@']) {
+            if url_special(q.target.as_bytes()) {
                 if let Some(new) = self.url(&q.target) {
                     q.target = new.into();
                     n += 1;
@@ -568,10 +615,7 @@ impl Redactor {
 
     /// False when `name` is certainly not redacted (see `ends`).
     fn maybe(&self, name: &[u8]) -> bool {
-        let (Some(e), Some(&last)) = (self.ends.get(name.len().min(63)), name.last()) else {
-            return false;
-        };
-        e & last_bit(last) != 0
+        ends_match(&self.ends, name)
     }
 }
 
@@ -597,8 +641,16 @@ fn percent_decode(s: &str) -> Vec<u8> {
 
 /// A name's last byte as a bit: letters of either case alike (OR 0x20),
 /// other bytes may share a bit with a letter (only a false "maybe").
-fn last_bit(b: u8) -> u64 {
+const fn last_bit(b: u8) -> u64 {
     1u64 << ((b | 0x20) & 63)
+}
+
+/// False when no name of the table `ends` (see [`Redactor`]'s) can be `name`.
+fn ends_match(ends: &[u64; 64], name: &[u8]) -> bool {
+    let (Some(e), Some(&last)) = (ends.get(name.len().min(63)), name.last()) else {
+        return false;
+    };
+    e & last_bit(last) != 0
 }
 
 #[cfg(test)]
