@@ -389,6 +389,10 @@ mod tests {
             "--no-redact",
             "--redact",
             "X-A",
+            "--redact-param",
+            "ticket",
+            "--no-redact-param",
+            "state",
             "--duration",
             "5",
             "--ready-file",
@@ -403,6 +407,8 @@ mod tests {
         assert_eq!(a.comms, vec!["nginx"]);
         assert_eq!(a.ports, vec![8080]);
         assert_eq!(a.redact, vec!["X-A"]);
+        assert_eq!(a.redact_params, vec!["ticket"]);
+        assert_eq!(a.no_redact_params, vec!["state"]);
         assert_eq!(a.duration, Some(5));
     }
 
@@ -467,6 +473,8 @@ mod tests {
             vec!["hdrtap", "http", "--pid", "-1"],
             vec!["hdrtap", "http", "--comm", "a-very-long-process-name"],
             vec!["hdrtap", "http", "--redact", "bad header"],
+            vec!["hdrtap", "http", "--redact-param", "a=b"],
+            vec!["hdrtap", "http", "--no-redact-param", ""],
             vec!["hdrtap", "http", "--ring-mib", "3"],
             vec!["hdrtap", "http", "--duration", "0"],
             vec!["hdrtap", "http", "--bogus"],

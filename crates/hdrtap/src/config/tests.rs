@@ -120,6 +120,7 @@ fn errors_name_the_key_and_the_line() {
         ("[http]\n[packets]\nhook = \"kprobe\"\n[[sinks]]\ntype = \"stdout\"\n", vec!["line 3", "key packets.hook", "kprobe"]),
         ("[http]\n[rules]\ndisable = [\"nope\"]\n[[sinks]]\ntype = \"stdout\"\n", vec!["line 3", "key rules.disable[0]", "unknown rule"]),
         ("[http]\n[redaction]\nheaders = [\"bad header\"]\n[[sinks]]\ntype = \"stdout\"\n", vec!["line 3", "key redaction.headers[0]"]),
+        ("[http]\n[redaction]\nparams = [\"a&b\"]\n[[sinks]]\ntype = \"stdout\"\n", vec!["line 3", "key redaction.params[0]"]),
         ("stats_interval = 0\n[http]\n[[sinks]]\ntype = \"stdout\"\n", vec!["line 1", "key stats_interval"]),
         ("[http]\n[[sinks]]\ntype = \"file\"\n", vec!["line 2", "key sinks[0]", "needs `path`"]),
         ("[http]\n[[sinks]]\ntype = \"file\"\npath = \"/x\"\nlisten = \"1.2.3.4:1\"\n", vec!["line 5", "key sinks[0].listen", "not a setting of a file sink"]),
@@ -166,12 +167,14 @@ fn sizes_and_names() {
 #[test]
 fn rules_and_redaction_reach_the_capture() {
     let plan = check(
-        "[http]\ntls = false\n[redaction]\nenabled = false\nheaders = [\"X-Session\"]\n[rules]\ndisable = [\"cleartext_credentials\"]\nmax_header_count = 50\n[[sinks]]\ntype = \"stdout\"\n",
+        "[http]\ntls = false\n[redaction]\nenabled = false\nheaders = [\"X-Session\"]\nparams = [\"ticket\"]\nno_params = [\"code\"]\n[rules]\ndisable = [\"cleartext_credentials\"]\nmax_header_count = 50\n[[sinks]]\ntype = \"stdout\"\n",
     )
     .unwrap();
     let (a, rules) = plan.http.unwrap();
     assert!(a.no_tls && a.no_redact);
     assert_eq!(a.redact, ["X-Session"]);
+    assert_eq!(a.redact_params, ["ticket"]);
+    assert_eq!(a.no_redact_params, ["code"]);
     let rules = rules.unwrap();
     assert_eq!(rules.disabled, ["cleartext_credentials"]);
     assert_eq!(rules.max_header_count, 50);
