@@ -412,6 +412,15 @@ impl Rules {
                         self.cfg.max_header_value_bytes
                     ),
                 );
+            } else if rec.truncated && rec.headers.is_empty() && rec.h2.is_none() {
+                // HTTP/1: no line break before the limit (a long-URL attack).
+                fire(
+                    rule::OVERSIZED_HEADER_VALUE,
+                    format!(
+                        "start line longer than the capture limit (header block of {} bytes or more)",
+                        rec.header_bytes
+                    ),
+                );
             } else if rec.truncated {
                 fire(
                     rule::OVERSIZED_HEADER_VALUE,

@@ -150,6 +150,32 @@ fn oversized_values_and_counts() {
     let mut cut = req("/", CLEAN);
     cut.truncated = true;
     assert_eq!(fired(&cut), vec![rule::OVERSIZED_HEADER_VALUE]);
+    // A start line cut at the limit: no header at all.
+    let mut long = req(&format!("/{}", "a".repeat(300)), &[]);
+    long.truncated = true;
+    long.header_bytes = 17_000;
+    let mut out = Vec::new();
+    Rules::new(RulesConfig::default()).check(&long, &mut out);
+    assert_eq!(out.len(), 1);
+    assert!(
+        out[0]
+            .detail
+            .starts_with("start line longer than the capture limit")
+            && out[0].detail.contains("17000 bytes"),
+        "{}",
+        out[0].detail
+    );
+    // A redacted value's marker stands for its length.
+    let marker = crate::redact::Redactor::new(["cookie"])
+        .unwrap()
+        .marker(&"c".repeat(9000));
+    let r = req("/", &[("Host", "a"), ("Cookie", &marker)]);
+    let mut out = Vec::new();
+    Rules::new(RulesConfig::default()).check(&r, &mut out);
+    assert!(
+        out.len() == 1 && out[0].detail.contains("\"Cookie\" has a 9000-byte value"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -307,6 +333,23 @@ fn cleartext_credentials_never_leak() {
         out[0].detail
     );
     assert!(!out[0].detail.contains("s3cr3t"));
+    // The rules run on the redacted record: the marker keeps the scheme
+    // and the length.
+    let mut red = r.clone();
+    crate::redact::Redactor::from_options(false, &[])
+        .unwrap()
+        .apply(&mut red);
+    assert!(red
+        .header("Authorization")
+        .unwrap()
+        .starts_with("Basic [REDACTED"));
+    let mut out = Vec::new();
+    Rules::new(RulesConfig::default()).check(&red, &mut out);
+    assert!(
+        out[0].detail.contains("Basic scheme, 22 bytes"),
+        "{}",
+        out[0].detail
+    );
     // Over TLS: fine. Disabled: silent. Responses: not checked.
     let mut tls = r.clone();
     tls.tls = true;
