@@ -334,3 +334,256 @@ fn thousand_requests_pipelined_in_one_write() {
         "{last}"
     );
 }
+
+/// One request of [`hostile_requests_are_kept_alike_on_both_sides`]: the
+/// bytes sent and what its record must hold (text as bytes, unescaped).
+struct Hostile {
+    /// The target begins `/h-{name}-{id}`, which finds its records.
+    name: &'static str,
+    wire: Vec<u8>,
+    version: &'static str,
+    target: Vec<u8>,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    flags: &'static [&'static str],
+    anomalies: &'static [&'static str],
+    truncated: bool,
+}
+
+/// A record's text as the bytes sent: `\xHH` undone if it is `non_utf8`.
+fn wire_bytes(v: &Value, s: &str) -> Vec<u8> {
+    let escaped = v["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f == "non_utf8"));
+    if escaped {
+        hdrtap_core::text::unescape_wire(s)
+    } else {
+        s.as_bytes().to_vec()
+    }
+}
+
+/// Raw requests from this process to nginx, one per connection, each
+/// something the old parser dropped or changed: a 17 KB request line, a
+/// 20 KB header value, a NUL and a bare CR in a value, an obs-fold line,
+/// Latin-1 (0xE9) in a value and in the target. Traced by port, this
+/// process is the client and nginx the server: each request must appear as
+/// a record on BOTH sides, the two must agree (method, target, headers,
+/// flags, anomalies, truncated), and match what was sent — the long target
+/// and the long value cut at --max-header-bytes (flag `cut`), the other
+/// lines as sent (flag `malformed` and their anomaly), Latin-1 escaped
+/// (flag `non_utf8`) and given back exactly by unescaping.
+///
+/// Limits are pinned so the test does not depend on defaults: with
+/// `--call-capture 65536` (also the default) the kernel copies each of these
+/// writes (at most about 20 KB) whole; with a cap below a write's size the
+/// client's copy of it would be clipped (its record flagged `gap` and cut
+/// earlier) while nginx, reading in pieces of its buffer size, still gives
+/// the server side all of it. nginx's `large_client_header_buffers 4 64k`
+/// lets it read the long line and the long value whole.
+#[test]
+fn hostile_requests_are_kept_alike_on_both_sides() {
+    const LIMIT: usize = 16 * 1024;
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&[
+        "--port",
+        &nginx.port.to_string(),
+        "--no-tls",
+        "--max-header-bytes",
+        &LIMIT.to_string(),
+        "--call-capture",
+        "65536",
+    ]);
+    let id = unique_id("hostile");
+    let host: (Vec<u8>, Vec<u8>) = (b"Host".to_vec(), b"127.0.0.1".to_vec());
+    let close: (Vec<u8>, Vec<u8>) = (b"Connection".to_vec(), b"close".to_vec());
+    // A request: start line, Host, Connection, then `extra` lines as sent.
+    let request = |target: &[u8], extra: &[&[u8]]| {
+        let mut b = [
+            b"GET ",
+            target,
+            b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n",
+        ]
+        .concat();
+        for l in extra {
+            b.extend_from_slice(l);
+            b.extend_from_slice(b"\r\n");
+        }
+        b.extend_from_slice(b"\r\n");
+        b
+    };
+    let plain = |name: &'static str,
+                 line: &[u8],
+                 header: (&[u8], &[u8]),
+                 flags: &'static [&'static str],
+                 anomalies: &'static [&'static str]| {
+        let target = format!("/h-{name}-{id}").into_bytes();
+        Hostile {
+            name,
+            wire: request(&target, &[line]),
+            version: "HTTP/1.1",
+            target,
+            headers: vec![
+                host.clone(),
+                close.clone(),
+                (header.0.to_vec(), header.1.to_vec()),
+            ],
+            flags,
+            anomalies,
+            truncated: false,
+        }
+    };
+    let mut cases = Vec::new();
+    // 1. A 17 KB request line: method and target cut at the limit.
+    let long = format!("/h-long-{id}-{}", "a".repeat(17 * 1024)).into_bytes();
+    cases.push(Hostile {
+        name: "long",
+        wire: request(&long, &[]),
+        version: "HTTP/1.x",
+        target: long[..LIMIT - "GET ".len()].to_vec(),
+        headers: vec![],
+        flags: &["cut"],
+        anomalies: &[],
+        truncated: true,
+    });
+    // 2. A 20 KB header value: cut at the limit.
+    let target = format!("/h-big-{id}").into_bytes();
+    let value = "v".repeat(20 * 1024);
+    let wire = request(&target, &[format!("X-Big: {value}").as_bytes()]);
+    let kept = LIMIT - (wire.len() - value.len() - 4);
+    cases.push(Hostile {
+        name: "big",
+        wire,
+        version: "HTTP/1.1",
+        target,
+        headers: vec![
+            host.clone(),
+            close.clone(),
+            (b"X-Big".to_vec(), value.as_bytes()[..kept].to_vec()),
+        ],
+        flags: &["cut"],
+        anomalies: &[],
+        truncated: true,
+    });
+    // 3. Control characters, obs-fold, Latin-1 in a value.
+    cases.push(plain(
+        "nul",
+        b"X-Ctl: a\0b",
+        (b"X-Ctl", b"a\0b"),
+        &["malformed"],
+        &["ctl_in_value"],
+    ));
+    cases.push(plain(
+        "cr",
+        b"X-Ctl: a\rInjected: 1",
+        (b"X-Ctl", b"a\rInjected: 1"),
+        &["malformed"],
+        &["ctl_in_value"],
+    ));
+    cases.push(plain(
+        "fold",
+        b"X-Fold: a\r\n  b",
+        (b"X-Fold", b"a\r\n  b"),
+        &["malformed"],
+        &["obs_fold"],
+    ));
+    cases.push(plain(
+        "latin1",
+        b"X-Latin: caf\xe9 \\ \xe9t\xe9",
+        (b"X-Latin", b"caf\xe9 \\ \xe9t\xe9"),
+        &["non_utf8"],
+        &[],
+    ));
+    // 4. Latin-1 in the target (httparse rejects it; the salvager keeps it).
+    let target = format!("/h-lt-{id}-caf\u{e9}").into_bytes();
+    let target = [&target[..target.len() - 2], b"\xe9"].concat();
+    cases.push(Hostile {
+        name: "lt",
+        wire: request(&target, &[]),
+        version: "HTTP/1.1",
+        target,
+        headers: vec![host.clone(), close.clone()],
+        flags: &["malformed", "non_utf8"],
+        anomalies: &[],
+        truncated: false,
+    });
+
+    for c in &cases {
+        let mut s = TcpStream::connect(("127.0.0.1", nginx.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // One write each (the kernel splits the long ones into 16 KiB events).
+        s.write_all(&c.wire).unwrap();
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        assert!(resp.starts_with(b"HTTP/1.1 "), "{}: {resp:?}", c.name);
+    }
+    let prefix = |c: &Hostile| format!("/h-{}-{id}", c.name);
+    let ours = |v: &Value, c: &Hostile| {
+        kind(v) == "http_request"
+            && v["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&prefix(c)))
+    };
+    let cap = hd.stop_when(Duration::from_secs(20), |r| {
+        cases
+            .iter()
+            .all(|c| r.iter().filter(|v| ours(v, c)).count() >= 2)
+    });
+    no_internal_error(&cap);
+    for c in &cases {
+        let mut by_role = Vec::new();
+        for role in ["client", "server"] {
+            let rs: Vec<&Value> = cap
+                .http()
+                .filter(|v| ours(v, c) && v["role"] == role)
+                .collect();
+            assert_eq!(
+                rs.len(),
+                1,
+                "{}: {role} records\n{}",
+                c.name,
+                cap.dump_all()
+            );
+            let r = rs[0];
+            let what = format!("{} ({role}): {r}", c.name);
+            assert_eq!(r["method"], "GET", "{what}");
+            assert_eq!(r["version"], c.version, "{what}");
+            assert_eq!(
+                wire_bytes(r, r["target"].as_str().unwrap()),
+                c.target,
+                "{what}"
+            );
+            let headers: Vec<(Vec<u8>, Vec<u8>)> = headers_of(r)
+                .iter()
+                .map(|(n, v)| (wire_bytes(r, n), wire_bytes(r, v)))
+                .collect();
+            assert_eq!(headers, c.headers, "{what}");
+            let names = |f: &str| -> Vec<String> {
+                r[f].as_array()
+                    .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default()
+            };
+            assert_eq!(names("flags"), c.flags, "{what}");
+            assert_eq!(names("anomalies"), c.anomalies, "{what}");
+            assert_eq!(r["truncated"], c.truncated, "{what}");
+            assert_eq!(
+                r["header_bytes"].as_u64(),
+                Some(c.wire.len() as u64),
+                "{what}"
+            );
+            by_role.push(r);
+        }
+        // The two sides agree on everything the bytes decide.
+        for f in [
+            "method",
+            "target",
+            "version",
+            "headers",
+            "flags",
+            "anomalies",
+            "truncated",
+            "header_bytes",
+        ] {
+            assert_eq!(by_role[0][f], by_role[1][f], "{}: {f}", c.name);
+        }
+    }
+}

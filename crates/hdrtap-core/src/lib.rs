@@ -11,7 +11,7 @@
 //! tcpdump-style expression the kernel evaluates.
 //!
 //! Every capture mode ends in the same place: [`rules`] look at HTTP
-//! records (before redaction) and emit alerts, and [`sink::Record`]s go to
+//! records (after [`redact`]) and emit alerts, and [`sink::Record`]s go to
 //! one writer (the CLI commands) or to a [`sink::Fanout`] of sinks, each on
 //! its own thread behind a bounded queue (`hdrtap run`).
 
@@ -30,3 +30,4 @@ pub mod sink;
 pub mod stats;
 mod stream;
 mod table;
+pub mod text;

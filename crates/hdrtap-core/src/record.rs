@@ -108,14 +108,31 @@ pub mod flag {
     /// Bytes of this message's header block were lost (ring buffer full,
     /// failed read, or per-call capture cap); headers may be incomplete.
     pub const GAP: &str = "gap";
-    /// The header block was not valid HTTP/1.x; fields are best effort.
+    /// The header block was not valid HTTP/1.x (or its Content-Length or a
+    /// request's transfer coding leaves its end unknown). HTTP/1: every
+    /// line is still in `headers`, as sent and in wire order (a line with
+    /// no colon as an empty name and the line as its value, an obs-fold
+    /// line inside the previous value with its line break), and
+    /// `anomalies` says what was wrong with them.
     pub const MALFORMED: &str = "malformed";
-    /// A header name or value was not UTF-8; shown with U+FFFD.
+    /// Some wire text was not UTF-8. HTTP/1: every text of the record as
+    /// sent (method, target, reason, header names and values) is escaped,
+    /// each byte outside a valid UTF-8 sequence as `\xHH` and each `\` as
+    /// `\x5c` ([`crate::text::unescape_wire`] gives the bytes back); a
+    /// response's `request` fields are its request's, escaped if that
+    /// request was. HTTP/2: the same, from the first field that is not
+    /// UTF-8 (the fields before it are escaped too), and `grpc_message`.
     pub const NON_UTF8: &str = "non_utf8";
     /// A response with no outstanding request to pair with.
     pub const UNPAIRED: &str = "unpaired";
     /// The connection ended (closed) before the header block was complete.
     pub const INCOMPLETE: &str = "incomplete";
+    /// HTTP/1: the record's last text — the target when the start line
+    /// itself was cut, else the last header's value, or its name when the
+    /// cut came before the colon (the value is then empty) — stops where
+    /// the header block was cut: `--max-header-bytes` (with `truncated`), a
+    /// gap (`gap`) or the connection's end (`incomplete`).
+    pub const CUT: &str = "cut";
     /// HTTP/2: the stream was reset (RST_STREAM, `error_code` says why).
     pub const RESET: &str = "reset";
     /// HTTP/2: fields refer to HPACK dynamic-table entries hdrtap never saw
@@ -139,10 +156,11 @@ pub mod flag {
     pub const PAIRING_GUESSED: &str = "pairing_guessed";
 }
 
-/// What the parser saw in a header block that the record's headers cannot
-/// show (the offending lines were skipped): bits of [`HttpRecord::anomalies`],
-/// JSON `anomalies` (names, omitted when none). Looked for only in blocks
-/// that failed strict parsing, so clean traffic costs nothing.
+/// What the parser found wrong with the lines of a header block (the lines
+/// themselves are in the record's headers, as sent): bits of
+/// [`HttpRecord::anomalies`], JSON `anomalies` (names, omitted when none).
+/// Looked for only in blocks that failed strict parsing, so clean traffic
+/// costs nothing.
 pub mod anomaly {
     /// A header line continued on the next line (obs-fold: a line starting
     /// with a space or tab), which RFC 9112 forbids in requests.
@@ -251,8 +269,9 @@ pub struct HttpRecord {
     pub local: Endpoint,
     pub remote: Endpoint,
     pub role: Role,
-    /// "HTTP/1.0", "HTTP/1.1" or "HTTP/2": one of a few constants, so not
-    /// allocated per record.
+    /// "HTTP/1.0", "HTTP/1.1" or "HTTP/2" ("HTTP/1.x" for a request whose
+    /// start line was cut before its version): one of a few constants, so
+    /// not allocated per record.
     pub version: &'static str,
     /// Requests: method and request-target as sent.
     pub method: Option<CompactString>,
@@ -269,8 +288,11 @@ pub struct HttpRecord {
     pub headers: Headers,
     /// Bytes of the header block on the wire (start line through the blank line).
     pub header_bytes: usize,
-    /// The header block was longer than the capture limit: `headers` holds
-    /// the ones before the cut.
+    /// The header block was longer than the capture limit (or had more
+    /// headers than kept): `headers` holds the ones before the cut, the
+    /// last one cut if [`flag::CUT`] says so. HTTP/1: a start line with no
+    /// line break within the limit gives the method and the target cut at
+    /// the limit, no headers, version `HTTP/1.x`.
     pub truncated: bool,
     /// Captured from a TLS library (plaintext side) rather than the socket.
     pub tls: bool,

@@ -33,31 +33,45 @@
 //!
 //! Choices worth knowing:
 //! * Header blocks up to `max_header_bytes` are parsed whole. A longer one
-//!   yields a record flagged `truncated` with the complete lines among its
-//!   first `max_header_bytes` bytes; the rest of the block is skipped up to
-//!   its blank line, then the body is framed by the headers kept if they
-//!   say how (Content-Length, chunked, or a status/HEAD without body),
-//!   else the direction resyncs.
-//! * A header block that httparse rejects yields a record flagged
-//!   `malformed` when its start line is valid and its remaining lines can
-//!   be read skipping invalid ones (httparse's browser-like mode), otherwise
-//!   nothing (a bad start line is far more often a false message start than
-//!   a real message). A value holding a NUL or a bare CR (which makes
-//!   httparse give up even in that mode) has just its line left out, and
-//!   the record carries the `ctl_in_value` anomaly (`record::anomaly`: the
-//!   security rules look at them). Either way it counts in `parse_errors` and the
-//!   direction resyncs after it. An invalid Content-Length, or a request
-//!   body in an unknown transfer coding, also makes a record `malformed`.
+//!   yields a record flagged `truncated` with what its first
+//!   `max_header_bytes` bytes hold: the complete lines and the unfinished
+//!   last one (a value or name cut at the limit, flag `cut`). A start line
+//!   with no line break within the limit still yields a record: method and
+//!   target cut at the limit (or, for a response, status and reason), no
+//!   headers, version `HTTP/1.x` for a request, flag `cut`. The rest of the
+//!   block is skipped up to its blank line, then the body is framed by the
+//!   headers kept if they say how (Content-Length, chunked, or a
+//!   status/HEAD without body), else the direction resyncs.
+//! * A header block that strict httparse rejects is split line by line by
+//!   hand instead (httparse cannot hand back lines it rejects): every line
+//!   is kept as sent, in wire order — an invalid name, whitespace before
+//!   the colon, a line without a colon (empty name, the line as value), an
+//!   obs-fold line (appended to the previous value with its line break), a
+//!   NUL, bare CR or other control character in a value — and the record
+//!   is flagged `malformed` with its `anomalies` (`record::anomaly`: the
+//!   security rules look at them). A bad start line still yields nothing
+//!   (far more often a false message start than a real message). Either
+//!   way it counts in `parse_errors` and the direction resyncs after it. An
+//!   invalid Content-Length, or a request body in an unknown transfer
+//!   coding, also makes a record `malformed`.
+//! * Wire text that is not UTF-8 (in a value, the target, anywhere) flags
+//!   the record `non_utf8`, and every text of that record is escaped
+//!   (`crate::text::escape_wire`: `\xHH` per invalid byte, `\x5c` per
+//!   backslash), so the exact bytes can be recovered.
 //! * Resync ("hunt"): bytes are discarded up to the next plausible message
-//!   start — a first line httparse accepts as a request or status line —
-//!   looked for only at line starts and event (syscall) starts.
+//!   start — a first line httparse, or the salvager, accepts as a request
+//!   or status line — looked for only at line starts and event (syscall)
+//!   starts.
 //! * A header block cut by missing bytes yields a record flagged `gap` with
-//!   the complete lines before the gap (if its start line is complete,
-//!   else a parse error); the direction then resyncs, as the block's end
-//!   and the body's framing are unknown.
+//!   the lines before the gap, the unfinished last one included (flag
+//!   `cut`; even a start line cut after its method and some target); the
+//!   direction then resyncs, as the block's end and the body's framing are
+//!   unknown.
 //! * A header block still open at close yields a record flagged
-//!   `incomplete` with its complete lines (if its start line is complete);
-//!   it counts in `incomplete` either way.
+//!   `incomplete` the same way; it counts in `incomplete` either way.
+//! * Records depend on the bytes only, not on how syscalls split them: the
+//!   process that wrote a message and the one that read it get the same
+//!   method, target, headers, flags and `truncated`.
 //! * A connection first seen at a position past 0 (evicted earlier, or its
 //!   first events lost) is treated like a mid-stream one: records carry
 //!   `midstream`, parsing starts at the first plausible message.
@@ -72,8 +86,7 @@
 //!
 //! Limits: pairing is FIFO in event order, so a response whose event
 //! arrives before its request's (threads of one client racing on loopback)
-//! is `unpaired` and shifts pairing on that connection; non-UTF-8 request
-//! targets are rejected by httparse (no record, parse error).
+//! is `unpaired` and shifts pairing on that connection.
 
 #![cfg_attr(
     not(test),
@@ -999,6 +1012,7 @@ impl Sink for Cx<'_, '_> {
             (p.malformed, flag::MALFORMED),
             (p.non_utf8, flag::NON_UTF8),
             (p.incomplete, flag::INCOMPLETE),
+            (p.cut, flag::CUT),
         ] {
             if on {
                 flags.push(f);

@@ -2,16 +2,34 @@
 //! finds message boundaries in a byte stream and recovers when bytes are
 //! missing or are not HTTP.
 //!
-//! * Start line and header block: `httparse` ([`parse_head`]). Leading blank
-//!   lines between messages are skipped.
+//! * Start line and header block ([`parse_head`]): `httparse` with strict
+//!   settings, the fast path every clean block takes. A block it rejects is
+//!   split by hand ([`salvage`]): every line is kept as sent — a line with
+//!   an invalid name, whitespace before its colon or no colon, an obs-fold
+//!   continuation, control characters in a value — and the record is
+//!   flagged `malformed` with its `anomalies`. A start line that is no
+//!   request or status line still ends the attempt. Leading blank lines
+//!   between messages are skipped.
+//! * A block cut short — by `max_header_bytes` ([`Machine::truncate`]),
+//!   missing bytes or the connection's end ([`cut_parse`]) — keeps its
+//!   unfinished last line too: a header with its value cut, a name cut
+//!   before its colon, or (when no line break came within the limit) the
+//!   start line itself with its target cut; such records carry `cut`.
+//! * Wire text that is not UTF-8 makes every text of its record escaped
+//!   (`crate::text::escape_wire`, flag `non_utf8`).
 //! * Body: Content-Length, `Transfer-Encoding: chunked` (chunk-size lines by
 //!   `httparse::parse_chunk_size`, trailers up to the blank line), read until
 //!   close, or none — decided by [`framing`] from the headers and, for
 //!   responses, the request they answer (HEAD, CONNECT).
 //! * Recovery ("hunting"): after a parse error, or missing bytes whose framing
 //!   is unknown, bytes are discarded up to the next plausible message start
-//!   ([`plausible_start`]: a start line httparse accepts), looked for at line
-//!   starts and event starts only.
+//!   ([`plausible_start`]: a start line httparse accepts, or the salvager
+//!   does), looked for at line starts and event starts only.
+//!
+//! Every verdict depends on the bytes alone (the window a long block is cut
+//! at is `max_header_bytes` from the block's start), never on how they were
+//! split into events: the process that wrote a message and the one that read
+//! it get the same record.
 //!
 //! The machine never copies payload and never builds records: it hands each
 //! parsed header block ([`Parsed`], owned strings) to a [`Sink`] — the
@@ -31,8 +49,9 @@ use httparse::{Header, ParserConfig, Status};
 
 use super::TrackerStats;
 use crate::headers::Headers;
-use crate::record::{CompactString, HttpKind};
+use crate::record::{anomaly, CompactString, HttpKind};
 use crate::stream::Meta;
+use crate::text::escape_wire;
 
 /// Longest chunk-size line (with extensions) waited for; longer is an error.
 const MAX_CHUNK_LINE: usize = 4096;
@@ -46,6 +65,8 @@ const SKIP_HEAD_FACTOR: usize = 64;
 pub(super) const MIN_HEADER_BYTES: usize = 256;
 /// HTTP/2 with prior knowledge starts with this; such a connection is left alone.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+/// The version of a request whose start line was cut before its version.
+pub(super) const VERSION_UNSEEN: &str = "HTTP/1.x";
 
 /// How the body of a message is delimited, as the headers say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +87,8 @@ pub(super) enum BodyLen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Parsed {
     pub kind: HttpKind,
-    /// "HTTP/1.0" or "HTTP/1.1".
+    /// "HTTP/1.0" or "HTTP/1.1"; [`VERSION_UNSEEN`] for a request line cut
+    /// before its version.
     pub version: &'static str,
     pub method: Option<CompactString>,
     pub target: Option<CompactString>,
@@ -76,15 +98,21 @@ pub(super) struct Parsed {
     pub headers: Headers,
     /// Start line through blank line (or what is known of it, see flags).
     pub header_bytes: usize,
+    /// Some wire text was not UTF-8: every text field is escaped
+    /// (`crate::text::escape_wire`).
     pub non_utf8: bool,
     /// Cut by `max_header_bytes` or `max_headers`.
     pub truncated: bool,
-    /// httparse rejected the block; `headers` are the lines it could read.
+    /// Strict parsing rejected the block (as far as it went); `headers` are
+    /// its lines as the salvager split them.
     pub malformed: bool,
     /// Bytes of the block were missing; `headers` are the lines before.
     pub gap: bool,
     /// The connection closed before the block ended.
     pub incomplete: bool,
+    /// The last text kept (the target if the start line was cut, else the
+    /// last header's value or name) ends where the block was cut.
+    pub cut: bool,
     /// `record::anomaly` bits (set only for blocks strict parsing rejected).
     pub anomalies: u8,
     pub body: BodyLen,
@@ -240,6 +268,15 @@ impl LineScan {
         }
     }
 
+    /// A scan positioned after `line`: the bytes of the current line so far
+    /// (no LF among them), e.g. where a cut block's window ended.
+    pub fn after(line: &[u8]) -> Self {
+        let mut s = LineScan::new();
+        // No LF in `line`, so no blank line ends in it.
+        let _ = s.feed(line);
+        s
+    }
+
     /// Feed bytes; returns the offset just past the blank line's LF.
     pub fn feed(&mut self, b: &[u8]) -> Option<usize> {
         let mut i = 0;
@@ -299,29 +336,20 @@ fn strict_config() -> ParserConfig {
     c
 }
 
-/// Settings for salvaging a block `strict_config` rejected: invalid header
-/// lines are skipped (as browsers do).
-fn lenient_config() -> ParserConfig {
-    let mut c = strict_config();
-    c.ignore_invalid_headers_in_requests(true)
-        .ignore_invalid_headers_in_responses(true);
-    c
-}
-
 /// Outcome of [`parse_head`].
 #[derive(Debug)]
 pub(super) enum HeadResult {
     Complete(Parsed),
     /// Valid so far; needs more bytes.
     Partial,
-    /// Not an HTTP/1.x start line (or unsalvageable header block).
+    /// Not an HTTP/1.x start line (whatever follows it).
     Invalid,
 }
 
 /// Parse the header block at the start of `buf` with httparse, keeping at
 /// most `max_headers` headers (all of them still count for framing). A block
-/// httparse rejects is parsed again skipping invalid header lines; if that
-/// works the result is flagged `malformed`.
+/// httparse rejects is split line by line by [`salvage`] instead, which
+/// keeps every line as sent and flags the result `malformed`.
 pub(super) fn parse_head(buf: &[u8], kind: HttpKind, max_headers: usize) -> HeadResult {
     let mut stack = [const { MaybeUninit::<Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap: Vec<MaybeUninit<Header<'_>>>;
@@ -337,69 +365,48 @@ pub(super) fn parse_head(buf: &[u8], kind: HttpKind, max_headers: usize) -> Head
         Ok(Status::Partial) => return HeadResult::Partial,
         Err(e) => e,
     };
-    // Rare paths: more headers than slots, or invalid input. Size a heap
-    // buffer by the line count so the whole block fits.
-    let lines = buf.iter().filter(|&&b| b == b'\n').count() + 1;
-    let mut big = vec![MaybeUninit::uninit(); lines];
+    // Rare paths: more headers than slots, or invalid input.
     if err == httparse::Error::TooManyHeaders {
+        // A heap buffer sized by the line count, so the whole block fits.
+        let lines = buf.iter().filter(|&&b| b == b'\n').count() + 1;
+        let mut big = vec![MaybeUninit::uninit(); lines];
         match try_parse(buf, kind, &strict, &mut big, max_headers) {
             Ok(Status::Complete(p)) => return HeadResult::Complete(p),
             Ok(Status::Partial) => return HeadResult::Partial,
             Err(_) => {}
         }
     }
-    match try_parse(buf, kind, &lenient_config(), &mut big, max_headers) {
-        Ok(Status::Complete(mut p)) => {
+    match salvage(buf, kind, max_headers, false) {
+        HeadResult::Complete(mut p) => {
             p.malformed = true;
-            p.anomalies = crate::record::anomaly::scan(buf);
+            p.anomalies = anomaly::scan(head(buf, p.header_bytes));
             HeadResult::Complete(p)
         }
-        Ok(Status::Partial) => HeadResult::Partial,
-        Err(httparse::Error::HeaderValue) => salvage_ctl(buf, kind, max_headers),
-        Err(_) => HeadResult::Invalid,
+        other => other,
     }
 }
 
-/// A header value with a NUL or a CR not followed by LF defeats even the
-/// lenient parse (httparse gives up on the whole block). Such lines are
-/// what header-injection attempts look like, so rather than lose the
-/// message: in a copy of the header block, turn those bytes into DEL (0x7f,
-/// also invalid, so the lenient parse skips just that line; same length, so
-/// every offset holds) and parse again. The record is `malformed` with the
-/// `ctl_in_value` anomaly; the offending lines are left out, like every
-/// other invalid line.
-fn salvage_ctl(buf: &[u8], kind: HttpKind, max_headers: usize) -> HeadResult {
-    // The header block: through the first empty line, or all of `buf`.
-    let end = buf
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|i| i + 2)
-        .or_else(|| buf.windows(3).position(|w| w == b"\n\r\n").map(|i| i + 3))
-        .unwrap_or(buf.len());
-    let mut copy = buf.to_vec();
-    let mut changed = false;
-    for i in 0..end.min(copy.len()) {
-        let next = copy.get(i + 1).copied();
-        if let Some(b) = copy.get_mut(i) {
-            if *b == 0 || (*b == b'\r' && next != Some(b'\n')) {
-                *b = 0x7f;
-                changed = true;
-            }
-        }
-    }
-    if !changed {
-        return HeadResult::Invalid;
-    }
-    let lines = copy.iter().filter(|&&b| b == b'\n').count() + 1;
-    let mut slots = vec![MaybeUninit::uninit(); lines];
-    match try_parse(&copy, kind, &lenient_config(), &mut slots, max_headers) {
-        Ok(Status::Complete(mut p)) => {
-            p.malformed = true;
-            p.anomalies = crate::record::anomaly::scan(buf) | crate::record::anomaly::CTL_IN_VALUE;
-            HeadResult::Complete(p)
-        }
-        Ok(Status::Partial) => HeadResult::Partial,
-        Err(_) => HeadResult::Invalid,
+/// Whether strict parsing rejects `block` as far as it goes (an unfinished
+/// block it accepts so far is `Partial`, not rejected).
+fn strict_rejects(block: &[u8], kind: HttpKind) -> bool {
+    let lines = block.iter().filter(|&&b| b == b'\n').count() + 1;
+    let mut slots = vec![MaybeUninit::<Header<'_>>::uninit(); lines];
+    let cfg = strict_config();
+    match kind {
+        HttpKind::Request => cfg
+            .parse_request_with_uninit_headers(
+                &mut httparse::Request::new(&mut []),
+                block,
+                &mut slots,
+            )
+            .is_err(),
+        HttpKind::Response | HttpKind::Trailers | HttpKind::Reset => cfg
+            .parse_response_with_uninit_headers(
+                &mut httparse::Response::new(&mut []),
+                block,
+                &mut slots,
+            )
+            .is_err(),
     }
 }
 
@@ -464,6 +471,86 @@ fn header_region<'a>(buf: &'a [u8], headers: &[Header<'_>]) -> Option<&'a [u8]> 
     buf.get(start..end)
 }
 
+/// What framing needs from a block's header lines, gathered line by line.
+#[derive(Default)]
+struct FramingHeaders {
+    /// Some(None): an invalid Content-Length, or several different ones.
+    cl: Option<Option<u64>>,
+    /// Some(last coding is chunked).
+    te: Option<bool>,
+    upgrade: bool,
+}
+
+impl FramingHeaders {
+    /// One header line (names compared case-insensitively).
+    #[inline(always)]
+    fn see(&mut self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let v = content_length(value);
+            self.cl = Some(match self.cl {
+                None => v,
+                Some(prev) if prev == v => v,
+                Some(_) => None,
+            });
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.te = Some(last_coding_is_chunked(value));
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            self.upgrade = true;
+        }
+    }
+
+    fn body(&self) -> BodyLen {
+        match (self.te, self.cl) {
+            (Some(true), _) => BodyLen::Chunked,
+            (Some(false), _) => BodyLen::OtherCoding,
+            (None, Some(Some(n))) => BodyLen::Length(n),
+            (None, Some(None)) => BodyLen::BadLength,
+            (None, None) => BodyLen::Absent,
+        }
+    }
+}
+
+/// Wire text as a record field: as it is, or escaped (`esc`, the record has
+/// text that is not UTF-8).
+fn field(b: &[u8], esc: bool) -> CompactString {
+    if esc {
+        CompactString::from(escape_wire(b).as_ref())
+    } else {
+        // UTF-8 whenever `esc` is false; lossy only as a fallback.
+        CompactString::from_utf8_lossy(b)
+    }
+}
+
+/// Header lines as record text, escaped if `esc`.
+fn wire_headers<'a>(
+    pairs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    esc: bool,
+) -> Headers {
+    let mut out = Headers::with_capacity(pairs.len(), 0);
+    for (name, value) in pairs {
+        if esc {
+            out.push(&escape_wire(name), &escape_wire(value));
+        } else {
+            out.push(
+                &String::from_utf8_lossy(name),
+                &String::from_utf8_lossy(value),
+            );
+        }
+    }
+    out
+}
+
+fn is_utf8(b: &[u8]) -> bool {
+    std::str::from_utf8(b).is_ok()
+}
+
+/// The reason phrase of the status line at the start of `buf`, as sent
+/// (httparse gives "" for one with bytes above 0x7f).
+fn raw_reason(buf: &[u8]) -> Option<&[u8]> {
+    let line = head(buf, buf.iter().position(|&b| b == b'\n')?);
+    parse_start(strip_cr(line), HttpKind::Response)?.reason
+}
+
 impl Parsed {
     #[inline(always)]
     fn build(
@@ -476,64 +563,122 @@ impl Parsed {
         header_bytes: usize,
         keep: usize,
     ) -> Parsed {
-        let mut non_utf8 = false;
-        let mut cl: Option<Option<u64>> = None; // Some(None): invalid
-        let mut te: Option<bool> = None; // Some(last coding is chunked)
-        let mut upgrade = false;
-        let kept = headers.get(..keep).unwrap_or(headers);
-        // Fast path: the kept lines as one copy of their part of the block.
-        let fast = header_region(buf, kept).and_then(|block| {
-            Headers::from_block(block, kept.iter().map(|h| (h.name.as_bytes(), h.value)))
-        });
-        let from_block = fast.is_some();
-        let mut out = fast.unwrap_or_default();
+        let mut fr = FramingHeaders::default();
         for h in headers {
-            let name = h.name;
-            if name.eq_ignore_ascii_case("content-length") {
-                let v = content_length(h.value);
-                cl = Some(match cl {
-                    None => v,
-                    Some(prev) if prev == v => v,
-                    Some(_) => None,
-                });
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                te = Some(last_coding_is_chunked(h.value));
-            } else if name.eq_ignore_ascii_case("upgrade") {
-                upgrade = true;
-            }
-            if !from_block && out.len() < keep {
-                match std::str::from_utf8(h.value) {
-                    Ok(value) => out.push(name, value),
-                    Err(_) => {
-                        non_utf8 = true;
-                        out.push(name, &String::from_utf8_lossy(h.value));
-                    }
-                }
-            }
+            fr.see(h.name.as_bytes(), h.value);
         }
-        let body = match (te, cl) {
-            (Some(true), _) => BodyLen::Chunked,
-            (Some(false), _) => BodyLen::OtherCoding,
-            (None, Some(Some(n))) => BodyLen::Length(n),
-            (None, Some(None)) => BodyLen::BadLength,
-            (None, None) => BodyLen::Absent,
+        let kept = headers.get(..keep).unwrap_or(headers);
+        // An empty reason may be one with bytes above 0x7f, which httparse
+        // does not show: take it from the status line.
+        let raw = reason
+            .filter(|r| r.is_empty())
+            .and_then(|_| raw_reason(buf));
+        let reason_utf8 = raw.is_none_or(is_utf8);
+        // Fast path: the kept lines as one copy of their part of the block.
+        let fast = header_region(buf, kept)
+            .filter(|_| reason_utf8)
+            .and_then(|block| {
+                Headers::from_block(block, kept.iter().map(|h| (h.name.as_bytes(), h.value)))
+            });
+        let (out, esc) = match fast {
+            Some(out) => (out, false),
+            None => {
+                // Names, method and target are UTF-8 (httparse checks them).
+                let esc = !reason_utf8 || !kept.iter().all(|h| is_utf8(h.value));
+                let pairs = kept.iter().map(|h| (h.name.as_bytes(), h.value));
+                (wire_headers(pairs, esc), esc)
+            }
         };
-        let method = method.map(CompactString::from);
-        let is_head = method.as_deref() == Some("HEAD");
-        let is_connect = method.as_deref() == Some("CONNECT");
-        Parsed {
+        let text = |s: &str| {
+            if esc {
+                field(s.as_bytes(), true)
+            } else {
+                CompactString::from(s)
+            }
+        };
+        let reason = match raw {
+            Some(r) => Some(field(r, esc)),
+            None => reason.map(text),
+        };
+        Parsed::assemble(
             kind,
-            version: if version == Some(0) {
+            if version == Some(0) {
                 "HTTP/1.0"
             } else {
                 "HTTP/1.1"
             },
+            (method.map(str::as_bytes), method.map(text)),
+            path.map(text),
+            (code, reason),
+            (out, headers.len() > kept.len()),
+            header_bytes,
+            esc,
+            &fr,
+        )
+    }
+
+    /// The block's record fields from its wire text (every slice as sent),
+    /// for blocks the salvager split: `headers` are all its lines, of which
+    /// the first `keep` are kept.
+    fn from_wire(
+        kind: HttpKind,
+        start: &Start<'_>,
+        headers: &[(&[u8], &[u8])],
+        header_bytes: usize,
+        keep: usize,
+    ) -> Parsed {
+        let mut fr = FramingHeaders::default();
+        for (name, value) in headers {
+            fr.see(name, value);
+        }
+        let kept = headers.get(..keep).unwrap_or(headers);
+        let esc = ![start.method, start.target, start.reason]
+            .into_iter()
+            .flatten()
+            .all(is_utf8)
+            || !kept.iter().all(|(n, v)| is_utf8(n) && is_utf8(v));
+        let text = |s: &[u8]| field(s, esc);
+        Parsed::assemble(
+            kind,
+            start.version,
+            (start.method, start.method.map(text)),
+            start.target.map(text),
+            (start.status, start.reason.map(text)),
+            (
+                wire_headers(kept.iter().copied(), esc),
+                headers.len() > kept.len(),
+            ),
+            header_bytes,
+            esc,
+            &fr,
+        )
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        kind: HttpKind,
+        version: &'static str,
+        // The method as sent and as record text.
+        (raw_method, method): (Option<&[u8]>, Option<CompactString>),
+        target: Option<CompactString>,
+        (status, reason): (Option<u16>, Option<CompactString>),
+        // The kept headers; whether some were left out.
+        (headers, truncated): (Headers, bool),
+        header_bytes: usize,
+        non_utf8: bool,
+        fr: &FramingHeaders,
+    ) -> Parsed {
+        let body = fr.body();
+        Parsed {
+            kind,
+            version,
             method,
-            target: path.map(CompactString::from),
-            status: code,
-            reason: reason.map(CompactString::from),
-            truncated: headers.len() > kept.len(),
-            headers: out,
+            target,
+            status,
+            reason,
+            truncated,
+            headers,
             header_bytes,
             non_utf8,
             // A bad Content-Length, or a request body in an unknown coding,
@@ -542,11 +687,12 @@ impl Parsed {
                 || (kind == HttpKind::Request && body == BodyLen::OtherCoding),
             gap: false,
             incomplete: false,
+            cut: false,
             anomalies: 0,
             body,
-            upgrade: upgrade && kind == HttpKind::Request,
-            is_head,
-            is_connect,
+            upgrade: fr.upgrade && kind == HttpKind::Request,
+            is_head: raw_method == Some(b"HEAD"),
+            is_connect: raw_method == Some(b"CONNECT"),
         }
     }
 }
@@ -577,6 +723,334 @@ fn last_coding_is_chunked(v: &[u8]) -> bool {
         .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
 }
 
+// The line salvager.
+//
+// httparse accepts a header block or rejects it; in its lenient mode it
+// skips the invalid header lines, and a NUL or bare CR in a value makes it
+// give up on the block altogether. Those lines are exactly what a log of
+// hostile traffic must show, and a slice httparse hands back can only be a
+// line it accepted, so a block strict parsing rejects (and every block cut
+// short) is split here instead, line by line, keeping each line as sent.
+// Complete clean blocks never come here (only an empty reason phrase has
+// its status line looked at again, see `raw_reason`).
+
+/// A start line's parts, as slices of the line.
+#[derive(Debug, Clone, Copy)]
+struct Start<'a> {
+    version: &'static str,
+    method: Option<&'a [u8]>,
+    target: Option<&'a [u8]>,
+    status: Option<u16>,
+    reason: Option<&'a [u8]>,
+}
+
+/// A byte of a token (a method or header name), RFC 9110 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `line` without one trailing CR (the CR of its CRLF).
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// `b` without leading SP and HT.
+fn trim_ws_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+    tail(b, n)
+}
+
+/// `b` without trailing SP and HT.
+fn trim_ws_end(b: &[u8]) -> &[u8] {
+    let n = b
+        .iter()
+        .rev()
+        .take_while(|&&c| c == b' ' || c == b'\t')
+        .count();
+    head(b, b.len() - n)
+}
+
+/// `b` without leading and trailing spaces (SP only: request-line delimiters).
+fn trim_sp(b: &[u8]) -> &[u8] {
+    let lead = b.iter().take_while(|&&c| c == b' ').count();
+    let b = tail(b, lead);
+    let trail = b.iter().rev().take_while(|&&c| c == b' ').count();
+    head(b, b.len() - trail)
+}
+
+/// The version constant for `HTTP/1.0` or `HTTP/1.1`.
+fn version_of(b: &[u8]) -> Option<&'static str> {
+    match b {
+        b"HTTP/1.0" => Some("HTTP/1.0"),
+        b"HTTP/1.1" => Some("HTTP/1.1"),
+        _ => None,
+    }
+}
+
+/// A complete start line (without its line break): `METHOD SP target SP
+/// HTTP/1.x`, the target being everything between the first space and the
+/// last one (runs of spaces are one delimiter, as httparse's settings have
+/// it), or `HTTP/1.x SP 3DIGIT [SP reason]`, the reason as sent. None if the
+/// line is neither (no token method, no target, another version).
+fn parse_start(line: &[u8], kind: HttpKind) -> Option<Start<'_>> {
+    match kind {
+        HttpKind::Request => {
+            let sp = line.iter().position(|&b| b == b' ')?;
+            let method = head(line, sp);
+            if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+                return None;
+            }
+            let last = line.iter().rposition(|&b| b == b' ')?;
+            let version = version_of(tail(line, last + 1))?;
+            let target = trim_sp(line.get(sp..last)?);
+            if target.is_empty() {
+                return None;
+            }
+            Some(Start {
+                version,
+                method: Some(method),
+                target: Some(target),
+                status: None,
+                reason: None,
+            })
+        }
+        HttpKind::Response | HttpKind::Trailers | HttpKind::Reset => {
+            let (status, reason) = status_and_reason(tail(line, 8))?;
+            Some(Start {
+                version: version_of(head(line, 8))?,
+                method: None,
+                target: None,
+                status: Some(status),
+                reason: Some(reason),
+            })
+        }
+    }
+}
+
+/// What follows a status line's version: `SP 3DIGIT [SP reason]`.
+fn status_and_reason(rest: &[u8]) -> Option<(u16, &[u8])> {
+    let spaces = rest.iter().take_while(|&&b| b == b' ').count();
+    let rest = tail(rest, spaces);
+    let digits = head(rest, 3);
+    if spaces == 0 || digits.len() != 3 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let status = digits
+        .iter()
+        .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+    let after = tail(rest, 3);
+    let reason = match after.first() {
+        None => after,
+        Some(b' ') => tail(after, after.iter().take_while(|&&b| b == b' ').count()),
+        Some(_) => return None,
+    };
+    Some((status, reason))
+}
+
+/// A start line with no line break before the block was cut: its parts as
+/// far as they go, and whether its text was cut. Without its version a line
+/// is weak evidence of a message, so a request needs a method of upper-case
+/// letters (`A`–`Z`, `-`, `_`: real methods look like that) and a target of
+/// bytes httparse takes in one (no space or control character: those are
+/// kept only in complete start lines); its version is [`VERSION_UNSEEN`],
+/// and a cut version (a space and a prefix of `HTTP/1.x`) is not part of
+/// the target (a line complete but for its line break is not cut). A
+/// response needs its status code; its reason, which runs to the line's
+/// end, is cut.
+fn parse_cut_start(line: &[u8], kind: HttpKind) -> Option<(Start<'_>, bool)> {
+    let line = strip_cr(line);
+    match kind {
+        HttpKind::Request => {
+            if let Some(s) = parse_start(line, kind) {
+                // Complete but for its line break.
+                return Some((s, false));
+            }
+            let sp = line.iter().position(|&b| b == b' ')?;
+            let method = head(line, sp);
+            let upper = |b: &u8| b.is_ascii_uppercase() || *b == b'-' || *b == b'_';
+            if method.is_empty() || !method.iter().all(upper) {
+                return None;
+            }
+            let mut target = trim_sp(tail(line, sp));
+            let rest = tail(line, sp);
+            if let Some(k) = rest.iter().rposition(|&b| b == b' ') {
+                let v = tail(rest, k + 1);
+                if b"HTTP/1.0".starts_with(v) || b"HTTP/1.1".starts_with(v) {
+                    target = trim_sp(head(rest, k));
+                }
+            }
+            let uri = |b: &u8| (0x21..0x7f).contains(b) || *b >= 0x80;
+            if target.is_empty() || !target.iter().all(uri) {
+                return None;
+            }
+            Some((
+                Start {
+                    version: VERSION_UNSEEN,
+                    method: Some(method),
+                    target: Some(target),
+                    status: None,
+                    reason: None,
+                },
+                true,
+            ))
+        }
+        HttpKind::Response | HttpKind::Trailers | HttpKind::Reset => {
+            let (status, reason) = status_and_reason(tail(line, 8))?;
+            Some((
+                Start {
+                    version: version_of(head(line, 8))?,
+                    method: None,
+                    target: None,
+                    status: Some(status),
+                    reason: Some(reason),
+                },
+                true,
+            ))
+        }
+    }
+}
+
+/// Whether `b`, a start line without its line break yet, may still become
+/// one [`parse_start`] accepts: a token method and a space (requests), or
+/// what there is of `HTTP/1.x SP` (responses).
+fn start_prefix(b: &[u8], kind: HttpKind) -> bool {
+    match kind {
+        HttpKind::Request => {
+            let n = b.iter().take_while(|&&c| is_tchar(c)).count();
+            n > 0 && b.get(n) == Some(&b' ')
+        }
+        HttpKind::Response | HttpKind::Trailers | HttpKind::Reset => {
+            let v = head(b, 8);
+            (b"HTTP/1.0".starts_with(v) || b"HTTP/1.1".starts_with(v))
+                && b.get(8).is_none_or(|&c| c == b' ')
+        }
+    }
+}
+
+/// A header line the salvager found: ranges of the block.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// Add the header line `line` (line break excluded), which sits at `at` in
+/// the block; `cut`: it is the unfinished last line of a cut block. Returns
+/// the index of the header it went to.
+fn salvage_line(spans: &mut Vec<Span>, at: usize, line: &[u8], cut: bool) -> usize {
+    let end = at + line.len();
+    if matches!(line.first(), Some(b' ' | b'\t')) {
+        if let Some(prev) = spans.last_mut() {
+            // obs-fold: the previous value goes on, with the line break
+            // and the leading whitespace as sent.
+            let text = trim_ws_end(line);
+            if !trim_ws_start(text).is_empty() {
+                prev.value.1 = at + text.len();
+            }
+            return spans.len() - 1;
+        }
+        // Nothing to continue: a line without a name.
+        spans.push(Span {
+            name: (at, at),
+            value: (at, end),
+        });
+        return spans.len() - 1;
+    }
+    let span = match line.iter().position(|&b| b == b':') {
+        Some(c) => {
+            let v = tail(line, c + 1);
+            let lead = v.len() - trim_ws_start(v).len();
+            let len = trim_ws_end(trim_ws_start(v)).len();
+            let vs = at + c + 1 + lead;
+            Span {
+                name: (at, at + c),
+                value: (vs, vs + len),
+            }
+        }
+        // Cut before its colon: a name, cut.
+        None if cut => Span {
+            name: (at, end),
+            value: (end, end),
+        },
+        // No colon: no name, the whole line as the value.
+        None => Span {
+            name: (at, at),
+            value: (at, end),
+        },
+    };
+    spans.push(span);
+    spans.len() - 1
+}
+
+/// `b[r.0..r.1]`, or empty.
+fn range(b: &[u8], r: (usize, usize)) -> &[u8] {
+    b.get(r.0..r.1).unwrap_or_default()
+}
+
+/// Split the header block at the start of `buf` line by line, keeping every
+/// line as sent, in wire order: a start line as [`parse_start`] splits it
+/// (anything else is `Invalid`); a header line as name (the bytes before
+/// its first colon, spaces and all) and value (after the colon, SP and HT
+/// trimmed at both ends, control characters kept); a line without a colon
+/// as an empty name and the whole line as its value; an obs-fold line (one
+/// starting with SP or HT) as part of the previous header's value, line
+/// break included. Lines end at LF (one CR before it is the line break's);
+/// the block ends at the first empty line.
+///
+/// `cut`: `buf` ends where the block was cut, and its unfinished last line
+/// is kept (the start line too: [`parse_cut_start`]), a header line as cut
+/// (a line with no colon yet is a name); the result has `cut` if that line
+/// is in the record. Without `cut`, an unfinished block is `Partial`.
+///
+/// Not flagged `malformed` here: the callers know why they came.
+fn salvage(buf: &[u8], kind: HttpKind, max_headers: usize, cut: bool) -> HeadResult {
+    let (start, mut cut_text, mut i) = match buf.iter().position(|&b| b == b'\n') {
+        Some(k) => match parse_start(strip_cr(head(buf, k)), kind) {
+            Some(s) => (s, false, k + 1),
+            None => return HeadResult::Invalid,
+        },
+        None if cut => match parse_cut_start(buf, kind) {
+            Some((s, c)) => (s, c, buf.len()),
+            None => return HeadResult::Invalid,
+        },
+        None if start_prefix(buf, kind) => return HeadResult::Partial,
+        None => return HeadResult::Invalid,
+    };
+    let mut spans = Vec::new();
+    let mut end = None;
+    while i < buf.len() {
+        let rest = tail(buf, i);
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(k) => {
+                let line = strip_cr(head(rest, k));
+                if line.is_empty() {
+                    end = Some(i + k + 1);
+                    break;
+                }
+                salvage_line(&mut spans, i, line, false);
+                i += k + 1;
+            }
+            None => {
+                let line = strip_cr(rest);
+                if cut && !line.is_empty() {
+                    cut_text = salvage_line(&mut spans, i, line, true) < max_headers;
+                }
+                break;
+            }
+        }
+    }
+    if end.is_none() && !cut {
+        return HeadResult::Partial;
+    }
+    let pairs: Vec<(&[u8], &[u8])> = spans
+        .iter()
+        .map(|s| (range(buf, s.name), range(buf, s.value)))
+        .collect();
+    let mut p = Parsed::from_wire(kind, &start, &pairs, end.unwrap_or(buf.len()), max_headers);
+    p.cut = cut_text;
+    HeadResult::Complete(p)
+}
+
 /// Verdict on a candidate message start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Plausible {
@@ -591,7 +1065,11 @@ pub(super) enum Plausible {
 /// Does `b` begin with a request line (`TOKEN SP target SP HTTP/1.x`) or
 /// status line (`HTTP/1.x SP 3DIGIT …`)? httparse judges the first line
 /// alone, with no header slots: a valid start line leaves it wanting more
-/// (the header block). Lines longer than `limit` are not plausible.
+/// (the header block). A line httparse rejects is judged again as the
+/// salvager would take it (a target that is not UTF-8, control characters
+/// in it, a reason with them), so that the messages [`parse_head`] keeps
+/// are found after a resync too. Lines longer than `limit` are not
+/// plausible.
 pub(super) fn plausible_start(b: &[u8], limit: usize) -> Plausible {
     match b.first() {
         None => return Plausible::NeedMore,
@@ -605,18 +1083,24 @@ pub(super) fn plausible_start(b: &[u8], limit: usize) -> Plausible {
         None => w,
     };
     let cfg = strict_config();
-    let res = match sniff(w) {
+    let kind = sniff(w);
+    let res = match kind {
         Some(HttpKind::Response | HttpKind::Trailers | HttpKind::Reset) => {
             cfg.parse_response(&mut httparse::Response::new(&mut []), w)
         }
         Some(HttpKind::Request) => cfg.parse_request(&mut httparse::Request::new(&mut []), w),
         None => Ok(Status::Partial),
     };
-    match res {
-        Ok(Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => Plausible::Yes,
-        Ok(Status::Partial) if w.contains(&b'\n') => Plausible::Yes,
-        Ok(Status::Partial) if b.len() < limit => Plausible::NeedMore,
-        Ok(Status::Partial) | Err(_) => Plausible::No,
+    match (res, kind) {
+        (Ok(Status::Complete(_)) | Err(httparse::Error::TooManyHeaders), _) => Plausible::Yes,
+        (Ok(Status::Partial), _) if w.contains(&b'\n') => Plausible::Yes,
+        (Ok(Status::Partial), _) if b.len() < limit => Plausible::NeedMore,
+        (Ok(Status::Partial), _) | (Err(_), None) => Plausible::No,
+        (Err(_), Some(kind)) => match w.iter().position(|&c| c == b'\n') {
+            Some(k) if parse_start(strip_cr(head(w, k)), kind).is_some() => Plausible::Yes,
+            None if b.len() < limit && start_prefix(w, kind) => Plausible::NeedMore,
+            _ => Plausible::No,
+        },
     }
 }
 
@@ -639,6 +1123,8 @@ enum Hunted {
 /// at `boundary` itself: messages start at syscalls far more often than a
 /// start line is split by one, and a body's last bytes without a newline
 /// (`…abc`) must not swallow the request written after them (`abcGET /`).
+/// While both lines are unfinished, the earlier candidate is kept: the
+/// bytes are not skipped before the line ends and says which one holds.
 fn hunt(b: &[u8], boundary: Option<usize>, line_start: bool, limit: usize) -> (usize, Hunted) {
     let mut i = 0;
     let mut cand = line_start || boundary == Some(0);
@@ -654,8 +1140,14 @@ fn hunt(b: &[u8], boundary: Option<usize>, line_start: bool, limit: usize) -> (u
                     if spans {
                         match plausible_start(tail(b, e), limit) {
                             Plausible::Yes => return (e, Hunted::Found),
-                            Plausible::NeedMore => return (e, Hunted::NeedMore),
-                            Plausible::No => {}
+                            Plausible::NeedMore if verdict == Plausible::Yes => {
+                                return (e, Hunted::NeedMore)
+                            }
+                            // Both unfinished: wait until the line says
+                            // (a message written a few bytes per syscall
+                            // has an event start inside its start line, and
+                            // `ET /x` looks as plausible as `GET /x`).
+                            Plausible::NeedMore | Plausible::No => {}
                         }
                     }
                 }
@@ -701,18 +1193,32 @@ fn blank_prefix(b: &[u8]) -> (usize, bool) {
     }
 }
 
-/// Parse the complete lines of an unfinished block: cut after the last LF,
-/// append CRLF, give it to httparse.
+/// What an unfinished header block says: every line, its unfinished last
+/// one (even the start line) included, as [`salvage`] splits them; None if
+/// not even a start line can be made out. `malformed` when strict parsing
+/// rejects the bytes as far as they go, with the anomalies of its lines
+/// (the last one judged as far as it goes: a name cut before its colon is
+/// no bad name).
 fn cut_parse(block: &[u8], max_headers: usize) -> Option<Parsed> {
     let kind = sniff(block)?;
-    let cut = block.iter().rposition(|&b| b == b'\n')? + 1;
-    let mut tmp = Vec::with_capacity(cut + 2);
-    tmp.extend_from_slice(head(block, cut));
-    tmp.extend_from_slice(b"\r\n");
-    match parse_head(&tmp, kind, max_headers) {
-        HeadResult::Complete(p) => Some(p),
-        HeadResult::Partial | HeadResult::Invalid => None,
+    let HeadResult::Complete(mut p) = salvage(block, kind, max_headers, true) else {
+        return None;
+    };
+    if strict_rejects(block, kind) {
+        p.malformed = true;
+        let last = block.iter().rposition(|&b| b == b'\n').map_or(0, |k| k + 1);
+        let mut lines = head(block, last).to_vec();
+        let partial = strip_cr(tail(block, last));
+        if last > 0 && !partial.is_empty() {
+            lines.extend_from_slice(partial);
+            if !partial.contains(&b':') && !matches!(partial.first(), Some(b' ' | b'\t')) {
+                lines.push(b':');
+            }
+            lines.extend_from_slice(b"\r\n");
+        }
+        p.anomalies = anomaly::scan(&lines);
     }
+    Some(p)
 }
 
 /// A truncated header block whose record waits for the block's end.
@@ -1044,22 +1550,28 @@ impl Machine {
     }
 
     /// `window` (max_header_bytes long) holds no complete header block: keep
-    /// the complete lines as a truncated record, skip to the block's end.
+    /// what it holds as a truncated record (every line, the unfinished last
+    /// one too, even the start line: [`cut_parse`]), skip to the block's
+    /// end. The window is the same however the bytes arrived.
     fn truncate(&mut self, window: &[u8], at: usize, sink: &mut impl Sink) -> Step {
-        let cut = window.iter().rposition(|&b| b == b'\n').map(|k| k + 1);
-        match (cut, cut_parse(window, self.max_headers)) {
-            (Some(cut), Some(mut parsed)) => {
+        match cut_parse(window, self.max_headers) {
+            Some(mut parsed) => {
                 parsed.truncated = true;
                 let meta = sink.meta_at(at);
+                // The scan goes on from inside the window's last line.
+                let last = window
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |k| k + 1);
                 self.set(St::SkipHead {
-                    scan: LineScan::new(),
+                    scan: LineScan::after(tail(window, last)),
                     held: Box::new(Held { parsed, meta }),
-                    seen: cut,
+                    seen: window.len(),
                 });
-                Step::go(cut)
+                Step::go(window.len())
             }
             // Not even a start line within the limit.
-            _ => self.framing_error(sink),
+            None => self.framing_error(sink),
         }
     }
 
@@ -1453,6 +1965,12 @@ mod tests {
             hunt(b"abcGET / HTTP/1.1\r\n", Some(3), true, 1024),
             (3, Hunted::Found)
         );
+        // Both unfinished: wait at the first (byte-per-syscall writers).
+        assert_eq!(hunt(b"GE", Some(1), true, 1024), (0, Hunted::NeedMore));
+        assert_eq!(
+            hunt(b"GET /x HTTP/1.1\r\n", Some(17), true, 1024),
+            (0, Hunted::Found)
+        );
         // ...unless the event start is no message start.
         assert_eq!(
             hunt(b"GET / HTTP/1.1\r\n", Some(3), true, 1024),
@@ -1477,46 +1995,221 @@ mod tests {
         assert_eq!(p.header_bytes, b.len());
     }
 
+    fn hv(p: &Parsed) -> Vec<(&str, &str)> {
+        p.headers.iter().collect()
+    }
+
     #[test]
-    fn invalid_header_line_is_salvaged_as_malformed() {
-        let b = b"GET / HTTP/1.1\r\nGood: 1\r\nBad Name: 2\r\nAlso: 3\r\n\r\n";
-        let HeadResult::Complete(p) = parse_head(b, HttpKind::Request, 256) else {
-            panic!()
-        };
+    fn invalid_header_lines_are_kept_as_sent() {
+        use crate::record::anomaly::*;
+        let b = b"GET / HTTP/1.1\r\nGood: 1\r\nBad Name: 2\r\nSp : 3\r\nNo colon here\r\n\
+                  Fold: a\r\n  b\r\n\tc \r\nNul: x\0y\r\nCr: x\ry\r\nCtl: \x01\x7f\r\n:empty\r\nAlso: 3\r\n\r\n";
+        let p = parsed(b, HttpKind::Request);
         assert!(p.malformed);
+        assert!(!p.non_utf8 && !p.cut && !p.truncated);
         assert_eq!(
-            p.headers,
-            [("Good", "1"), ("Also", "3")]
-                .into_iter()
-                .collect::<Headers>()
+            hv(&p),
+            [
+                ("Good", "1"),
+                ("Bad Name", "2"),
+                ("Sp ", "3"),
+                ("", "No colon here"),
+                ("Fold", "a\r\n  b\r\n\tc"),
+                ("Nul", "x\0y"),
+                ("Cr", "x\ry"),
+                ("Ctl", "\x01\x7f"),
+                ("", "empty"),
+                ("Also", "3"),
+            ]
         );
-        assert!(matches!(
-            parse_head(b"GET / HTTP/9.9\r\n\r\n", HttpKind::Request, 256),
-            HeadResult::Invalid
-        ));
-        // A NUL (or a bare CR) in a value: the line is left out, the block
-        // kept, flagged (header injection attempts look like this).
-        let HeadResult::Complete(p) = parse_head(
-            b"GET / HTTP/1.1\r\nA: \0\r\nB: 2\r\n\r\n",
-            HttpKind::Request,
-            256,
-        ) else {
-            panic!()
-        };
-        assert!(p.malformed);
-        assert_eq!(p.anomalies, crate::record::anomaly::CTL_IN_VALUE);
-        assert_eq!(p.headers, [("B", "2")].into_iter().collect::<Headers>());
+        assert_eq!(p.anomalies, OBS_FOLD | BAD_HEADER_NAME | CTL_IN_VALUE);
+        assert_eq!(p.header_bytes, b.len());
         assert_eq!(
-            p.header_bytes,
-            b"GET / HTTP/1.1\r\nA: \0\r\nB: 2\r\n\r\n".len()
+            (p.method.as_deref(), p.target.as_deref(), p.version),
+            (Some("GET"), Some("/"), "HTTP/1.1")
+        );
+        // Unfinished: more bytes needed, whatever the line it stops in.
+        for end in 17..b.len() - 1 {
+            assert!(
+                matches!(
+                    parse_head(&b[..end], HttpKind::Request, 256),
+                    HeadResult::Partial
+                ),
+                "{end}"
+            );
+        }
+        // Framing still reads the lines (names compared case-insensitively).
+        let p = parsed(
+            b"POST / HTTP/1.1\r\nX\0: 1\r\ncontent-LENGTH: 4\r\n\r\n",
+            HttpKind::Request,
+        );
+        assert_eq!((p.body, p.malformed), (BodyLen::Length(4), true));
+        // A bad start line is still no message.
+        for bad in [
+            &b"GET / HTTP/9.9\r\n\r\n"[..],
+            b"GET  HTTP/1.1\r\nA\0: 1\r\n\r\n",
+            b"G\x01T / HTTP/1.1\r\n\r\n",
+            b"hello world\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_head(bad, HttpKind::Request, 256), HeadResult::Invalid)
+                    || matches!(
+                        parse_head(bad, sniff(bad).unwrap(), 256),
+                        HeadResult::Invalid
+                    ),
+                "{bad:?}"
+            );
+        }
+        // An obs-fold with nothing to continue is a line without a name;
+        // more lines than kept: truncated, framing sees them all.
+        let p = match parse_head(
+            b"GET / HTTP/1.1\r\n folded\r\nA: 1\r\nB\0: 2\r\nContent-Length: 0\r\n\r\n",
+            HttpKind::Request,
+            2,
+        ) {
+            HeadResult::Complete(p) => p,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(hv(&p), [("", " folded"), ("A", "1")]);
+        assert!(p.truncated);
+        assert_eq!(p.body, BodyLen::Length(0));
+    }
+
+    #[test]
+    fn request_targets_and_status_lines_the_salvager_splits() {
+        // Not UTF-8: escaped, and so is everything else of the record.
+        let p = parsed(
+            b"GET /caf\xe9?q=a\\b HTTP/1.1\r\nX-L: \xe9t\xe9\r\nX-B: \\\r\n\r\n",
+            HttpKind::Request,
+        );
+        assert!(p.malformed && p.non_utf8);
+        assert_eq!(p.target.as_deref(), Some("/caf\\xe9?q=a\\x5cb"));
+        assert_eq!(hv(&p), [("X-L", "\\xe9t\\xe9"), ("X-B", "\\x5c")]);
+        // Spaces and control characters inside a target; runs of spaces
+        // around it are delimiters.
+        let p = parsed(
+            b"GET  /a b\x01  HTTP/1.0\r\nA\0: 1\r\n\r\n",
+            HttpKind::Request,
+        );
+        assert_eq!(
+            (p.target.as_deref(), p.version),
+            (Some("/a b\x01"), "HTTP/1.0")
+        );
+        // A reason phrase with Latin-1 bytes (httparse shows it as "").
+        let p = parsed(
+            b"HTTP/1.1 200 D\xe9j\xe0 vu\r\nA: \\\r\n\r\n",
+            HttpKind::Response,
+        );
+        assert!(!p.malformed && p.non_utf8);
+        assert_eq!(p.reason.as_deref(), Some("D\\xe9j\\xe0 vu"));
+        assert_eq!(hv(&p), [("A", "\\x5c")]);
+        // ...and with a control character (httparse rejects the line).
+        let p = parsed(b"HTTP/1.1 404 No\x01t\r\n\r\n", HttpKind::Response);
+        assert!(p.malformed && !p.non_utf8);
+        assert_eq!(
+            (p.status, p.reason.as_deref()),
+            (Some(404), Some("No\x01t"))
+        );
+        // A clean value with Latin-1 bytes: strict parsing keeps it.
+        let p = parsed(
+            b"GET /x HTTP/1.1\r\nA: caf\xe9\\\r\n\r\n",
+            HttpKind::Request,
+        );
+        assert!(!p.malformed && p.non_utf8);
+        assert_eq!(hv(&p), [("A", "caf\\xe9\\x5c")]);
+        assert_eq!(
+            crate::text::unescape_wire(p.headers.first("a").unwrap()),
+            b"caf\xe9\\"
         );
     }
 
     #[test]
-    fn cut_parse_keeps_complete_lines() {
+    fn cut_parse_keeps_the_unfinished_last_line() {
         let p = cut_parse(b"GET /x HTTP/1.1\r\nA: 1\r\nB: tw", 256).unwrap();
-        assert_eq!(p.headers, [("A", "1")].into_iter().collect::<Headers>());
+        assert_eq!(hv(&p), [("A", "1"), ("B", "tw")]);
         assert_eq!(p.target.as_deref(), Some("/x"));
-        assert!(cut_parse(b"GET /x HTT", 256).is_none());
+        assert!(p.cut && !p.malformed);
+        // A name cut before its colon.
+        let p = cut_parse(b"GET /x HTTP/1.1\r\nA: 1\r\nX-Lo", 256).unwrap();
+        assert_eq!(hv(&p), [("A", "1"), ("X-Lo", "")]);
+        assert!(p.cut && !p.malformed && p.anomalies == 0);
+        // An invalid one.
+        let p = cut_parse(b"GET /x HTTP/1.1\r\nBad Na", 256).unwrap();
+        assert_eq!(hv(&p), [("Bad Na", "")]);
+        assert!(p.cut && p.malformed);
+        assert_eq!(p.anomalies, crate::record::anomaly::BAD_HEADER_NAME);
+        // A fold cut short continues its header.
+        let p = cut_parse(b"HTTP/1.1 200 OK\r\nA: 1\r\n  an", 256).unwrap();
+        assert_eq!(hv(&p), [("A", "1\r\n  an")]);
+        assert!(p.cut);
+        // Cut in the blank line, or right after a line: nothing is cut.
+        for b in [
+            &b"GET /x HTTP/1.1\r\nA: 1\r\n\r"[..],
+            b"GET /x HTTP/1.1\r\nA: 1\r\n",
+        ] {
+            let p = cut_parse(b, 256).unwrap();
+            assert_eq!(hv(&p), [("A", "1")]);
+            assert!(!p.cut);
+        }
+        // The start line itself: method and target, the version unseen.
+        for (b, target) in [
+            (&b"GET /x HTT"[..], "/x"),
+            (b"GET /x ", "/x"),
+            (b"GET /x", "/x"),
+            (b"GET  /x  HTTP/1", "/x"),
+            (b"GET /caf\xe9", "/caf\\xe9"),
+        ] {
+            let p = cut_parse(b, 256).unwrap();
+            assert_eq!(
+                (p.method.as_deref(), p.target.as_deref(), p.version),
+                (Some("GET"), Some(target), VERSION_UNSEEN),
+                "{b:?}"
+            );
+            assert!(p.cut && p.headers.is_empty());
+        }
+        let p = cut_parse(b"HTTP/1.0 500 Internal Ser", 256).unwrap();
+        assert_eq!(
+            (p.status, p.reason.as_deref(), p.version),
+            (Some(500), Some("Internal Ser"), "HTTP/1.0")
+        );
+        assert!(p.cut);
+        // Complete but for its line break: nothing cut.
+        let p = cut_parse(b"GET /x HTTP/1.1", 256).unwrap();
+        assert_eq!((p.version, p.cut), ("HTTP/1.1", false));
+        // Too little to be a message.
+        for b in [
+            &b"GET "[..],
+            b"GET",
+            b"get /x",
+            b"GET /x y",
+            b"GET /x\0",
+            b"P Hq\x10\xc8",
+            b"hello world",
+            b"HTTP/1.1 2",
+            b"HTTP/1.1 20x",
+        ] {
+            assert!(cut_parse(b, 256).is_none(), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn line_scan_can_start_inside_a_line() {
+        assert_eq!(LineScan::after(b"Host: a").feed(b"\r\n\r\nX"), Some(4));
+        assert_eq!(LineScan::after(b"").feed(b"\r\nX"), Some(2));
+        assert_eq!(LineScan::after(b"\r").feed(b"\nX"), Some(1));
+        assert_eq!(LineScan::after(b"GET /aaa").feed(b"\r\n\r\n"), Some(4));
+        assert_eq!(LineScan::after(b"GET /aaa").feed(b"\n"), None);
+    }
+
+    #[test]
+    fn plausible_starts_include_what_the_salvager_keeps() {
+        use Plausible::*;
+        assert_eq!(plausible_start(b"GET /caf\xe9 HTTP/1.1\r\n", 1024), Yes);
+        assert_eq!(plausible_start(b"GET /a\x01 HTTP/1.1\r\n", 1024), Yes);
+        assert_eq!(plausible_start(b"HTTP/1.1 200 \xe9\x01\r\n", 1024), Yes);
+        assert_eq!(plausible_start(b"GET /a\x01", 1024), NeedMore);
+        assert_eq!(plausible_start(b"GET /a\x01", 4), No);
+        assert_eq!(plausible_start(b"GET /a\x01 HTTP/2.0\r\n", 1024), No);
     }
 }

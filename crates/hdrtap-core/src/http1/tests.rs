@@ -337,8 +337,18 @@ fn oversized_header_block_is_truncated_and_body_skipped() {
         assert_eq!(r.header_bytes, 20_000);
         assert_eq!(r.header("Content-Length"), Some("5"));
         assert!(r.header("X-Last").is_none());
-        // Every header kept is complete (the cut was at a line end).
-        assert!(r.headers.iter().skip(1).all(|(_, v)| v.len() == 500));
+        // Every header kept is complete but the last, cut at the limit.
+        let n = r.headers.len();
+        assert!(r
+            .headers
+            .iter()
+            .take(n - 1)
+            .skip(1)
+            .all(|(_, v)| v.len() == 500));
+        let (name, cut) = r.headers.last().unwrap();
+        assert!(name.starts_with("X-Pad-"));
+        assert!(!cut.is_empty() && cut.len() < 500 && cut.bytes().all(|b| b == b'p'));
+        assert_eq!(r.flags, vec![flag::CUT]);
         let s = h.stats();
         assert_eq!((s.truncated, s.parse_errors, s.resyncs), (1, 0, 0));
         assert!(h.t.largest_buffer() <= 16 * 1024 + 16384);
@@ -363,17 +373,24 @@ fn oversized_header_block_without_framing_resyncs_at_its_end() {
 }
 
 #[test]
-fn start_line_longer_than_the_limit_is_an_error() {
+fn start_line_longer_than_the_limit_is_kept_cut() {
     let mut h = H::new();
     let target = "/".repeat(20_000);
+    let block = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
     h.split(
         EG,
-        format!("GET {target} HTTP/1.1\r\n\r\nGET /ok HTTP/1.1\r\n\r\n").as_bytes(),
+        format!("{block}GET /ok HTTP/1.1\r\n\r\n").as_bytes(),
         16384,
     );
     let rs = h.take();
-    assert_eq!(targets(&rs), ["GET /ok"]);
-    assert_eq!(h.stats().parse_errors, 1);
+    let cut = &target[..16 * 1024 - 4];
+    assert_eq!(targets(&rs), [format!("GET {cut}"), "GET /ok".into()]);
+    let r = &rs[0];
+    assert!(r.truncated && r.headers.is_empty());
+    assert_eq!((r.version, r.header_bytes), ("HTTP/1.x", block.len()));
+    assert_eq!(r.flags, vec![flag::CUT]);
+    let s = h.stats();
+    assert_eq!((s.parse_errors, s.truncated, s.skipped_bytes), (0, 1, 0));
 }
 
 // 4. Bodies.
@@ -840,8 +857,9 @@ fn gap_inside_header_block_flags_the_record() {
     h.ev(EG, b"ng: b\r\n\r\nGET /y HTTP/1.1\r\n\r\n");
     let rs = h.take();
     assert_eq!(targets(&rs), ["GET /x", "GET /y"]);
-    assert_eq!(rs[0].flags, vec![flag::GAP]);
-    assert_eq!(hv(&rs[0]), vec![("Host", "a")]);
+    assert_eq!(rs[0].flags, vec![flag::GAP, flag::CUT]);
+    // The name cut before its colon is kept, with an empty value.
+    assert_eq!(hv(&rs[0]), vec![("Host", "a"), ("X-Lo", "")]);
     assert!(rs[1].flags.is_empty());
     let s = h.stats();
     assert_eq!(
@@ -859,16 +877,26 @@ fn gap_inside_header_block_flags_the_record() {
 }
 
 #[test]
-fn gap_inside_start_line_is_a_parse_error() {
+fn gap_inside_start_line_keeps_what_came() {
     let mut h = H::new();
     h.ev(EG, b"GET /x HT");
     h.lose(EG, 50);
     h.ev(EG, b"X: y\r\n\r\n");
     h.ev(EG, b"GET /y HTTP/1.1\r\n\r\n");
-    assert_eq!(targets(&h.take()), ["GET /y"]);
+    let rs = h.take();
+    assert_eq!(targets(&rs), ["GET /x", "GET /y"]);
+    assert_eq!(rs[0].flags, vec![flag::GAP, flag::CUT]);
+    assert_eq!(rs[0].version, "HTTP/1.x");
     let s = h.stats();
-    assert_eq!((s.parse_errors, s.header_gaps), (1, 1));
-    assert_eq!(s.skipped_bytes, 9 + 8);
+    assert_eq!((s.parse_errors, s.header_gaps), (0, 1));
+    assert_eq!(s.skipped_bytes, 8);
+    // Too little of a start line to tell: a parse error, as before.
+    let mut h = H::new();
+    h.ev(EG, b"GET ");
+    h.lose(EG, 50);
+    h.ev(EG, b"GET /y HTTP/1.1\r\n\r\n");
+    assert_eq!(targets(&h.take()), ["GET /y"]);
+    assert_eq!(h.stats().parse_errors, 1);
 }
 
 #[test]
@@ -886,8 +914,8 @@ fn uncaptured_tail_inside_header_block_is_a_gap() {
     h.ev(EG, b"GET /d HTTP/1.1\r\n\r\n");
     let rs = h.take();
     assert_eq!(targets(&rs), ["GET /c", "GET /d"]);
-    assert_eq!(hv(&rs[0]), vec![("A", "1")]);
-    assert_eq!(rs[0].flags, vec![flag::GAP]);
+    assert_eq!(hv(&rs[0]), vec![("A", "1"), ("B", "2")]);
+    assert_eq!(rs[0].flags, vec![flag::GAP, flag::CUT]);
     assert_eq!(h.stats().gaps, 0, "uncaptured bytes are not lost events");
 }
 
@@ -1083,7 +1111,12 @@ fn malformed_header_block_yields_a_flagged_record_then_resyncs() {
     let rs = h.take();
     assert_eq!(targets(&rs), ["GET /m", "GET /next"]);
     assert_eq!(rs[0].flags, vec![flag::MALFORMED]);
-    assert_eq!(hv(&rs[0]), vec![("Good", "1"), ("X", "2")]);
+    // The invalid line is kept as sent: no colon, so no name.
+    assert_eq!(
+        hv(&rs[0]),
+        vec![("Good", "1"), ("", "Bad Header"), ("X", "2")]
+    );
+    assert_eq!(rs[0].anomalies, crate::record::anomaly::BAD_HEADER_NAME);
     assert_eq!(h.stats().parse_errors, 1);
 }
 
@@ -1137,8 +1170,12 @@ fn midstream_false_start_resyncs() {
     h.spec.flags = HDRTAP_DF_MIDSTREAM as u16;
     h.ev(EG, b"GET /not-really HTTP/1.1\r\n\x00\x01\x02binary\r\n\r\nPOST /real HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     let rs = h.take();
-    assert_eq!(targets(&rs), ["POST /real"]);
-    assert_eq!(rs[0].flags, vec![flag::MIDSTREAM]);
+    // A valid start line: its block is kept, malformed, then the
+    // direction resyncs.
+    assert_eq!(targets(&rs), ["GET /not-really", "POST /real"]);
+    assert_eq!(rs[0].flags, vec![flag::MIDSTREAM, flag::MALFORMED]);
+    assert_eq!(hv(&rs[0]), vec![("", "\x00\x01\x02binary")]);
+    assert_eq!(rs[1].flags, vec![flag::MIDSTREAM]);
     assert_eq!(h.stats().parse_errors, 1);
 }
 
@@ -1151,8 +1188,8 @@ fn close_with_an_open_header_block() {
     h.close();
     let rs = h.take();
     assert_eq!(targets(&rs), ["GET /x"]);
-    assert_eq!(rs[0].flags, vec![flag::INCOMPLETE]);
-    assert_eq!(hv(&rs[0]), vec![("Host", "a")]);
+    assert_eq!(rs[0].flags, vec![flag::INCOMPLETE, flag::CUT]);
+    assert_eq!(hv(&rs[0]), vec![("Host", "a"), ("Part", "")]);
     let s = h.stats();
     assert_eq!(
         (
@@ -1181,7 +1218,7 @@ fn close_while_skipping_a_truncated_block() {
     let rs = h.take();
     assert_eq!(targets(&rs), ["POST /t"]);
     assert!(rs[0].truncated);
-    assert_eq!(rs[0].flags, vec![flag::INCOMPLETE]);
+    assert_eq!(rs[0].flags, vec![flag::INCOMPLETE, flag::CUT]);
     assert_eq!(rs[0].header_bytes, 17_000);
 }
 
@@ -1247,7 +1284,7 @@ fn headers_keep_order_case_duplicates_and_flag_non_utf8() {
         vec![
             ("X-A", "1"),
             ("x-a", "2"),
-            ("X-Bin", "a\u{fffd}\u{fffd}b"),
+            ("X-Bin", "a\\xff\\xfeb"),
             ("Empty", "")
         ]
     );
@@ -1363,4 +1400,312 @@ fn global_buffer_budget_bounds_unfinished_header_blocks() {
     let mut rest = Vec::new();
     t.close_all(&mut rest);
     assert_eq!(t.stats().buffered_bytes, 0);
+}
+
+// 15. Hostile header blocks: nothing dropped, the same records however the
+// bytes arrive and whichever end traced them.
+
+/// The fields of a record that depend on the bytes alone: not on how they
+/// were split into events, nor on which end of the connection traced them.
+fn essence(r: &HttpRecord) -> String {
+    format!(
+        "{:?} {} {:?} {:?} {:?} {:?} {:?} {:?} truncated={} bytes={} anomalies={}",
+        r.kind,
+        r.version,
+        r.method,
+        r.target,
+        r.status,
+        r.reason,
+        hv(r),
+        r.flags,
+        r.truncated,
+        r.header_bytes,
+        r.anomalies
+    )
+}
+
+/// `stream` as the client wrote it (egress: in the kernel's 16384-byte
+/// events, as one write is split, byte by byte, in 7- and 1000-byte
+/// events) and as the
+/// server read it (ingress: in 1024-byte then 4096-byte reads, like nginx),
+/// then the connection closes if `close`. Every way gives the same records
+/// (the client's role on egress, the server's on ingress); returns them.
+fn every_split(stream: &[u8], close: bool) -> Vec<HttpRecord> {
+    let run = |dir: Direction, sizes: &[usize]| {
+        let mut h = H::new();
+        let mut i = 0;
+        for &n in sizes.iter().chain(std::iter::repeat(sizes.last().unwrap())) {
+            if i >= stream.len() {
+                break;
+            }
+            let end = (i + n).min(stream.len());
+            h.ev(dir, &stream[i..end]);
+            i = end;
+        }
+        if close {
+            h.close();
+        }
+        let rs = h.take();
+        let role = if dir == EG {
+            Role::Client
+        } else {
+            Role::Server
+        };
+        assert!(rs.iter().all(|r| r.role == role));
+        rs
+    };
+    let whole = run(EG, &[16384]);
+    let want: Vec<String> = whole.iter().map(essence).collect();
+    for (dir, sizes) in [
+        (EG, &[1][..]),
+        (EG, &[7]),
+        (EG, &[1000]),
+        (IN, &[1024, 4096]),
+        (IN, &[1]),
+    ] {
+        let got: Vec<String> = run(dir, sizes).iter().map(essence).collect();
+        assert_eq!(got, want, "{dir:?} in events of {sizes:?}");
+    }
+    whole
+}
+
+/// A header block: `start`, then `lines` each ending in CRLF, then CRLF.
+fn block(start: &[u8], lines: &[&[u8]]) -> Vec<u8> {
+    let mut b = start.to_vec();
+    b.extend_from_slice(b"\r\n");
+    for l in lines {
+        b.extend_from_slice(l);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(b"\r\n");
+    b
+}
+
+const NEXT: &[u8] = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn hostile_request_line_of_17_kb_is_kept_cut_at_the_limit() {
+    let target = format!("/{}", "a".repeat(17 * 1024));
+    let req = block(format!("GET {target} HTTP/1.1").as_bytes(), &[b"Host: x"]);
+    let rs = every_split(&[&req[..], NEXT].concat(), false);
+    assert_eq!(rs.len(), 2);
+    let r = &rs[0];
+    let want = &target[..16 * 1024 - "GET ".len()];
+    assert_eq!(r.method.as_deref(), Some("GET"));
+    assert_eq!(r.target.as_deref(), Some(want));
+    assert_eq!((r.version, r.truncated), ("HTTP/1.x", true));
+    assert!(r.headers.is_empty());
+    assert_eq!(r.flags, vec![flag::CUT]);
+    assert_eq!(r.header_bytes, req.len());
+    assert_eq!(rs[1].target.as_deref(), Some("/next"));
+    // A status line the same: status, reason cut at the limit.
+    let reason = "r".repeat(17 * 1024);
+    let resp = block(format!("HTTP/1.1 200 {reason}").as_bytes(), &[]);
+    let mut h = H::new();
+    h.split(IN, &[&resp[..], b"HTTP/1.1 204 No\r\n\r\n"].concat(), 4096);
+    let rs = h.take();
+    assert_eq!(targets(&rs), ["200", "204"]);
+    assert_eq!(rs[0].reason.as_deref(), Some(&reason[..16 * 1024 - 13]));
+    assert_eq!((rs[0].version, rs[0].truncated), ("HTTP/1.1", true));
+    assert_eq!(rs[0].flags, vec![flag::CUT, flag::UNPAIRED]);
+}
+
+#[test]
+fn header_value_cut_mid_line_at_the_limit() {
+    let value = "v".repeat(20_000);
+    let req = block(
+        b"GET /big HTTP/1.1",
+        &[
+            b"Host: x",
+            format!("X-Big: {value}").as_bytes(),
+            b"X-After: 1",
+        ],
+    );
+    let rs = every_split(&[&req[..], NEXT].concat(), false);
+    assert_eq!(targets(&rs), ["GET /big", "GET /next"]);
+    let r = &rs[0];
+    let before = "GET /big HTTP/1.1\r\nHost: x\r\nX-Big: ".len();
+    let kept = 16 * 1024 - before;
+    assert_eq!(hv(r), vec![("Host", "x"), ("X-Big", &value[..kept])]);
+    assert!(r.truncated);
+    assert_eq!(r.flags, vec![flag::CUT]);
+    assert_eq!(r.header_bytes, req.len());
+    // Cut by the connection's end instead: the same, `incomplete`.
+    let rs = every_split(&req[..5000], true);
+    assert_eq!(hv(&rs[0]).last().unwrap().1.len(), 5000 - before);
+    assert_eq!(rs[0].flags, vec![flag::INCOMPLETE, flag::CUT]);
+    assert!(!rs[0].truncated);
+}
+
+#[test]
+fn control_characters_in_values_are_kept() {
+    use crate::record::anomaly::CTL_IN_VALUE;
+    for value in [
+        &b"a\0b"[..],
+        b"a\rInjected: 1",
+        b"\x01\x02\x1b[31m",
+        b"del\x7f",
+    ] {
+        let req = block(
+            b"GET /ctl HTTP/1.1",
+            &[b"Host: x", &[b"X-Ctl: ", value].concat()],
+        );
+        let rs = every_split(&[&req[..], NEXT].concat(), false);
+        assert_eq!(targets(&rs), ["GET /ctl", "GET /next"], "{value:?}");
+        let r = &rs[0];
+        let text = std::str::from_utf8(value).unwrap();
+        assert_eq!(hv(r), vec![("Host", "x"), ("X-Ctl", text)]);
+        assert_eq!(r.flags, vec![flag::MALFORMED]);
+        assert_eq!(r.anomalies, CTL_IN_VALUE);
+        assert_eq!(r.header_bytes, req.len());
+    }
+}
+
+#[test]
+fn obs_fold_is_kept_in_the_value() {
+    use crate::record::anomaly::OBS_FOLD;
+    let req = block(
+        b"GET /fold HTTP/1.1",
+        &[b"Host: x", b"X-Fold: a", b"  b", b"\tc", b"X-After: 1"],
+    );
+    let rs = every_split(&[&req[..], NEXT].concat(), false);
+    assert_eq!(targets(&rs), ["GET /fold", "GET /next"]);
+    let r = &rs[0];
+    assert_eq!(
+        hv(r),
+        vec![
+            ("Host", "x"),
+            ("X-Fold", "a\r\n  b\r\n\tc"),
+            ("X-After", "1")
+        ]
+    );
+    assert_eq!(
+        (r.flags.clone(), r.anomalies),
+        (vec![flag::MALFORMED], OBS_FOLD)
+    );
+}
+
+#[test]
+fn lines_without_colon_and_bad_names_are_kept() {
+    use crate::record::anomaly::BAD_HEADER_NAME;
+    let req = block(
+        b"GET /names HTTP/1.1",
+        &[
+            b"Host: x",
+            b"no colon at all",
+            b"Bad Name: 1",
+            b"Space : 2",
+            b"X[]: 3",
+            b": 4",
+        ],
+    );
+    let rs = every_split(&[&req[..], NEXT].concat(), false);
+    assert_eq!(targets(&rs), ["GET /names", "GET /next"]);
+    let r = &rs[0];
+    assert_eq!(
+        hv(r),
+        vec![
+            ("Host", "x"),
+            ("", "no colon at all"),
+            ("Bad Name", "1"),
+            ("Space ", "2"),
+            ("X[]", "3"),
+            ("", "4"),
+        ]
+    );
+    assert_eq!(
+        (r.flags.clone(), r.anomalies),
+        (vec![flag::MALFORMED], BAD_HEADER_NAME)
+    );
+}
+
+#[test]
+fn latin1_in_value_and_target_is_escaped_losslessly() {
+    use crate::text::unescape_wire;
+    // In a value: httparse takes it, the record is escaped throughout.
+    let req = block(
+        b"GET /a\\b HTTP/1.1",
+        &[
+            b"Host: x",
+            b"X-Latin: caf\xe9 \\ d\xe9j\xe0",
+            b"X-Back: \\x41",
+        ],
+    );
+    let rs = every_split(&[&req[..], NEXT].concat(), false);
+    assert_eq!(targets(&rs), ["GET /a\\x5cb", "GET /next"]);
+    let r = &rs[0];
+    assert_eq!(r.flags, vec![flag::NON_UTF8]);
+    assert_eq!(
+        hv(r),
+        vec![
+            ("Host", "x"),
+            ("X-Latin", "caf\\xe9 \\x5c d\\xe9j\\xe0"),
+            ("X-Back", "\\x5cx41")
+        ]
+    );
+    assert_eq!(
+        unescape_wire(r.header("X-Latin").unwrap()),
+        b"caf\xe9 \\ d\xe9j\xe0"
+    );
+    assert_eq!(unescape_wire(r.header("X-Back").unwrap()), b"\\x41");
+    assert_eq!(unescape_wire(r.target.as_deref().unwrap()), b"/a\\b");
+    // The next record has no such bytes: not escaped.
+    assert_eq!(hv(&rs[1]), vec![("Host", "x")]);
+    assert!(rs[1].flags.is_empty());
+    // In the target: httparse rejects it, the salvager keeps it.
+    let req = block(b"GET /caf\xe9?q=\xff HTTP/1.1", &[b"Host: x", b"X-B: \\"]);
+    let rs = every_split(&[&req[..], NEXT].concat(), false);
+    assert_eq!(targets(&rs), ["GET /caf\\xe9?q=\\xff", "GET /next"]);
+    let r = &rs[0];
+    assert_eq!(r.flags, vec![flag::MALFORMED, flag::NON_UTF8]);
+    assert_eq!(
+        unescape_wire(r.target.as_deref().unwrap()),
+        b"/caf\xe9?q=\xff"
+    );
+    assert_eq!(hv(r), vec![("Host", "x"), ("X-B", "\\x5c")]);
+    // Its response names the request as its record does.
+    let mut h = H::new();
+    h.ev(EG, &req);
+    h.ev(IN, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let rs = h.take();
+    assert_eq!(rs[1].request.as_ref().unwrap().target, "/caf\\xe9?q=\\xff");
+    assert!(rs[1].flags.is_empty());
+}
+
+#[test]
+fn hostile_requests_back_to_back_are_all_kept() {
+    let reqs = [
+        block(
+            format!("GET /{} HTTP/1.1", "l".repeat(17_000)).as_bytes(),
+            &[b"Host: x"],
+        ),
+        block(b"GET /1 HTTP/1.1", &[b"A: \0"]),
+        block(b"GET /2 HTTP/1.1", &[b"A: 1", b" 2"]),
+        block(b"GET /3\xe9 HTTP/1.1", &[b"A: 1"]),
+        block(b"GET /4 HTTP/1.1", &[b"no colon"]),
+        block(
+            b"GET /5 HTTP/1.1",
+            &[format!("X: {}", "v".repeat(20_000)).as_bytes()],
+        ),
+        block(b"GET /6 HTTP/1.1", &[b"A: \xe9"]),
+        NEXT.to_vec(),
+    ];
+    let rs = every_split(&reqs.concat(), false);
+    let got: Vec<String> = targets(&rs)
+        .into_iter()
+        .map(|t| t.chars().take(10).collect())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "GET /lllll",
+            "GET /1",
+            "GET /2",
+            "GET /3\\xe9",
+            "GET /4",
+            "GET /5",
+            "GET /6",
+            "GET /next"
+        ]
+    );
 }
