@@ -1434,9 +1434,8 @@ fn grpc_name(path: &str) -> Option<Grpc> {
     })
 }
 
-/// RFC 3986 percent-decoding of grpc-message (lossy on bad UTF-8).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
+/// RFC 3986 percent-decoding of grpc-message.
+fn percent_decode(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -1452,7 +1451,7 @@ fn percent_decode(s: &str) -> String {
         out.push(c);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// A decoded block's fields on their way into a record: every field into
@@ -1498,8 +1497,21 @@ impl Fields {
     }
 
     fn push(&mut self, f: hpack::Field<'_>) {
-        let name = text(f.name, &mut self.non_utf8);
-        let value = text(f.value, &mut self.non_utf8);
+        // grpc-message is percent-encoded UTF-8; decoded, it may not be.
+        let grpc_message = match (f.name, f.value) {
+            (Some(b"grpc-message"), Some(v)) => Some(percent_decode(v)),
+            _ => None,
+        };
+        let clean =
+            utf8(f.name) && utf8(f.value) && grpc_message.as_deref().is_none_or(|m| utf8(Some(m)));
+        if !clean && !self.non_utf8 {
+            self.escape_so_far();
+        }
+        if let Some(m) = grpc_message {
+            self.grpc_message = Some(text(Some(&m), self.non_utf8).into_owned());
+        }
+        let name = text(f.name, self.non_utf8);
+        let value = text(f.value, self.non_utf8);
         if f.value.is_some() {
             let v = value.as_ref();
             match f.name {
@@ -1510,7 +1522,6 @@ impl Fields {
                 Some(b":status") => self.status = v.trim().parse().ok(),
                 Some(b"content-type") => self.content_type = Some(v.into()),
                 Some(b"grpc-status") => self.grpc_status = v.trim().parse().ok(),
-                Some(b"grpc-message") => self.grpc_message = Some(percent_decode(v)),
                 _ => {}
             }
         }
@@ -1532,6 +1543,33 @@ impl Fields {
         }
         self.headers.push_marked(&name, &value, m);
     }
+
+    /// The first field that is not UTF-8: from here on every text of the
+    /// record is escaped ([`crate::text`]), so the fields kept so far are
+    /// escaped too (they are UTF-8: only their backslashes change).
+    fn escape_so_far(&mut self) {
+        self.non_utf8 = true;
+        let esc = |s: &str| crate::text::escape_wire(s.as_bytes()).into_owned();
+        let mut h = Headers::with_capacity(self.headers.len(), self.kept_bytes + 16);
+        for (i, (n, v)) in self.headers.iter().enumerate() {
+            h.push_marked(&esc(n), &esc(v), self.headers.marks(i));
+        }
+        self.headers = h;
+        for t in [
+            &mut self.method,
+            &mut self.path,
+            &mut self.authority,
+            &mut self.scheme,
+            &mut self.content_type,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if t.contains('\\') {
+                *t = esc(t).into();
+            }
+        }
+    }
 }
 
 /// The direction of index `d` ([`Direction::index`]).
@@ -1543,17 +1581,21 @@ fn direction(d: usize) -> Direction {
     }
 }
 
-/// A field's name or value as text: borrowed when it is UTF-8 (the usual
-/// case: no copy before the record's own buffer), else with U+FFFD and
-/// `bad` set; an unknown part is empty (its mark says so).
-fn text<'a>(b: Option<&'a [u8]>, bad: &mut bool) -> std::borrow::Cow<'a, str> {
+/// Whether a field's part is UTF-8 (an unknown part is).
+fn utf8(b: Option<&[u8]>) -> bool {
+    b.is_none_or(|b| std::str::from_utf8(b).is_ok())
+}
+
+/// A field's name or value as text: borrowed when it is UTF-8 and the
+/// record is not escaped (the usual case: no copy before the record's own
+/// buffer), else escaped losslessly ([`crate::text::escape_wire`]); an
+/// unknown part is empty (its mark says so).
+fn text(b: Option<&[u8]>, escaped: bool) -> std::borrow::Cow<'_, str> {
     match b {
+        Some(b) if escaped => crate::text::escape_wire(b),
         Some(b) => match std::str::from_utf8(b) {
             Ok(s) => s.into(),
-            Err(_) => {
-                *bad = true;
-                String::from_utf8_lossy(b)
-            }
+            Err(_) => crate::text::escape_wire(b),
         },
         None => "".into(),
     }

@@ -870,3 +870,56 @@ fn long_data_frames_are_left_to_the_kernel_to_skip() {
     assert_eq!(h.take().len(), 4);
     assert_eq!(h.t.stats().streams_evicted, 0);
 }
+
+#[test]
+fn bytes_that_are_not_utf8_are_kept_escaped_in_the_whole_record() {
+    let mut h = opened();
+    // A backslash before the bad field: escaped too once the record is.
+    let mut latin = vec![0x00];
+    latin.extend(string(b"x-latin"));
+    latin.extend(string(b"caf\xe9"));
+    let blk = block(&[
+        idx(2),
+        idx(7),
+        lit(0, ":path", "/a\\b"),
+        lit(0, ":authority", "example.com"),
+        latin,
+    ]);
+    h.send(EG, &headers(1, true, &blk));
+    let mut resp = headers(1, false, &status("200", &[]));
+    resp.extend(data(1, false, 3));
+    resp.extend(headers(
+        1,
+        true,
+        &status(
+            "200",
+            &[("grpc-status", "2"), ("grpc-message", "caf%E9 a\\b")],
+        )[lit(0, ":status", "200").len()..],
+    ));
+    h.send(IN, &resp);
+    let r = h.take();
+    assert_eq!(r.len(), 3, "{r:#?}");
+    let q = &r[0];
+    assert!(q.flags.contains(&flag::NON_UTF8), "{:?}", q.flags);
+    assert_eq!(q.target.as_deref(), Some("/a\\x5cb"));
+    assert_eq!(
+        pairs(q)[2..],
+        [
+            (":path".into(), "/a\\x5cb".into()),
+            (":authority".into(), "example.com".into()),
+            ("x-latin".into(), "caf\\xe9".into()),
+        ]
+    );
+    assert_eq!(
+        crate::text::unescape_wire(q.header("x-latin").unwrap()),
+        b"caf\xe9"
+    );
+    // A clean response is not escaped; trailers whose decoded
+    // grpc-message is not UTF-8 are, the header as sent included.
+    assert!(!r[1].flags.contains(&flag::NON_UTF8));
+    let t = &r[2];
+    assert_eq!(t.kind, HttpKind::Trailers);
+    assert!(t.flags.contains(&flag::NON_UTF8), "{:?}", t.flags);
+    assert_eq!(h2(t).grpc_message.as_deref(), Some("caf\\xe9 a\\x5cb"));
+    assert_eq!(t.header("grpc-message"), Some("caf%E9 a\\x5cb"));
+}

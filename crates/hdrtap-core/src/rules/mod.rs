@@ -681,10 +681,9 @@ impl<'a> Seen<'a> {
             }
             _ => {}
         }
-        // Values never hold control characters here: httparse refuses
-        // them, and lines with them are skipped (the parser flags the
-        // record's `anomalies` instead). Percent signs are rare: one
-        // vectorised pass decides.
+        // Raw control characters in a value are the parser's business
+        // (`anomalies`, ctl_in_value); this looks for encoded ones.
+        // Percent signs are rare: one vectorised pass decides.
         if request
             && self.encoded_ctl.is_none()
             && has_percent(value)
