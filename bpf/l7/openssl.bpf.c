@@ -8,7 +8,7 @@
  * This file is #included at the end of syscalls.bpf.c: one BPF object, so
  * the maps (conns, events, scratch, counters), the filters and the copy loop
  * are shared, not duplicated. Its programs are named tls_* and are attached
- * by userspace (crates/hdrtap-bpf/src/tls.rs), not with the syscall ones.
+ * by userspace (crates/hdrtap-bpf/src/tls/mod.rs), not with the syscall ones.
  *
  * Flow of one SSL call on one thread:
  *   SSL_x entry:   stash (ssl, buf, out) in task storage, fd = -1

@@ -855,9 +855,9 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir
 
 			if (i >= ret)
 				break;
-			/* struct mmsghdr { struct user_msghdr msg_hdr; unsigned int msg_len; } */
 			if (bpf_probe_read_user(&len, sizeof(len),
-						(void *)(ptr + i * 64 + sizeof(struct user_msghdr))))
+						(void *)(ptr + i * sizeof(struct mmsghdr) +
+							 __builtin_offsetof(struct mmsghdr, msg_len))))
 				break;
 			bytes += len;
 		}

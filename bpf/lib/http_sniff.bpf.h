@@ -5,7 +5,7 @@
  * connections that do not.
  *
  * Header-only and free of BPF helpers so that it also compiles on the host:
- * crates/hdrtap-bpf/tests/sniff.rs runs it over a table of inputs through
+ * crates/hdrtap-bpf/src/sniff.rs runs it over a table of inputs through
  * a host build of this file.
  *
  * The gate is deliberately coarse: the first four bytes must be the start of
