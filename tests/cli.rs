@@ -1,5 +1,6 @@
 //! Command line behaviour: errors, doctor, not-root, lifecycle (SIGTERM,
 //! SIGINT, --duration, summary and stats). Root only; run with scripts/test.sh.
+#![forbid(unsafe_code)]
 use std::{
     os::unix::process::CommandExt,
     process::{Command, Output},

@@ -1,6 +1,7 @@
 //! `hdrtap run`: configuration checks, the daemon's lifecycle (SIGHUP
 //! reopens files, SIGTERM flushes every sink and exits 0), several captures
 //! feeding one set of sinks. Root only; run with scripts/test.sh.
+#![forbid(unsafe_code)]
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -5,6 +5,7 @@
 //! map must hold about the connections still open (closed ones are freed,
 //! nothing was refused for lack of room), and userspace must free closed
 //! connections too. Root only.
+#![forbid(unsafe_code)]
 use std::{
     io::{Read, Write},
     net::TcpStream,

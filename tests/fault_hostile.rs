@@ -4,6 +4,7 @@
 //! in one write. hdrtap must capture what is HTTP exactly, account for what
 //! it skipped, stay within its memory bound, and never hit an internal
 //! error. Root only.
+#![forbid(unsafe_code)]
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},

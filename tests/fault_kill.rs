@@ -7,6 +7,7 @@
 //! programs (bpftool perf: tracepoints, uprobes), tracefs' uprobe/kprobe
 //! lists are unchanged, and the interface has the qdiscs, tc filters and XDP
 //! state it had before (tc, ip link). Root only.
+#![forbid(unsafe_code)]
 #[path = "netns/mod.rs"]
 mod netns;
 
@@ -22,8 +23,7 @@ fn kill_and_check(what: &str, hd: Hdrtap, held: &BpfIds) {
         "{what}: hdrtap holds no BPF programs or maps? {held:?}"
     );
     let pid = hd.pid();
-    // SAFETY: kill(2) on the hdrtap this test started.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    send_signal(pid, libc::SIGKILL);
     drop(hd); // reaps it
     eventually(
         || {

@@ -3,6 +3,7 @@
 //! every record that could not be written is counted (summary and stats),
 //! no partial line is left in the file, and once space is back the records
 //! that follow are written again. Root only.
+#![forbid(unsafe_code)]
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -151,8 +152,7 @@ fn full_file_system_drops_are_counted_and_capture_goes_on() {
         thread::sleep(Duration::from_millis(100));
     }
 
-    // SAFETY: kill(2) on the hdrtap this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    send_signal(child.id(), libc::SIGTERM);
     let status = wait_timeout(&mut child, STOP_TIMEOUT).expect("hdrtap did not stop");
     let err = fs::read_to_string(&stderr).unwrap_or_default();
     assert!(status.success(), "hdrtap exited {status}:\n{err}");
@@ -283,8 +283,7 @@ retry_max_elapsed_ms = 300
     // Let the exporter fail its retries.
     thread::sleep(Duration::from_secs(2));
     assert!(child.try_wait().unwrap().is_none(), "hdrtap run died");
-    // SAFETY: kill(2) on the hdrtap this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    send_signal(child.id(), libc::SIGTERM);
     let status = wait_timeout(&mut child, STOP_TIMEOUT).expect("hdrtap run did not stop");
     let err = fs::read_to_string(&stderr).unwrap_or_default();
     assert!(status.success(), "hdrtap run exited {status}:\n{err}");

@@ -21,6 +21,7 @@
 //!    before (the kernel side only fails a ring reservation);
 //! 5. hdrtap is back to zero loss within 1 s of SIGCONT: every message sent
 //!    from then on has its record, and `lost_events` does not grow after it.
+#![forbid(unsafe_code)]
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
@@ -62,12 +63,11 @@ fn consumer_stall_loss_is_exact_and_recovers_within_a_second() {
     let load = SeqLoad::start(addr, "/", 4, Some(400.0), &id);
     thread::sleep(Duration::from_secs(3));
     let stopped_at = Instant::now();
-    // SAFETY: kill(2) on the hdrtap this test started.
-    unsafe { libc::kill(hd.pid() as i32, libc::SIGSTOP) };
+    send_signal(hd.pid(), libc::SIGSTOP);
     thread::sleep(Duration::from_secs(3));
     let cont_at = Instant::now();
     let cont_wall = SystemTime::now();
-    unsafe { libc::kill(hd.pid() as i32, libc::SIGCONT) };
+    send_signal(hd.pid(), libc::SIGCONT);
     thread::sleep(Duration::from_secs(3));
     let sent = load.finish();
     // Let hdrtap read the rest, then stop it.

@@ -1,4 +1,5 @@
 //! Kernel-side filters: --port, --comm, --pid. Root only; run with scripts/test.sh.
+#![forbid(unsafe_code)]
 use std::time::Duration;
 
 use hdrtap_tests::*;

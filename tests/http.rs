@@ -1,6 +1,7 @@
 //! HTTP/1.x capture against a real nginx: every request and response appears
 //! on both the client and the server side with exactly the headers on the
 //! wire. Root only; run with scripts/test.sh.
+#![forbid(unsafe_code)]
 use std::time::Duration;
 
 use hdrtap_tests::*;

@@ -4,6 +4,7 @@
 //! Python client (CONTINUATION, padding, Huffman off, table size updates,
 //! never-indexed fields, resets, floods, bombs, a connection older than
 //! hdrtap) and grpcio.
+#![forbid(unsafe_code)]
 use std::time::Duration;
 
 use hdrtap_tests::*;

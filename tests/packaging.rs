@@ -3,6 +3,7 @@
 //! manifests parse (PyYAML) and keep their security settings, every
 //! Dockerfile `COPY` source exists, `systemd-analyze verify` accepts the
 //! unit. Root only (like every test here), no BPF.
+#![forbid(unsafe_code)]
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;

@@ -12,6 +12,7 @@
 //! every field tshark dissects must equal hdrtap's for every packet, in
 //! both directions: no packet tshark saw may be missing from hdrtap, and
 //! hdrtap may log nothing tshark did not see.
+#![forbid(unsafe_code)]
 
 #[path = "netns/mod.rs"]
 mod netns;
@@ -712,8 +713,7 @@ fn nothing_is_left_attached_after_exit_or_sigkill() {
                 link_state(&topo).1
             );
         }
-        // SAFETY: kill(2) on the hdrtap we started.
-        unsafe { libc::kill(hd.pid() as i32, libc::SIGKILL) };
+        send_signal(hd.pid(), libc::SIGKILL);
         eventually(
             &format!("{hook}: programs {ours:?} still loaded after SIGKILL"),
             || {

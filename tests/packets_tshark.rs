@@ -1,6 +1,7 @@
 //! tshark as the reference for tests/packets.rs: capture with dumpcap into
 //! a pcapng, dissect with `tshark -T json -e ...`, and compare every field
 //! tshark dissects with the same field of hdrtap's records.
+#![forbid(unsafe_code)]
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -450,8 +451,7 @@ impl Tshark {
     /// Stop, then dissect every packet: (field map, raw layers).
     pub fn stop(mut self, snaplen: u64) -> Vec<(Fields, Value)> {
         let mut child = self.child.take().unwrap();
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        hdrtap_tests::send_signal(child.id(), libc::SIGINT);
         let deadline = Instant::now() + Duration::from_secs(20);
         while child.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "tshark did not stop");

@@ -5,6 +5,7 @@
 //! `--drop-caps` leaves hdrtap with only what it still needs at run time
 //! (read from /proc/PID/status while it runs) and capture still works.
 //! Root only (to start the unprivileged runs and nginx).
+#![forbid(unsafe_code)]
 use std::{
     fs,
     os::unix::fs::PermissionsExt,
@@ -72,8 +73,7 @@ impl Running {
 
     /// SIGTERM; exit 0 expected; the NDJSON lines and stderr.
     fn stop(mut self) -> (Vec<Value>, String) {
-        // SAFETY: kill(2) on our child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        send_signal(self.child.id(), libc::SIGTERM);
         let status = wait_timeout(&mut self.child, STOP_TIMEOUT).expect("hdrtap did not stop");
         let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
         assert!(status.success(), "hdrtap exited {status}:\n{stderr}");

@@ -2,6 +2,7 @@
 //! in every URL, on by default, in every output and sink; `--redact NAME`
 //! adds headers, `--no-redact` turns the defaults off. Root only; run with
 //! scripts/test.sh.
+#![forbid(unsafe_code)]
 use std::time::Duration;
 
 use hdrtap_tests::*;

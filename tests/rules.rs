@@ -2,6 +2,7 @@
 //! request (sent byte for byte by this test over its own socket, whatever
 //! nginx makes of it) and stays silent on clean traffic. Alerts name the
 //! offending record by id and never carry a secret. Root only.
+#![forbid(unsafe_code)]
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! The file sink under load with a small rotation size: concatenating the
 //! rotated files gives every record exactly once, every line is whole JSON,
 //! every file is 0600 (and gzipped when asked). Root only; scripts/test.sh.
+#![forbid(unsafe_code)]
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;

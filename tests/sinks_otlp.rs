@@ -3,6 +3,7 @@
 //! records arrive complete with the expected attributes over OTLP/HTTP and
 //! OTLP/gRPC; with the receiver down hdrtap keeps capturing and counts its
 //! drops; when it comes back, export resumes. Root only; scripts/test.sh.
+#![forbid(unsafe_code)]
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! `prometheus`): it scrapes hdrtap's /metrics every second, and the series
 //! it stores have the values the traffic implies; `promtool check metrics`
 //! accepts the exposition. Root only; run with scripts/test.sh.
+#![forbid(unsafe_code)]
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;

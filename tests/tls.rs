@@ -4,6 +4,7 @@
 //! request and response must appear exactly once per side, with exactly the
 //! headers the client reports, the right tuples, `tls: true` and the hooked
 //! library; nothing may come from the ciphertext. Root only.
+#![forbid(unsafe_code)]
 use std::{
     fs, thread,
     time::{Duration, Instant},

@@ -2,10 +2,7 @@
 use std::{
     fs::{self, File},
     net::{Ipv6Addr, TcpListener},
-    os::unix::{
-        fs::{MetadataExt, PermissionsExt},
-        io::AsRawFd,
-    },
+    os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::{
@@ -35,8 +32,7 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Panic (never skip) unless we run as root: the tests load BPF programs.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = rustix::process::geteuid().as_raw();
     assert!(
         euid == 0,
         "hdrtap integration tests must run as root (euid is {euid}): they load eBPF programs. \
@@ -100,9 +96,9 @@ pub fn setup() -> TestGuard {
         .append(true)
         .open("/tmp/hdrtap-integration-tests.lock")
         .expect("open /tmp/hdrtap-integration-tests.lock");
-    // SAFETY: valid fd; flock blocks until the lock is ours.
-    let rc = unsafe { libc::flock(flock.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    // Blocks until the lock is ours.
+    rustix::fs::flock(&flock, rustix::fs::FlockOperation::LockExclusive)
+        .unwrap_or_else(|e| panic!("flock /tmp/hdrtap-integration-tests.lock: {e}"));
     TestGuard {
         _flock: flock,
         _mutex: mutex,
@@ -156,9 +152,18 @@ pub fn free_port() -> u16 {
     panic!("no port free on both 127.0.0.1 and [::1]");
 }
 
-pub(crate) fn send_signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: plain kill(2) on a pid we spawned.
-    unsafe { libc::kill(pid as libc::pid_t, sig) };
+/// kill(2) `sig` to `pid` (a process the test started); a process already
+/// gone is not an error.
+pub fn send_signal(pid: u32, sig: libc::c_int) {
+    let (Some(pid), Some(sig)) = (
+        i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw),
+        rustix::process::Signal::from_named_raw(sig),
+    ) else {
+        panic!("send_signal({pid}, {sig}): not a pid and a signal");
+    };
+    let _ = rustix::process::kill_process(pid, sig);
 }
 
 /// Wait for a child with a timeout (polling).

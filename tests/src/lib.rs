@@ -18,6 +18,7 @@
 //! received (curl's `-v` trace, or the JSON lines of `clients/rawhttp.py`)
 //! and with nginx's JSON access log, never with constants. Tests never skip:
 //! without root, [`require_root`] panics.
+#![forbid(unsafe_code)]
 
 mod bpfobj;
 mod check;

@@ -151,24 +151,18 @@ pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<(usize,
 /// Raise this process's open-files limit to at least `n`: the soft limit up
 /// to the hard one, and the hard one too when allowed (CAP_SYS_RESOURCE).
 pub fn raise_nofile(n: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lim is a valid, writable rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    if lim.rlim_cur >= n {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    // None is RLIM_INFINITY.
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current.is_none_or(|c| c >= n) {
         return;
     }
-    let hard = lim.rlim_max;
-    lim.rlim_cur = n;
-    lim.rlim_max = hard.max(n);
-    // SAFETY: lim is a valid rlimit.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    assert_eq!(
-        rc,
-        0,
-        "setrlimit(NOFILE, {n}) (hard limit {hard}): {}",
-        io::Error::last_os_error()
-    );
+    let hard = lim.maximum;
+    let new = Rlimit {
+        current: Some(n),
+        maximum: hard.map(|h| h.max(n)),
+    };
+    if let Err(e) = setrlimit(Resource::Nofile, new) {
+        panic!("setrlimit(NOFILE, {n}) (hard limit {hard:?}): {e}");
+    }
 }

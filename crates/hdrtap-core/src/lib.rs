@@ -14,6 +14,7 @@
 //! records (after [`redact`]) and emit alerts, and [`sink::Record`]s go to
 //! one writer (the CLI commands) or to a [`sink::Fanout`] of sinks, each on
 //! its own thread behind a bounded queue (`hdrtap run`).
+#![forbid(unsafe_code)]
 
 pub mod filter;
 pub mod headers;

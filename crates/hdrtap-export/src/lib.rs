@@ -9,5 +9,6 @@
 //!
 //! Kept out of hdrtap-core so that the core (and its fuzz targets) does not
 //! build an HTTP/2 and gRPC stack.
+#![forbid(unsafe_code)]
 pub mod otlp;
 pub mod prom;

@@ -1,5 +1,6 @@
 //! hdrtap: the command-line front. Thin: parse flags, wire the pipeline,
 //! print errors as one line.
+#![forbid(unsafe_code)]
 mod cli;
 mod cmd;
 mod config;
