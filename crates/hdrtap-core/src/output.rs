@@ -670,6 +670,40 @@ impl StatsRecord for Stats {
     }
 }
 
+/// Write `data` (whole lines) to `w`, retrying short writes. Returns how
+/// many leading bytes of `data` are whole lines written, and the error that
+/// stopped the write, if any: the caller then cuts its file back to those
+/// bytes ([`cut_back`]), so a file never holds a partial line (a full disk
+/// otherwise leaves one that the next records are appended to). Shared by
+/// [`Writer`] and the file sink.
+pub(crate) fn write_lines(w: &mut impl Write, data: &[u8]) -> (usize, io::Result<()>) {
+    let mut done = 0;
+    let res = loop {
+        match data.get(done..) {
+            None | Some([]) => break Ok(()),
+            Some(rest) => match w.write(rest) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            },
+        }
+    };
+    let whole = match res {
+        Ok(()) => done,
+        Err(_) => data
+            .get(..done)
+            .and_then(|w| w.iter().rposition(|&b| b == b'\n'))
+            .map_or(0, |i| i + 1),
+    };
+    (whole, res)
+}
+
+/// Cut `file` back to `len` bytes (after [`write_lines`] failed part-way).
+pub(crate) fn cut_back(file: &std::fs::File, len: u64) -> io::Result<()> {
+    file.set_len(len)
+}
+
 /// A record writer to stdout or a file. Lines are assembled in one buffer
 /// and handed to the kernel in large writes; a line is never split between
 /// two of them.
@@ -776,26 +810,7 @@ impl Writer {
     /// partial line that the next records were appended to).
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            let mut done = 0;
-            let res = loop {
-                match self.buf.get(done..) {
-                    None | Some([]) => break Ok(()),
-                    Some(rest) => match self.out.write(rest) {
-                        Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                        Ok(n) => done += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    },
-                }
-            };
-            let whole = match res {
-                Ok(()) => done,
-                Err(_) => self
-                    .buf
-                    .get(..done)
-                    .and_then(|w| w.iter().rposition(|&b| b == b'\n'))
-                    .map_or(0, |i| i + 1),
-            };
+            let (whole, res) = write_lines(&mut self.out, &self.buf);
             let lost = self
                 .buf
                 .get(whole..)
@@ -805,10 +820,9 @@ impl Writer {
                 if let Some(f) = &mut self.file {
                     use std::io::Seek;
                     let keep = self.committed + whole as u64;
-                    if let Err(e) = f
-                        .set_len(keep)
-                        .and_then(|()| f.seek(io::SeekFrom::Start(keep)).map(|_| ()))
-                    {
+                    let cut = cut_back(f, keep)
+                        .and_then(|()| f.seek(io::SeekFrom::Start(keep)).map(|_| ()));
+                    if let Err(e) = cut {
                         tracing::warn!("cannot cut a partial line from the output file: {e}");
                     }
                 }

@@ -75,137 +75,72 @@ pub struct RuleInfo {
     pub summary: &'static str,
 }
 
-/// Rule ids.
-pub mod rule {
-    pub const SCANNER_USER_AGENT: &str = "scanner_user_agent";
-    pub const OVERSIZED_HEADER_VALUE: &str = "oversized_header_value";
-    pub const TOO_MANY_HEADERS: &str = "too_many_headers";
-    pub const SMUGGLING_CL_TE: &str = "smuggling_cl_te";
-    pub const SMUGGLING_CL_CONFLICT: &str = "smuggling_cl_conflict";
-    pub const SMUGGLING_TE_INVALID: &str = "smuggling_te_invalid";
-    pub const SMUGGLING_OBS_FOLD: &str = "smuggling_obs_fold";
-    pub const SMUGGLING_INVALID_CHARS: &str = "smuggling_invalid_chars";
-    pub const HEADER_CTL_CHARS: &str = "header_ctl_chars";
-    pub const CRLF_INJECTION: &str = "crlf_injection";
-    pub const PATH_TRAVERSAL: &str = "path_traversal";
-    pub const CLEARTEXT_CREDENTIALS: &str = "cleartext_credentials";
-    pub const HTTP2_RAPID_RESET: &str = "http2_rapid_reset";
-    pub const HTTP2_CONTINUATION_FLOOD: &str = "http2_continuation_flood";
-    pub const HTTP2_HPACK_BOMB: &str = "http2_hpack_bomb";
+/// Declares every rule once: its constant in [`rule`] (the id), its index
+/// (the order rules are checked in, for the on/off table) and its
+/// [`RuleInfo`] in [`RULES`].
+macro_rules! declare_rules {
+    ($($name:ident = $id:literal, $sev:ident, $applies:literal, $summary:literal;)*) => {
+        /// Rule ids.
+        pub mod rule {
+            $(pub const $name: &str = $id;)*
+        }
+
+        /// Indices into [`RULES`] (the order they are checked in).
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[derive(Clone, Copy)]
+        #[repr(usize)]
+        enum Ix {
+            $($name,)*
+        }
+
+        mod ix {
+            $(pub const $name: usize = super::Ix::$name as usize;)*
+        }
+
+        /// Every rule, in the order they are checked.
+        pub const RULES: &[RuleInfo] = &[
+            $(RuleInfo {
+                id: $id,
+                severity: Severity::$sev,
+                applies_to: $applies,
+                summary: $summary,
+            },)*
+        ];
+    };
 }
 
-/// Indices into [`RULES`] (the order they are checked in).
-mod ix {
-    pub const SCANNER_USER_AGENT: usize = 0;
-    pub const OVERSIZED_HEADER_VALUE: usize = 1;
-    pub const TOO_MANY_HEADERS: usize = 2;
-    pub const SMUGGLING_CL_TE: usize = 3;
-    pub const SMUGGLING_CL_CONFLICT: usize = 4;
-    pub const SMUGGLING_TE_INVALID: usize = 5;
-    pub const SMUGGLING_OBS_FOLD: usize = 6;
-    pub const SMUGGLING_INVALID_CHARS: usize = 7;
-    pub const HEADER_CTL_CHARS: usize = 8;
-    pub const CRLF_INJECTION: usize = 9;
-    pub const PATH_TRAVERSAL: usize = 10;
-    pub const CLEARTEXT_CREDENTIALS: usize = 11;
-    pub const HTTP2_RAPID_RESET: usize = 12;
-    pub const HTTP2_CONTINUATION_FLOOD: usize = 13;
-    pub const HTTP2_HPACK_BOMB: usize = 14;
+declare_rules! {
+    SCANNER_USER_AGENT = "scanner_user_agent", Medium, "requests",
+        "User-Agent names a scanner or attack tool (sqlmap, nikto, nmap, masscan, zgrab, nuclei, ...)";
+    OVERSIZED_HEADER_VALUE = "oversized_header_value", Medium, "requests and responses",
+        "a header value longer than max_header_value_bytes (default 8192), or a header block cut at --max-header-bytes";
+    TOO_MANY_HEADERS = "too_many_headers", Medium, "requests and responses",
+        "more header lines than max_header_count (default 100)";
+    SMUGGLING_CL_TE = "smuggling_cl_te", High, "requests and responses",
+        "both Content-Length and Transfer-Encoding";
+    SMUGGLING_CL_CONFLICT = "smuggling_cl_conflict", High, "requests and responses",
+        "several Content-Length values that differ, or one that is not a number";
+    SMUGGLING_TE_INVALID = "smuggling_te_invalid", High, "requests",
+        "Transfer-Encoding that does not end in a clean `chunked` (e.g. `xchunked`, `chunked, identity`), repeated, or sent with HTTP/1.0";
+    SMUGGLING_OBS_FOLD = "smuggling_obs_fold", Medium, "requests",
+        "a header line folded onto the next line (obs-fold: a line starting with a space or tab)";
+    SMUGGLING_INVALID_CHARS = "smuggling_invalid_chars", Medium, "requests and responses",
+        "a header line with an invalid name (characters outside the token set, whitespace before the colon, no colon)";
+    HEADER_CTL_CHARS = "header_ctl_chars", High, "requests and responses",
+        "a raw CR, LF, NUL or other control character inside a header value";
+    CRLF_INJECTION = "crlf_injection", High, "requests",
+        "percent-encoded CR, LF or NUL (%0d, %0a, %00) in the request target or a header value";
+    PATH_TRAVERSAL = "path_traversal", High, "requests",
+        "a `..` path segment in the target, plain or encoded (%2e%2e, %252e, ..%2f, %c0%ae, backslashes)";
+    CLEARTEXT_CREDENTIALS = "cleartext_credentials", Medium, "requests",
+        "Authorization or Proxy-Authorization sent over plaintext HTTP (not TLS)";
+    HTTP2_RAPID_RESET = "http2_rapid_reset", High, "HTTP/2 resets and the records that carry them",
+        "the client opened and reset 100 or more streams within one second (CVE-2023-44487, Rapid Reset)";
+    HTTP2_CONTINUATION_FLOOD = "http2_continuation_flood", High, "HTTP/2 requests and responses",
+        "a header block (HEADERS + CONTINUATION) that grew past 256 KiB without END_HEADERS (the 2024 CONTINUATION flood family)";
+    HTTP2_HPACK_BOMB = "http2_hpack_bomb", High, "HTTP/2 requests and responses",
+        "a header list that decodes to hpack_bomb_min_bytes (64 KiB) or more and hpack_bomb_ratio (32) times its compressed size or more";
 }
-
-/// Every rule, in the order they are checked.
-pub const RULES: &[RuleInfo] = &[
-    RuleInfo {
-        id: rule::SCANNER_USER_AGENT,
-        severity: Severity::Medium,
-        applies_to: "requests",
-        summary: "User-Agent names a scanner or attack tool (sqlmap, nikto, nmap, masscan, zgrab, nuclei, ...)",
-    },
-    RuleInfo {
-        id: rule::OVERSIZED_HEADER_VALUE,
-        severity: Severity::Medium,
-        applies_to: "requests and responses",
-        summary: "a header value longer than max_header_value_bytes (default 8192), or a header block cut at --max-header-bytes",
-    },
-    RuleInfo {
-        id: rule::TOO_MANY_HEADERS,
-        severity: Severity::Medium,
-        applies_to: "requests and responses",
-        summary: "more header lines than max_header_count (default 100)",
-    },
-    RuleInfo {
-        id: rule::SMUGGLING_CL_TE,
-        severity: Severity::High,
-        applies_to: "requests and responses",
-        summary: "both Content-Length and Transfer-Encoding",
-    },
-    RuleInfo {
-        id: rule::SMUGGLING_CL_CONFLICT,
-        severity: Severity::High,
-        applies_to: "requests and responses",
-        summary: "several Content-Length values that differ, or one that is not a number",
-    },
-    RuleInfo {
-        id: rule::SMUGGLING_TE_INVALID,
-        severity: Severity::High,
-        applies_to: "requests",
-        summary: "Transfer-Encoding that does not end in a clean `chunked` (e.g. `xchunked`, `chunked, identity`), repeated, or sent with HTTP/1.0",
-    },
-    RuleInfo {
-        id: rule::SMUGGLING_OBS_FOLD,
-        severity: Severity::Medium,
-        applies_to: "requests",
-        summary: "a header line folded onto the next line (obs-fold: a line starting with a space or tab)",
-    },
-    RuleInfo {
-        id: rule::SMUGGLING_INVALID_CHARS,
-        severity: Severity::Medium,
-        applies_to: "requests and responses",
-        summary: "a header line with an invalid name (characters outside the token set, whitespace before the colon, no colon)",
-    },
-    RuleInfo {
-        id: rule::HEADER_CTL_CHARS,
-        severity: Severity::High,
-        applies_to: "requests and responses",
-        summary: "a raw CR, LF, NUL or other control character inside a header value",
-    },
-    RuleInfo {
-        id: rule::CRLF_INJECTION,
-        severity: Severity::High,
-        applies_to: "requests",
-        summary: "percent-encoded CR, LF or NUL (%0d, %0a, %00) in the request target or a header value",
-    },
-    RuleInfo {
-        id: rule::PATH_TRAVERSAL,
-        severity: Severity::High,
-        applies_to: "requests",
-        summary: "a `..` path segment in the target, plain or encoded (%2e%2e, %252e, ..%2f, %c0%ae, backslashes)",
-    },
-    RuleInfo {
-        id: rule::CLEARTEXT_CREDENTIALS,
-        severity: Severity::Medium,
-        applies_to: "requests",
-        summary: "Authorization or Proxy-Authorization sent over plaintext HTTP (not TLS)",
-    },
-    RuleInfo {
-        id: rule::HTTP2_RAPID_RESET,
-        severity: Severity::High,
-        applies_to: "HTTP/2 resets and the records that carry them",
-        summary: "the client opened and reset 100 or more streams within one second (CVE-2023-44487, Rapid Reset)",
-    },
-    RuleInfo {
-        id: rule::HTTP2_CONTINUATION_FLOOD,
-        severity: Severity::High,
-        applies_to: "HTTP/2 requests and responses",
-        summary: "a header block (HEADERS + CONTINUATION) that grew past 256 KiB without END_HEADERS (the 2024 CONTINUATION flood family)",
-    },
-    RuleInfo {
-        id: rule::HTTP2_HPACK_BOMB,
-        severity: Severity::High,
-        applies_to: "HTTP/2 requests and responses",
-        summary: "a header list that decodes to hpack_bomb_min_bytes (64 KiB) or more and hpack_bomb_ratio (32) times its compressed size or more",
-    },
-];
 
 /// The rule with id `id`.
 pub fn info(id: &str) -> Option<&'static RuleInfo> {

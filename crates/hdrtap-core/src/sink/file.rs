@@ -140,39 +140,20 @@ impl FileSink {
             SinkCounters::add(&self.counters.dropped_failed, lines);
             return;
         };
-        let mut off = 0;
-        let mut failed = false;
-        while off < data.len() {
-            match file.write(data.get(off..).unwrap_or_default()) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => off += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        if !failed {
+        let (complete, res) = crate::output::write_lines(file, data);
+        if res.is_ok() {
             self.size += data.len() as u64;
             SinkCounters::add(&self.counters.records, lines);
             return;
         }
         // Never leave a partial line behind: cut back to the last newline.
-        let done = data.get(..off).unwrap_or_default();
-        let complete = done.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if complete < off {
-            if let Err(e) = file.set_len(self.size + complete as u64) {
-                tracing::warn!(
-                    "cannot cut a partial line from {}: {e}",
-                    self.opts.path.display()
-                );
-            }
+        if let Err(e) = crate::output::cut_back(file, self.size + complete as u64) {
+            tracing::warn!(
+                "cannot cut a partial line from {}: {e}",
+                self.opts.path.display()
+            );
         }
-        let written = done
+        let written = data
             .get(..complete)
             .unwrap_or_default()
             .iter()
