@@ -339,6 +339,9 @@ const LOST: &[(&str, &str, &str)] = &[
     ("packets", "decode_errors", "undecodable"),
 ];
 
+/// Stats fields that are a current value, not a running count.
+const GAUGE_FIELDS: &[&str] = &["conns_open", "tls_libraries"];
+
 /// Plain counters: (metric, help, per source: stats field).
 const COUNTERS: &[CounterSpec] = &[
     (
@@ -461,6 +464,41 @@ impl Exposition {
                 &[("capture", "http")],
                 v as f64,
             );
+        }
+        // Every counter of every capture, under its stats name: a field
+        // with no curated metric above still has a series, and a renamed
+        // field cannot lose its series unnoticed (tests check both).
+        t.family(
+            "hdrtap_capture_counter_total",
+            Type::Counter,
+            "Every cumulative counter of a capture's stats records, by its name there (docs/SCHEMA.md, stats).",
+        );
+        for c in &caps {
+            for (field, v) in &c.stats.fields {
+                if !GAUGE_FIELDS.contains(&field.as_str()) {
+                    t.sample(
+                        "hdrtap_capture_counter_total",
+                        &[("capture", c.stats.source), ("counter", field)],
+                        *v as f64,
+                    );
+                }
+            }
+        }
+        t.family(
+            "hdrtap_capture_gauge",
+            Type::Gauge,
+            "Every current-value field of a capture's stats records, by its name there.",
+        );
+        for c in &caps {
+            for (field, v) in &c.stats.fields {
+                if GAUGE_FIELDS.contains(&field.as_str()) {
+                    t.sample(
+                        "hdrtap_capture_gauge",
+                        &[("capture", c.stats.source), ("gauge", field)],
+                        *v as f64,
+                    );
+                }
+            }
         }
         t.family(
             "hdrtap_ring_buffer_fill_ratio",

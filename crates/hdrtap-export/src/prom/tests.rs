@@ -210,3 +210,58 @@ fn other_paths_are_404() {
         "{resp}"
     );
 }
+
+/// The stats of both captures as hdrtap publishes them, every field set.
+fn real_stats() -> Vec<StatsSnapshot> {
+    vec![
+        StatsSnapshot::new("http", 0, &hdrtap_core::stats::Stats::default()),
+        StatsSnapshot::new("packets", 0, &hdrtap_core::stats::PacketStats::default()),
+    ]
+}
+
+#[test]
+fn every_stats_field_has_a_series_and_every_named_field_exists() {
+    let board = Arc::new(StatusBoard::default());
+    for snap in real_stats() {
+        // The curated metrics name fields: each must exist (a renamed
+        // field would otherwise lose its series silently).
+        let named = COUNTERS
+            .iter()
+            .flat_map(|(_, _, f)| f.iter().copied())
+            .chain(LOST.iter().map(|(s, f, _)| (*s, *f)))
+            .chain(GAUGE_FIELDS.iter().map(|f| ("http", *f)))
+            .filter(|(s, _)| *s == snap.source);
+        for (_, field) in named {
+            assert!(
+                snap.fields.iter().any(|(f, _)| f == field),
+                "{} stats have no field {field}, which /metrics reads",
+                snap.source
+            );
+        }
+        board.publish(CaptureStatus {
+            stats: Arc::new(snap),
+            ring_fill: None,
+        });
+    }
+    let text = Exposition {
+        traffic: Arc::new(Mutex::new(Traffic::new(10))),
+        board,
+        sinks: Arc::new(Mutex::new(Vec::new())),
+    }
+    .render();
+    // Every field of the real stats structs has a series.
+    for snap in real_stats() {
+        for (field, _) in &snap.fields {
+            let (family, label) = if GAUGE_FIELDS.contains(&field.as_str()) {
+                ("hdrtap_capture_gauge", "gauge")
+            } else {
+                ("hdrtap_capture_counter_total", "counter")
+            };
+            let series = format!(
+                "{family}{{capture=\"{}\",{label}=\"{field}\"}} 0",
+                snap.source
+            );
+            assert!(text.contains(&series), "no series {series}:\n{text}");
+        }
+    }
+}
