@@ -381,6 +381,47 @@ const _: () = assert!(size_of::<raw::hdrtap_pf_insn>() == raw::HDRTAP_PF_INSN_SI
 const _: () = assert!(size_of::<raw::hdrtap_skip_key>() == 16);
 const _: () = assert!(size_of::<raw::hdrtap_pf_prog>() == raw::HDRTAP_PF_PROG_SIZE as usize);
 
+/// Where packets are captured (`enum hdrtap_pkt_hook`): the one definition
+/// the command line, the privilege checks, the loader and the records share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// tc ingress and egress (TCX link, or clsact).
+    Tc,
+    /// XDP, ingress only.
+    Xdp,
+    /// Socket filter on an AF_PACKET socket, both directions.
+    Socket,
+}
+
+impl Hook {
+    /// Every hook, in `--hook`'s order.
+    pub const ALL: [Hook; 3] = [Hook::Tc, Hook::Xdp, Hook::Socket];
+
+    /// The name on the command line, in the configuration and in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Tc => "tc",
+            Hook::Xdp => "xdp",
+            Hook::Socket => "socket",
+        }
+    }
+
+    /// The hook called `name`.
+    pub fn from_name(name: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.name() == name)
+    }
+
+    /// The hook of a packet event's `hook` byte.
+    pub fn from_raw(raw: u8) -> Option<Hook> {
+        match u32::from(raw) {
+            raw::HDRTAP_HOOK_TC => Some(Hook::Tc),
+            raw::HDRTAP_HOOK_XDP => Some(Hook::Xdp),
+            raw::HDRTAP_HOOK_SOCKET => Some(Hook::Socket),
+            _ => None,
+        }
+    }
+}
+
 /// Size of a packet event's fixed part; packet bytes follow.
 pub const PKT_EVENT_SIZE: usize = raw::HDRTAP_PKT_EVENT_SIZE as usize;
 
@@ -398,7 +439,7 @@ pub struct PacketEvent<'a> {
     pub wire_len: u32,
     /// `enum hdrtap_pkt_flags` bits.
     pub flags: u16,
-    /// `enum hdrtap_pkt_hook`.
+    /// `enum hdrtap_pkt_hook` ([`Hook::from_raw`]; checked by [`decode_packet`]).
     pub hook: u8,
     /// `enum hdrtap_pkt_dir`.
     pub dir: u8,
@@ -472,7 +513,7 @@ pub fn decode_packet(buf: &[u8]) -> Result<PacketEvent<'_>, DecodeError> {
         });
     }
     let hook = r.u8(off!(hdrtap_pkt_event.hook));
-    if !(raw::HDRTAP_HOOK_TC..=raw::HDRTAP_HOOK_SOCKET).contains(&u32::from(hook)) {
+    if Hook::from_raw(hook).is_none() {
         return Err(DecodeError::BadField {
             field: "hook",
             value: hook.into(),

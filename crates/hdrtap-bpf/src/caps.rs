@@ -21,6 +21,9 @@
 use std::fmt;
 use std::io;
 
+/// The packet hooks (shared with the command line and the records).
+pub use hdrtap_abi::Hook;
+
 /// One capability (its number in `linux/capability.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cap(u32);
@@ -363,21 +366,13 @@ pub fn tls_needs() -> Vec<Need> {
     ]
 }
 
-/// Which hook `hdrtap packets` uses (for [`packets_needs`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PacketHook {
-    Tc,
-    Xdp,
-    Socket,
-}
-
 /// What `hdrtap packets` cannot start without. The object holds the tc, XDP
 /// and socket-filter programs and loads them all, so every hook needs
 /// CAP_NET_ADMIN (the kernel demands it to load tc and XDP programs);
 /// without CAP_PERFMON the verifier adds Spectre-v1 path checks under which
 /// the packet parser exceeds its complexity limit (E2BIG), so it is needed
 /// with and without process attribution.
-pub fn packets_needs(hook: PacketHook) -> Vec<Need> {
+pub fn packets_needs(hook: Hook) -> Vec<Need> {
     let mut needs = vec![
         Need::or_sys_admin(Cap::BPF, "load BPF programs"),
         Need::or_sys_admin(
@@ -387,13 +382,13 @@ pub fn packets_needs(hook: PacketHook) -> Vec<Need> {
         Need::new(
             Cap::NET_ADMIN,
             match hook {
-                PacketHook::Tc => "load and attach tc programs",
-                PacketHook::Xdp => "load and attach XDP programs",
-                PacketHook::Socket => "load the packet programs (tc and XDP ones included)",
+                Hook::Tc => "load and attach tc programs",
+                Hook::Xdp => "load and attach XDP programs",
+                Hook::Socket => "load the packet programs (tc and XDP ones included)",
             },
         ),
     ];
-    if hook == PacketHook::Socket {
+    if hook == Hook::Socket {
         needs.push(Need::new(Cap::NET_RAW, "open AF_PACKET sockets"));
     }
     needs
@@ -418,7 +413,7 @@ mod tests {
 
     #[test]
     fn sys_admin_stands_in_for_bpf_and_perfmon_only() {
-        let needs = packets_needs(PacketHook::Tc);
+        let needs = packets_needs(Hook::Tc);
         let admin = CapSet::of(&[Cap::SYS_ADMIN]);
         let unmet = unmet(&needs, admin);
         assert_eq!(
@@ -426,7 +421,7 @@ mod tests {
             vec![Cap::NET_ADMIN]
         );
         assert!(describe_unmet(&unmet).starts_with("missing CAP_NET_ADMIN (load and attach tc"));
-        let socket = packets_needs(PacketHook::Socket);
+        let socket = packets_needs(Hook::Socket);
         assert_eq!(
             super::unmet(
                 &socket,

@@ -28,28 +28,6 @@ use crate::BpfError;
 /// Number of packet counters (see `enum hdrtap_pkt_counter`).
 pub const PACKET_COUNTERS: usize = abi::HDRTAP_PCTR_MAX as usize;
 
-/// Where packets are captured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
-    /// tc ingress and egress (TCX link, or clsact).
-    Tc,
-    /// XDP, ingress only.
-    Xdp,
-    /// Socket filter on an AF_PACKET socket, both directions.
-    Socket,
-}
-
-impl Hook {
-    /// The name used on the command line and in records.
-    pub fn name(self) -> &'static str {
-        match self {
-            Hook::Tc => "tc",
-            Hook::Xdp => "xdp",
-            Hook::Socket => "socket",
-        }
-    }
-}
-
 /// How tc programs are attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcMode {

@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use hdrtap_abi::Hook;
 
 /// Log header elements with eBPF, without touching the programs it watches.
 #[derive(Debug, Parser)]
@@ -172,8 +173,8 @@ On lo each packet is logged once, as received (--direction both: also as sent)."
 #[derive(Debug, Args)]
 pub struct PacketsArgs {
     /// Where to capture: tc (ingress+egress, TCX or clsact), xdp (ingress only), socket (AF_PACKET socket filter).
-    #[arg(long, value_enum, default_value_t = HookArg::Tc)]
-    pub hook: HookArg,
+    #[arg(long, default_value = "tc", value_parser = hook_parser())]
+    pub hook: Hook,
 
     /// Capture on this interface (repeatable). Default: every interface that is up.
     #[arg(short, long = "interface", value_name = "IFACE")]
@@ -248,11 +249,11 @@ pub struct PacketsArgs {
     pub filter: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum HookArg {
-    Tc,
-    Xdp,
-    Socket,
+/// `--hook`'s values: [`Hook`]'s names.
+fn hook_parser() -> impl clap::builder::TypedValueParser<Value = Hook> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Hook::ALL.map(Hook::name))
+        .try_map(|s: String| Hook::from_name(&s).ok_or("not a hook"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -443,7 +444,7 @@ mod tests {
             panic!()
         };
         assert_eq!(a.interfaces, vec!["lo", "eth0"]);
-        assert_eq!(a.hook, HookArg::Xdp);
+        assert_eq!(a.hook, Hook::Xdp);
         assert_eq!(
             (a.snaplen, a.sample, a.direction),
             (128, 10, DirectionArg::In)

@@ -73,23 +73,7 @@ pub enum Link {
 }
 
 /// The hook that saw the packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Hook {
-    Tc,
-    Xdp,
-    Socket,
-}
-
-impl Hook {
-    pub fn name(self) -> &'static str {
-        match self {
-            Hook::Tc => "tc",
-            Hook::Xdp => "xdp",
-            Hook::Socket => "socket",
-        }
-    }
-}
+pub use hdrtap_abi::Hook;
 
 /// Direction relative to the interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -414,11 +398,8 @@ pub fn decode_event(ev: &PacketEvent<'_>, ifname: &Arc<str>, clock_offset_ns: i6
     PacketRecord {
         id: 0,
         ts_unix_ns: (ev.ts_ns as i64).saturating_add(clock_offset_ns).max(0) as u64,
-        hook: match u32::from(ev.hook) {
-            abi::HDRTAP_HOOK_XDP => Hook::Xdp,
-            abi::HDRTAP_HOOK_SOCKET => Hook::Socket,
-            _ => Hook::Tc,
-        },
+        // decode_packet refused any other byte.
+        hook: Hook::from_raw(ev.hook).unwrap_or(Hook::Tc),
         dir: if u32::from(ev.dir) == abi::HDRTAP_PKT_OUT {
             Dir::Out
         } else {

@@ -18,7 +18,8 @@ use hdrtap_core::sink::Record;
 use hdrtap_core::stats::PacketStats;
 
 use super::common::{self, Control, Output, Session};
-use crate::cli::{DirectionArg, HookArg, PacketsArgs, TcAttachArg};
+use crate::cli::{DirectionArg, PacketsArgs, TcAttachArg};
+use hdrtap_abi::Hook;
 
 struct PacketSession<'a> {
     probe: &'a PacketProbe,
@@ -137,12 +138,7 @@ pub fn capture(
     make_output: impl FnOnce() -> anyhow::Result<Output>,
     mut ctl: Control,
 ) -> anyhow::Result<Vec<String>> {
-    let hook = match args.hook {
-        HookArg::Tc => caps::PacketHook::Tc,
-        HookArg::Xdp => caps::PacketHook::Xdp,
-        HookArg::Socket => caps::PacketHook::Socket,
-    };
-    let unmet = caps::unmet(&caps::packets_needs(hook), caps::effective());
+    let unmet = caps::unmet(&caps::packets_needs(args.hook), caps::effective());
     if !unmet.is_empty() {
         bail!(
             "hdrtap packets needs root or these capabilities: {} (see docs/PRIVILEGES.md)",
@@ -156,7 +152,7 @@ pub fn capture(
         .iter()
         .map(|i| directions(args.direction, i.is_loopback()))
         .collect();
-    if args.hook == HookArg::Xdp && iface_dirs.iter().any(|d| !d.ingress) {
+    if args.hook == Hook::Xdp && iface_dirs.iter().any(|d| !d.ingress) {
         bail!("XDP sees received packets only: use --hook tc or --hook socket for --direction out");
     }
     // The programs' direction mask: per interface, tc attaches only the
@@ -193,9 +189,9 @@ pub fn capture(
                 .context("cannot configure the interface table")?;
         }
         let how = match args.hook {
-            HookArg::Tc => probe.attach_tc(i.index, dirs, tc_mode),
-            HookArg::Xdp => probe.attach_xdp(i.index),
-            HookArg::Socket => probe.attach_socket(i.index, dirs),
+            Hook::Tc => probe.attach_tc(i.index, dirs, tc_mode),
+            Hook::Xdp => probe.attach_xdp(i.index),
+            Hook::Socket => probe.attach_socket(i.index, dirs),
         }
         .with_context(|| format!("cannot attach to {}", i.name))?;
         clsact |= matches!(how, Attached::Clsact { .. });
@@ -298,14 +294,14 @@ fn directions(arg: DirectionArg, loopback: bool) -> Directions {
     }
 }
 
-fn describe(how: Attached, hook: HookArg, dirs: Directions) -> String {
+fn describe(how: Attached, hook: Hook, dirs: Directions) -> String {
     let d = match (dirs.ingress, dirs.egress) {
         (true, true) => "in+out",
         (true, false) => "in",
         _ => "out",
     };
     match (hook, how) {
-        (HookArg::Xdp, _) => format!("{}, in", how.describe()),
+        (Hook::Xdp, _) => format!("{}, in", how.describe()),
         (
             _,
             Attached::Clsact {
