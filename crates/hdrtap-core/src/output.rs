@@ -11,7 +11,6 @@ use chrono::{DateTime, Local, Utc};
 
 use crate::headers::mark;
 use crate::record::{Endpoint, H2Info, HttpKind, HttpRecord, RequestRef, Role};
-use crate::stats::Stats;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -658,18 +657,6 @@ impl OutputRecord for HttpRecord {
     }
 }
 
-/// Counters the [`Writer`] writes as `{"kind":"stats"}` lines.
-pub trait StatsRecord {
-    /// The NDJSON stats object at `now_unix_ns` (no newline).
-    fn to_json(&self, now_unix_ns: u64) -> String;
-}
-
-impl StatsRecord for Stats {
-    fn to_json(&self, now_unix_ns: u64) -> String {
-        Stats::to_json(self, now_unix_ns)
-    }
-}
-
 /// Write `data` (whole lines) to `w`, retrying short writes. Returns how
 /// many leading bytes of `data` are whole lines written, and the error that
 /// stopped the write, if any: the caller then cuts its file back to those
@@ -764,19 +751,6 @@ impl Writer {
         self.format
     }
 
-    /// Write one record as one line.
-    pub fn record<R: OutputRecord + ?Sized>(&mut self, rec: &R) -> io::Result<()> {
-        match self.format {
-            Format::Json => rec.write_json(&mut self.buf),
-            Format::Human => rec.write_line(&mut self.buf),
-        }
-        self.buf.push(b'\n');
-        if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
     /// Write one record of any kind as one line (stats records only in
     /// JSON format).
     pub fn write(&mut self, rec: &crate::sink::Record) -> io::Result<()> {
@@ -786,21 +760,6 @@ impl Writer {
         if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
             self.flush()?;
         }
-        Ok(())
-    }
-
-    /// Write a `{"kind":"stats"}` line (JSON format only; a no-op otherwise).
-    pub fn stats<S: StatsRecord + ?Sized>(
-        &mut self,
-        stats: &S,
-        now_unix_ns: u64,
-    ) -> io::Result<()> {
-        if self.format != Format::Json {
-            return Ok(());
-        }
-        self.buf
-            .extend_from_slice(stats.to_json(now_unix_ns).as_bytes());
-        self.buf.push(b'\n');
         Ok(())
     }
 

@@ -134,23 +134,6 @@ impl Stats {
         self.http2_goaways = h2.goaways;
     }
 
-    /// The `{"kind":"stats", ...}` NDJSON object.
-    pub fn to_json(&self, now_unix_ns: u64) -> String {
-        #[derive(Serialize)]
-        struct Line<'a> {
-            kind: &'static str,
-            ts: String,
-            #[serde(flatten)]
-            stats: &'a Stats,
-        }
-        serde_json::to_string(&Line {
-            kind: "stats",
-            ts: crate::output::rfc3339_ns(now_unix_ns),
-            stats: self,
-        })
-        .unwrap_or_default()
-    }
-
     /// The one-paragraph summary printed to stderr at exit.
     pub fn summary(&self) -> String {
         let mut s = format!(
@@ -297,23 +280,6 @@ impl PacketStats {
         self.captured_bytes = get(a::HDRTAP_PCTR_BYTES);
     }
 
-    /// The `{"kind":"stats", ...}` NDJSON object.
-    pub fn to_json(&self, now_unix_ns: u64) -> String {
-        #[derive(Serialize)]
-        struct Line<'a> {
-            kind: &'static str,
-            ts: String,
-            #[serde(flatten)]
-            stats: &'a PacketStats,
-        }
-        serde_json::to_string(&Line {
-            kind: "stats",
-            ts: crate::output::rfc3339_ns(now_unix_ns),
-            stats: self,
-        })
-        .unwrap_or_default()
-    }
-
     /// The one-line summary printed to stderr at exit.
     pub fn summary(&self) -> String {
         let mut s = format!(
@@ -349,12 +315,6 @@ impl PacketStats {
     }
 }
 
-impl crate::output::StatsRecord for PacketStats {
-    fn to_json(&self, now_unix_ns: u64) -> String {
-        PacketStats::to_json(self, now_unix_ns)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,7 +328,8 @@ mod tests {
         s.set_kernel(&c);
         assert_eq!((s.lost_events, s.read_failures), (7, 2));
         assert!(s.any_loss());
-        let v: serde_json::Value = serde_json::from_str(&s.to_json(0)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&crate::sink::StatsSnapshot::new("http", 0, &s).json).unwrap();
         assert_eq!(v["kind"], "stats");
         assert_eq!(v["lost_events"], 7);
         assert!(s.summary().contains("lost 7 events"));
@@ -384,7 +345,8 @@ mod tests {
         s.set_kernel(&c);
         assert_eq!((s.packets_seen, s.filtered, s.lost_events), (10, 6, 1));
         assert!(s.any_loss());
-        let v: serde_json::Value = serde_json::from_str(&s.to_json(0)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&crate::sink::StatsSnapshot::new("packets", 0, &s).json).unwrap();
         assert_eq!(v["kind"], "stats");
         assert_eq!(v["filtered"], 6);
         assert!(s.summary().contains("6 filtered out"), "{}", s.summary());
