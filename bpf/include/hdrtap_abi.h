@@ -9,6 +9,10 @@
  * _Static_assert below and with const asserts in hdrtap-abi, so a change on
  * one side that is not made on the other fails the build.
  *
+ * There is no version number: the objects are built from this header in the
+ * same build as userspace and embedded in the binary (the libbpf-rs
+ * skeleton), so the two sides cannot come from different versions.
+ *
  * Conventions: all integers are host byte order unless the field name ends in
  * _be. Structures are laid out with explicit padding so that C and Rust agree
  * without relying on compiler packing rules.
@@ -19,9 +23,6 @@
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
 #endif
-
-/* Bumped whenever a structure below changes incompatibly. */
-#define HDRTAP_ABI_VERSION 1
 
 /* Length of a task's comm, including the NUL (TASK_COMM_LEN). */
 #define HDRTAP_COMM_LEN 16
