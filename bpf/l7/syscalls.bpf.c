@@ -192,32 +192,7 @@ struct {
 
 __u64 next_conn_id = 0;
 
-static __always_inline void ctr_add(__u32 idx, __u64 n)
-{
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
-
-	if (v)
-		*v += n; /* per-CPU slot: no other writer */
-}
-
-/*
- * Waking the reader for every event costs the traced workload dearly (an
- * irq_work and a context switch per event: nginx+wrk on loopback lost 40% of
- * its throughput). The reader polls on a timer instead, and is woken early
- * only when the ring buffer fills past wakeup_bytes (three quarters of it:
- * rarer, longer bursts of the reader disturb the traced programs' scheduling
- * less; crates/hdrtap-bpf/src/ring.rs, wakeup_bytes).
- */
-static __always_inline __u64 rb_flags_past(__u64 bytes)
-{
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= bytes ? BPF_RB_FORCE_WAKEUP
-								       : BPF_RB_NO_WAKEUP;
-}
-
-static __always_inline __u64 rb_flags(void)
-{
-	return rb_flags_past(wakeup_bytes);
-}
+#include "../lib/maps.bpf.h" /* ctr_add, rb_flags: after counters and events */
 
 /*
  * rb_flags() for the data path: the fill level is only looked at every

@@ -115,22 +115,7 @@ static __always_inline struct pf_run *scratch_get(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
-static __always_inline void ctr_add(__u32 idx, __u64 n)
-{
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
-
-	if (v)
-		*v += n; /* per-CPU slot */
-}
-
-/* See syscalls.bpf.c: the reader polls on a timer and is woken only when
- * the ring is filling up (three quarters), which keeps the per-packet cost
- * low and the reader's bursts rare. */
-static __always_inline __u64 rb_flags(void)
-{
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									      : BPF_RB_NO_WAKEUP;
-}
+#include "../lib/maps.bpf.h" /* ctr_add, rb_flags: after counters and events */
 
 /* ---- filter ---------------------------------------------------------- */
 
