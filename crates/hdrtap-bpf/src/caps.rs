@@ -149,43 +149,13 @@ pub struct ProcessCaps {
     pub inheritable: CapSet,
 }
 
-const VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct Header {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Data {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-fn join(d: &[Data; 2], f: impl Fn(&Data) -> u32) -> CapSet {
-    CapSet(u64::from(f(&d[0])) | u64::from(f(&d[1])) << 32)
-}
-
 /// This process's capability sets (capget(2)).
 pub fn current() -> io::Result<ProcessCaps> {
-    let mut hdr = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: hdr and data are valid, writable structures of the layout the
-    // kernel expects for _LINUX_CAPABILITY_VERSION_3 (two data elements).
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let sets = rustix::thread::capabilities(None)?;
     Ok(ProcessCaps {
-        effective: join(&data, |d| d.effective),
-        permitted: join(&data, |d| d.permitted),
-        inheritable: join(&data, |d| d.inheritable),
+        effective: CapSet(sets.effective.bits()),
+        permitted: CapSet(sets.permitted.bits()),
+        inheritable: CapSet(sets.inheritable.bits()),
     })
 }
 
@@ -246,60 +216,31 @@ pub fn describe_unmet(unmet: &[Need]) -> String {
 /// bring any back. Returns the effective set afterwards. Capabilities in
 /// `keep` that the process does not have stay absent.
 pub fn drop_except(keep: CapSet) -> io::Result<CapSet> {
+    use rustix::thread::{CapabilitySet, CapabilitySets};
     let now = current()?;
     let keep = keep.intersect(now.permitted);
-    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) takes no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    rustix::thread::set_no_new_privs(true)?;
     if now.effective.contains(Cap::SETPCAP) {
         for n in 0..=last_cap() {
             if keep.contains(Cap(n)) {
                 continue;
             }
-            // SAFETY: prctl(PR_CAPBSET_DROP, cap) takes no pointers; EINVAL
-            // for numbers the kernel does not know is harmless.
-            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(n), 0, 0, 0) };
+            // EINVAL for numbers the kernel does not know is harmless.
+            let _ = rustix::thread::remove_capability_from_bounding_set(
+                CapabilitySet::from_bits_retain(1u64 << n),
+            );
         }
     }
-    // SAFETY: prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL) takes no pointers.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let lo = (keep.0 & 0xffff_ffff) as u32;
-    let hi = (keep.0 >> 32) as u32;
-    let mut hdr = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let data = [
-        Data {
-            effective: lo,
-            permitted: lo,
-            inheritable: 0,
+    rustix::thread::clear_ambient_capability_set()?;
+    let keep = CapabilitySet::from_bits_retain(keep.0);
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: keep,
+            permitted: keep,
+            inheritable: CapabilitySet::empty(),
         },
-        Data {
-            effective: hi,
-            permitted: hi,
-            inheritable: 0,
-        },
-    ];
-    // SAFETY: hdr and data are valid structures of the layout the kernel
-    // expects for _LINUX_CAPABILITY_VERSION_3; capset only reads data.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    )?;
     Ok(current()?.effective)
 }
 

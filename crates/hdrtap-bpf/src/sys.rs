@@ -1,14 +1,8 @@
-//! Safe wrappers of the few libc calls the rest of hdrtap needs, kept here so
-//! that every `unsafe` of the project lives in this crate.
+//! The few system calls the rest of hdrtap needs (clocks, euid, ttys),
+//! through rustix and std: no `unsafe` here.
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid, writable timespec; the clocks used are always
-    // available on Linux, so the call cannot fail.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
+fn clock_ns(clock: rustix::time::ClockId) -> u64 {
+    let ts = rustix::time::clock_gettime(clock);
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
@@ -16,12 +10,12 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
 
 /// CLOCK_MONOTONIC in nanoseconds (the clock of bpf_ktime_get_ns).
 pub fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
+    clock_ns(rustix::time::ClockId::Monotonic)
 }
 
 /// CLOCK_REALTIME in nanoseconds since the Unix epoch.
 pub fn realtime_ns() -> u64 {
-    clock_ns(libc::CLOCK_REALTIME)
+    clock_ns(rustix::time::ClockId::Realtime)
 }
 
 /// Offset to add to a BPF timestamp to get wall-clock time.
@@ -31,12 +25,15 @@ pub fn monotonic_to_realtime_offset_ns() -> i64 {
 
 /// The effective user id.
 pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
-/// Whether standard output/error is a terminal.
+/// Whether standard output (1) or error (2) is a terminal.
 pub fn is_tty(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor number.
-    unsafe { libc::isatty(fd) == 1 }
+    use std::io::IsTerminal;
+    match fd {
+        1 => std::io::stdout().is_terminal(),
+        2 => std::io::stderr().is_terminal(),
+        _ => false,
+    }
 }
