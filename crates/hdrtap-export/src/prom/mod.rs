@@ -468,35 +468,32 @@ impl Exposition {
         // Every counter of every capture, under its stats name: a field
         // with no curated metric above still has a series, and a renamed
         // field cannot lose its series unnoticed (tests check both).
-        t.family(
-            "hdrtap_capture_counter_total",
-            Type::Counter,
-            "Every cumulative counter of a capture's stats records, by its name there (docs/SCHEMA.md, stats).",
-        );
-        for c in &caps {
-            for (field, v) in &c.stats.fields {
-                if !GAUGE_FIELDS.contains(&field.as_str()) {
-                    t.sample(
-                        "hdrtap_capture_counter_total",
-                        &[("capture", c.stats.source), ("counter", field)],
-                        *v as f64,
-                    );
-                }
-            }
-        }
-        t.family(
-            "hdrtap_capture_gauge",
-            Type::Gauge,
-            "Every current-value field of a capture's stats records, by its name there.",
-        );
-        for c in &caps {
-            for (field, v) in &c.stats.fields {
-                if GAUGE_FIELDS.contains(&field.as_str()) {
-                    t.sample(
-                        "hdrtap_capture_gauge",
-                        &[("capture", c.stats.source), ("gauge", field)],
-                        *v as f64,
-                    );
+        for (family, ty, help, label, gauges) in [
+            (
+                "hdrtap_capture_counter_total",
+                Type::Counter,
+                "Every cumulative counter of a capture's stats records, by its name there (docs/SCHEMA.md, stats).",
+                "counter",
+                false,
+            ),
+            (
+                "hdrtap_capture_gauge",
+                Type::Gauge,
+                "Every current-value field of a capture's stats records, by its name there.",
+                "gauge",
+                true,
+            ),
+        ] {
+            t.family(family, ty, help);
+            for c in &caps {
+                for (field, v) in &c.stats.fields {
+                    if GAUGE_FIELDS.contains(&field.as_str()) == gauges {
+                        t.sample(
+                            family,
+                            &[("capture", c.stats.source), (label, field)],
+                            *v as f64,
+                        );
+                    }
                 }
             }
         }
