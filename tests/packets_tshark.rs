@@ -426,7 +426,10 @@ impl Tshark {
             pcap,
             stderr,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // tshark loads every dissector before dumpcap starts: seconds
+        // natively, a minute or more in the kernel matrix's qemu (TCG) on a
+        // busy machine (30 s was not always enough there).
+        let deadline = Instant::now() + Duration::from_secs(150);
         loop {
             let err = fs::read_to_string(&t.stderr).unwrap_or_default();
             if err.contains("Capturing on") {
