@@ -468,19 +468,17 @@ impl Exposition {
         // Every counter of every capture, under its stats name: a field
         // with no curated metric above still has a series, and a renamed
         // field cannot lose its series unnoticed (tests check both).
-        for (family, ty, help, label, gauges) in [
+        for (family, ty, help, gauges) in [
             (
-                "hdrtap_capture_counter_total",
+                "hdrtap_stats_total",
                 Type::Counter,
-                "Every cumulative counter of a capture's stats records, by its name there (docs/SCHEMA.md, stats).",
-                "counter",
+                "Every cumulative field of a capture's stats records, by its name there (docs/SCHEMA.md, stats).",
                 false,
             ),
             (
-                "hdrtap_capture_gauge",
+                "hdrtap_stats_current",
                 Type::Gauge,
                 "Every current-value field of a capture's stats records, by its name there.",
-                "gauge",
                 true,
             ),
         ] {
@@ -490,7 +488,7 @@ impl Exposition {
                     if GAUGE_FIELDS.contains(&field.as_str()) == gauges {
                         t.sample(
                             family,
-                            &[("capture", c.stats.source), (label, field)],
+                            &[("capture", c.stats.source), ("field", field)],
                             *v as f64,
                         );
                     }

@@ -252,13 +252,13 @@ fn every_stats_field_has_a_series_and_every_named_field_exists() {
     // Every field of the real stats structs has a series.
     for snap in real_stats() {
         for (field, _) in &snap.fields {
-            let (family, label) = if GAUGE_FIELDS.contains(&field.as_str()) {
-                ("hdrtap_capture_gauge", "gauge")
+            let family = if GAUGE_FIELDS.contains(&field.as_str()) {
+                "hdrtap_stats_current"
             } else {
-                ("hdrtap_capture_counter_total", "counter")
+                "hdrtap_stats_total"
             };
             let series = format!(
-                "{family}{{capture=\"{}\",{label}=\"{field}\"}} 0",
+                "{family}{{capture=\"{}\",field=\"{field}\"}} 0",
                 snap.source
             );
             assert!(text.contains(&series), "no series {series}:\n{text}");
