@@ -344,7 +344,7 @@ impl Redactor {
         if !name.contains('%') {
             return self.params.iter().any(|p| p.eq_ignore_ascii_case(name));
         }
-        let decoded = percent_decode(name);
+        let decoded = crate::text::percent_decode(name.as_bytes());
         self.params
             .iter()
             .any(|p| p.as_bytes().eq_ignore_ascii_case(&decoded))
@@ -617,26 +617,6 @@ impl Redactor {
     fn maybe(&self, name: &[u8]) -> bool {
         ends_match(&self.ends, name)
     }
-}
-
-/// `%XX` decoded (a malformed escape is kept as is).
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        let hex = |k: usize| b.get(k).and_then(|&h| char::from(h).to_digit(16));
-        if c == b'%' {
-            if let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
 }
 
 /// A name's last byte as a bit: letters of either case alike (OR 0x20),

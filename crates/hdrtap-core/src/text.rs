@@ -79,6 +79,28 @@ pub fn unescape_wire(s: &str) -> Vec<u8> {
     out
 }
 
+/// RFC 3986 percent-decoding: every `%HH` (either case of hex digit)
+/// becomes byte `HH`; a `%` not followed by two hex digits is kept. For
+/// query parameter names (redaction) and HTTP/2's grpc-message.
+pub fn percent_decode(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hi = b.get(i + 1).and_then(|&h| hex_value(h));
+            let lo = b.get(i + 2).and_then(|&h| hex_value(h));
+            if let (Some(hi), Some(lo)) = (hi, lo) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
 fn hex_value(h: u8) -> Option<u8> {
     char::from(h)
         .to_digit(16)
@@ -88,6 +110,15 @@ fn hex_value(h: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decode_takes_hex_pairs_and_keeps_the_rest() {
+        assert_eq!(percent_decode(b"caf%C3%a9 a%20b"), "café a b".as_bytes());
+        assert_eq!(percent_decode(b"access%5Ftoken"), b"access_token");
+        assert_eq!(percent_decode(b"%E9"), [0xe9]);
+        // Not an escape: kept as sent.
+        assert_eq!(percent_decode(b"100% %zz %4"), b"100% %zz %4");
+    }
     use proptest::prelude::*;
 
     #[test]

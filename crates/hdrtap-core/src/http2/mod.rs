@@ -1434,26 +1434,6 @@ fn grpc_name(path: &str) -> Option<Grpc> {
     })
 }
 
-/// RFC 3986 percent-decoding of grpc-message.
-fn percent_decode(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let c = b.get(i).copied().unwrap_or(0);
-        if c == b'%' {
-            let hex = |x: Option<&u8>| x.and_then(|&x| (x as char).to_digit(16));
-            if let (Some(h), Some(l)) = (hex(b.get(i + 1)), hex(b.get(i + 2))) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
-}
-
 /// A decoded block's fields on their way into a record: every field into
 /// `headers` (within the limits), the pseudo-headers and the few regular
 /// ones hdrtap reads picked out on the way.
@@ -1499,7 +1479,7 @@ impl Fields {
     fn push(&mut self, f: hpack::Field<'_>) {
         // grpc-message is percent-encoded UTF-8; decoded, it may not be.
         let grpc_message = match (f.name, f.value) {
-            (Some(b"grpc-message"), Some(v)) => Some(percent_decode(v)),
+            (Some(b"grpc-message"), Some(v)) => Some(crate::text::percent_decode(v)),
             _ => None,
         };
         let clean =
