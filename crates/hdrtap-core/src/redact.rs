@@ -20,7 +20,7 @@
 //!   `:authority`) redacts the host metrics are labelled with, a redacted
 //!   `grpc-message` the decoded gRPC message.
 use crate::headers::mark;
-use crate::record::HttpRecord;
+use crate::record::{CompactString, HttpRecord};
 
 /// Headers redacted unless `--no-redact`.
 pub const DEFAULT_REDACTED: &[&str] = &[
@@ -491,6 +491,33 @@ impl Redactor {
         Some(o)
     }
 
+    /// A request target with its secrets replaced; None when it has none
+    /// (most targets: settled by one byte scan).
+    fn target(&self, t: &str) -> Option<String> {
+        url_special(t.as_bytes()).then(|| self.url(t)).flatten()
+    }
+
+    /// A host field (the request's Host, kept for metrics, or
+    /// `:authority`): all of it when its header is redacted (`whole`), else
+    /// its userinfo only. Returns how many values were replaced (0 or 1).
+    fn host_field(&self, slot: &mut Option<CompactString>, whole: bool) -> usize {
+        let Some(h) = slot.as_deref() else {
+            return 0;
+        };
+        let new = if whole {
+            Some(self.marker(h))
+        } else {
+            self.host(h)
+        };
+        match new {
+            Some(new) => {
+                *slot = Some(new.into());
+                1
+            }
+            None => 0,
+        }
+    }
+
     /// Refresh's `url=` part redacted.
     fn refresh(&self, value: &str) -> Option<String> {
         let lower = value.to_ascii_lowercase();
@@ -561,48 +588,21 @@ impl Redactor {
                 .headers
                 .replace_values_marked(|name, value, m| self.header(name, value, m));
         }
-        if let Some(t) = rec
-            .target
-            .as_deref()
-            .filter(|t| t.contains(['?', '#', '@']))
-        {
-            if let Some(new) = self.url(t) {
-                rec.target = Some(new.into());
-                n += 1;
-            }
+        if let Some(new) = rec.target.as_deref().and_then(|t| self.target(t)) {
+            rec.target = Some(new.into());
+            n += 1;
         }
         let host_secret = self.covers("host");
         if let Some(q) = rec.request.as_mut() {
-            if url_special(q.target.as_bytes()) {
-                if let Some(new) = self.url(&q.target) {
-                    q.target = new.into();
-                    n += 1;
-                }
+            if let Some(new) = self.target(&q.target) {
+                q.target = new.into();
+                n += 1;
             }
-            if let Some(h) = q.host.as_deref() {
-                let new = if host_secret {
-                    Some(self.marker(h))
-                } else {
-                    self.host(h)
-                };
-                if let Some(new) = new {
-                    q.host = Some(new.into());
-                    n += 1;
-                }
-            }
+            n += self.host_field(&mut q.host, host_secret);
         }
         if let Some(h2) = rec.h2.as_deref_mut() {
-            if let Some(a) = h2.authority.as_deref() {
-                let new = if host_secret || self.covers(":authority") {
-                    Some(self.marker(a))
-                } else {
-                    self.host(a)
-                };
-                if let Some(new) = new {
-                    h2.authority = Some(new.into());
-                    n += 1;
-                }
-            }
+            let whole = host_secret || self.covers(":authority");
+            n += self.host_field(&mut h2.authority, whole);
             if let Some(msg) = h2.grpc_message.as_deref() {
                 if self.covers("grpc-message") {
                     h2.grpc_message = Some(self.marker(msg));

@@ -60,38 +60,29 @@ fn push_hex(out: &mut String, byte: u8) {
 /// The bytes [`escape_wire`] was given: every `\xHH` (either case of hex
 /// digit) becomes byte `HH`; anything else, a lone `\` included, is kept.
 pub fn unescape_wire(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'\\' && b.get(i + 1) == Some(&b'x') {
-            let hi = b.get(i + 2).and_then(|&h| hex_value(h));
-            let lo = b.get(i + 3).and_then(|&h| hex_value(h));
-            if let (Some(hi), Some(lo)) = (hi, lo) {
-                out.push(hi << 4 | lo);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
+    decode_hex_escapes(s.as_bytes(), b"\\x")
 }
 
 /// RFC 3986 percent-decoding: every `%HH` (either case of hex digit)
 /// becomes byte `HH`; a `%` not followed by two hex digits is kept. For
 /// query parameter names (redaction) and HTTP/2's grpc-message.
 pub fn percent_decode(b: &[u8]) -> Vec<u8> {
+    decode_hex_escapes(b, b"%")
+}
+
+/// `b` with every `prefix` followed by two hex digits replaced by their
+/// byte; everything else kept.
+fn decode_hex_escapes(b: &[u8], prefix: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hi = b.get(i + 1).and_then(|&h| hex_value(h));
-            let lo = b.get(i + 2).and_then(|&h| hex_value(h));
+        if b.get(i..).is_some_and(|t| t.starts_with(prefix)) {
+            let at = i + prefix.len();
+            let hi = b.get(at).and_then(|&h| hex_value(h));
+            let lo = b.get(at + 1).and_then(|&h| hex_value(h));
             if let (Some(hi), Some(lo)) = (hi, lo) {
                 out.push(hi << 4 | lo);
-                i += 3;
+                i = at + 2;
                 continue;
             }
         }
