@@ -451,9 +451,9 @@ fn reset_storm_is_rapid_reset_on_both_sides() {
 /// in bytes not copied, and its record would only say `gap`).
 ///
 /// nginx closes the connection once the block passes its own limit
-/// (`large_client_header_buffers`). If the client's 320 KiB were all
-/// queued when nginx first read, nginx read past 256 KiB and the server
-/// side fires too; if nginx woke earlier, it read less, and its side must
+/// (`large_client_header_buffers`). If nginx read past 256 KiB before it
+/// closed, the server side fires too (its open block's record is
+/// `incomplete` and `header_block_flood`); if it closed earlier, its side must
 /// then say so: the stream's request record is `incomplete`, with the
 /// bytes nginx did read (more than a header block of any size nginx
 /// takes, less than the rule's 256 KiB).

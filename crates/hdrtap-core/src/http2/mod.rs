@@ -1380,8 +1380,9 @@ impl Conn {
                 .dirs
                 .get_mut(d)
                 .and_then(|dir| dir.block.take())
-                .map(|b| (b.stream, b.meta, b.size));
-            if let (Some((stream, meta, size)), Some(client)) = (open, self.client_dir) {
+                .map(|b| (b.stream, b.meta, b.size, b.flood, b.lost));
+            if let (Some((stream, meta, size, flood, lost)), Some(client)) = (open, self.client_dir)
+            {
                 let kind = if d == client {
                     HttpKind::Request
                 } else {
@@ -1389,6 +1390,16 @@ impl Conn {
                 };
                 let mut rec = self.record(kind, stream, meta, env);
                 rec.flags.push(flag::INCOMPLETE);
+                if lost {
+                    rec.flags.push(flag::GAP);
+                }
+                // A block the peer cut off after it passed the bound (a
+                // server closing on a CONTINUATION flood) is still a flood.
+                if flood {
+                    env.stats.block_floods += 1;
+                    rec.flags.push(flag::HEADER_BLOCK_FLOOD);
+                    rec.truncated = true;
+                }
                 // What arrived of the block before the end.
                 rec.header_bytes = size;
                 self.finish_record(d, rec, env);

@@ -610,6 +610,32 @@ fn continuation_flood_is_flagged_not_kept() {
     assert_eq!(h.t.stats().block_floods, 1);
 }
 
+/// A server that closes on a flood (nginx does, past its own limit) ends
+/// the block before END_HEADERS: the record is still a flood.
+#[test]
+fn a_flood_cut_off_by_the_close_is_still_a_flood() {
+    let mut h = H::with(Http2Config {
+        max_block_bytes: 1000,
+        ..Http2Config::default()
+    });
+    h.send(EG, &client_start());
+    let mut b = frame(ty::HEADERS, fl::END_STREAM, 1, &get("/", "a", &[]));
+    for _ in 0..20 {
+        b.extend(frame(ty::CONTINUATION, 0, 1, &[0u8; 100]));
+    }
+    h.send(EG, &b);
+    assert!(h.take().is_empty());
+    h.close();
+    let r = h.take();
+    assert_eq!(r.len(), 1, "{r:?}");
+    for f in [flag::INCOMPLETE, flag::HEADER_BLOCK_FLOOD] {
+        assert!(r[0].flags.contains(&f), "{f}: {:?}", r[0]);
+    }
+    assert!(r[0].truncated);
+    assert!(r[0].header_bytes > 2000);
+    assert_eq!(h.t.stats().block_floods, 1);
+}
+
 #[test]
 fn push_promise_is_a_request_of_the_promised_stream() {
     let mut h = opened();
