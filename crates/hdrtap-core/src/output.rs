@@ -899,6 +899,7 @@ mod tests {
             tls_library: None,
             flags: vec![],
             anomalies: 0,
+            framing: Default::default(),
             h2: None,
         }
     }

@@ -220,6 +220,121 @@ pub mod anomaly {
     }
 }
 
+/// What a message's Content-Length and Transfer-Encoding lines say about
+/// where its body ends ([`HttpRecord::framing`]). The parser gathers it
+/// once from every header line, kept or not and before redaction: HTTP/1
+/// frames the body by it, and the smuggling rules judge it, so the two
+/// can never disagree about what the headers said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Framing {
+    /// Content-Length lines (saturating at 255).
+    pub content_lengths: u8,
+    /// Transfer-Encoding lines (saturating at 255).
+    pub transfer_encodings: u8,
+    /// The first Content-Length value read (see [`Framing::length`]).
+    first_length: u64,
+    /// Content-Length values that differ (repeated lines or one list).
+    pub cl_conflict: bool,
+    /// A Content-Length that is not a decimal number or a list of them.
+    pub cl_invalid: bool,
+    /// The last Transfer-Encoding line's last coding is `chunked`.
+    pub chunked: bool,
+    /// A Transfer-Encoding value that is not a clean comma-separated list
+    /// of tokens ending in `chunked` (`xchunked`, `chunked, identity`,
+    /// `"chunked"`, an empty element).
+    pub te_unclean: bool,
+}
+
+impl Framing {
+    /// One header line (name compared case-insensitively). Most lines are
+    /// settled by the length of their name.
+    #[inline(always)]
+    pub fn see(&mut self, name: &[u8], value: &[u8]) {
+        match name.len() {
+            14 if name.eq_ignore_ascii_case(b"content-length") => self.content_length(value),
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                self.transfer_encodings = self.transfer_encodings.saturating_add(1);
+                self.chunked = last_coding_is_chunked(value);
+                self.te_unclean |= !clean_te(value);
+            }
+            _ => {}
+        }
+    }
+
+    /// The framing of a list of header lines.
+    pub fn of<'a>(lines: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Framing {
+        let mut f = Framing::default();
+        for (name, value) in lines {
+            f.see(name, value);
+        }
+        f
+    }
+
+    /// The one length every Content-Length line gave, if they gave one.
+    pub fn length(&self) -> Option<u64> {
+        (self.content_lengths > 0 && !self.cl_conflict && !self.cl_invalid)
+            .then_some(self.first_length)
+    }
+
+    /// A Content-Length value: decimal digits, or a comma-separated list
+    /// of them that must all be equal, like repeated lines.
+    fn content_length(&mut self, v: &[u8]) {
+        let mut first = self.content_lengths == 0;
+        self.content_lengths = self.content_lengths.saturating_add(1);
+        for part in v.split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            let n = (!part.is_empty() && part.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(part).ok()?.parse::<u64>().ok())
+                .flatten();
+            match n {
+                None => self.cl_invalid = true,
+                Some(n) if first => {
+                    self.first_length = n;
+                    first = false;
+                }
+                Some(n) if n != self.first_length => self.cl_conflict = true,
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// Whether the last coding in a Transfer-Encoding value is `chunked`.
+fn last_coding_is_chunked(v: &[u8]) -> bool {
+    v.rsplit(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .find(|c| !c.is_empty())
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
+}
+
+/// `b` without leading and trailing spaces and tabs (RFC 9110's OWS).
+fn trim_ows(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !matches!(c, b' ' | b'\t'));
+    let end = b.iter().rposition(|c| !matches!(c, b' ' | b'\t'));
+    match (start, end) {
+        (Some(s), Some(e)) => b.get(s..=e).unwrap_or_default(),
+        _ => &[],
+    }
+}
+
+/// A Transfer-Encoding value that is a comma-separated list of tokens
+/// ending in `chunked`.
+fn clean_te(v: &[u8]) -> bool {
+    let mut last: &[u8] = b"";
+    for part in v.split(|&b| b == b',') {
+        let p = trim_ows(part);
+        if p.is_empty()
+            || !p
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+        {
+            return false;
+        }
+        last = p;
+    }
+    last.eq_ignore_ascii_case(b"chunked")
+}
+
 /// What an HTTP/2 record carries besides the HTTP/1 fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct H2Info {
@@ -304,6 +419,9 @@ pub struct HttpRecord {
     pub flags: Vec<&'static str>,
     /// What the parser saw that the headers do not show, see [`anomaly`].
     pub anomalies: u8,
+    /// What the Content-Length and Transfer-Encoding lines said, see
+    /// [`Framing`] (internal: not in the JSON).
+    pub framing: Framing,
     /// HTTP/2 only (boxed: HTTP/1 records stay small).
     pub h2: Option<Box<H2Info>>,
 }
@@ -345,6 +463,7 @@ pub(crate) fn test_request(headers: &[(&str, &str)]) -> HttpRecord {
         tls_library: None,
         flags: vec![],
         anomalies: 0,
+        framing: Framing::of(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))),
         h2: None,
     }
 }
@@ -376,5 +495,66 @@ impl HttpRecord {
         if !self.flags.contains(&f) {
             self.flags.push(f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Framing;
+
+    fn of(lines: &[(&str, &str)]) -> Framing {
+        Framing::of(lines.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+
+    #[test]
+    fn framing_tells_a_conflict_from_a_bad_number() {
+        let f = of(&[("Content-Length", "5"), ("content-length", "05")]);
+        assert_eq!(
+            (f.content_lengths, f.length(), f.cl_conflict),
+            (2, Some(5), false)
+        );
+        let f = of(&[("Content-Length", "5, 6")]);
+        assert!(
+            f.cl_conflict && !f.cl_invalid && f.length().is_none(),
+            "{f:?}"
+        );
+        let f = of(&[("Content-Length", "5"), ("Content-Length", "6")]);
+        assert!(f.cl_conflict && f.length().is_none(), "{f:?}");
+        for bad in ["", "-1", "5,", "0x10", "99999999999999999999999"] {
+            let f = of(&[("Content-Length", bad)]);
+            assert!(
+                f.cl_invalid && !f.cl_conflict && f.length().is_none(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn framing_keeps_how_the_body_is_framed_and_whether_it_is_clean() {
+        let f = of(&[("Transfer-Encoding", "gzip, Chunked")]);
+        assert!(f.chunked && !f.te_unclean, "{f:?}");
+        // Framed as chunked (its last coding), but not a clean list.
+        let f = of(&[("Transfer-Encoding", "chunked, ")]);
+        assert!(f.chunked && f.te_unclean, "{f:?}");
+        for unclean in [
+            "xchunked",
+            "chunked, identity",
+            "\"chunked\"",
+            "chunked\x0c",
+        ] {
+            assert!(
+                of(&[("Transfer-Encoding", unclean)]).te_unclean,
+                "{unclean:?}"
+            );
+        }
+        // The last line decides the framing; every line is counted.
+        let f = of(&[
+            ("Transfer-Encoding", "chunked"),
+            ("Transfer-Encoding", "identity"),
+            ("Content-Length", "3"),
+        ]);
+        assert_eq!((f.transfer_encodings, f.chunked), (2, false));
+        assert_eq!((f.content_lengths, f.length()), (1, Some(3)));
+        assert_eq!(of(&[("Content-Lengthy", "x")]), Framing::default());
     }
 }

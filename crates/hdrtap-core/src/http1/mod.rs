@@ -1149,6 +1149,7 @@ impl Sink for Cx<'_, '_> {
             tls_library: sh.tls_library.clone(),
             flags,
             anomalies: p.anomalies,
+            framing: p.framing,
             h2: None,
         }));
         next

@@ -49,7 +49,7 @@ use httparse::{Header, ParserConfig, Status};
 
 use super::TrackerStats;
 use crate::headers::Headers;
-use crate::record::{anomaly, CompactString, HttpKind};
+use crate::record::{anomaly, CompactString, Framing, HttpKind};
 use crate::stream::Meta;
 use crate::text::escape_wire;
 
@@ -115,7 +115,10 @@ pub(super) struct Parsed {
     pub cut: bool,
     /// `record::anomaly` bits (set only for blocks strict parsing rejected).
     pub anomalies: u8,
-    pub body: BodyLen,
+    /// What the Content-Length and Transfer-Encoding lines said (all of
+    /// them, kept or not): [`Parsed::body`] is decided from it, and the
+    /// record carries it for the rules.
+    pub framing: Framing,
     /// Requests: an `Upgrade` header is present.
     pub upgrade: bool,
     /// Requests: method is HEAD / CONNECT.
@@ -124,6 +127,11 @@ pub(super) struct Parsed {
 }
 
 impl Parsed {
+    /// How the body is delimited, as the headers say.
+    pub fn body(&self) -> BodyLen {
+        body_len(&self.framing)
+    }
+
     /// The block cannot be trusted to tell where the message ends.
     fn damaged(&self) -> bool {
         self.gap || self.incomplete || self.malformed
@@ -184,7 +192,7 @@ pub(super) fn framing(p: &Parsed, req: Option<ReqInfo>) -> Next {
             if p.damaged() {
                 return Next::Hunt;
             }
-            match p.body {
+            match p.body() {
                 BodyLen::Chunked => Next::Body {
                     body: Body::ChunkSize,
                     then_await,
@@ -216,7 +224,7 @@ pub(super) fn framing(p: &Parsed, req: Option<ReqInfo>) -> Next {
             if (100..200).contains(&status) || status == 204 || status == 304 || req.head {
                 return Next::Idle;
             }
-            match p.body {
+            match p.body() {
                 BodyLen::Chunked => Next::Body {
                     body: Body::ChunkSize,
                     then_await: false,
@@ -474,10 +482,7 @@ fn header_region<'a>(buf: &'a [u8], headers: &[Header<'_>]) -> Option<&'a [u8]> 
 /// What framing needs from a block's header lines, gathered line by line.
 #[derive(Default)]
 struct FramingHeaders {
-    /// Some(None): an invalid Content-Length, or several different ones.
-    cl: Option<Option<u64>>,
-    /// Some(last coding is chunked).
-    te: Option<bool>,
+    framing: Framing,
     upgrade: bool,
 }
 
@@ -485,28 +490,21 @@ impl FramingHeaders {
     /// One header line (names compared case-insensitively).
     #[inline(always)]
     fn see(&mut self, name: &[u8], value: &[u8]) {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let v = content_length(value);
-            self.cl = Some(match self.cl {
-                None => v,
-                Some(prev) if prev == v => v,
-                Some(_) => None,
-            });
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.te = Some(last_coding_is_chunked(value));
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
+        self.framing.see(name, value);
+        if name.len() == 7 && name.eq_ignore_ascii_case(b"upgrade") {
             self.upgrade = true;
         }
     }
+}
 
-    fn body(&self) -> BodyLen {
-        match (self.te, self.cl) {
-            (Some(true), _) => BodyLen::Chunked,
-            (Some(false), _) => BodyLen::OtherCoding,
-            (None, Some(Some(n))) => BodyLen::Length(n),
-            (None, Some(None)) => BodyLen::BadLength,
-            (None, None) => BodyLen::Absent,
-        }
+/// How a body is delimited, from what the framing lines said.
+fn body_len(f: &Framing) -> BodyLen {
+    match (f.transfer_encodings > 0, f.content_lengths > 0, f.length()) {
+        (true, _, _) if f.chunked => BodyLen::Chunked,
+        (true, _, _) => BodyLen::OtherCoding,
+        (false, true, Some(n)) => BodyLen::Length(n),
+        (false, true, None) => BodyLen::BadLength,
+        (false, false, _) => BodyLen::Absent,
     }
 }
 
@@ -669,7 +667,7 @@ impl Parsed {
         non_utf8: bool,
         fr: &FramingHeaders,
     ) -> Parsed {
-        let body = fr.body();
+        let body = body_len(&fr.framing);
         Parsed {
             kind,
             version,
@@ -689,38 +687,12 @@ impl Parsed {
             incomplete: false,
             cut: false,
             anomalies: 0,
-            body,
+            framing: fr.framing,
             upgrade: fr.upgrade && kind == HttpKind::Request,
             is_head: raw_method == Some(b"HEAD"),
             is_connect: raw_method == Some(b"CONNECT"),
         }
     }
-}
-
-/// A Content-Length value: decimal digits, optionally a comma-separated list
-/// of equal values. None if invalid.
-fn content_length(v: &[u8]) -> Option<u64> {
-    let mut out: Option<u64> = None;
-    for part in v.split(|&b| b == b',') {
-        let part = part.trim_ascii();
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = std::str::from_utf8(part).ok()?.parse::<u64>().ok()?;
-        match out {
-            Some(prev) if prev != n => return None,
-            _ => out = Some(n),
-        }
-    }
-    out
-}
-
-/// Whether the last coding in a Transfer-Encoding value is `chunked`.
-fn last_coding_is_chunked(v: &[u8]) -> bool {
-    v.rsplit(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
-        .find(|c| !c.is_empty())
-        .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
 }
 
 // The line salvager.
@@ -1834,6 +1806,9 @@ mod tests {
 
     #[test]
     fn content_length_and_transfer_encoding() {
+        let content_length = |v: &[u8]| Framing::of([(&b"Content-Length"[..], v)]).length();
+        let last_coding_is_chunked =
+            |v: &[u8]| Framing::of([(&b"Transfer-Encoding"[..], v)]).chunked;
         assert_eq!(content_length(b"42"), Some(42));
         assert_eq!(content_length(b" 7 "), Some(7));
         assert_eq!(content_length(b"5, 5"), Some(5));
@@ -1849,18 +1824,18 @@ mod tests {
             b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
             HttpKind::Request,
         );
-        assert_eq!(p.body, BodyLen::BadLength);
+        assert_eq!(p.body(), BodyLen::BadLength);
         assert!(p.malformed);
         let p = parsed(
             b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
             HttpKind::Request,
         );
-        assert_eq!(p.body, BodyLen::Chunked);
+        assert_eq!(p.body(), BodyLen::Chunked);
         let p = parsed(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
             HttpKind::Response,
         );
-        assert_eq!((p.body, p.malformed), (BodyLen::OtherCoding, false));
+        assert_eq!((p.body(), p.malformed), (BodyLen::OtherCoding, false));
     }
 
     #[test]
@@ -1991,7 +1966,7 @@ mod tests {
         assert_eq!(p.headers.len(), 4);
         assert!(p.truncated);
         assert!(!p.malformed);
-        assert_eq!(p.body, BodyLen::Length(3));
+        assert_eq!(p.body(), BodyLen::Length(3));
         assert_eq!(p.header_bytes, b.len());
     }
 
@@ -2043,7 +2018,7 @@ mod tests {
             b"POST / HTTP/1.1\r\nX\0: 1\r\ncontent-LENGTH: 4\r\n\r\n",
             HttpKind::Request,
         );
-        assert_eq!((p.body, p.malformed), (BodyLen::Length(4), true));
+        assert_eq!((p.body(), p.malformed), (BodyLen::Length(4), true));
         // A bad start line is still no message.
         for bad in [
             &b"GET / HTTP/9.9\r\n\r\n"[..],
@@ -2073,7 +2048,7 @@ mod tests {
         };
         assert_eq!(hv(&p), [("", " folded"), ("A", "1")]);
         assert!(p.truncated);
-        assert_eq!(p.body, BodyLen::Length(0));
+        assert_eq!(p.body(), BodyLen::Length(0));
     }
 
     #[test]

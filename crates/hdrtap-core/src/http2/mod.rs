@@ -48,7 +48,8 @@ use serde::Serialize;
 use crate::headers::{mark, Headers};
 use crate::http1::{SkipRequest, MAX_SKIP_REQUESTS};
 use crate::record::{
-    flag, CompactString, Endpoint, Grpc, H2Info, HttpKind, HttpRecord, Process, RequestRef, Role,
+    flag, CompactString, Endpoint, Framing, Grpc, H2Info, HttpKind, HttpRecord, Process,
+    RequestRef, Role,
 };
 use crate::stream::{DirStream, Meta};
 use crate::table::LruTable;
@@ -1209,6 +1210,7 @@ impl Conn {
             }
         }
         rec.headers = fields.headers;
+        rec.framing = fields.framing;
         if kind != HttpKind::Request && rec.request.is_none() {
             rec.flags.push(flag::UNPAIRED);
             env.stats.unpaired += 1;
@@ -1273,6 +1275,7 @@ impl Conn {
             tls_library: self.tls_library.clone(),
             flags,
             anomalies: 0,
+            framing: Framing::default(),
             h2: Some(Box::new(H2Info {
                 stream_id: stream,
                 ..H2Info::default()
@@ -1463,6 +1466,9 @@ struct Fields {
     content_type: Option<CompactString>,
     grpc_status: Option<i64>,
     grpc_message: Option<String>,
+    /// Content-Length and Transfer-Encoding (which HTTP/2 forbids but a
+    /// downgrading proxy may pass on), from every field, kept or not.
+    framing: Framing,
 }
 
 impl Fields {
@@ -1484,6 +1490,7 @@ impl Fields {
             content_type: None,
             grpc_status: None,
             grpc_message: None,
+            framing: Framing::default(),
         }
     }
 
@@ -1503,6 +1510,9 @@ impl Fields {
         }
         let name = text(f.name, self.non_utf8);
         let value = text(f.value, self.non_utf8);
+        if let (Some(n), Some(v)) = (f.name, f.value) {
+            self.framing.see(n, v);
+        }
         if f.value.is_some() {
             let v = value.as_ref();
             match f.name {

@@ -949,3 +949,29 @@ fn bytes_that_are_not_utf8_are_kept_escaped_in_the_whole_record() {
     assert_eq!(h2(t).grpc_message.as_deref(), Some("caf\\xe9 a\\x5cb"));
     assert_eq!(t.header("grpc-message"), Some("caf%E9 a\\x5cb"));
 }
+
+/// Content-Length and Transfer-Encoding in an HTTP/2 request (a downgrade
+/// smuggling attempt) reach the record's framing, which the rules judge.
+#[test]
+fn framing_fields_reach_the_record() {
+    let mut h = opened();
+    let blk = get(
+        "/",
+        "a",
+        &[("content-length", "5"), ("transfer-encoding", "chunked")],
+    );
+    h.send(EG, &headers(1, true, &blk));
+    let r = h.take();
+    assert_eq!(r.len(), 1, "{r:?}");
+    let f = r[0].framing;
+    assert_eq!((f.content_lengths, f.length()), (1, Some(5)), "{f:?}");
+    assert_eq!((f.transfer_encodings, f.chunked), (1, true), "{f:?}");
+    let mut alerts = Vec::new();
+    crate::rules::Rules::new(crate::rules::RulesConfig::default()).check(&r[0], &mut alerts);
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.rule == crate::rules::rule::SMUGGLING_CL_TE),
+        "{alerts:?}"
+    );
+}

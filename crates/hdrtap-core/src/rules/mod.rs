@@ -4,7 +4,9 @@
 //! offending record by its `id` (docs/SECURITY-RULES.md lists the rules).
 //!
 //! Rules run on the record *after* redaction ([`crate::redact`]), so an
-//! alert can only quote what the record shows. What they need of a
+//! alert can only quote what the record shows. The smuggling rules on
+//! Content-Length and Transfer-Encoding read [`HttpRecord::framing`]: what
+//! the parser itself read from every line, kept or redacted or not. What they need of a
 //! redacted value the marker keeps: its length (`[REDACTED len=N ...]`, for
 //! the size rules) and an Authorization scheme from a fixed list (kept in
 //! front of the marker). A redacted User-Agent cannot name a scanner, and
@@ -21,7 +23,8 @@
 //! #   local: ep, remote: ep, role: Role::Server, version: "HTTP/1.1",
 //! #   method: Some("GET".into()), target: Some("/".into()), status: None, reason: None,
 //! #   latency_ns: None, request: None, headers: Headers::default(), header_bytes: 0,
-//! #   truncated: false, tls: false, tls_library: None, flags: vec![], anomalies: 0, h2: None };
+//! #   truncated: false, tls: false, tls_library: None, flags: vec![], anomalies: 0,
+//! #   framing: Framing::default(), h2: None };
 //! rec.target = Some("/static/..%2f..%2fetc/passwd".into());
 //! let mut rules = Rules::new(RulesConfig::default());
 //! let mut alerts = Vec::new();
@@ -377,27 +380,34 @@ impl Rules {
                 ),
             );
         }
-        if self.is_on(ix::SMUGGLING_CL_TE) && seen.content_length > 0 && seen.te_count > 0 {
+        // Framing as the parser read it: every line, before redaction.
+        let fr = &rec.framing;
+        if self.is_on(ix::SMUGGLING_CL_TE) && fr.content_lengths > 0 && fr.transfer_encodings > 0 {
             fire(
                 rule::SMUGGLING_CL_TE,
                 "both Content-Length and Transfer-Encoding".to_string(),
             );
         }
-        if self.is_on(ix::SMUGGLING_CL_CONFLICT) && (seen.cl_conflict || seen.cl_invalid) {
-            let what = if seen.cl_conflict {
-                format!("{} Content-Length values that differ", seen.content_length)
+        if self.is_on(ix::SMUGGLING_CL_CONFLICT) && (fr.cl_conflict || fr.cl_invalid) {
+            let what = if fr.cl_conflict {
+                format!("{} Content-Length values that differ", fr.content_lengths)
             } else {
                 "a Content-Length that is not a number".to_string()
             };
             fire(rule::SMUGGLING_CL_CONFLICT, what);
         }
         if request && self.is_on(ix::SMUGGLING_TE_INVALID) {
-            let why = if seen.te_count > 1 {
-                Some(format!("{} Transfer-Encoding headers", seen.te_count))
-            } else if seen.te_bad {
-                seen.te_value
-                    .map(|v| format!("Transfer-Encoding {} does not end in chunked", quote(v)))
-            } else if seen.te_count > 0 && rec.version == "HTTP/1.0" {
+            let why = if fr.transfer_encodings > 1 {
+                Some(format!(
+                    "{} Transfer-Encoding headers",
+                    fr.transfer_encodings
+                ))
+            } else if fr.te_unclean {
+                Some(match rec.header("transfer-encoding") {
+                    Some(v) => format!("Transfer-Encoding {} does not end in chunked", quote(v)),
+                    None => "a Transfer-Encoding that does not end in chunked".to_string(),
+                })
+            } else if fr.transfer_encodings > 0 && rec.version == "HTTP/1.0" {
                 Some("Transfer-Encoding in an HTTP/1.0 request".to_string())
             } else {
                 None
@@ -546,13 +556,6 @@ struct Seen<'a> {
     user_agent: Option<&'a str>,
     /// First oversized header: name and value length.
     oversized: Option<(&'a str, usize)>,
-    content_length: usize,
-    first_cl: Option<&'a str>,
-    cl_conflict: bool,
-    cl_invalid: bool,
-    te_count: usize,
-    te_value: Option<&'a str>,
-    te_bad: bool,
     /// Header whose value holds %0d, %0a or %00.
     encoded_ctl: Option<&'a str>,
     credentials: Option<(&'a str, &'a str)>,
@@ -579,34 +582,6 @@ impl<'a> Seen<'a> {
             10 if request && name.eq_ignore_ascii_case(b"user-agent") => {
                 self.user_agent.get_or_insert(text(value));
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                self.content_length += 1;
-                let v = text(value).trim();
-                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-                    // The usual case: one number.
-                    self.cl_value(v);
-                } else if v.is_empty()
-                    || !v.split(',').all(|p| {
-                        let p = p.trim();
-                        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
-                    })
-                {
-                    self.cl_invalid = true;
-                } else {
-                    // A list must repeat one value; so must repeated headers.
-                    for part in v.split(',').map(str::trim) {
-                        self.cl_value(part);
-                    }
-                }
-            }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                self.te_count += 1;
-                let value = text(value);
-                self.te_value.get_or_insert(value);
-                if !clean_te(value) {
-                    self.te_bad = true;
-                }
-            }
             13 | 19
                 if request
                     && (name.eq_ignore_ascii_case(b"authorization")
@@ -632,19 +607,6 @@ impl<'a> Seen<'a> {
 /// Header text held as bytes (`Headers` keeps only UTF-8).
 fn text(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
-}
-
-impl<'a> Seen<'a> {
-    /// One Content-Length value (digits): a different one is a conflict.
-    fn cl_value(&mut self, v: &'a str) {
-        match self.first_cl {
-            None => self.first_cl = Some(v),
-            Some(first) if first.trim_start_matches('0') != v.trim_start_matches('0') => {
-                self.cl_conflict = true
-            }
-            Some(_) => {}
-        }
-    }
 }
 
 fn alert(rec: &HttpRecord, info: &RuleInfo, detail: String) -> Alert {
@@ -689,24 +651,6 @@ fn quote(s: &str) -> String {
     } else {
         format!("\"{c}\"")
     }
-}
-
-/// A Transfer-Encoding value that is a comma-separated list of tokens
-/// ending in `chunked`.
-fn clean_te(v: &str) -> bool {
-    let mut last = "";
-    for part in v.split(',') {
-        let p = part.trim_matches(|c| c == ' ' || c == '\t');
-        if p.is_empty()
-            || !p
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-        {
-            return false;
-        }
-        last = p;
-    }
-    last.eq_ignore_ascii_case("chunked")
 }
 
 /// Whether `b` holds a `%` (written without early exit per byte so the

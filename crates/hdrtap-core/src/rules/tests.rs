@@ -607,3 +607,56 @@ fn http2_rules_fire_on_their_signals_and_only_there() {
     };
     assert!(fired_with(&bomb, cfg).is_empty());
 }
+
+/// The smuggling rules judge the framing the parser read from every line:
+/// lines past `max_headers` (not kept) and values the user had redacted
+/// still count, as they did for the parser.
+#[test]
+fn smuggling_rules_read_the_parsers_framing_not_the_kept_lines() {
+    use crate::http1::{Http1Tracker, TrackerConfig};
+    use hdrtap_abi::build::{data_event, DataSpec};
+    use hdrtap_abi::{decode, Direction, Event};
+    let run = |cfg: TrackerConfig, msg: &str| {
+        let mut t = Http1Tracker::new(cfg);
+        let mut out = Vec::new();
+        let raw = data_event(
+            &DataSpec {
+                conn_id: 1,
+                dir: Direction::Egress,
+                ..Default::default()
+            },
+            msg.as_bytes(),
+        );
+        let Ok(Event::Data(ev)) = decode(&raw) else {
+            panic!()
+        };
+        t.on_data(&ev, &mut out);
+        t.close_all(&mut out);
+        (*out.remove(0)).clone()
+    };
+    let msg = "POST / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let cut = run(
+        TrackerConfig {
+            max_headers: 2,
+            ..TrackerConfig::default()
+        },
+        msg,
+    );
+    assert!(
+        cut.truncated && cut.header("content-length").is_none(),
+        "{cut:?}"
+    );
+    assert!(fired(&cut).contains(&rule::SMUGGLING_CL_TE), "{cut:?}");
+
+    let mut hidden = run(TrackerConfig::default(), msg);
+    crate::redact::Redactor::with_key([7; 32], ["content-length", "transfer-encoding"])
+        .apply(&mut hidden);
+    assert!(
+        hidden
+            .header("transfer-encoding")
+            .unwrap()
+            .starts_with("[REDACTED"),
+        "{hidden:?}"
+    );
+    assert_eq!(fired(&hidden), vec![rule::SMUGGLING_CL_TE], "{hidden:?}");
+}

@@ -50,6 +50,7 @@ fn request() -> HttpRecord {
         tls_library: None,
         flags: vec!["midstream"],
         anomalies: 0,
+        framing: Default::default(),
         h2: None,
     }
 }

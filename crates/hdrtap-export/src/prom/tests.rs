@@ -46,6 +46,7 @@ pub(crate) fn response(
         tls_library: None,
         flags: vec![],
         anomalies: 0,
+        framing: Default::default(),
         h2: None,
     }))
 }
