@@ -70,7 +70,7 @@ export PATH="$venv/bin:$PATH"
 say "kernels: building hdrtap and the test binaries"
 cargo build -p hdrtap
 tests_env="$work/tests.env"
-cargo test -p hdrtap-tests -p hdrtap-bpf --no-run --message-format=json |
+cargo test -p hdrtap-tests --no-run --message-format=json |
 	python3 -c '
 import json, sys
 for line in sys.stdin:

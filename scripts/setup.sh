@@ -21,6 +21,7 @@ PACKAGES=(
 	prometheus  # prometheus + promtool: tests/sinks_prometheus.rs scrapes hdrtap run's /metrics
 	python3-venv # a venv for the OTLP test receiver's packages (below)
 	nghttp2-client # nghttp, h2load: the HTTP/2 tests' oracle and load (tests/http2.rs, bench/)
+	python3-yaml systemd # PyYAML, systemd-analyze: the root-free packaging checks (crates/hdrtap/tests/packaging.rs)
 )
 
 missing=()

@@ -36,7 +36,8 @@ pub fn require_root() {
     assert!(
         euid == 0,
         "hdrtap integration tests must run as root (euid is {euid}): they load eBPF programs. \
-         Run them with: sudo ./scripts/test.sh"
+         Run them as root with ./scripts/test.sh; without root, \
+         `cargo test --workspace --exclude hdrtap-tests` runs every other test"
     );
 }
 
@@ -285,4 +286,33 @@ impl Drop for Cgroup {
         }
         let _ = fs::remove_dir(&self.path);
     }
+}
+
+/// Non-zero exit, exactly one non-empty line on stderr mentioning `mention`
+/// (any of), no panic.
+pub fn assert_one_line_error(args: &[&str], out: &Output, mention: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let what = format!(
+        "hdrtap {args:?}: exit {}\nstderr:\n{stderr}\nstdout:\n{stdout}",
+        out.status
+    );
+    assert!(!out.status.success(), "{what}\nexpected a non-zero exit");
+    assert!(out.status.code().is_some(), "{what}\nkilled by a signal");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{what}\npanicked"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}\nexpected exactly one line on stderr, got {}",
+        lines.len()
+    );
+    let lower = lines[0].to_lowercase();
+    assert!(
+        mention.iter().any(|m| lower.contains(&m.to_lowercase())),
+        "{what}\nthe error line should mention one of {mention:?}"
+    );
 }

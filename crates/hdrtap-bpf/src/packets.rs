@@ -679,6 +679,8 @@ const CLSACT_HANDLE: u32 = 0x4854;
 const CLSACT_PRIORITY: u32 = 1;
 
 /// bpf_link_create() for TCX and XDP links; the link lives while the fd does.
+/// By hand because libbpf-rs 0.27 has no TCX attach, and its `attach_xdp`
+/// takes no flags (generic mode is `XDP_FLAGS_SKB_MODE`).
 fn link_create(
     prog_fd: i32,
     ifindex: u32,
@@ -701,6 +703,9 @@ fn link_create(
 }
 
 /// Add a clsact qdisc to `ifindex`; false when one was already there.
+/// By hand because libbpf-rs's `TcHook::create` returns Ok for a qdisc
+/// that already existed, and hdrtap must not remove one it did not add
+/// (the filters themselves go through `TcHook`).
 fn create_clsact(ifindex: u32) -> Result<bool, BpfError> {
     // SAFETY: bpf_tc_hook is plain old data; zero is its default.
     let mut hook: libbpf_sys::bpf_tc_hook = unsafe { std::mem::zeroed() };
