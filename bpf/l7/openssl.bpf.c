@@ -18,8 +18,8 @@
  *   SSL_x return:  bytes = return value (or *written / *readbytes); fd from
  *                  the stash, else from ssl_fds (SSL_read served from
  *                  OpenSSL's buffer makes no syscall; SSL_set_fd and earlier
- *                  calls taught us); copy the plaintext as a stream of its own:
- *                  conn.tls_conn_id, conn.tls_pos[dir], flag HDRTAP_DF_TLS.
+ *                  calls taught us); copy the plaintext as a stream of its own
+ *                  (conn.tls: its own conn_id and offsets), flag HDRTAP_DF_TLS.
  *
  * SSL_peek is not hooked: peeked bytes are read again by SSL_read.
  */
@@ -43,13 +43,6 @@
 #define RET_SP_DELTA 0
 #define SP_CHECK 0
 #endif
-
-/* Gate of a TLS connection's plaintext stream (conn.tls_state). */
-enum tls_state {
-	TLS_SNIFF = 0,   /* deciding on the first plaintext bytes */
-	TLS_HTTP,        /* HTTP/1.x or HTTP/2: copy everything */
-	TLS_NOT_HTTP,    /* something else (SMTP, IMAP, ...): copy nothing */
-};
 
 /* A thread's SSL call in flight, from its uprobe to its uretprobe. */
 struct ssl_call {
@@ -115,7 +108,10 @@ static __always_inline int tls_mark(struct conn *c)
 		return 0;
 	if (c->state != CONN_TLS) {
 		c->state = CONN_TLS;
-		c->tls_conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+		c->tls.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+		/* Its plaintext is gated like a socket's: from its start if
+		 * the connection was (accept/connect), else mid-stream. */
+		c->tls.gate = c->role == HDRTAP_ROLE_UNKNOWN ? GATE_SNIFF_MIDSTREAM : GATE_SNIFF;
 		ctr_add(HDRTAP_CTR_TLS_CONNS, 1);
 	}
 	return 1;
@@ -133,52 +129,6 @@ static __always_inline void tls_note_fd(struct conn *c, int fd)
 		return;
 	sc->fd = fd;
 	tls_mark(c);
-}
-
-/*
- * The plaintext gate, as sniff() is for sockets: a stream seen from its
- * start is decided on its first four bytes; one found mid-stream (role
- * unknown) waits for a call that starts like a message. Returns 1 to copy.
- */
-__noinline int tls_sniff(struct conn *c, __u64 ptr, __u64 len)
-{
-	__u32 have = 0, n, word = 0, more = 0;
-	int verdict, midstream;
-
-	if (!c)
-		return 0;
-	if (c->tls_state == TLS_HTTP)
-		return 1;
-	if (c->tls_state != TLS_SNIFF)
-		return 0;
-	midstream = c->role == HDRTAP_ROLE_UNKNOWN;
-	if (!midstream) {
-		have = c->tls_sniff_len;
-		if (have > HDRTAP_SNIFF_LEN - 1)
-			have = HDRTAP_SNIFF_LEN - 1;
-		word = c->tls_sniff_word;
-	}
-	n = HDRTAP_SNIFF_LEN - have;
-	if (n > len)
-		n = len;
-	if (n > 0 && bpf_probe_read_user(&more, n & (2 * HDRTAP_SNIFF_LEN - 1), (void *)ptr))
-		return 1; /* unreadable: let the copy count the failure */
-	word |= more << (8 * have);
-	verdict = hdrtap_sniff_word(word, have + n);
-	if (verdict == HDRTAP_SNIFF_HTTP || (midstream && h2_midstream(ptr, len))) {
-		c->tls_state = TLS_HTTP;
-		return 1;
-	}
-	if (midstream)
-		return 0;
-	if (verdict == HDRTAP_SNIFF_NO) {
-		c->tls_state = TLS_NOT_HTTP;
-		ctr_add(HDRTAP_CTR_CONNS_GATED, 1);
-		return 0;
-	}
-	c->tls_sniff_word = word;
-	c->tls_sniff_len = have + n;
-	return 1;
 }
 
 static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 ssl, __u64 buf, __u64 out_len,
@@ -271,15 +221,14 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	c = conn_find(key.tgid, fd);
 	if (!c || !tls_mark(c))
 		return 0;
-	if (!tls_sniff(c, call.buf, bytes))
+	if (!sniff(&c->tls, call.buf, bytes))
 		return 0;
 
 	slot = nr_cpus + bpf_get_smp_processor_id();
 	s = scratch_at(slot);
 	if (!s)
 		return 0;
-	cc.base_pos = __sync_fetch_and_add(&c->tls_pos[call.dir & 1], bytes);
-	c->tls_emitted = 1;
+	cc.base_pos = stream_claim(&c->tls, call.dir, bytes);
 	/* Preempted by another uprobe program on this CPU: its slot is ours to
 	 * skip. Userspace sees the bytes as a gap; counted here. */
 	if (__sync_lock_test_and_set(&s->busy, 1)) {
@@ -296,20 +245,7 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	if (c->role == HDRTAP_ROLE_UNKNOWN)
 		cc.flags |= HDRTAP_DF_MIDSTREAM;
 
-	s->ev.hdr.kind = HDRTAP_EV_DATA;
-	s->ev.hdr.tgid = id >> 32;
-	s->ev.hdr.tid = (__u32)id;
-	s->ev.hdr.fd = fd;
-	s->ev.hdr.ts_ns = bpf_ktime_get_ns();
-	s->ev.hdr.conn_id = c->tls_conn_id;
-	s->ev.call_len = bytes;
-	s->ev.cgroup_id = bpf_get_current_cgroup_id();
-	s->ev.dir = call.dir;
-	s->ev.role = c->role;
-	s->ev.source = call.source;
-	s->ev.tls_lib = call.lib;
-	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
-	__builtin_memcpy(&s->ev.tuple, &c->tuple, sizeof(c->tuple));
+	event_fill(s, c, &c->tls, id, fd, bytes, call.dir, call.source, call.lib);
 	s->cc = cc;
 	copy_run(s, slot);
 	s = scratch_at(slot);

@@ -47,16 +47,21 @@ const volatile __u8 tls_on = 0;            /* TLS uprobes in use (openssl.bpf.c)
 const volatile __u32 nr_cpus = 1;          /* possible CPUs: scratch slots per user */
 const volatile __u64 body_skip_min = HDRTAP_SKIP_BODY_MIN; /* body_scan; 0: off */
 
-/* Connection states (kernel-internal). */
+/* What a connection's bytes are (kernel-internal). */
 enum conn_state {
-	CONN_SNIFF = 0,         /* seen from accept/connect; deciding on first bytes */
-	CONN_SNIFF_MIDSTREAM,   /* first seen mid-stream; each call must look HTTP */
-	CONN_HTTP,              /* HTTP: copy everything */
+	CONN_SOCKET = 0,        /* the socket's bytes are the stream (conn.sock) */
 	CONN_IGNORED,           /* not TCP, or filtered out */
-	CONN_NOT_HTTP,          /* first bytes were not HTTP: stop copying */
-	CONN_TLS,               /* a TLS library runs over it: its plaintext comes
-				 * from the uprobes (openssl.bpf.c), the socket's
-				 * ciphertext is never copied */
+	CONN_TLS,               /* a TLS library runs over it: its plaintext is the
+				 * stream (conn.tls, from the uprobes in
+				 * openssl.bpf.c); the ciphertext is never copied */
+};
+
+/* How far a stream's HTTP gate is (kernel-internal). */
+enum gate {
+	GATE_SNIFF = 0,         /* seen from its start: deciding on the first bytes */
+	GATE_SNIFF_MIDSTREAM,   /* found mid-stream: each call must look HTTP */
+	GATE_HTTP,              /* HTTP/1.x or HTTP/2: copy everything */
+	GATE_NOT_HTTP,          /* the first bytes were something else: copy nothing */
 };
 
 struct conn_key {
@@ -64,23 +69,26 @@ struct conn_key {
 	__s32 fd;
 };
 
-struct conn {
+/*
+ * One byte stream, a connection of its own for userspace: a socket's bytes,
+ * or the plaintext a TLS library reads and writes over it.
+ */
+struct stream {
 	__u64 conn_id;
 	__u64 pos[2];           /* next stream offset, per direction */
+	__u8 gate;              /* enum gate */
+	__u8 sniff_len;         /* bytes in sniff_word (< HDRTAP_SNIFF_LEN) */
+	__u8 emitted;           /* a data event went out: send CLOSE on close */
+	__u8 _pad;
+	__u32 sniff_word;       /* first bytes while sniffing, little-endian */
+};
+
+struct conn {
 	struct hdrtap_tuple tuple;
 	__u8 state;             /* enum conn_state */
 	__u8 role;              /* enum hdrtap_role */
-	__u8 emitted;           /* a data event went out: send CLOSE on close */
-	__u8 sniff_len;         /* bytes in sniff_word (< HDRTAP_SNIFF_LEN) */
-	__u32 sniff_word;       /* first bytes while sniffing, little-endian */
-	/* CONN_TLS: the plaintext stream, a connection of its own for userspace. */
-	__u64 tls_conn_id;
-	__u64 tls_pos[2];       /* next plaintext offset, per direction */
-	__u8 tls_state;         /* enum tls_state (openssl.bpf.c) */
-	__u8 tls_sniff_len;
-	__u8 tls_emitted;       /* a plaintext event went out: send its CLOSE too */
-	__u8 _pad;
-	__u32 tls_sniff_word;
+	struct stream sock;     /* CONN_SOCKET */
+	struct stream tls;      /* CONN_TLS */
 };
 
 /* How the payload of an in-flight call is described. */
@@ -232,7 +240,7 @@ static __always_inline int tracing_wanted(__u32 tgid)
  * without a trace we see). Sockets that are not TCP, or that the filters
  * reject, are cached as CONN_IGNORED so later calls cost one lookup.
  */
-static __always_inline struct conn *conn_create(__u32 tgid, int fd, __u8 role, __u8 state)
+static __always_inline struct conn *conn_create(__u32 tgid, int fd, __u8 role, __u8 gate)
 {
 	struct conn_key key = {.tgid = tgid, .fd = fd};
 	struct conn c = {};
@@ -242,7 +250,7 @@ static __always_inline struct conn *conn_create(__u32 tgid, int fd, __u8 role, _
 	if (kind == HDRTAP_FD_OTHER)
 		return NULL;
 	c.role = role;
-	c.state = state;
+	c.sock.gate = gate;
 	if (kind == HDRTAP_FD_TCP) {
 		hdrtap_sock_tuple(sk, &c.tuple);
 		if (filter_port_on && !bpf_map_lookup_elem(&filter_ports, &c.tuple.lport) &&
@@ -256,7 +264,7 @@ static __always_inline struct conn *conn_create(__u32 tgid, int fd, __u8 role, _
 				c.state = CONN_IGNORED;
 		}
 		if (c.state != CONN_IGNORED) {
-			c.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+			c.sock.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 			ctr_add(HDRTAP_CTR_CONNS, 1);
 		}
 	} else {
@@ -276,17 +284,36 @@ static __always_inline struct conn *conn_find(__u32 tgid, int fd)
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
 
 	if (!c)
-		c = conn_create(tgid, fd, HDRTAP_ROLE_UNKNOWN, CONN_SNIFF_MIDSTREAM);
+		c = conn_create(tgid, fd, HDRTAP_ROLE_UNKNOWN, GATE_SNIFF_MIDSTREAM);
 	return c;
 }
 
-static __always_inline struct conn *conn_get(__u32 tgid, int fd)
+/* The call's bytes on this stream are the event's: claim their place. */
+static __always_inline __u64 stream_claim(struct stream *st, __u8 dir, __u64 len)
 {
-	struct conn *c = conn_find(tgid, fd);
+	st->emitted = 1;
+	return __sync_fetch_and_add(&st->pos[dir & 1], len);
+}
 
-	if (!c || c->state >= CONN_IGNORED)
-		return NULL;
-	return c;
+/* The header of a data event for a call on stream st of connection c. */
+static __always_inline void event_fill(struct scratch *s, const struct conn *c,
+				       const struct stream *st, __u64 id, int fd, __u64 len,
+				       __u8 dir, __u8 source, __u8 tls_lib)
+{
+	s->ev.hdr.kind = HDRTAP_EV_DATA;
+	s->ev.hdr.tgid = id >> 32;
+	s->ev.hdr.tid = (__u32)id;
+	s->ev.hdr.fd = fd;
+	s->ev.hdr.ts_ns = bpf_ktime_get_ns();
+	s->ev.hdr.conn_id = st->conn_id;
+	s->ev.call_len = len;
+	s->ev.cgroup_id = bpf_get_current_cgroup_id();
+	s->ev.dir = dir;
+	s->ev.role = c->role;
+	s->ev.source = source;
+	s->ev.tls_lib = tls_lib;
+	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
+	__builtin_memcpy(&s->ev.tuple, &c->tuple, sizeof(c->tuple));
 }
 
 /* openssl.bpf.c: a read/write syscall on fd inside an SSL call ties them. */
@@ -698,7 +725,7 @@ static __always_inline void copy_run(struct scratch *s, __u32 slot)
 
 /*
  * A call on a connection found mid-stream that starts with a plausible
- * HTTP/2 frame header (bpf/lib/http_sniff.bpf.h). Shared with tls_sniff.
+ * HTTP/2 frame header (bpf/lib/http_sniff.bpf.h).
  */
 __noinline int h2_midstream(__u64 ptr, __u64 len)
 {
@@ -710,26 +737,29 @@ __noinline int h2_midstream(__u64 ptr, __u64 len)
 }
 
 /*
- * Decide from the call's first bytes whether the connection is HTTP.
- * Returns 1 to emit this call, 0 to skip it.
+ * The gate of a stream (a socket's, or TLS plaintext): decide from a call's
+ * first bytes whether it is HTTP. A stream seen from its start is decided on
+ * its first four bytes, accumulated across calls; one found mid-stream waits
+ * for a call that starts like a message. Returns 1 to copy the call, 0 to
+ * skip it.
  *
  * A global (non-inlined) function: the verifier checks it once on its own
  * instead of once per path of every caller, which keeps exit_io small.
  */
-__noinline int sniff(struct conn *c, __u64 first_ptr, __u64 first_len)
+__noinline int sniff(struct stream *st, __u64 first_ptr, __u64 first_len)
 {
 	__u32 have = 0, n, word = 0, more = 0;
 	int verdict;
 
-	if (!c)
+	if (!st || st->gate == GATE_NOT_HTTP)
 		return 0;
-	if (c->state == CONN_HTTP)
+	if (st->gate == GATE_HTTP)
 		return 1;
-	if (c->state == CONN_SNIFF) {
-		have = c->sniff_len;
+	if (st->gate == GATE_SNIFF) {
+		have = st->sniff_len;
 		if (have > HDRTAP_SNIFF_LEN - 1)
 			have = HDRTAP_SNIFF_LEN - 1;
-		word = c->sniff_word;
+		word = st->sniff_word;
 	}
 	n = HDRTAP_SNIFF_LEN - have;
 	if (n > first_len)
@@ -739,24 +769,24 @@ __noinline int sniff(struct conn *c, __u64 first_ptr, __u64 first_len)
 	word |= more << (8 * have);
 	verdict = hdrtap_sniff_word(word, have + n);
 	if (verdict == HDRTAP_SNIFF_HTTP) {
-		c->state = CONN_HTTP;
+		st->gate = GATE_HTTP;
 		return 1;
 	}
-	if (c->state == CONN_SNIFF_MIDSTREAM) {
+	if (st->gate == GATE_SNIFF_MIDSTREAM) {
 		if (h2_midstream(first_ptr, first_len)) {
-			c->state = CONN_HTTP;
+			st->gate = GATE_HTTP;
 			return 1;
 		}
 		return 0; /* wait for a call that starts a message */
 	}
 	if (verdict == HDRTAP_SNIFF_NO) {
-		c->state = CONN_NOT_HTTP;
+		st->gate = GATE_NOT_HTTP;
 		ctr_add(HDRTAP_CTR_CONNS_GATED, 1);
 		return 0;
 	}
 	/* MAYBE: keep what we have and copy this call. */
-	c->sniff_word = word;
-	c->sniff_len = have + n;
+	st->sniff_word = word;
+	st->sniff_len = have + n;
 	return 1;
 }
 
@@ -783,7 +813,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir
 	c = conn_find(id >> 32, fd);
 	if (tls_on)
 		tls_note_fd(c, fd); /* may turn c into CONN_TLS */
-	if (!c || c->state >= CONN_IGNORED)
+	if (!c || c->state != CONN_SOCKET || c->sock.gate == GATE_NOT_HTTP)
 		return 0;
 	ptr = PT_REGS_PARM2_SYSCALL(regs);
 	cnt = kind == IO_IOV ? PT_REGS_PARM3_SYSCALL(regs) : 0; /* IO_MSG: from the msghdr */
@@ -846,11 +876,11 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir
 	}
 	if (cc.total == 0)
 		return 0;
-	if (c->state != CONN_HTTP) {
+	if (c->sock.gate != GATE_HTTP) {
 		if (cc.stop || first_len == 0) {
-			if (c->state == CONN_SNIFF_MIDSTREAM)
+			if (c->sock.gate == GATE_SNIFF_MIDSTREAM)
 				return 0;
-		} else if (!sniff(c, first_ptr, first_len)) {
+		} else if (!sniff(&c->sock, first_ptr, first_len)) {
 			return 0;
 		}
 	}
@@ -859,27 +889,12 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir
 	s = scratch_at(slot);
 	if (!s)
 		return 0;
-	cc.base_pos = __sync_fetch_and_add(&c->pos[dir & 1], cc.total);
+	cc.base_pos = stream_claim(&c->sock, dir, cc.total);
 	cc.budget = call_capture;
-	c->emitted = 1;
-
-	s->ev.hdr.kind = HDRTAP_EV_DATA;
-	s->ev.hdr.tgid = id >> 32;
-	s->ev.hdr.tid = (__u32)id;
-	s->ev.hdr.fd = fd;
-	s->ev.hdr.ts_ns = bpf_ktime_get_ns();
-	s->ev.hdr.conn_id = c->conn_id;
-	s->ev.call_len = cc.total;
-	s->ev.cgroup_id = bpf_get_current_cgroup_id();
-	s->ev.dir = dir;
-	s->ev.role = c->role;
-	s->ev.source = source;
-	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
-	__builtin_memcpy(&s->ev.tuple, &c->tuple, sizeof(c->tuple));
-	if (c->state == CONN_HTTP && c->role == HDRTAP_ROLE_UNKNOWN)
+	event_fill(s, c, &c->sock, id, fd, cc.total, dir, source, 0);
+	/* Past the gate, a connection of unknown role was found mid-stream. */
+	if (c->role == HDRTAP_ROLE_UNKNOWN)
 		cc.flags = HDRTAP_DF_MIDSTREAM;
-
-	s->ev.tls_lib = 0;
 	cc.head_ptr = first_ptr;
 	cc.head_len = first_len;
 	s->cc = cc;
@@ -929,7 +944,7 @@ static __always_inline int exit_accept(long ret)
 
 	if (ret < 0 || !tracing_wanted(id >> 32))
 		return 0;
-	conn_create(id >> 32, ret, HDRTAP_ROLE_SERVER, CONN_SNIFF);
+	conn_create(id >> 32, ret, HDRTAP_ROLE_SERVER, GATE_SNIFF);
 	return 0;
 }
 
@@ -957,11 +972,12 @@ int tp_exit_connect(struct sys_exit_ctx *ctx)
 	if ((ctx->ret != 0 && ctx->ret != -EINPROGRESS) || !tracing_wanted(id >> 32))
 		return 0;
 	conn_create(id >> 32, PT_REGS_PARM1_SYSCALL(call_regs()), HDRTAP_ROLE_CLIENT,
-		    CONN_SNIFF);
+		    GATE_SNIFF);
 	return 0;
 }
 
-static __always_inline void send_close(__u64 id, int fd, __u64 conn_id, __u64 *bytes)
+/* The end of stream st: its final length each way. */
+static __always_inline void send_close(__u64 id, int fd, const struct stream *st)
 {
 	struct hdrtap_close_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
@@ -975,9 +991,9 @@ static __always_inline void send_close(__u64 id, int fd, __u64 conn_id, __u64 *b
 	ev->hdr.tid = (__u32)id;
 	ev->hdr.fd = fd;
 	ev->hdr.ts_ns = bpf_ktime_get_ns();
-	ev->hdr.conn_id = conn_id;
-	ev->bytes[0] = bytes[0];
-	ev->bytes[1] = bytes[1];
+	ev->hdr.conn_id = st->conn_id;
+	ev->bytes[0] = st->pos[0];
+	ev->bytes[1] = st->pos[1];
 	bpf_ringbuf_submit(ev, rb_flags());
 	ctr_add(HDRTAP_CTR_EVENTS, 1);
 }
@@ -992,11 +1008,11 @@ int tp_enter_close(struct sys_enter_ctx *ctx)
 
 	if (!c)
 		return 0;
-	if (c->emitted)
-		send_close(id, key.fd, c->conn_id, c->pos);
+	if (c->sock.emitted)
+		send_close(id, key.fd, &c->sock);
 	/* A TLS connection's plaintext stream is a connection of its own. */
-	if (c->tls_emitted)
-		send_close(id, key.fd, c->tls_conn_id, c->tls_pos);
+	if (c->tls.emitted)
+		send_close(id, key.fd, &c->tls);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
