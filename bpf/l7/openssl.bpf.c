@@ -5,10 +5,11 @@
  * SSL_read_ex, SSL_write and SSL_write_ex into the same ring buffer, through
  * the same connections and copy loop as the syscall capture.
  *
- * This file is #included at the end of syscalls.bpf.c: one BPF object, so
- * the maps (conns, events, scratch, counters), the filters and the copy loop
- * are shared, not duplicated. Its programs are named tls_* and are attached
- * by userspace (crates/hdrtap-bpf/src/tls/mod.rs), not with the syscall ones.
+ * Compiled on its own and linked with syscalls.bpf.c into one object
+ * (build.rs): the maps (conns, events, scratch, counters), the filters and
+ * the copy loop are shared through capture.bpf.h, not duplicated. Its
+ * programs are named tls_* and are attached by userspace
+ * (crates/hdrtap-bpf/src/tls/mod.rs), not with the syscall ones.
  *
  * Flow of one SSL call on one thread:
  *   SSL_x entry:   stash (ssl, buf, out) in task storage, fd = -1
@@ -23,6 +24,8 @@
  *
  * SSL_peek is not hooked: peeked bytes are read again by SSL_read.
  */
+
+#include "capture.bpf.h"
 
 #define HDRTAP_PROT_EXEC 0x4
 #define HDRTAP_MAP_ANONYMOUS 0x20
@@ -43,27 +46,6 @@
 #define RET_SP_DELTA 0
 #define SP_CHECK 0
 #endif
-
-/* A thread's SSL call in flight, from its uprobe to its uretprobe. */
-struct ssl_call {
-	__u64 ssl;       /* SSL * */
-	__u64 buf;       /* the plaintext buffer */
-	__u64 out_len;   /* _ex variants: size_t *written / *readbytes; else 0 */
-	__u64 sp;        /* stack pointer at entry */
-	__s32 fd;        /* TCP socket a syscall inside the call used, or -1 */
-	__u16 lib;       /* attach cookie: the library id */
-	__u8 active;     /* 0: empty slot */
-	__u8 dir;        /* enum hdrtap_direction */
-	__u8 source;     /* enum hdrtap_source */
-	__u8 _pad[7];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ssl_call);
-} ssl_calls SEC(".maps");
 
 struct ssl_key {
 	__u32 tgid;
@@ -92,44 +74,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 << 10);
 } file_events SEC(".maps");
-
-static __always_inline struct ssl_call *ssl_call_slot(__u64 flags)
-{
-	return bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, flags);
-}
-
-/*
- * Make c a TLS connection (its plaintext comes from here, its ciphertext is
- * never copied). Returns 0 if c is filtered out or not TCP.
- */
-static __always_inline int tls_mark(struct conn *c)
-{
-	if (c->state == CONN_IGNORED || c->tuple.family == 0)
-		return 0;
-	if (c->state != CONN_TLS) {
-		c->state = CONN_TLS;
-		c->tls.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-		/* Its plaintext is gated like a socket's: from its start if
-		 * the connection was (accept/connect), else mid-stream. */
-		c->tls.gate = c->role == HDRTAP_ROLE_UNKNOWN ? GATE_SNIFF_MIDSTREAM : GATE_SNIFF;
-		ctr_add(HDRTAP_CTR_TLS_CONNS, 1);
-	}
-	return 1;
-}
-
-/* Called by exit_io for every read/write-family syscall that moved bytes. */
-static __always_inline void tls_note_fd(struct conn *c, int fd)
-{
-	struct ssl_call *sc;
-
-	if (!c || c->tuple.family == 0) /* not a TCP socket */
-		return;
-	sc = ssl_call_slot(0);
-	if (!sc || !sc->active)
-		return;
-	sc->fd = fd;
-	tls_mark(c);
-}
 
 static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 ssl, __u64 buf, __u64 out_len,
 				     __u8 dir, __u8 source)

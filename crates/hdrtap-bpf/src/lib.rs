@@ -25,7 +25,8 @@ pub use packets::{PacketOptions, PacketProbe};
 pub use ring::ring_fill;
 pub use tracefs::ensure_tracefs;
 
-/// Generated skeleton of `bpf/l7/syscalls.bpf.c`.
+/// Generated skeleton of the HTTP capture object: `bpf/l7/syscalls.bpf.c`
+/// and `bpf/l7/openssl.bpf.c`, linked (build.rs).
 #[allow(
     clippy::all,
     non_camel_case_types,
