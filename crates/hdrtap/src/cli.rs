@@ -1,5 +1,7 @@
 //! Command-line flags. The doc comments are the `--help` text.
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 use hdrtap_abi::Hook;
@@ -65,17 +67,11 @@ event lost, to stderr.";
 /// Capture HTTP/1.x headers from syscall tracepoints.
 #[derive(Debug, Args)]
 pub struct HttpArgs {
-    /// Write NDJSON (one object per message, see docs/SCHEMA.md) instead of readable lines.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Write records to PATH instead of stdout (created with mode 0600, truncated).
-    #[arg(short, long, value_name = "PATH")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CaptureCommon,
 
     /// Only processes with this pid (repeatable). Filtered in the kernel.
-    #[arg(short, long = "pid", value_name = "PID",
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short, long = "pid", value_name = "PID", value_parser = PID.parser())]
     pub pids: Vec<u32>,
 
     /// Only processes with this name, as in /proc/PID/comm, at most 15 bytes (repeatable).
@@ -83,8 +79,7 @@ pub struct HttpArgs {
     pub comms: Vec<String>,
 
     /// Only connections with this local or remote TCP port (repeatable). Filtered in the kernel.
-    #[arg(long = "port", value_name = "PORT",
-          value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser())]
     pub ports: Vec<u16>,
 
     /// Do not redact the default secret headers and query parameters (those named with
@@ -104,34 +99,15 @@ pub struct HttpArgs {
     #[arg(long = "no-redact-param", value_name = "NAME", value_parser = parse_param_name)]
     pub no_redact_params: Vec<String>,
 
-    /// Stop after SECS seconds, flushing output and printing the summary.
-    #[arg(short, long, value_name = "SECS",
-          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
-    pub duration: Option<u64>,
-
-    /// Create this file once every probe is attached (for scripts and tests).
-    #[arg(long, value_name = "PATH")]
-    pub ready_file: Option<PathBuf>,
-
-    /// Seconds between {"kind":"stats"} records in --json output.
-    #[arg(long, value_name = "SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub stats_interval: u64,
-
     /// Largest header block kept whole, in bytes; longer ones are cut and flagged truncated.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024,
-          value_parser = clap::value_parser!(u32).range(256..=262_144))]
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_HEADER_BYTES.default,
+          value_parser = MAX_HEADER_BYTES.parser())]
     pub max_header_bytes: u32,
 
     /// Payload bytes the kernel copies per syscall at most (header blocks need only the start).
-    #[arg(long, value_name = "BYTES", default_value_t = hdrtap_abi::HDRTAP_DEFAULT_CALL_CAPTURE,
-          value_parser = clap::value_parser!(u32).range(1..=hdrtap_abi::HDRTAP_CALL_CAPTURE_MAX as i64))]
+    #[arg(long, value_name = "BYTES", default_value_t = CALL_CAPTURE.default,
+          value_parser = CALL_CAPTURE.parser())]
     pub call_capture: u32,
-
-    /// Ring-buffer size in MiB (power of two). Larger rides out longer bursts; hdrtap is
-    /// woken when it is three quarters full, else every 50 ms.
-    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
-    pub ring_mib: u32,
 
     /// Do not capture HTTPS in cleartext (no OpenSSL uprobes): TLS connections are then skipped.
     #[arg(long)]
@@ -146,10 +122,6 @@ pub struct HttpArgs {
     /// OpenSSL in new processes; with --no-tls: none). See docs/PRIVILEGES.md.
     #[arg(long)]
     pub drop_caps: bool,
-
-    /// Do not print the start-up line on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 const PACKETS_EXAMPLES: &str = "\
@@ -187,41 +159,16 @@ pub struct PacketsArgs {
     pub direction: DirectionArg,
 
     /// Bytes of each packet the kernel copies (headers are decoded from these).
-    #[arg(long, value_name = "BYTES", default_value_t = hdrtap_abi::HDRTAP_PKT_SNAPLEN_DEFAULT,
-          value_parser = clap::value_parser!(u32).range(14..=hdrtap_abi::HDRTAP_PKT_SNAPLEN_MAX as i64))]
+    #[arg(long, value_name = "BYTES", default_value_t = SNAPLEN.default,
+          value_parser = SNAPLEN.parser())]
     pub snaplen: u32,
 
     /// Keep one packet in N that pass the filter, chosen at random in the kernel.
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = SAMPLE.default, value_parser = SAMPLE.parser())]
     pub sample: u32,
 
-    /// Write NDJSON (one object per packet, see docs/SCHEMA.md) instead of readable lines.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Write records to PATH instead of stdout (created with mode 0600, truncated).
-    #[arg(short, long, value_name = "PATH")]
-    pub output: Option<PathBuf>,
-
-    /// Stop after SECS seconds, flushing output and printing the summary.
-    #[arg(short, long, value_name = "SECS",
-          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
-    pub duration: Option<u64>,
-
-    /// Create this file once every program is attached (for scripts and tests).
-    #[arg(long, value_name = "PATH")]
-    pub ready_file: Option<PathBuf>,
-
-    /// Seconds between {"kind":"stats"} records in --json output.
-    #[arg(long, value_name = "SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub stats_interval: u64,
-
-    /// Ring-buffer size in MiB (power of two). hdrtap is woken when it is three quarters
-    /// full, else every 50 ms.
-    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
-    pub ring_mib: u32,
+    #[command(flatten)]
+    pub common: CaptureCommon,
 
     /// Do not attribute packets to processes (skips the three socket tracing programs).
     #[arg(long)]
@@ -236,10 +183,6 @@ pub struct PacketsArgs {
     #[arg(long)]
     pub drop_caps: bool,
 
-    /// Do not print the start-up line on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
-
     /// tcpdump-style filter expression, evaluated in the kernel (see below).
     #[arg(
         value_name = "FILTER",
@@ -248,6 +191,114 @@ pub struct PacketsArgs {
     )]
     pub filter: Vec<String>,
 }
+
+/// The options every capture command shares (`hdrtap http`, `hdrtap
+/// packets`), also filled from `hdrtap run`'s configuration file.
+#[derive(Debug, Clone, Args)]
+pub struct CaptureCommon {
+    /// Write NDJSON (one object per record, see docs/SCHEMA.md) instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write records to PATH instead of stdout (created with mode 0600, truncated).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Stop after SECS seconds, flushing output and printing the summary.
+    #[arg(short, long, value_name = "SECS", value_parser = DURATION.parser())]
+    pub duration: Option<u64>,
+
+    /// Create this file once every program is attached (for scripts and tests).
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Seconds between {"kind":"stats"} records in --json output.
+    #[arg(long, value_name = "SECS", default_value_t = STATS_INTERVAL.default,
+          value_parser = STATS_INTERVAL.parser())]
+    pub stats_interval: u64,
+
+    /// Ring-buffer size in MiB (power of two). Larger rides out longer bursts; hdrtap is
+    /// woken when it is three quarters full, else every 50 ms.
+    #[arg(long, value_name = "MIB", default_value_t = RING_MIB.default,
+          value_parser = RING_MIB.parser())]
+    pub ring_mib: u32,
+
+    /// Do not print the start-up line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// A numeric option's bounds and default: its flag's parser and its
+/// configuration key's check both come from here, so the two accept the
+/// same values and say the same thing about the others.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds<T> {
+    pub min: T,
+    pub max: T,
+    pub default: T,
+    /// Powers of two only.
+    pub pow2: bool,
+}
+
+impl<T> Bounds<T>
+where
+    T: Copy + PartialOrd + fmt::Display + FromStr + Into<u64> + Send + Sync + 'static,
+{
+    const fn new(min: T, max: T, default: T) -> Self {
+        Bounds {
+            min,
+            max,
+            default,
+            pow2: false,
+        }
+    }
+
+    /// `v` if within bounds, else why not.
+    pub fn check(&self, v: T) -> Result<T, String> {
+        if v < self.min || v > self.max {
+            return Err(format!("{v} is not in {}..={}", self.min, self.max));
+        }
+        if self.pow2 && !v.into().is_power_of_two() {
+            return Err(format!(
+                "{v} is not a power of two ({}..={})",
+                self.min, self.max
+            ));
+        }
+        Ok(v)
+    }
+
+    /// The flag's value parser.
+    pub fn parser(self) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+        move |s: &str| {
+            let v = s
+                .trim()
+                .parse::<T>()
+                .map_err(|_| format!("{s:?} is not a whole number"))?;
+            self.check(v)
+        }
+    }
+}
+
+pub const PID: Bounds<u32> = Bounds::new(1, u32::MAX, 1);
+pub const PORT: Bounds<u16> = Bounds::new(1, u16::MAX, 1);
+pub const DURATION: Bounds<u64> = Bounds::new(1, 31_536_000, 1);
+pub const STATS_INTERVAL: Bounds<u64> = Bounds::new(1, 86_400, 10);
+pub const MAX_HEADER_BYTES: Bounds<u32> = Bounds::new(256, 262_144, 16 * 1024);
+pub const CALL_CAPTURE: Bounds<u32> = Bounds::new(
+    1,
+    hdrtap_abi::HDRTAP_CALL_CAPTURE_MAX,
+    hdrtap_abi::HDRTAP_DEFAULT_CALL_CAPTURE,
+);
+pub const RING_MIB: Bounds<u32> = Bounds {
+    pow2: true,
+    ..Bounds::new(1, 1024, 16)
+};
+pub const SNAPLEN: Bounds<u32> = Bounds::new(
+    14,
+    hdrtap_abi::HDRTAP_PKT_SNAPLEN_MAX,
+    hdrtap_abi::HDRTAP_PKT_SNAPLEN_DEFAULT,
+);
+pub const SAMPLE: Bounds<u32> = Bounds::new(1, 1_000_000, 1);
 
 /// `--hook`'s values: [`Hook`]'s names.
 fn hook_parser() -> impl clap::builder::TypedValueParser<Value = Hook> {
@@ -349,18 +400,6 @@ pub(crate) fn parse_param_name(s: &str) -> Result<String, String> {
     }
 }
 
-pub(crate) fn parse_ring_mib(s: &str) -> Result<u32, String> {
-    let n: u32 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of MiB"))?;
-    if !(1..=1024).contains(&n) || !n.is_power_of_two() {
-        return Err(format!(
-            "{n} MiB: the ring buffer must be a power of two from 1 to 1024 MiB"
-        ));
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,14 +442,14 @@ mod tests {
         let Command::Http(a) = cli.command else {
             panic!()
         };
-        assert!(a.json && a.no_redact);
+        assert!(a.common.json && a.no_redact);
         assert_eq!(a.pids, vec![12, 13]);
         assert_eq!(a.comms, vec!["nginx"]);
         assert_eq!(a.ports, vec![8080]);
         assert_eq!(a.redact, vec!["X-A"]);
         assert_eq!(a.redact_params, vec!["ticket"]);
         assert_eq!(a.no_redact_params, vec!["state"]);
-        assert_eq!(a.duration, Some(5));
+        assert_eq!(a.common.duration, Some(5));
     }
 
     #[test]

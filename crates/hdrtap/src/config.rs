@@ -3,11 +3,12 @@
 //! `packaging/hdrtap.example.toml` (printed by `--print-example-config`)
 //! shows them all.
 //!
-//! Every option of `hdrtap http` and `hdrtap packets` has a key here. The
-//! captures are configured by building the same command line the CLI would
-//! take and parsing it with the same parser, so a key is validated exactly
-//! like its flag (ranges, names, the filter expression), and a key and its
-//! flag can never mean different things.
+//! Every option of `hdrtap http` and `hdrtap packets` has a key here. A
+//! capture is configured by filling the CLI's own typed options
+//! ([`HttpArgs`], [`PacketsArgs`], their shared [`CaptureCommon`]) from
+//! the file, each key checked by what checks its flag (the bounds in
+//! [`crate::cli`], the name parsers, the filter compiler), so a key and its
+//! flag accept the same values and can never mean different things.
 //!
 //! Errors are one line naming the file, the line and the key:
 //! `config /etc/hdrtap.toml: line 12, key sinks[1].max_files: invalid type: string "x", expected u32`.
@@ -17,14 +18,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::ValueEnum;
+use hdrtap_abi::Hook;
 use hdrtap_core::output::Format;
 use hdrtap_core::rules::{RulesConfig, RULES};
 use hdrtap_core::sink::{FileOptions, KindSet};
 use hdrtap_export::otlp::{BodyMode, OtlpOptions, Protocol};
 use serde::Deserialize;
 
-use crate::cli::{Cli, Command, HttpArgs, PacketsArgs};
+use crate::cli::{self, Bounds, CaptureCommon, DirectionArg, HttpArgs, PacketsArgs, TcAttachArg};
 
 /// The example configuration: every key, commented.
 pub const EXAMPLE: &str = include_str!("../../../packaging/hdrtap.example.toml");
@@ -461,178 +463,139 @@ fn k(name: &str) -> Seg {
     Seg::Key(name.to_string())
 }
 
-/// Parse `hdrtap <cmd> <args...>` with the CLI's own parser.
-fn parse_cli(cmd: &str, args: &[String]) -> Result<Command, String> {
-    let argv = ["hdrtap", cmd]
-        .into_iter()
-        .map(String::from)
-        .chain(args.iter().cloned());
-    match Cli::try_parse_from(argv) {
-        Ok(cli) => Ok(cli.command),
-        Err(e) => {
-            let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid value")
-                .trim_start_matches("error: ")
-                .to_string();
-            Err(first)
-        }
+/// The key at `path` (strings), `[index]` appended if given.
+fn key(path: &[&str], index: Option<usize>) -> Vec<Seg> {
+    let mut p: Vec<Seg> = path.iter().map(|s| k(s)).collect();
+    if let Some(i) = index {
+        p.push(Seg::Index(i));
+    }
+    p
+}
+
+/// Every value of the list at `path`, checked; an error names its index.
+fn each<T, U>(
+    err_at: ErrAt<'_>,
+    path: &[&str],
+    values: &[T],
+    check: impl Fn(&T) -> Result<U, String>,
+) -> Result<Vec<U>, ConfigError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| check(v).map_err(|m| err_at(&key(path, Some(i)), m)))
+        .collect()
+}
+
+/// The number at `path` within `b`, or `b`'s default when absent.
+fn bounded<T>(
+    err_at: ErrAt<'_>,
+    path: &[&str],
+    v: Option<T>,
+    b: Bounds<T>,
+) -> Result<T, ConfigError>
+where
+    T: Copy + PartialOrd + fmt::Display + std::str::FromStr + Into<u64> + Send + Sync + 'static,
+{
+    b.check(v.unwrap_or(b.default))
+        .map_err(|m| err_at(&key(path, None), m))
+}
+
+/// A keyword at `path` (`hook`, `direction`, `tc_attach`), or the default.
+fn keyword<T>(
+    err_at: ErrAt<'_>,
+    path: &[&str],
+    v: Option<&str>,
+    default: T,
+    parse: impl Fn(&str) -> Option<T>,
+    names: &str,
+) -> Result<T, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => parse(s).ok_or_else(|| {
+            err_at(
+                &key(path, None),
+                format!("invalid value {s:?}: expected one of {names}"),
+            )
+        }),
     }
 }
 
-/// Command-line arguments with the key each came from.
-struct Argv<'a> {
-    cmd: &'static str,
-    section: &'static str,
-    args: Vec<(Vec<Seg>, Vec<String>)>,
-    err_at: ErrAt<'a>,
-}
-
-impl<'a> Argv<'a> {
-    fn new(cmd: &'static str, section: &'static str, err_at: ErrAt<'a>) -> Self {
-        Argv {
-            cmd,
-            section,
-            args: Vec::new(),
-            err_at,
-        }
-    }
-
-    fn path(&self, key: &str, index: Option<usize>) -> Vec<Seg> {
-        let mut p = vec![k(self.section), k(key)];
-        if let Some(i) = index {
-            p.push(Seg::Index(i));
-        }
-        p
-    }
-
-    /// `flag value`, checked on its own so that an error names this key.
-    fn flag(
-        &mut self,
-        key: &str,
-        index: Option<usize>,
-        flag: &str,
-        value: String,
-    ) -> Result<(), ConfigError> {
-        self.push(self.path(key, index), vec![flag.to_string(), value])
-    }
-
-    fn switch(&mut self, key: &str, flag: &str) -> Result<(), ConfigError> {
-        self.push(self.path(key, None), vec![flag.to_string()])
-    }
-
-    fn push(&mut self, path: Vec<Seg>, args: Vec<String>) -> Result<(), ConfigError> {
-        parse_cli(self.cmd, &args).map_err(|m| (self.err_at)(&path, m))?;
-        self.args.push((path, args));
-        Ok(())
-    }
-
-    fn list<T: ToString>(
-        &mut self,
-        key: &str,
-        flag: &str,
-        values: &[T],
-    ) -> Result<(), ConfigError> {
-        for (i, v) in values.iter().enumerate() {
-            self.flag(key, Some(i), flag, v.to_string())?;
-        }
-        Ok(())
-    }
-
-    fn opt<T: ToString>(
-        &mut self,
-        key: &str,
-        flag: &str,
-        v: &Option<T>,
-    ) -> Result<(), ConfigError> {
-        match v {
-            Some(v) => self.flag(key, None, flag, v.to_string()),
-            None => Ok(()),
-        }
-    }
-
-    /// Parse everything together.
-    fn finish(self) -> Result<Command, ConfigError> {
-        let all: Vec<String> = self
-            .args
-            .iter()
-            .flat_map(|(_, a)| a.iter().cloned())
-            .collect();
-        parse_cli(self.cmd, &all).map_err(|m| (self.err_at)(&[k(self.section)], m))
-    }
+/// The names of a clap value enum's values, for an error.
+fn value_names<T: ValueEnum>() -> String {
+    T::value_variants()
+        .iter()
+        .filter_map(|v| v.to_possible_value())
+        .map(|p| p.get_name().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
-    let top = |key: &str| vec![k(key)];
     // Settings every capture shares, checked like their flags.
-    let mut common: Vec<String> = Vec::new();
-    if let Some(s) = f.stats_interval {
-        let a = vec!["--stats-interval".to_string(), s.to_string()];
-        parse_cli("http", &a).map_err(|m| err_at(&top("stats_interval"), m))?;
-        common.extend(a);
-    }
-    if let Some(d) = f.duration {
-        let a = vec!["--duration".to_string(), d.to_string()];
-        parse_cli("http", &a).map_err(|m| err_at(&top("duration"), m))?;
-        common.extend(a);
-    }
-    let stats_interval = f.stats_interval.unwrap_or(10);
+    let duration = f
+        .duration
+        .map(|d| cli::DURATION.check(d))
+        .transpose()
+        .map_err(|m| err_at(&key(&["duration"], None), m))?;
+    let stats_interval = bounded(
+        err_at,
+        &["stats_interval"],
+        f.stats_interval,
+        cli::STATS_INTERVAL,
+    )?;
+    // Records go to the sinks as JSON; the start-up line is the daemon's.
+    let common = |ring_mib: u32| CaptureCommon {
+        json: true,
+        output: None,
+        duration,
+        ready_file: None,
+        stats_interval,
+        ring_mib,
+        quiet: true,
+    };
 
     // Disabled sections are still checked: a mistake there is still a mistake.
     let http = match f.http.as_ref() {
         None => None,
         Some(h) => {
-            let mut a = Argv::new("http", "http", err_at);
-            a.args
-                .push((vec![], vec!["--json".into(), "--quiet".into()]));
-            a.list("pids", "--pid", &h.pids)?;
-            a.list("comms", "--comm", &h.comms)?;
-            a.list("ports", "--port", &h.ports)?;
-            a.opt(
-                "max_header_bytes",
-                "--max-header-bytes",
-                &h.max_header_bytes,
-            )?;
-            a.opt("call_capture", "--call-capture", &h.call_capture)?;
-            a.opt("ring_mib", "--ring-mib", &h.ring_mib)?;
-            if !h.tls {
-                a.switch("tls", "--no-tls")?;
-            }
-            if h.drop_caps {
-                a.switch("drop_caps", "--drop-caps")?;
-            }
             let r = &f.redaction;
-            if !r.enabled {
-                a.push(
-                    vec![k("redaction"), k("enabled")],
-                    vec!["--no-redact".into()],
-                )?;
-            }
-            for (i, name) in r.headers.iter().enumerate() {
-                a.push(
-                    vec![k("redaction"), k("headers"), Seg::Index(i)],
-                    vec!["--redact".into(), name.clone()],
-                )?;
-            }
-            for (key, flag, names) in [
-                ("params", "--redact-param", &r.params),
-                ("no_params", "--no-redact-param", &r.no_params),
-            ] {
-                for (i, name) in names.iter().enumerate() {
-                    a.push(
-                        vec![k("redaction"), k(key), Seg::Index(i)],
-                        vec![flag.into(), name.clone()],
-                    )?;
-                }
-            }
-            if !f.rules.enabled {
-                a.push(vec![k("rules"), k("enabled")], vec!["--no-rules".into()])?;
-            }
-            a.args.push((vec![], common.clone()));
-            let Command::Http(args) = a.finish()? else {
-                return Err(err_at(&[k("http")], "internal: not an http command".into()));
+            let args = HttpArgs {
+                common: common(bounded(
+                    err_at,
+                    &["http", "ring_mib"],
+                    h.ring_mib,
+                    cli::RING_MIB,
+                )?),
+                pids: each(err_at, &["http", "pids"], &h.pids, |v| cli::PID.check(*v))?,
+                comms: each(err_at, &["http", "comms"], &h.comms, |v| cli::parse_comm(v))?,
+                ports: each(err_at, &["http", "ports"], &h.ports, |v| {
+                    cli::PORT.check(*v)
+                })?,
+                no_redact: !r.enabled,
+                redact: each(err_at, &["redaction", "headers"], &r.headers, |v| {
+                    cli::parse_header_name(v)
+                })?,
+                redact_params: each(err_at, &["redaction", "params"], &r.params, |v| {
+                    cli::parse_param_name(v)
+                })?,
+                no_redact_params: each(err_at, &["redaction", "no_params"], &r.no_params, |v| {
+                    cli::parse_param_name(v)
+                })?,
+                max_header_bytes: bounded(
+                    err_at,
+                    &["http", "max_header_bytes"],
+                    h.max_header_bytes,
+                    cli::MAX_HEADER_BYTES,
+                )?,
+                call_capture: bounded(
+                    err_at,
+                    &["http", "call_capture"],
+                    h.call_capture,
+                    cli::CALL_CAPTURE,
+                )?,
+                no_tls: !h.tls,
+                no_rules: !f.rules.enabled,
+                drop_caps: h.drop_caps,
             };
             let rules = if f.rules.enabled {
                 Some(rules_config(&f.rules, err_at)?)
@@ -647,40 +610,54 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
     let packets = match f.packets.as_ref() {
         None => None,
         Some(p) => {
-            let mut a = Argv::new("packets", "packets", err_at);
-            a.args
-                .push((vec![], vec!["--json".into(), "--quiet".into()]));
-            a.opt("hook", "--hook", &p.hook)?;
-            a.list("interfaces", "--interface", &p.interfaces)?;
-            a.opt("direction", "--direction", &p.direction)?;
-            a.opt("snaplen", "--snaplen", &p.snaplen)?;
-            a.opt("sample", "--sample", &p.sample)?;
-            a.opt("ring_mib", "--ring-mib", &p.ring_mib)?;
-            a.opt("tc_attach", "--tc-attach", &p.tc_attach)?;
-            if !p.process {
-                a.switch("process", "--no-process")?;
-            }
-            if p.drop_caps {
-                a.switch("drop_caps", "--drop-caps")?;
-            }
-            a.args.push((vec![], common.clone()));
             if let Some(expr) = &p.filter {
                 hdrtap_core::filter::compile(expr).map_err(|e| {
                     err_at(
-                        &[k("packets"), k("filter")],
+                        &key(&["packets", "filter"], None),
                         format!("filter expression: {e}"),
                     )
                 })?;
-                // After "--": the expression is one argument, whatever it starts with.
-                a.args.push((vec![], vec!["--".into(), expr.clone()]));
             }
-            let Command::Packets(args) = a.finish()? else {
-                return Err(err_at(
-                    &[k("packets")],
-                    "internal: not a packets command".into(),
-                ));
-            };
-            Some(args)
+            let hooks = Hook::ALL.map(Hook::name).join(", ");
+            Some(PacketsArgs {
+                hook: keyword(
+                    err_at,
+                    &["packets", "hook"],
+                    p.hook.as_deref(),
+                    Hook::Tc,
+                    Hook::from_name,
+                    &hooks,
+                )?,
+                interfaces: p.interfaces.clone(),
+                direction: keyword(
+                    err_at,
+                    &["packets", "direction"],
+                    p.direction.as_deref(),
+                    DirectionArg::Auto,
+                    |s| DirectionArg::from_str(s, false).ok(),
+                    &value_names::<DirectionArg>(),
+                )?,
+                snaplen: bounded(err_at, &["packets", "snaplen"], p.snaplen, cli::SNAPLEN)?,
+                sample: bounded(err_at, &["packets", "sample"], p.sample, cli::SAMPLE)?,
+                common: common(bounded(
+                    err_at,
+                    &["packets", "ring_mib"],
+                    p.ring_mib,
+                    cli::RING_MIB,
+                )?),
+                no_process: !p.process,
+                tc_attach: keyword(
+                    err_at,
+                    &["packets", "tc_attach"],
+                    p.tc_attach.as_deref(),
+                    TcAttachArg::Auto,
+                    |s| TcAttachArg::from_str(s, false).ok(),
+                    &value_names::<TcAttachArg>(),
+                )?,
+                drop_caps: p.drop_caps,
+                // One argument, as after "--" on the command line.
+                filter: p.filter.iter().cloned().collect(),
+            })
         }
     }
     .filter(|_| f.packets.as_ref().is_some_and(|p| p.enabled));

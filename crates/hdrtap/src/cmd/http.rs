@@ -24,13 +24,13 @@ use crate::cli::HttpArgs;
 
 pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
     let ctl = Control::cli(
-        args.duration,
-        args.stats_interval,
-        args.ready_file.clone(),
-        args.quiet,
+        args.common.duration,
+        args.common.stats_interval,
+        args.common.ready_file.clone(),
+        args.common.quiet,
     )?;
     let rules = (!args.no_rules).then(RulesConfig::default);
-    let output = || common::direct_output(args.json, args.output.as_deref());
+    let output = || common::direct_output(args.common.json, args.common.output.as_deref());
     Ok(common::print_summary(capture(args, rules, output, ctl)?))
 }
 
@@ -63,7 +63,7 @@ pub fn capture(
         pids: args.pids.clone(),
         comms: args.comms.clone(),
         ports: args.ports.clone(),
-        ring_bytes: args.ring_mib << 20,
+        ring_bytes: args.common.ring_mib << 20,
         call_capture: args.call_capture,
         tls: !args.no_tls,
         ..HttpOptions::default()
@@ -149,7 +149,7 @@ pub fn capture(
             caps::CapSet::EMPTY
         };
         let kept = caps::drop_except(keep).context("--drop-caps: cannot drop capabilities")?;
-        if !args.quiet {
+        if !args.common.quiet {
             eprintln!("hdrtap: capabilities dropped; kept: {}", kept.names());
         }
     }

@@ -121,12 +121,12 @@ fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>> {
 
 pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
     let ctl = Control::cli(
-        args.duration,
-        args.stats_interval,
-        args.ready_file.clone(),
-        args.quiet,
+        args.common.duration,
+        args.common.stats_interval,
+        args.common.ready_file.clone(),
+        args.common.quiet,
     )?;
-    let output = || common::direct_output(args.json, args.output.as_deref());
+    let output = || common::direct_output(args.common.json, args.common.output.as_deref());
     Ok(common::print_summary(capture(args, output, ctl)?))
 }
 
@@ -169,7 +169,7 @@ pub fn capture(
         directions: any_dirs,
         owners: !args.no_process,
         owner_fallback: false,
-        ring_bytes: args.ring_mib << 20,
+        ring_bytes: args.common.ring_mib << 20,
     };
     let mut probe = PacketProbe::load(&opts).context("cannot load the packet capture programs")?;
     probe
@@ -206,7 +206,7 @@ pub fn capture(
             caps::CapSet::EMPTY
         };
         let kept = caps::drop_except(keep).context("--drop-caps: cannot drop capabilities")?;
-        if !args.quiet {
+        if !args.common.quiet {
             eprintln!("hdrtap: capabilities dropped; kept: {}", kept.names());
         }
     }

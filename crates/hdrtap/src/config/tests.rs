@@ -1,5 +1,6 @@
 use super::*;
-use clap::CommandFactory;
+use crate::cli::{Cli, Command};
+use clap::{CommandFactory, Parser};
 
 fn check(text: &str) -> Result<Plan, String> {
     parse(Path::new("t.toml"), text).map_err(|e| e.to_string())
@@ -90,16 +91,16 @@ fn a_small_config_uses_the_cli_defaults() {
     };
     assert_eq!(
         (
-            a.ring_mib,
+            a.common.ring_mib,
             a.call_capture,
             a.max_header_bytes,
-            a.stats_interval
+            a.common.stats_interval
         ),
         (
-            cli.ring_mib,
+            cli.common.ring_mib,
             cli.call_capture,
             cli.max_header_bytes,
-            cli.stats_interval
+            cli.common.stats_interval
         )
     );
     assert_eq!(rules, Some(RulesConfig::default()));
