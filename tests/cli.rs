@@ -11,14 +11,7 @@ use hdrtap_tests::*;
 
 /// hdrtap with a clean environment: what a user sees by default.
 fn hdrtap(args: &[&str]) -> Output {
-    run_with_timeout(
-        Command::new(hdrtap_bin())
-            .args(args)
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("RUST_LIB_BACKTRACE")
-            .env_remove("RUST_LOG"),
-        Duration::from_secs(60),
-    )
+    run_clean(&hdrtap_bin(), args)
 }
 
 #[test]

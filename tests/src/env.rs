@@ -209,6 +209,19 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     }
 }
 
+/// `bin` with `args` and a clean environment (no RUST_BACKTRACE, RUST_LOG):
+/// what a user sees by default. At most 60 s.
+pub fn run_clean(bin: &Path, args: &[&str]) -> Output {
+    run_with_timeout(
+        Command::new(bin)
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .env_remove("RUST_LOG"),
+        Duration::from_secs(60),
+    )
+}
+
 /// Copy the hdrtap binary somewhere any user can execute it (for the
 /// not-root test); returns the dir guard and the path.
 pub fn world_executable_copy() -> (tempfile::TempDir, PathBuf) {

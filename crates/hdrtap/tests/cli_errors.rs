@@ -2,25 +2,14 @@
 //! kernel: clap rejects them before anything is loaded. Part of a plain
 //! `cargo test` (the root-only tests are in the hdrtap-tests crate).
 #![forbid(unsafe_code)]
-use std::{
-    path::Path,
-    process::{Command, Output},
-    time::Duration,
-};
+use std::{path::Path, process::Output};
 
-use hdrtap_tests::{assert_one_line_error, run_with_timeout};
+use hdrtap_tests::{assert_one_line_error, run_clean};
 
 /// The hdrtap this test was built with, with a clean environment: what a
 /// user sees by default.
 fn hdrtap(args: &[&str]) -> Output {
-    run_with_timeout(
-        Command::new(Path::new(env!("CARGO_BIN_EXE_hdrtap")))
-            .args(args)
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("RUST_LIB_BACKTRACE")
-            .env_remove("RUST_LOG"),
-        Duration::from_secs(60),
-    )
+    run_clean(Path::new(env!("CARGO_BIN_EXE_hdrtap")), args)
 }
 
 #[test]

@@ -589,8 +589,9 @@ fn gaps_in_data_cost_nothing_gaps_in_headers_are_reported() {
     assert_eq!(r[1].target.as_deref(), Some("/after"));
 }
 
-#[test]
-fn continuation_flood_is_flagged_not_kept() {
+/// A tracker that keeps header blocks up to 1000 bytes, sent a HEADERS
+/// frame and twenty 100-byte CONTINUATIONs on stream 1: a flood, still open.
+fn flood_started() -> H {
     let mut h = H::with(Http2Config {
         max_block_bytes: 1000,
         ..Http2Config::default()
@@ -600,8 +601,14 @@ fn continuation_flood_is_flagged_not_kept() {
     for _ in 0..20 {
         b.extend(frame(ty::CONTINUATION, 0, 1, &[0u8; 100]));
     }
-    b.extend(frame(ty::CONTINUATION, fl::END_HEADERS, 1, &[]));
     h.send(EG, &b);
+    h
+}
+
+#[test]
+fn continuation_flood_is_flagged_not_kept() {
+    let mut h = flood_started();
+    h.send(EG, &frame(ty::CONTINUATION, fl::END_HEADERS, 1, &[]));
     let r = h.take();
     assert_eq!(r.len(), 1);
     assert!(r[0].flags.contains(&flag::HEADER_BLOCK_FLOOD));
@@ -614,16 +621,7 @@ fn continuation_flood_is_flagged_not_kept() {
 /// the block before END_HEADERS: the record is still a flood.
 #[test]
 fn a_flood_cut_off_by_the_close_is_still_a_flood() {
-    let mut h = H::with(Http2Config {
-        max_block_bytes: 1000,
-        ..Http2Config::default()
-    });
-    h.send(EG, &client_start());
-    let mut b = frame(ty::HEADERS, fl::END_STREAM, 1, &get("/", "a", &[]));
-    for _ in 0..20 {
-        b.extend(frame(ty::CONTINUATION, 0, 1, &[0u8; 100]));
-    }
-    h.send(EG, &b);
+    let mut h = flood_started();
     assert!(h.take().is_empty());
     h.close();
     let r = h.take();

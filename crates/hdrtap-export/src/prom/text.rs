@@ -4,8 +4,10 @@
 //! crate only speaks OpenMetrics, whose counters are declared without the
 //! `_total` suffix their samples carry (`# TYPE x counter` / `x_total 1`);
 //! `promtool check metrics` (Prometheus 2.42, Debian 12) reads the 0.0.4
-//! text format and rejects that ("x_total no help text"). Here every family
-//! is declared under its sample name, as the text format wants.
+//! text format and rejects that ("x_total no help text"). The crate has no
+//! 0.0.4 encoder (prometheus/client_rust issue #51, open since 2022; the
+//! pull request adding one, #293, is not merged). Here every family is
+//! declared under its sample name, as the text format wants.
 use std::fmt::Write as _;
 
 /// A metric family type.
