@@ -229,3 +229,125 @@ fn duration_and_stats_interval() {
         cap.dump_all()
     );
 }
+
+/// `-c N` (tcpdump's habit): hdrtap stops by itself after N records,
+/// exactly N, then writes its final stats record and exits 0.
+#[test]
+fn count_stops_after_exactly_n_http_records() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-c", "3"]);
+    let id = unique_id("count");
+    // Each exchange is 4 records (both ends are local): 3 come from the first.
+    let _run = curl(&[
+        CurlRequest::get(nginx.url_v4("/"), &id, 1),
+        CurlRequest::get(nginx.url_v4("/"), &id, 2),
+    ]);
+    let cap = hd.wait_exit(Duration::from_secs(30));
+    assert_eq!(cap.http().count(), 3, "{}", cap.dump_all());
+    assert_eq!(
+        cap.records.last().map(kind),
+        Some("stats"),
+        "{}",
+        cap.dump_all()
+    );
+}
+
+/// tcpdump habits in `hdrtap packets`: `-i any`, `-c N`, `-n`, and options
+/// after the filter expression.
+#[test]
+fn packets_any_interface_count_and_n() {
+    let _guard = setup();
+    let hd = Hdrtap::start_with(
+        &["packets", "--json"],
+        &["-i", "any", "icmp", "-nn", "-c", "5"],
+    );
+    let ping = Command::new("ping")
+        .args(["-c", "20", "-i", "0.2", "-W", "1", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ping");
+    let cap = hd.wait_exit(Duration::from_secs(30));
+    let mut ping = ping;
+    let _ = ping.kill();
+    let _ = ping.wait();
+    let packets: Vec<_> = cap.records.iter().filter(|v| kind(v) == "packet").collect();
+    assert_eq!(packets.len(), 5, "{}", cap.dump_all());
+    assert!(
+        packets.iter().all(|p| p["icmp"].is_object()),
+        "not all ICMP: {}",
+        cap.dump_all()
+    );
+}
+
+/// `-o -` is stdout (no file named `-`).
+#[test]
+fn output_dash_is_stdout() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (ready, out, err) = (
+        dir.path().join("ready"),
+        dir.path().join("stdout"),
+        dir.path().join("stderr"),
+    );
+    let port = nginx.port.to_string();
+    let mut cmd = Command::new(hdrtap_bin());
+    cmd.args(["http", "--json", "-o", "-", "-c", "2", "--port", &port])
+        .arg("--ready-file")
+        .arg(&ready)
+        .current_dir(dir.path())
+        .stdout(std::fs::File::create(&out).unwrap());
+    let mut child = spawn_until_ready(&mut cmd, &ready, &err, "hdrtap http -o -");
+    let _run = curl(&[CurlRequest::get(nginx.url_v4("/"), &unique_id("dash"), 1)]);
+    let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("-c 2 did not stop");
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let http = text
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"http_"))
+        .count();
+    assert_eq!(http, 2, "stdout:\n{text}");
+    assert!(!dir.path().join("-").exists(), "a file named - was created");
+}
+
+/// Records that cannot be written (stdout on /dev/full) are a warning at
+/// the first failure and a non-zero exit, never a silent exit 0.
+#[test]
+fn lost_output_is_a_warning_and_a_failed_exit() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (ready, err) = (dir.path().join("ready"), dir.path().join("stderr"));
+    let port = nginx.port.to_string();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut cmd = Command::new(hdrtap_bin());
+    cmd.args(["http", "--json", "--port", &port])
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdout(full);
+    let mut child = spawn_until_ready(&mut cmd, &ready, &err, "hdrtap http > /dev/full");
+    let _run = curl(&[CurlRequest::get(nginx.url_v4("/"), &unique_id("full"), 1)]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&err)
+        .unwrap_or_default()
+        .contains("warning: cannot write records")
+    {
+        assert!(Instant::now() < deadline, "no warning on stderr");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send_signal(child.id(), libc::SIGINT);
+    let status = wait_timeout(&mut child, Duration::from_secs(20)).expect("no exit after SIGINT");
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("could not be written"), "stderr:\n{stderr}");
+    assert_eq!(
+        stderr.matches("warning: cannot write records").count(),
+        1,
+        "one warning: {stderr}"
+    );
+}

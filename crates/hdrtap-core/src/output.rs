@@ -720,13 +720,24 @@ impl Writer {
 
     /// Write to `path`, created with mode 0600 (records may hold secrets if
     /// redaction is off) and truncated, like `tcpdump -w`.
+    /// A symbolic link is refused (O_NOFOLLOW: the records must not land
+    /// wherever the link points), and an existing file is set to 0600 too.
     pub fn file(path: &Path, format: Format) -> io::Result<Self> {
         let f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(path)?;
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                    io::Error::other("it is a symbolic link, which hdrtap does not follow")
+                } else {
+                    e
+                }
+            })?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let handle = f.try_clone()?;
         let mut w = Writer::new(Box::new(f), format, false);
         w.file = Some(handle);
@@ -801,6 +812,32 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
+
+    /// `-o`: a symbolic link is refused, whatever it points to; an existing
+    /// file is truncated and made 0600.
+    #[test]
+    fn output_files_refuse_symlinks_and_are_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("hdrtap-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = Writer::file(&link, Format::Json)
+            .err()
+            .expect("a symlink was opened");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Writer::file(&target, Format::Json).unwrap());
+        let meta = std::fs::metadata(&target).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.len(), 0, "truncated");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// Regression (tests/fault_sink.rs): a write that fails part-way (disk
     /// full) counts every line not written whole; a file is cut back to its

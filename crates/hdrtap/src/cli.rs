@@ -6,11 +6,30 @@ use std::str::FromStr;
 use clap::{Args, Parser, Subcommand};
 use hdrtap_abi::Hook;
 
+/// `hdrtap -V`: the version and the commit built (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HDRTAP_COMMIT"),
+    ")"
+);
+
+/// `hdrtap --version`: also what this build can capture and where it can send it.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HDRTAP_COMMIT"),
+    ")\ncaptures: http (HTTP/1.x, HTTP/2, gRPC; HTTPS through OpenSSL), packets (tc, xdp, socket)",
+    "\nsinks: stdout, file, prometheus, otlp (http, grpc)",
+    "\nbpf: CO-RE, built with clang-19; kernel 5.17 or later (hdrtap doctor)"
+);
+
 /// Log header elements with eBPF, without touching the programs it watches.
 #[derive(Debug, Parser)]
 #[command(
     name = "hdrtap",
-    version,
+    version = VERSION,
+    long_version = LONG_VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
@@ -43,8 +62,9 @@ EXAMPLES:
   hdrtap http                          # every HTTP/1.x message, one line each
   hdrtap http --json -o http.ndjson    # NDJSON to a file (mode 0600)
   hdrtap http --port 8080              # only connections with port 8080 at either end
-  hdrtap http --comm nginx --comm curl # only these processes
+  hdrtap http --comm nginx,curl        # only these processes
   hdrtap http --pid 1234 --duration 30 # one process, for 30 seconds
+  hdrtap http -c 10 --port 80,443      # the first 10 messages on ports 80 and 443
   hdrtap http --redact X-Session       # also redact X-Session values
   hdrtap http --redact-param ticket    # also redact ?ticket=... in URLs
   hdrtap http --no-redact              # show secrets (Authorization, Cookie, ?token=, ...) in clear
@@ -70,16 +90,18 @@ pub struct HttpArgs {
     #[command(flatten)]
     pub common: CaptureCommon,
 
-    /// Only processes with this pid (repeatable). Filtered in the kernel.
-    #[arg(short, long = "pid", value_name = "PID", value_parser = PID.parser())]
+    /// Only processes with this pid (repeatable, or a comma list). Filtered in the kernel.
+    #[arg(short, long = "pid", value_name = "PID", value_parser = PID.parser(), value_delimiter = ',')]
     pub pids: Vec<u32>,
 
-    /// Only processes with this name, as in /proc/PID/comm, at most 15 bytes (repeatable).
-    #[arg(short, long = "comm", value_name = "NAME", value_parser = parse_comm)]
+    /// Only processes with this name, as in /proc/PID/comm, at most 15 bytes (repeatable, or a
+    /// comma list: --comm nginx,curl).
+    #[arg(long = "comm", value_name = "NAME", value_parser = parse_comm, value_delimiter = ',')]
     pub comms: Vec<String>,
 
-    /// Only connections with this local or remote TCP port (repeatable). Filtered in the kernel.
-    #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser())]
+    /// Only connections with this local or remote TCP port (repeatable, or a comma list).
+    /// Filtered in the kernel.
+    #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser(), value_delimiter = ',')]
     pub ports: Vec<u16>,
 
     /// Do not redact the default secret headers and query parameters (those named with
@@ -88,15 +110,18 @@ pub struct HttpArgs {
     pub no_redact: bool,
 
     /// Also redact the values of this header (case-insensitive, repeatable).
-    #[arg(long = "redact", value_name = "HEADER", value_parser = parse_header_name)]
+    #[arg(long = "redact", value_name = "HEADER", value_parser = parse_header_name,
+          value_delimiter = ',')]
     pub redact: Vec<String>,
 
     /// Also redact the values of this query parameter in URLs (case-insensitive, repeatable).
-    #[arg(long = "redact-param", value_name = "NAME", value_parser = parse_param_name)]
+    #[arg(long = "redact-param", value_name = "NAME", value_parser = parse_param_name,
+          value_delimiter = ',')]
     pub redact_params: Vec<String>,
 
     /// Do not redact this query parameter of the default list (repeatable).
-    #[arg(long = "no-redact-param", value_name = "NAME", value_parser = parse_param_name)]
+    #[arg(long = "no-redact-param", value_name = "NAME", value_parser = parse_param_name,
+          value_delimiter = ',')]
     pub no_redact_params: Vec<String>,
 
     /// Largest header block kept whole, in bytes; longer ones are cut and flagged truncated.
@@ -128,6 +153,7 @@ const PACKETS_EXAMPLES: &str = "\
 EXAMPLES:
   hdrtap packets                               # every packet on every up interface (tc)
   hdrtap packets -i eth0 tcp port 443          # a tcpdump-style filter, run in the kernel
+  hdrtap packets -i any -c 5 -n icmp           # tcpdump habits: any interface, 5 packets
   hdrtap packets -i lo --json -o p.ndjson      # NDJSON to a file (mode 0600)
   hdrtap packets --hook xdp -i veth0 udp       # XDP (ingress only; native mode if the driver can)
   hdrtap packets --hook socket -i eth0 arp     # socket filter on an AF_PACKET socket
@@ -148,8 +174,9 @@ pub struct PacketsArgs {
     #[arg(long, default_value = "tc", value_parser = hook_parser())]
     pub hook: Hook,
 
-    /// Capture on this interface (repeatable). Default: every interface that is up.
-    #[arg(short, long = "interface", value_name = "IFACE")]
+    /// Capture on this interface (repeatable, or a comma list). Default, or `any`: every
+    /// interface that is up.
+    #[arg(short, long = "interface", value_name = "IFACE", value_delimiter = ',')]
     pub interfaces: Vec<String>,
 
     /// Which direction to capture. auto: both, except on loopback interfaces, where every
@@ -158,8 +185,8 @@ pub struct PacketsArgs {
     #[arg(long, value_enum, default_value_t = DirectionArg::Auto)]
     pub direction: DirectionArg,
 
-    /// Bytes of each packet the kernel copies (headers are decoded from these).
-    #[arg(long, value_name = "BYTES", default_value_t = SNAPLEN.default,
+    /// Bytes of each packet the kernel copies (headers are decoded from these); -s as in tcpdump.
+    #[arg(short = 's', long, value_name = "BYTES", default_value_t = SNAPLEN.default,
           value_parser = SNAPLEN.parser())]
     pub snaplen: u32,
 
@@ -183,12 +210,13 @@ pub struct PacketsArgs {
     #[arg(long)]
     pub drop_caps: bool,
 
-    /// tcpdump-style filter expression, evaluated in the kernel (see below).
-    #[arg(
-        value_name = "FILTER",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// Accepted for tcpdump's habit (-n, -nn): hdrtap never resolves names or ports.
+    #[arg(short = 'n', action = clap::ArgAction::Count)]
+    pub numeric: u8,
+
+    /// tcpdump-style filter expression, evaluated in the kernel (see below). Options may come
+    /// before or after it; put `--` before an expression that starts with `-`.
+    #[arg(value_name = "FILTER")]
     pub filter: Vec<String>,
 }
 
@@ -200,9 +228,15 @@ pub struct CaptureCommon {
     #[arg(long)]
     pub json: bool,
 
-    /// Write records to PATH instead of stdout (created with mode 0600, truncated).
+    /// Write records to PATH instead of stdout (`-` for stdout). A new file gets mode 0600;
+    /// an existing one is truncated and set to 0600; a symbolic link is refused.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+
+    /// Stop after N records (HTTP messages or packets; alerts and stats do not count),
+    /// flushing output and printing the summary.
+    #[arg(short = 'c', long, value_name = "N", value_parser = COUNT.parser())]
+    pub count: Option<u64>,
 
     /// Stop after SECS seconds, flushing output and printing the summary.
     #[arg(short, long, value_name = "SECS", value_parser = DURATION.parser())]
@@ -282,6 +316,7 @@ where
 pub const PID: Bounds<u32> = Bounds::new(1, u32::MAX, 1);
 pub const PORT: Bounds<u16> = Bounds::new(1, u16::MAX, 1);
 pub const DURATION: Bounds<u64> = Bounds::new(1, 31_536_000, 1);
+pub const COUNT: Bounds<u64> = Bounds::new(1, u64::MAX, 1);
 pub const STATS_INTERVAL: Bounds<u64> = Bounds::new(1, 86_400, 10);
 pub const MAX_HEADER_BYTES: Bounds<u32> = Bounds::new(256, 262_144, 16 * 1024);
 pub const CALL_CAPTURE: Bounds<u32> = Bounds::new(
@@ -499,6 +534,69 @@ mod tests {
             vec!["hdrtap", "packets", "--sample", "0"],
             vec!["hdrtap", "packets", "--hook", "kprobe"],
             vec!["hdrtap", "packets", "--direction", "sideways"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    /// tcpdump habits: `-c N`, comma lists, `-n`/`-nn`, options after the
+    /// filter, `-o -`; `-c` is the count, not `--comm`.
+    #[test]
+    fn tcpdump_habits_parse() {
+        let Command::Http(a) = Cli::try_parse_from([
+            "hdrtap",
+            "http",
+            "-c",
+            "10",
+            "--port",
+            "80,443",
+            "--comm",
+            "nginx,curl",
+            "-p",
+            "1,2",
+            "-o",
+            "-",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.common.count, Some(10));
+        assert_eq!(a.ports, [80, 443]);
+        assert_eq!(a.comms, ["nginx", "curl"]);
+        assert_eq!(a.pids, [1, 2]);
+        assert_eq!(a.common.output.as_deref(), Some(std::path::Path::new("-")));
+        let Command::Packets(a) = Cli::try_parse_from([
+            "hdrtap", "packets", "-i", "lo,eth0", "tcp", "port", "80", "-nn", "-c", "5",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.interfaces, ["lo", "eth0"]);
+        assert_eq!(a.filter.join(" "), "tcp port 80");
+        assert_eq!((a.common.count, a.numeric), (Some(5), 2));
+        let Command::Packets(a) = Cli::try_parse_from(["hdrtap", "packets", "-s", "96"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.snaplen, 96);
+        let Command::Packets(a) = Cli::try_parse_from(["hdrtap", "packets", "--", "-x"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.filter, ["-x"]);
+        for bad in [
+            vec!["hdrtap", "packets", "-c", "5", "--bogus", "tcp"],
+            vec!["hdrtap", "packets", "-s", "8"],
+            vec!["hdrtap", "packets", "-w", "x.pcap"],
+            vec!["hdrtap", "http", "-c", "0"],
         ] {
             assert!(Cli::try_parse_from(&bad).is_err(), "accepted {bad:?}");
         }

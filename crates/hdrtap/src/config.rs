@@ -547,6 +547,7 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
     let common = |ring_mib: u32| CaptureCommon {
         json: true,
         output: None,
+        count: None,
         duration,
         ready_file: None,
         stats_interval,
@@ -655,6 +656,7 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                     &value_names::<TcAttachArg>(),
                 )?,
                 drop_caps: p.drop_caps,
+                numeric: 0,
                 // One argument, as after "--" on the command line.
                 filter: p.filter.iter().cloned().collect(),
             })

@@ -82,8 +82,25 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid arguments");
-    let first = first.trim_start_matches("error: ");
-    eprintln!("hdrtap: error: {first} (see hdrtap --help)");
+    let mut line = first.trim_start_matches("error: ").to_string();
+    // clap's suggestions ("a similar argument exists: '--comm'", "to pass
+    // '-x' as a value, use '-- -x'") stay, on the same line.
+    for tip in rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tip: "))
+    {
+        line.push_str("; ");
+        line.push_str(tip);
+    }
+    // The help that has the flag: the subcommand's.
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| ["http", "packets", "doctor", "run"].contains(&a.as_str()));
+    let help = match sub {
+        Some(s) => format!("hdrtap {s} --help"),
+        None => "hdrtap --help".to_string(),
+    };
+    eprintln!("hdrtap: error: {line} (see {help})");
     ExitCode::from(2)
 }
 

@@ -3,9 +3,9 @@
 //! per-run record ids, and the poll → drain → write → stats loop with its
 //! orderly stop (take what is left, final stats record, summary).
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,10 +30,10 @@ const FANOUT_BATCH: usize = 1024;
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// The record writer: NDJSON or readable lines, to a file (mode 0600) or
-/// stdout (flushed per line on a terminal).
+/// stdout (`-` too; flushed per line on a terminal).
 pub fn open_writer(json: bool, output: Option<&Path>) -> anyhow::Result<Writer> {
     let format = if json { Format::Json } else { Format::Human };
-    Ok(match output {
+    Ok(match output.filter(|p| p.as_os_str() != "-") {
         Some(path) => Writer::file(path, format)
             .with_context(|| format!("cannot open output file {}", path.display()))?,
         None => Writer::stdout(format, !json && sys::is_tty(1)),
@@ -78,6 +78,8 @@ pub type OnReady = Box<dyn FnOnce(&str) -> anyhow::Result<()> + Send>;
 pub struct Control {
     pub stop: Arc<AtomicBool>,
     pub duration: Option<u64>,
+    /// `-c N`: stop after N records (HTTP messages or packets).
+    pub count: Option<u64>,
     pub stats_interval: u64,
     pub ids: Arc<Ids>,
     /// Called once everything is attached, with the description of what
@@ -92,16 +94,13 @@ impl Control {
     /// packets`): its own stop flag (SIGINT/SIGTERM) and record ids; once
     /// everything is attached, the ready file is created and, unless
     /// `quiet`, the start-up line printed.
-    pub fn cli(
-        duration: Option<u64>,
-        stats_interval: u64,
-        ready_file: Option<PathBuf>,
-        quiet: bool,
-    ) -> anyhow::Result<Control> {
+    pub fn cli(common: &crate::cli::CaptureCommon) -> anyhow::Result<Control> {
+        let (quiet, ready_file) = (common.quiet, common.ready_file.clone());
         Ok(Control {
             stop: stop_flag()?,
-            duration,
-            stats_interval,
+            duration: common.duration,
+            count: common.count,
+            stats_interval: common.stats_interval,
             ids: Arc::new(Ids::default()),
             on_ready: Box::new(move |what: &str| {
                 // The start-up line first: a script that waits for the
@@ -122,10 +121,29 @@ impl Control {
     }
 }
 
-/// The end of a CLI capture command: its summary lines on stderr, exit 0.
+/// Records (or lines) a CLI command could not write to its output. One
+/// capture per CLI process, so one count: the exit status reports it.
+static OUTPUT_LOST: AtomicU64 = AtomicU64::new(0);
+
+/// Count `n` records the output lost; the first loss is said at once.
+fn output_lost(n: u64, e: &std::io::Error) {
+    if OUTPUT_LOST.fetch_add(n, Ordering::Relaxed) == 0 {
+        eprintln!(
+            "hdrtap: warning: cannot write records to the output ({e}); they are counted as lost and hdrtap will exit with status 1"
+        );
+    }
+}
+
+/// The end of a CLI capture command: its summary lines on stderr; exit 0,
+/// or 1 if records could not be written to the output.
 pub fn print_summary(summary: Vec<String>) -> ExitCode {
     for line in summary {
         eprintln!("{line}");
+    }
+    let lost = OUTPUT_LOST.load(Ordering::Relaxed);
+    if lost > 0 {
+        eprintln!("hdrtap: error: {lost} records could not be written to the output");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
@@ -177,9 +195,11 @@ fn emit<S: Session>(session: &mut S, output: &mut Output, batch: &mut Vec<Record
                         closed = true;
                         break;
                     }
-                    Err(_) => {
+                    Err(e) => {
                         // Every line the failed write lost, this one included.
-                        for _ in 0..writer.take_dropped().max(1) {
+                        let n = writer.take_dropped().max(1);
+                        output_lost(n, &e);
+                        for _ in 0..n {
                             session.output_error();
                         }
                     }
@@ -211,7 +231,9 @@ fn flush<S: Session>(session: &mut S, output: &mut Output) -> bool {
             if e.kind() == ErrorKind::BrokenPipe {
                 return true;
             }
-            for _ in 0..writer.take_dropped().max(1) {
+            let n = writer.take_dropped().max(1);
+            output_lost(n, &e);
+            for _ in 0..n {
                 session.output_error();
             }
         }
@@ -232,7 +254,31 @@ fn publish<S: Session>(session: &mut S, board: &StatusBoard) {
     });
 }
 
-/// Run a session until a signal, the deadline or a closed output; then
+/// With `-c N`: cut `batch` after the record that makes `left` zero (the
+/// alerts on it, which follow it, stay). Returns true once N were reached.
+fn cut_at_count(batch: &mut Vec<Record>, left: &mut Option<u64>) -> bool {
+    let Some(n) = left.as_mut() else {
+        return false;
+    };
+    let end = batch
+        .iter()
+        .enumerate()
+        .find_map(|(i, rec)| {
+            if !matches!(rec, Record::Http(_) | Record::Packet(_)) {
+                return None;
+            }
+            if *n == 0 {
+                return Some(i);
+            }
+            *n -= 1;
+            None
+        })
+        .unwrap_or(batch.len());
+    batch.truncate(end);
+    *n == 0
+}
+
+/// Run a session until a signal, the deadline, `-c N` records or a closed output; then
 /// take what is left, write the final stats record and flush. Returns the
 /// summary lines.
 pub fn run_loop<S: Session>(
@@ -246,6 +292,8 @@ pub fn run_loop<S: Session>(
     let mut next_stats = started + stats_every;
     let mut next_publish = started;
     let mut output_closed = false;
+    let mut count_left = ctl.count;
+    let mut counted = false;
     let mut batch: Vec<Record> = Vec::with_capacity(1024);
 
     loop {
@@ -254,8 +302,12 @@ pub fn run_loop<S: Session>(
         }
         session.poll(POLL)?;
         session.drain(&mut batch);
+        counted = cut_at_count(&mut batch, &mut count_left);
         if emit(session, output, &mut batch) || flush(session, output) {
             output_closed = true;
+            break;
+        }
+        if counted {
             break;
         }
         let now = Instant::now();
@@ -275,9 +327,10 @@ pub fn run_loop<S: Session>(
         }
     }
 
-    if !output_closed {
+    if !output_closed && !counted {
         session.finish();
         session.drain(&mut batch);
+        cut_at_count(&mut batch, &mut count_left);
         output_closed = emit(session, output, &mut batch);
     }
     // Refresh the counters even when the output is gone: the summary needs them.

@@ -23,12 +23,13 @@ use super::common::{self, Control, Output, Session};
 use crate::cli::HttpArgs;
 
 pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
-    let ctl = Control::cli(
-        args.common.duration,
-        args.common.stats_interval,
-        args.common.ready_file.clone(),
-        args.common.quiet,
-    )?;
+    // A filter on a process that is not there would show nothing, silently.
+    for pid in &args.pids {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("no process with pid {pid} (see ps)");
+        }
+    }
+    let ctl = Control::cli(&args.common)?;
     let rules = (!args.no_rules).then(RulesConfig::default);
     let output = || common::direct_output(args.common.json, args.common.output.as_deref());
     Ok(common::print_summary(capture(args, rules, output, ctl)?))

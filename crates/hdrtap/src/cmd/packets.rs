@@ -84,11 +84,12 @@ impl Session for PacketSession<'_> {
     }
 }
 
-/// The interfaces to capture on: the ones named, or every interface that
-/// is up and has a link layer hdrtap decodes.
+/// The interfaces to capture on: the ones named, or (none named, or `any`)
+/// every interface that is up and has a link layer hdrtap decodes.
 fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>> {
     let all = interfaces().context("cannot list network interfaces (/sys/class/net)")?;
-    if named.is_empty() {
+    // `-i any`, as in tcpdump: every interface that is up.
+    if named.is_empty() || named.iter().any(|n| n == "any") {
         let picked: Vec<Interface> = all
             .into_iter()
             .filter(|i| {
@@ -120,12 +121,7 @@ fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>> {
 }
 
 pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
-    let ctl = Control::cli(
-        args.common.duration,
-        args.common.stats_interval,
-        args.common.ready_file.clone(),
-        args.common.quiet,
-    )?;
+    let ctl = Control::cli(&args.common)?;
     let output = || common::direct_output(args.common.json, args.common.output.as_deref());
     Ok(common::print_summary(capture(args, output, ctl)?))
 }

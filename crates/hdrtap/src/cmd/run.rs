@@ -281,6 +281,7 @@ fn capture_control(
     Control {
         stop: Arc::clone(stop),
         duration: plan.duration,
+        count: None,
         stats_interval: plan.stats_interval,
         ids: Arc::clone(ids),
         on_ready: Box::new(move |what: &str| {

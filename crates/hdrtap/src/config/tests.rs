@@ -45,6 +45,8 @@ fn every_cli_option_has_a_config_key() {
     // Flags that are daemon-wide or replaced by sinks, and where they went.
     let elsewhere = [
         ("json", "[[sinks]] format"),
+        ("count", "(none: the daemon runs until it is stopped)"),
+        ("numeric", "(none: tcpdump's -n, a no-op)"),
         ("output", "[[sinks]] type = \"file\""),
         ("quiet", "quiet"),
         ("duration", "duration"),
