@@ -9,6 +9,7 @@ use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::OpenObject;
 
+use crate::kernel::Presence;
 use crate::syscalls_skel::SyscallsSkelBuilder;
 use crate::{HttpOptions, HttpProbe};
 
@@ -53,6 +54,9 @@ pub enum CapStatus {
     /// Should work here (the features are present) but did not load or
     /// attach: a bug, or a kernel quirk hdrtap does not know yet.
     Fail,
+    /// This process lacks the privileges to load it (run as root): says
+    /// nothing about the kernel.
+    Denied,
 }
 
 impl CapStatus {
@@ -62,6 +66,7 @@ impl CapStatus {
             CapStatus::Fallback => "fallback",
             CapStatus::Unavailable => "unavailable",
             CapStatus::Fail => "FAIL",
+            CapStatus::Denied => "denied",
         }
     }
 }
@@ -107,17 +112,13 @@ pub fn run() -> Report {
     checks.push(match crate::ensure_tracefs() {
         Ok((dir, true)) => Check::new("tracefs", Status::Ok, format!("{dir} (mounted now)")),
         Ok((dir, false)) => Check::new("tracefs", Status::Ok, dir),
+        // Not root: the privileges check says so; the kernel may well have it.
+        Err(e) if tracefs_denied(&e) => Check::new("tracefs", Status::Warn, e.to_string()),
         Err(e) => Check::new("tracefs", Status::Fail, e.to_string()),
     });
     checks.push(probe(
         "program type tracepoint",
-        // SAFETY: plain FFI call with a NULL opts pointer, which libbpf accepts.
-        unsafe {
-            libbpf_sys::libbpf_probe_bpf_prog_type(
-                libbpf_sys::BPF_PROG_TYPE_TRACEPOINT,
-                std::ptr::null(),
-            )
-        },
+        crate::kernel::prog_type(libbpf_sys::BPF_PROG_TYPE_TRACEPOINT),
     ));
     checks.extend(feature_checks());
     checks.push(syscall_tracepoints());
@@ -163,7 +164,7 @@ pub fn run() -> Report {
 /// One row per kernel feature hdrtap uses. A missing one that `hdrtap
 /// http` needs fails; one only a packet hook needs warns.
 fn feature_checks() -> Vec<Check> {
-    use crate::kernel::{Feature, Presence, HTTP_NEEDS};
+    use crate::kernel::{Feature, HTTP_NEEDS};
     Feature::ALL
         .iter()
         .filter(|f| **f != Feature::Btf) // its own row above
@@ -216,11 +217,18 @@ fn log_tail(e: &crate::BpfError) -> String {
     }
 }
 
+/// tracefs could not be reached for lack of privileges (not the kernel's doing).
+fn tracefs_denied(e: &crate::BpfError) -> bool {
+    matches!(e, crate::BpfError::Tracefs(m) if m.starts_with("permission denied"))
+}
+
 fn unavailable_or_fail(e: &crate::BpfError) -> CapStatus {
-    if matches!(e, crate::BpfError::KernelFeature { .. }) {
-        CapStatus::Unavailable
-    } else {
-        CapStatus::Fail
+    match e {
+        crate::BpfError::KernelFeature { .. } => CapStatus::Unavailable,
+        // Without CAP_BPF every load fails, whatever the kernel has.
+        _ if !crate::kernel::may_load_bpf() => CapStatus::Denied,
+        crate::BpfError::Permission => CapStatus::Denied,
+        _ => CapStatus::Fail,
     }
 }
 
@@ -240,13 +248,23 @@ fn http_capability() -> (Capability, Check) {
                 Check::new(name, Status::Ok, detail),
             )
         }
-        Err(e) => {
-            let detail = format!("{e}{}", log_tail(&e));
-            (
-                Capability::new("http", unavailable_or_fail(&e), e.to_string()),
-                Check::new(name, Status::Fail, detail),
-            )
-        }
+        Err(e) => match unavailable_or_fail(&e) {
+            // The privileges check fails already; this is not the kernel.
+            CapStatus::Denied => {
+                let detail = crate::BpfError::Permission.to_string();
+                (
+                    Capability::new("http", CapStatus::Denied, detail.clone()),
+                    Check::new(name, Status::Warn, detail),
+                )
+            }
+            status => {
+                let detail = format!("{e}{}", log_tail(&e));
+                (
+                    Capability::new("http", status, e.to_string()),
+                    Check::new(name, Status::Fail, detail),
+                )
+            }
+        },
     }
 }
 
@@ -255,8 +273,8 @@ fn http_capability() -> (Capability, Check) {
 /// `hdrtap http` does not need any of it.
 fn packets() -> (Vec<Check>, Vec<Capability>) {
     use crate::packets::{Directions, OwnerMode, TcMode};
-    let warn_unless = |name: &str, rc: i32| {
-        let mut c = probe(name, rc);
+    let warn_unless = |name: &str, p: Presence| {
+        let mut c = probe(name, p);
         if c.status == Status::Fail {
             c.status = Status::Warn;
             c.detail.push_str(" (hdrtap packets cannot use this hook)");
@@ -275,12 +293,7 @@ fn packets() -> (Vec<Check>, Vec<Capability>) {
         ),
     ]
     .into_iter()
-    .map(|(name, prog_type)| {
-        // SAFETY: plain FFI call with a NULL opts pointer, which libbpf accepts.
-        warn_unless(name, unsafe {
-            libbpf_sys::libbpf_probe_bpf_prog_type(prog_type, std::ptr::null())
-        })
-    })
+    .map(|(name, prog_type)| warn_unless(name, crate::kernel::prog_type(prog_type)))
     .collect();
     let opts = crate::PacketOptions {
         ring_bytes: 1 << 16,
@@ -423,15 +436,14 @@ fn packets() -> (Vec<Check>, Vec<Capability>) {
     (out, caps)
 }
 
-fn probe(name: &str, rc: i32) -> Check {
-    match rc {
-        1 => Check::new(name, Status::Ok, "supported"),
-        0 => Check::new(name, Status::Fail, "not supported by this kernel"),
-        e => Check::new(
-            name,
-            Status::Fail,
-            format!("probe failed: {}", std::io::Error::from_raw_os_error(-e)),
-        ),
+fn probe(name: &str, p: Presence) -> Check {
+    match p {
+        Presence::Yes => Check::new(name, Status::Ok, "supported"),
+        Presence::No => Check::new(name, Status::Fail, "not supported by this kernel"),
+        // No privileges: the privileges check fails already; this says
+        // nothing about the kernel.
+        Presence::Unknown(e) if e == crate::kernel::DENIED => Check::new(name, Status::Warn, e),
+        Presence::Unknown(e) => Check::new(name, Status::Fail, format!("probe failed: {e}")),
     }
 }
 
@@ -513,6 +525,13 @@ pub fn required_tracepoints() -> Vec<String> {
 fn syscall_tracepoints() -> Check {
     let (dir, _) = match crate::ensure_tracefs() {
         Ok(d) => d,
+        Err(e) if tracefs_denied(&e) => {
+            return Check::new(
+                "syscall tracepoints",
+                Status::Warn,
+                "not checked: tracefs is root's only",
+            )
+        }
         Err(_) => return Check::new("syscall tracepoints", Status::Fail, "tracefs unavailable"),
     };
     let needed = required_tracepoints();

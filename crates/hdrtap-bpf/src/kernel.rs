@@ -168,14 +168,32 @@ fn presence(yes: bool) -> Presence {
     }
 }
 
-/// libbpf's probe result: 1 supported, 0 not, negative errno when the
-/// probe could not run.
-fn from_rc(rc: i32) -> Presence {
+/// Why a probe says nothing without privileges.
+pub const DENIED: &str = "permission denied: probing the kernel needs CAP_BPF (run as root)";
+
+/// Whether this process may create maps and load programs (CAP_BPF, or
+/// CAP_SYS_ADMIN in its place). Without, libbpf's probes answer "not
+/// supported" for everything, which is about the process, not the kernel.
+pub fn may_load_bpf() -> bool {
+    let eff = crate::caps::effective();
+    eff.contains(crate::caps::Cap::BPF) || eff.contains(crate::caps::Cap::SYS_ADMIN)
+}
+
+/// libbpf's probe result: 1 supported, 0 not (or, unprivileged, not
+/// allowed to tell), negative errno when the probe could not run.
+pub fn from_rc(rc: i32) -> Presence {
     match rc {
         1 => Presence::Yes,
+        _ if rc <= 0 && !may_load_bpf() => Presence::Unknown(DENIED.into()),
         0 => Presence::No,
         e => Presence::Unknown(std::io::Error::from_raw_os_error(-e).to_string()),
     }
+}
+
+/// Whether the kernel runs BPF programs of `prog_type`.
+pub fn prog_type(prog_type: libbpf_sys::bpf_prog_type) -> Presence {
+    // SAFETY: plain FFI call with a NULL opts pointer, which libbpf accepts.
+    from_rc(unsafe { libbpf_sys::libbpf_probe_bpf_prog_type(prog_type, std::ptr::null()) })
 }
 
 fn map_type(map_type: libbpf_sys::bpf_map_type) -> Presence {

@@ -39,8 +39,14 @@ fn mount_tracefs() -> Result<(), String> {
         )
     };
     if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error().to_string())
+        return Ok(());
     }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        // Not root: the kernel may well have tracefs.
+        return Err(format!(
+            "permission denied: mounting tracefs at {TRACEFS} needs CAP_SYS_ADMIN (run as root)"
+        ));
+    }
+    Err(e.to_string())
 }

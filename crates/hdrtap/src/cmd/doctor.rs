@@ -77,6 +77,7 @@ fn print_json(report: &doctor::Report) {
         CapStatus::Fallback => "fallback",
         CapStatus::Unavailable => "unavailable",
         CapStatus::Fail => "fail",
+        CapStatus::Denied => "denied",
     };
     let v = json!({
         "kind": "doctor",
