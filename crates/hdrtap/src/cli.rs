@@ -379,7 +379,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Check FILE and exit (0 if valid; otherwise one line naming the key and line). Attaches nothing.
+    /// Check FILE and exit (0 if valid; otherwise one line naming the key and line). Like
+    /// nginx -t, opens what run opens first: file sink paths (created, never truncated),
+    /// Prometheus listen addresses, packet interfaces. Attaches nothing.
     #[arg(long, value_name = "FILE")]
     pub check_config: Option<PathBuf>,
 

@@ -22,8 +22,19 @@ fn packaging() -> PathBuf {
     workspace_root().join("packaging")
 }
 
+/// `text` passes `--check-config`, which opens what the daemon would: on
+/// this machine, its log directory is a temporary one and its metrics port
+/// a free one.
 fn check_config(text: &str, what: &str) {
     let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = text
+        .replace("/var/log/hdrtap/", &format!("{}/", dir.path().display()))
+        .replace("127.0.0.1:9464", &free.to_string())
+        .replace("0.0.0.0:9464", &free.to_string());
     let f = dir.path().join("c.toml");
     fs::write(&f, text).unwrap();
     let out = run_with_timeout(

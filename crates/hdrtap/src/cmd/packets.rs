@@ -86,7 +86,7 @@ impl Session for PacketSession<'_> {
 
 /// The interfaces to capture on: the ones named, or (none named, or `any`)
 /// every interface that is up and has a link layer hdrtap decodes.
-fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>> {
+pub(crate) fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>> {
     let all = interfaces().context("cannot list network interfaces (/sys/class/net)")?;
     // `-i any`, as in tcpdump: every interface that is up.
     if named.is_empty() || named.iter().any(|n| n == "any") {

@@ -29,6 +29,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.check_config {
         let plan = config::load(path)?;
+        preflight(&plan)?;
         println!("hdrtap: {} is valid: {}", path.display(), plan.describe());
         return Ok(ExitCode::SUCCESS);
     }
@@ -37,6 +38,39 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let plan = config::load(path)?;
     daemon(plan)
+}
+
+/// `--check-config` opens what `run` will open first, as `nginx -t` does:
+/// each file sink's path (created if new, never truncated), each
+/// Prometheus listen address (bound, then released), the packet capture's
+/// interfaces. An OTLP collector is not contacted: the sink waits and
+/// retries for one that starts later.
+fn preflight(plan: &Plan) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    for (i, s) in plan.sinks.iter().enumerate() {
+        match &s.kind {
+            SinkKind::File(o) => {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o600)
+                    .open(&o.path)
+                    .with_context(|| {
+                        format!("sinks[{i}] ({}): cannot open {}", s.name, o.path.display())
+                    })?;
+            }
+            SinkKind::Prometheus { listen, .. } => {
+                std::net::TcpListener::bind(listen).with_context(|| {
+                    format!("sinks[{i}] ({}): cannot listen on {listen}", s.name)
+                })?;
+            }
+            SinkKind::Stdout(_) | SinkKind::Otlp(_) => {}
+        }
+    }
+    if let Some(p) = &plan.packets {
+        super::packets::pick_interfaces(&p.interfaces).context("packets.interfaces")?;
+    }
+    Ok(())
 }
 
 /// What a capture thread reports once: attached (with its description) or not.
