@@ -7,7 +7,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-"$HDRTAP_ROOT/scripts/setup.sh"
+"$HDRTAP_ROOT/scripts/setup.sh" run
 ensure_cargo
 cd "$HDRTAP_ROOT"
 say "building hdrtap (release)"

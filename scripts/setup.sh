@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine, run as root:
-#   - apt packages hdrtap needs to build (clang-19, libelf, ...) and the tools the
-#     tests and benchmarks drive (nginx, curl, wrk, tshark, python3, ...)
-#   - Rust (rustup's cargo must already be installed; we only put it on PATH)
-#   - tracefs mounted at /sys/kernel/tracing
+#   ./scripts/setup.sh run    what building and running hdrtap needs: clang-19,
+#                             libelf, ...; tracefs mounted at /sys/kernel/tracing
+#   ./scripts/setup.sh test   that, and the tools the tests and benchmarks drive
+#                             (nginx, curl, wrk, tshark, Prometheus, a Python venv,
+#                             cargo-fuzz, ...)
+# Rust: rustup's cargo must already be installed; this only puts it on PATH.
 # Safe to run again: apt is only touched when a package is missing.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_root
+mode="${1:-test}"
+[[ "$mode" == run || "$mode" == test ]] || die "usage: $0 run|test"
 
+# Building and running hdrtap.
 PACKAGES=(
-	clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool
+	clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config
 	build-essential # cc + make: the linker for cargo and libbpf-sys' vendored build
+	git # the commit hdrtap --version names
+)
+# The tests and benchmarks.
+TEST_PACKAGES=(
+	bpftool # vmlinux.h is generated with it (committed), and the tests inspect objects
 	nginx curl python3 wrk tshark tcpdump
 	iproute2 iputils-ping libssl-dev ca-certificates
 	openssl # the CLI: self-signed certificates for the HTTPS tests and bench/tls.sh
@@ -21,9 +31,12 @@ PACKAGES=(
 	prometheus  # prometheus + promtool: tests/sinks_prometheus.rs scrapes hdrtap run's /metrics
 	python3-venv # a venv for the OTLP test receiver's packages (below)
 	nghttp2-client # nghttp, h2load: the HTTP/2 tests' oracle and load (tests/http2.rs, bench/)
-	python3-yaml systemd # PyYAML, systemd-analyze: the root-free packaging checks (crates/hdrtap/tests/packaging.rs)
+	man-db python3-yaml systemd # man, PyYAML, systemd-analyze: the root-free packaging checks (crates/hdrtap/tests/packaging.rs)
 )
 
+if [[ "$mode" == test ]]; then
+	PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
 	is_installed "$p" || missing+=("$p")
@@ -71,6 +84,7 @@ fi
 ensure_cargo
 say "rust: $(cargo --version)"
 
+if [[ "$mode" == test ]]; then
 # Python packages of the tests: the official OpenTelemetry protobuf schema
 # and grpcio (the OTLP receiver, tests/clients/otlp_receiver.py; grpcio also
 # for the gRPC peers), h2 with its hpack and hyperframe (the frame-level
@@ -98,6 +112,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 	say "installing cargo-fuzz (about a minute)"
 	cargo install cargo-fuzz --locked --quiet || die "cargo install cargo-fuzz failed"
 fi
+fi # test
 
 if ! mountpoint -q /sys/kernel/tracing; then
 	say "mounting tracefs at /sys/kernel/tracing"

@@ -9,7 +9,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_root
-"$HDRTAP_ROOT/scripts/setup.sh"
+"$HDRTAP_ROOT/scripts/setup.sh" test
 ensure_cargo
 cd "$HDRTAP_ROOT"
 

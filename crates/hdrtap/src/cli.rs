@@ -55,6 +55,30 @@ pub enum Command {
     /// Daemon mode: run the captures and sinks of a TOML file (file, stdout, Prometheus, OTLP).
     #[command(after_long_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_long_help = "EXAMPLE:\n  hdrtap completions bash > /usr/share/bash-completion/completions/hdrtap"
+    )]
+    Completions(CompletionsArgs),
+    /// Write the man pages (hdrtap.1, hdrtap-http.1, ...) into DIR (scripts/install.sh does).
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// Arguments of `hdrtap completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Arguments of `hdrtap man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Where to write the pages.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 const HTTP_EXAMPLES: &str = "\

@@ -35,6 +35,8 @@ fn main() -> ExitCode {
         cli::Command::Packets(args) => cmd::packets::run(args),
         cli::Command::Doctor(args) => cmd::doctor::run(args),
         cli::Command::Run(args) => cmd::run::run(args),
+        cli::Command::Completions(args) => cmd::manual::completions(args),
+        cli::Command::Man(args) => cmd::manual::man_pages(args),
     };
     match result {
         Ok(code) => code,
@@ -95,7 +97,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     // The help that has the flag: the subcommand's.
     let sub = std::env::args()
         .skip(1)
-        .find(|a| ["http", "packets", "doctor", "run"].contains(&a.as_str()));
+        .find(|a| ["http", "packets", "doctor", "run", "completions"].contains(&a.as_str()));
     let help = match sub {
         Some(s) => format!("hdrtap {s} --help"),
         None => "hdrtap --help".to_string(),

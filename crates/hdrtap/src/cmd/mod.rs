@@ -2,6 +2,7 @@
 pub mod common;
 pub mod doctor;
 pub mod http;
+pub mod manual;
 pub mod packets;
 pub mod run;
 pub mod tls;
