@@ -169,6 +169,49 @@ fn sigterm_prints_summary_and_final_stats() {
     assert!(last["ts"].is_string(), "stats record without ts: {last}");
 }
 
+/// The exit summary shows the traffic, not only hdrtap's health: per side
+/// the status mix, latency percentiles and the busiest endpoints (routes:
+/// `/nope/42` is `/nope/*`), and the alerts by rule.
+#[test]
+fn exit_summary_shows_the_traffic() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = unique_id("sum");
+    let _run = curl(&[
+        CurlRequest::get(nginx.url_v4("/"), &id, 1),
+        CurlRequest::get(nginx.url_v4("/nope/42"), &id, 2),
+        CurlRequest::get(nginx.url_v4("/"), &id, 3).header("User-Agent", "sqlmap/1.7.2"),
+    ]);
+    let cap = hd.stop_when(Duration::from_secs(30), |r| {
+        r.iter().filter(|v| kind(v) == "http_response").count() >= 6
+    });
+    let lines: Vec<&str> = cap.stderr.lines().collect();
+    let what = format!("stderr:\n{}", cap.stderr);
+    for side in ["served (server side)", "requested (client side)"] {
+        let head = lines
+            .iter()
+            .position(|l| {
+                l.starts_with(&format!(
+                    "hdrtap: {side}: 3 responses: 2xx 2, 4xx 1; latency p50 "
+                ))
+            })
+            .unwrap_or_else(|| panic!("no {side} line; {what}"));
+        assert!(
+            lines[head + 1].starts_with("hdrtap:   busiest: GET / 2, GET /nope/* 1"),
+            "{what}"
+        );
+        assert!(
+            lines[head + 2].starts_with("hdrtap:   slowest (mean): "),
+            "{what}"
+        );
+    }
+    assert!(
+        lines.contains(&"hdrtap: alerts: 2 (scanner_user_agent 2)"),
+        "{what}"
+    );
+}
+
 /// SIGINT behaves like SIGTERM.
 #[test]
 fn sigint_flushes_and_exits_zero() {

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod filter;
+pub mod filter_http;
 pub mod headers;
 pub mod http;
 pub mod http1;
@@ -30,5 +31,6 @@ pub mod rules;
 pub mod sink;
 pub mod stats;
 mod stream;
+pub mod summary;
 mod table;
 pub mod text;

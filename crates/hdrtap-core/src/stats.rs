@@ -14,6 +14,8 @@ pub struct Stats {
     pub resets: u64,
     /// Security alerts emitted (`{"kind":"alert"}` records; not in `records`).
     pub alerts: u64,
+    /// HTTP records the HTTP filters (`--method`, `--status`, ...) left out.
+    pub filtered_out: u64,
     /// Messages whose header block exceeded the capture limit.
     pub truncated_messages: u64,
     /// Header blocks that were not valid HTTP/1.x.

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 use hdrtap_abi::Hook;
+use hdrtap_core::filter_http::{parse_latency, StatusSpec};
 
 /// `hdrtap -V`: the version and the commit built (build.rs).
 const VERSION: &str = concat!(
@@ -42,6 +43,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Log every HTTP/1.x request and response on this machine: start line and every header.
@@ -89,6 +92,8 @@ EXAMPLES:
   hdrtap http --comm nginx,curl        # only these processes
   hdrtap http --pid 1234 --duration 30 # one process, for 30 seconds
   hdrtap http -c 10 --port 80,443      # the first 10 messages on ports 80 and 443
+  hdrtap http --side server --status 5xx --path '/api/*'   # failing API calls, once each
+  hdrtap http --min-latency 250ms --host '*.example.com'   # slow responses for one domain
   hdrtap http --redact X-Session       # also redact X-Session values
   hdrtap http --redact-param ticket    # also redact ?ticket=... in URLs
   hdrtap http --no-redact              # show secrets (Authorization, Cookie, ?token=, ...) in clear
@@ -127,6 +132,36 @@ pub struct HttpArgs {
     /// Filtered in the kernel.
     #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser(), value_delimiter = ',')]
     pub ports: Vec<u16>,
+
+    /// Only messages of this method (repeatable, or a comma list). Responses by their request's.
+    #[arg(long = "method", value_name = "METHOD", value_parser = parse_method, value_delimiter = ',')]
+    pub methods: Vec<String>,
+
+    /// Only messages whose path (the target without its query) matches this glob: '/api/*'.
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub path: Option<String>,
+
+    /// Only messages to this host (Host or :authority, without the port; a glob: '*.example.com').
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub host: Option<String>,
+
+    /// Only responses with this status (repeatable, or a comma list): 404, 5xx.
+    #[arg(long, value_name = "STATUS", value_parser = StatusSpec::parse, value_delimiter = ',')]
+    pub status: Vec<StatusSpec>,
+
+    /// Only messages with this header (NAME), or with this exact value (NAME=VALUE). Values are
+    /// matched after redaction.
+    #[arg(long, value_name = "NAME[=VALUE]", value_parser = parse_header_filter)]
+    pub header: Option<String>,
+
+    /// Only responses that took at least this long: 250ms, 1.5s, 800us.
+    #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
+    pub min_latency: Option<u64>,
+
+    /// Only what the traced process did as a client or as a server: each message once when
+    /// both ends are on the machine.
+    #[arg(long, value_enum)]
+    pub side: Option<SideArg>,
 
     /// Do not redact the default secret headers and query parameters (those named with
     /// --redact and --redact-param still are).
@@ -375,6 +410,13 @@ pub enum DirectionArg {
     Both,
 }
 
+/// `--side`: which end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SideArg {
+    Client,
+    Server,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TcAttachArg {
     Auto,
@@ -434,6 +476,24 @@ pub(crate) fn parse_comm(s: &str) -> Result<String, String> {
             s.len()
         ));
     }
+    Ok(s.to_string())
+}
+
+/// An HTTP method (a token), upper-cased.
+pub(crate) fn parse_method(s: &str) -> Result<String, String> {
+    parse_header_name(s)
+        .map(|m| m.to_ascii_uppercase())
+        .map_err(|_| format!("{s:?} is not an HTTP method"))
+}
+
+/// A glob, kept as written (checked here).
+pub(crate) fn parse_glob(s: &str) -> Result<String, String> {
+    hdrtap_core::filter_http::parse_glob(s).map(|_| s.to_string())
+}
+
+/// `NAME` or `NAME=VALUE`, the name a header name.
+pub(crate) fn parse_header_filter(s: &str) -> Result<String, String> {
+    parse_header_name(s.split_once('=').map_or(s, |(n, _)| n))?;
     Ok(s.to_string())
 }
 

@@ -26,7 +26,10 @@ use hdrtap_core::sink::{FileOptions, KindSet};
 use hdrtap_export::otlp::{BodyMode, OtlpOptions, Protocol};
 use serde::Deserialize;
 
-use crate::cli::{self, Bounds, CaptureCommon, DirectionArg, HttpArgs, PacketsArgs, TcAttachArg};
+use crate::cli::{
+    self, Bounds, CaptureCommon, DirectionArg, HttpArgs, PacketsArgs, SideArg, TcAttachArg,
+};
+use hdrtap_core::filter_http::{parse_latency, StatusSpec};
 
 /// The example configuration: every key, commented.
 pub const EXAMPLE: &str = include_str!("../../../packaging/hdrtap.example.toml");
@@ -72,6 +75,15 @@ struct HttpCfg {
     tls: bool,
     #[serde(default)]
     drop_caps: bool,
+    #[serde(default)]
+    methods: Vec<String>,
+    path: Option<String>,
+    host: Option<String>,
+    #[serde(default)]
+    status: Vec<String>,
+    header: Option<String>,
+    min_latency: Option<String>,
+    side: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -500,6 +512,18 @@ where
         .map_err(|m| err_at(&key(path, None), m))
 }
 
+/// The optional string at `path`, checked by `check`.
+fn optional<T>(
+    err_at: ErrAt<'_>,
+    path: &[&str],
+    v: &Option<String>,
+    check: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    v.as_deref()
+        .map(|s| check(s).map_err(|m| err_at(&key(path, None), m)))
+        .transpose()
+}
+
 /// A keyword at `path` (`hook`, `direction`, `tc_attach`), or the default.
 fn keyword<T>(
     err_at: ErrAt<'_>,
@@ -597,6 +621,34 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                 no_tls: !h.tls,
                 no_rules: !f.rules.enabled,
                 drop_caps: h.drop_caps,
+                methods: each(err_at, &["http", "methods"], &h.methods, |v| {
+                    cli::parse_method(v)
+                })?,
+                path: optional(err_at, &["http", "path"], &h.path, cli::parse_glob)?,
+                host: optional(err_at, &["http", "host"], &h.host, cli::parse_glob)?,
+                status: each(err_at, &["http", "status"], &h.status, |v| {
+                    StatusSpec::parse(v)
+                })?,
+                header: optional(
+                    err_at,
+                    &["http", "header"],
+                    &h.header,
+                    cli::parse_header_filter,
+                )?,
+                min_latency: optional(
+                    err_at,
+                    &["http", "min_latency"],
+                    &h.min_latency,
+                    parse_latency,
+                )?,
+                side: keyword(
+                    err_at,
+                    &["http", "side"],
+                    h.side.as_deref(),
+                    None,
+                    |s| SideArg::from_str(s, false).ok().map(Some),
+                    &value_names::<SideArg>(),
+                )?,
             };
             let rules = if f.rules.enabled {
                 Some(rules_config(&f.rules, err_at)?)

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use hdrtap_bpf::tls::TlsCapture;
 use hdrtap_bpf::{caps, sys, HttpOptions, HttpProbe, RingBuffer};
+use hdrtap_core::filter_http::HttpFilter;
 use hdrtap_core::http::HttpTracker;
 use hdrtap_core::http1::TrackerConfig;
 use hdrtap_core::pipeline::HttpPipeline;
@@ -18,6 +19,7 @@ use hdrtap_core::redact::Redactor;
 use hdrtap_core::rules::{Rules, RulesConfig};
 use hdrtap_core::sink::Record;
 use hdrtap_core::stats::Stats;
+use hdrtap_core::summary::TrafficSummary;
 
 use super::common::{self, Control, Output, Session};
 use crate::cli::HttpArgs;
@@ -161,6 +163,8 @@ pub fn capture(
         ring,
         pipeline,
         stats: Stats::default(),
+        traffic: TrafficSummary::default(),
+        filter: http_filter(args),
         tls,
     };
     common::run_loop(&mut session, &mut output, &ctl)
@@ -171,6 +175,10 @@ struct HttpSession<'a> {
     ring: RingBuffer<'a>,
     pipeline: Rc<RefCell<HttpPipeline>>,
     stats: Stats,
+    /// The traffic written, for the exit summary.
+    traffic: TrafficSummary,
+    /// `--method`, `--status`, ...: what is written.
+    filter: HttpFilter,
     tls: Option<TlsCapture>,
 }
 
@@ -209,10 +217,13 @@ impl Session for HttpSession<'_> {
 
     /// Records leave here: ids, rules, redaction (`HttpPipeline::drain`).
     fn drain(&mut self, out: &mut Vec<Record>) {
+        let from = out.len();
         self.pipeline.borrow_mut().drain(out);
+        self.stats.filtered_out += self.filter.retain(out, from);
     }
 
     fn count(&mut self, rec: &Record) {
+        self.traffic.observe(rec);
         match rec {
             Record::Http(r) => {
                 self.stats.records += 1;
@@ -250,12 +261,37 @@ impl Session for HttpSession<'_> {
     }
 
     fn summary(&self) -> Vec<String> {
-        let mut lines = vec![self.stats.summary()];
+        let mut lines = self.traffic.lines();
+        lines.push(self.stats.summary());
         let panics = self.pipeline.borrow().panics;
         if panics > 0 {
             lines.push(format!("hdrtap: {panics} events hit an internal error and were dropped (please report this)"));
         }
         lines
+    }
+}
+
+/// The HTTP filters of `args` (checked when they were parsed).
+fn http_filter(args: &HttpArgs) -> HttpFilter {
+    use hdrtap_core::filter_http::parse_glob;
+    use hdrtap_core::record::Role;
+    HttpFilter {
+        methods: args.methods.clone(),
+        path: args.path.as_deref().and_then(|p| parse_glob(p).ok()),
+        host: args
+            .host
+            .as_deref()
+            .and_then(|h| parse_glob(&h.to_ascii_lowercase()).ok()),
+        status: args.status.clone(),
+        header: args.header.as_ref().map(|h| match h.split_once('=') {
+            Some((n, v)) => (n.to_ascii_lowercase(), Some(v.to_string())),
+            None => (h.to_ascii_lowercase(), None),
+        }),
+        min_latency_ns: args.min_latency,
+        side: args.side.map(|s| match s {
+            crate::cli::SideArg::Client => Role::Client,
+            crate::cli::SideArg::Server => Role::Server,
+        }),
     }
 }
 
@@ -279,6 +315,35 @@ fn describe_filters(args: &HttpArgs) -> String {
     }
     if !args.ports.is_empty() {
         parts.push(format!("port {}", join(&args.ports)));
+    }
+    if !args.methods.is_empty() {
+        parts.push(format!("method {}", args.methods.join(",")));
+    }
+    for (what, v) in [
+        ("path", &args.path),
+        ("host", &args.host),
+        ("header", &args.header),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{what} {v}"));
+        }
+    }
+    if !args.status.is_empty() {
+        let s: Vec<String> = args
+            .status
+            .iter()
+            .map(|s| match s {
+                hdrtap_core::filter_http::StatusSpec::Code(c) => c.to_string(),
+                hdrtap_core::filter_http::StatusSpec::Class(c) => format!("{c}xx"),
+            })
+            .collect();
+        parts.push(format!("status {}", s.join(",")));
+    }
+    if let Some(ns) = args.min_latency {
+        parts.push(format!("latency >= {} ms", ns as f64 / 1e6));
+    }
+    if let Some(side) = args.side {
+        parts.push(format!("{side:?} side").to_lowercase());
     }
     if parts.is_empty() {
         String::new()

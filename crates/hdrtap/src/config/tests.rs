@@ -75,8 +75,10 @@ fn every_cli_option_has_a_config_key() {
             if elsewhere.iter().any(|(f, _)| *f == id) {
                 continue;
             }
+            // Shown with its default, or commented out with an example.
             assert!(
-                EXAMPLE.contains(&format!("\n{id} = ")),
+                EXAMPLE.contains(&format!("\n{id} = "))
+                    || EXAMPLE.contains(&format!("\n# {id} = ")),
                 "`hdrtap {sub}` option {id} has no key in packaging/hdrtap.example.toml"
             );
         }
@@ -184,4 +186,33 @@ fn rules_and_redaction_reach_the_capture() {
     let off = check("[http]\n[rules]\nenabled = false\n[[sinks]]\ntype = \"stdout\"\n").unwrap();
     let (a, rules) = off.http.unwrap();
     assert!(a.no_rules && rules.is_none());
+}
+
+#[test]
+fn http_filter_keys_reach_the_capture_and_name_their_errors() {
+    let plan = check(
+        "[http]\nmethods = [\"get\", \"POST\"]\npath = \"/api/*\"\nhost = \"*.example.com\"\nstatus = [\"5xx\", \"404\"]\nheader = \"X-Tenant=acme\"\nmin_latency = \"1.5s\"\nside = \"server\"\n[[sinks]]\ntype = \"stdout\"\n",
+    )
+    .unwrap();
+    let (a, _) = plan.http.unwrap();
+    use hdrtap_core::filter_http::StatusSpec;
+    assert_eq!(a.methods, ["GET", "POST"]);
+    assert_eq!(a.path.as_deref(), Some("/api/*"));
+    assert_eq!(a.host.as_deref(), Some("*.example.com"));
+    assert_eq!(a.status, [StatusSpec::Class(5), StatusSpec::Code(404)]);
+    assert_eq!(a.header.as_deref(), Some("X-Tenant=acme"));
+    assert_eq!(a.min_latency, Some(1_500_000_000));
+    assert_eq!(a.side, Some(crate::cli::SideArg::Server));
+    for (text, want) in [
+        ("[http]\nstatus = [\"6xx\"]\n", vec!["line 2", "key http.status[0]", "not a status"]),
+        ("[http]\nside = \"both\"\n", vec!["line 2", "key http.side", "client, server"]),
+        ("[http]\nmin_latency = \"soon\"\n", vec!["line 2", "key http.min_latency"]),
+        ("[http]\npath = \"/a/[\"\n", vec!["line 2", "key http.path", "glob"]),
+        ("[http]\nheader = \"bad name=1\"\n", vec!["line 2", "key http.header"]),
+    ] {
+        let e = err(&format!("{text}[[sinks]]\ntype = \"stdout\"\n"));
+        for w in want {
+            assert!(e.contains(w), "{text:?}: {e:?} lacks {w:?}");
+        }
+    }
 }
