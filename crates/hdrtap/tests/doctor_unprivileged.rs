@@ -20,7 +20,8 @@ fn doctor_without_privileges_says_permission_not_unsupported() {
     } else {
         Command::new(bin)
     };
-    cmd.args(["doctor", "--json"]);
+    // -v: the logs on stderr (a pipe here) carry no colour codes.
+    cmd.args(["-v", "doctor", "--json"]);
     let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
     assert!(!out.status.success(), "doctor passed without privileges");
     let report: Value = serde_json::from_slice(&out.stdout)
@@ -42,4 +43,6 @@ fn doctor_without_privileges_says_permission_not_unsupported() {
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("privileges"), "{stderr}");
+    assert!(stderr.contains("DEBUG") || stderr.contains("INFO"), "no -v logs: {stderr}");
+    assert!(!stderr.contains('\x1b'), "ANSI codes in a pipe: {stderr:?}");
 }
