@@ -340,9 +340,9 @@ fn output_dash_is_stdout() {
     cmd.args(["http", "--json", "-o", "-", "-c", "2", "--port", &port])
         .arg("--ready-file")
         .arg(&ready)
-        .current_dir(dir.path())
-        .stdout(std::fs::File::create(&out).unwrap());
-    let mut child = spawn_until_ready(&mut cmd, &ready, &err, "hdrtap http -o -");
+        .current_dir(dir.path());
+    let stdout = std::fs::File::create(&out).unwrap().into();
+    let mut child = spawn_until_ready_to(&mut cmd, stdout, &ready, &err, "hdrtap http -o -");
     let _run = curl(&[CurlRequest::get(nginx.url_v4("/"), &unique_id("dash"), 1)]);
     let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("-c 2 did not stop");
     assert!(status.success(), "{status}");
@@ -371,9 +371,14 @@ fn lost_output_is_a_warning_and_a_failed_exit() {
     let mut cmd = Command::new(hdrtap_bin());
     cmd.args(["http", "--json", "--port", &port])
         .arg("--ready-file")
-        .arg(&ready)
-        .stdout(full);
-    let mut child = spawn_until_ready(&mut cmd, &ready, &err, "hdrtap http > /dev/full");
+        .arg(&ready);
+    let mut child = spawn_until_ready_to(
+        &mut cmd,
+        full.into(),
+        &ready,
+        &err,
+        "hdrtap http > /dev/full",
+    );
     let _run = curl(&[CurlRequest::get(nginx.url_v4("/"), &unique_id("full"), 1)]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&err)

@@ -305,10 +305,21 @@ impl Capture {
 /// `ready`. Panics, with its stderr and `what` it was, if it exits first
 /// or is not ready within [`READY_TIMEOUT`] (then it is killed).
 pub fn spawn_until_ready(cmd: &mut Command, ready: &Path, stderr: &Path, what: &str) -> Child {
-    let stdout = stderr.with_file_name("stdout.txt");
+    let stdout = File::create(stderr.with_file_name("stdout.txt")).unwrap();
+    spawn_until_ready_to(cmd, stdout.into(), ready, stderr, what)
+}
+
+/// [`spawn_until_ready`] with stdout going to `stdout`.
+pub fn spawn_until_ready_to(
+    cmd: &mut Command,
+    stdout: Stdio,
+    ready: &Path,
+    stderr: &Path,
+    what: &str,
+) -> Child {
     let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(File::create(stdout).unwrap())
+        .stdout(stdout)
         .stderr(File::create(stderr).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {e}", hdrtap_bin().display()));

@@ -43,6 +43,9 @@ fn doctor_without_privileges_says_permission_not_unsupported() {
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("privileges"), "{stderr}");
-    assert!(stderr.contains("DEBUG") || stderr.contains("INFO"), "no -v logs: {stderr}");
+    assert!(
+        stderr.contains("DEBUG") || stderr.contains("INFO"),
+        "no -v logs: {stderr}"
+    );
     assert!(!stderr.contains('\x1b'), "ANSI codes in a pipe: {stderr:?}");
 }

@@ -204,11 +204,26 @@ fn http_filter_keys_reach_the_capture_and_name_their_errors() {
     assert_eq!(a.min_latency, Some(1_500_000_000));
     assert_eq!(a.side, Some(crate::cli::SideArg::Server));
     for (text, want) in [
-        ("[http]\nstatus = [\"6xx\"]\n", vec!["line 2", "key http.status[0]", "not a status"]),
-        ("[http]\nside = \"both\"\n", vec!["line 2", "key http.side", "client, server"]),
-        ("[http]\nmin_latency = \"soon\"\n", vec!["line 2", "key http.min_latency"]),
-        ("[http]\npath = \"/a/[\"\n", vec!["line 2", "key http.path", "glob"]),
-        ("[http]\nheader = \"bad name=1\"\n", vec!["line 2", "key http.header"]),
+        (
+            "[http]\nstatus = [\"6xx\"]\n",
+            vec!["line 2", "key http.status[0]", "not a status"],
+        ),
+        (
+            "[http]\nside = \"both\"\n",
+            vec!["line 2", "key http.side", "client, server"],
+        ),
+        (
+            "[http]\nmin_latency = \"soon\"\n",
+            vec!["line 2", "key http.min_latency"],
+        ),
+        (
+            "[http]\npath = \"/a/[\"\n",
+            vec!["line 2", "key http.path", "glob"],
+        ),
+        (
+            "[http]\nheader = \"bad name=1\"\n",
+            vec!["line 2", "key http.header"],
+        ),
     ] {
         let e = err(&format!("{text}[[sinks]]\ntype = \"stdout\"\n"));
         for w in want {
