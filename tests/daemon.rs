@@ -23,7 +23,13 @@ fn check_config_names_the_key_and_line() {
     let good = dir.path().join("good.toml");
     let out = hdrtap(&["run", "--print-example-config"]);
     assert!(out.status.success());
-    fs::write(&good, &out.stdout).unwrap();
+    // --check-config opens the sinks: the example's log directory is a
+    // temporary one here, its metrics port a free one.
+    let example = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace("/var/log/hdrtap/", &format!("{}/", dir.path().display()))
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{}", free_port()));
+    fs::write(&good, example).unwrap();
     let out = hdrtap(&["run", "--check-config", good.to_str().unwrap()]);
     assert!(
         out.status.success(),
