@@ -2,7 +2,8 @@
 //! (a 256 KiB tmpfs this test mounts). Capture goes on while writes fail,
 //! every record that could not be written is counted (summary and stats),
 //! no partial line is left in the file, and once space is back the records
-//! that follow are written again. Root only.
+//! that follow are written again; the exit status is 1 (records were lost).
+//! Root only.
 #![forbid(unsafe_code)]
 use std::{
     fs,
@@ -155,7 +156,10 @@ fn full_file_system_drops_are_counted_and_capture_goes_on() {
     send_signal(child.id(), libc::SIGTERM);
     let status = wait_timeout(&mut child, STOP_TIMEOUT).expect("hdrtap did not stop");
     let err = fs::read_to_string(&stderr).unwrap_or_default();
-    assert!(status.success(), "hdrtap exited {status}:\n{err}");
+    // Records were lost to the full disk: said at once, and the exit status is 1.
+    assert_eq!(status.code(), Some(1), "hdrtap exited {status}:\n{err}");
+    assert!(err.contains("warning: cannot write records"), "{err}");
+    assert!(err.contains("could not be written"), "{err}");
     assert!(
         !err.contains("internal error") && !err.contains("panicked"),
         "{err}"
