@@ -30,14 +30,7 @@ prefix="${PREFIX:-/usr/local}"
 dest="${DESTDIR:-}"
 
 if [[ -z "$bin" ]]; then
-	"$HDRTAP_ROOT/scripts/setup.sh" run
-	ensure_cargo
-	cd "$HDRTAP_ROOT"
-	say "building hdrtap (release)"
-	cargo build --release -p hdrtap
-	target_dir="${CARGO_TARGET_DIR:-$HDRTAP_ROOT/target}"
-	[[ "$target_dir" == /* ]] || target_dir="$HDRTAP_ROOT/$target_dir"
-	bin="$target_dir/release/hdrtap"
+	bin="$(build_release)"
 fi
 [[ -x "$bin" ]] || die "$bin is not an executable"
 [[ -n "$dest" || "$(id -u)" -eq 0 ]] || die "installing under $prefix needs root (or set DESTDIR)"

@@ -52,3 +52,15 @@ install_apt() {
 		is_installed "$p" || die "apt package $p is still not installed"
 	done
 }
+
+# Set up what building needs, build the release binary, and print its path
+# (scripts/run.sh and scripts/install.sh).
+build_release() {
+	"$HDRTAP_ROOT/scripts/setup.sh" run >&2
+	ensure_cargo
+	say "building hdrtap (release)"
+	(cd "$HDRTAP_ROOT" && cargo build --release -p hdrtap) >&2
+	local target_dir="${CARGO_TARGET_DIR:-$HDRTAP_ROOT/target}"
+	[[ "$target_dir" == /* ]] || target_dir="$HDRTAP_ROOT/$target_dir"
+	printf '%s\n' "$target_dir/release/hdrtap"
+}

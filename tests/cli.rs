@@ -223,12 +223,7 @@ fn sigint_flushes_and_exits_zero() {
     std::thread::sleep(Duration::from_millis(300));
     let cap = hd.stop_with(libc::SIGINT);
     check_both_sides(&cap, &run, &Expect::new(&nginx));
-    assert_eq!(
-        cap.records.last().map(kind),
-        Some("stats"),
-        "{}",
-        cap.dump_all()
-    );
+    cap.assert_ends_with_stats();
 }
 
 /// --duration N exits 0 by itself after about N seconds; --stats-interval
@@ -265,12 +260,7 @@ fn duration_and_stats_interval() {
         "--stats-interval 1 over 3 s gave {stats} stats record(s):\n{}",
         cap.dump_all()
     );
-    assert_eq!(
-        cap.records.last().map(kind),
-        Some("stats"),
-        "{}",
-        cap.dump_all()
-    );
+    cap.assert_ends_with_stats();
 }
 
 /// `-c N` (tcpdump's habit): hdrtap stops by itself after N records,
@@ -288,12 +278,7 @@ fn count_stops_after_exactly_n_http_records() {
     ]);
     let cap = hd.wait_exit(Duration::from_secs(30));
     assert_eq!(cap.http().count(), 3, "{}", cap.dump_all());
-    assert_eq!(
-        cap.records.last().map(kind),
-        Some("stats"),
-        "{}",
-        cap.dump_all()
-    );
+    cap.assert_ends_with_stats();
 }
 
 /// tcpdump habits in `hdrtap packets`: `-i any`, `-c N`, `-n`, and options

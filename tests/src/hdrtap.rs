@@ -298,6 +298,16 @@ impl Capture {
             self.stderr
         )
     }
+
+    /// The output ends with the final stats record (an orderly stop).
+    pub fn assert_ends_with_stats(&self) {
+        assert_eq!(
+            self.records.last().map(kind),
+            Some("stats"),
+            "{}",
+            self.dump_all()
+        );
+    }
 }
 
 /// Spawn `cmd` (an hdrtap command line) with stdout to `stdout.txt` and

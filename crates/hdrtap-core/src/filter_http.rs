@@ -211,7 +211,7 @@ fn strip_port(h: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{test_request, RequestRef};
+    use crate::record::{test_request, test_response};
     use std::sync::Arc;
 
     fn req(method: &str, target: &str, host: &str) -> HttpRecord {
@@ -223,20 +223,14 @@ mod tests {
     }
 
     fn resp(method: &str, target: &str, host: &str, status: u16, latency_ms: u64) -> HttpRecord {
-        HttpRecord {
-            kind: HttpKind::Response,
-            role: Role::Server,
-            method: None,
-            target: None,
-            status: Some(status),
-            latency_ns: Some(latency_ms * 1_000_000),
-            request: Some(RequestRef {
-                method: method.into(),
-                target: target.into(),
-                host: Some(host.into()),
-            }),
-            ..test_request(&[("Content-Type", "text/html")])
-        }
+        let mut r = test_response(
+            Role::Server,
+            (method, target, Some(host)),
+            status,
+            latency_ms,
+        );
+        r.headers = [("Content-Type", "text/html")].into_iter().collect();
+        r
     }
 
     #[test]

@@ -468,6 +468,31 @@ pub(crate) fn test_request(headers: &[(&str, &str)]) -> HttpRecord {
     }
 }
 
+/// A final response record of `role` to `method target` (Host `host`),
+/// with `status` after `latency_ms`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_response(
+    role: Role,
+    (method, target, host): (&str, &str, Option<&str>),
+    status: u16,
+    latency_ms: u64,
+) -> HttpRecord {
+    HttpRecord {
+        kind: HttpKind::Response,
+        role,
+        method: None,
+        target: None,
+        status: Some(status),
+        latency_ns: Some(latency_ms * 1_000_000),
+        request: Some(RequestRef {
+            method: method.into(),
+            target: target.into(),
+            host: host.map(Into::into),
+        }),
+        ..test_request(&[])
+    }
+}
+
 impl HttpRecord {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -239,24 +239,16 @@ fn ms(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{test_request, RequestRef};
+    use crate::record::{test_request, test_response};
     use std::sync::Arc;
 
     fn resp(role: Role, method: &str, target: &str, status: u16, latency_ms: u64) -> Record {
-        Record::Http(Arc::new(HttpRecord {
-            kind: HttpKind::Response,
+        Record::Http(Arc::new(test_response(
             role,
-            method: None,
-            target: None,
-            status: Some(status),
-            latency_ns: Some(latency_ms * 1_000_000),
-            request: Some(RequestRef {
-                method: method.into(),
-                target: target.into(),
-                host: None,
-            }),
-            ..test_request(&[])
-        }))
+            (method, target, None),
+            status,
+            latency_ms,
+        )))
     }
 
     #[test]
