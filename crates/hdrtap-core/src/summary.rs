@@ -22,18 +22,24 @@ const TOP: usize = 5;
 /// hex or mixed letters-and-digits token) folded to `*`, so that
 /// `/users/42/orders?page=2` and `/users/7/orders` are one endpoint.
 pub fn route(target: &str) -> String {
+    let mut out = String::with_capacity(target.len());
+    route_into(target, &mut out);
+    out
+}
+
+/// [`route`], appended to `out` (no allocation when it has room).
+fn route_into(target: &str, out: &mut String) {
     let path = target.split(['?', '#']).next().unwrap_or("");
     if path.is_empty() {
-        return "/".to_string();
+        out.push('/');
+        return;
     }
-    let mut out = String::with_capacity(path.len());
     for (i, seg) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
         }
         out.push_str(if is_identifier(seg) { "*" } else { seg });
     }
-    out
 }
 
 fn is_identifier(seg: &str) -> bool {
@@ -91,6 +97,9 @@ pub struct TrafficSummary {
     /// Server side (the process answered), client side (it asked).
     sides: [Side; 2],
     alerts: HashMap<&'static str, u64>,
+    /// The endpoint key being looked up: one buffer, reused, so that a
+    /// response to a known endpoint allocates nothing.
+    key: String,
 }
 
 impl Default for TrafficSummary {
@@ -98,6 +107,7 @@ impl Default for TrafficSummary {
         TrafficSummary {
             sides: [Side::new(), Side::new()],
             alerts: HashMap::new(),
+            key: String::with_capacity(128),
         }
     }
 }
@@ -130,14 +140,26 @@ impl TrafficSummary {
             let _ = side.latency.record((ns / 1000).max(1));
             side.max_ns = side.max_ns.max(ns);
         }
-        let key = match &r.request {
-            Some(q) => format!("{} {}", q.method, route(&q.target)),
-            None => "(request not seen)".to_string(),
-        };
+        let key = &mut self.key;
+        key.clear();
+        match &r.request {
+            Some(q) => {
+                key.push_str(&q.method);
+                key.push(' ');
+                route_into(&q.target, key);
+            }
+            None => key.push_str("(request not seen)"),
+        }
         let n = side.endpoints.len();
-        let e = match side.endpoints.get_mut(&key) {
+        let e = if side.endpoints.contains_key(key.as_str()) {
+            side.endpoints.get_mut(key.as_str())
+        } else if n < MAX_ENDPOINTS {
+            Some(side.endpoints.entry(key.clone()).or_default())
+        } else {
+            None
+        };
+        let e = match e {
             Some(e) => e,
-            None if n < MAX_ENDPOINTS => side.endpoints.entry(key).or_default(),
             None => &mut side.other,
         };
         e.count += 1;
