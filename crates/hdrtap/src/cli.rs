@@ -292,6 +292,10 @@ pub struct CaptureCommon {
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
+    /// With --json -o FILE: also print readable lines on stdout while the file gets NDJSON.
+    #[arg(long, requires = "output")]
+    pub print: bool,
+
     /// Stop after N records (HTTP messages or packets; alerts and stats do not count),
     /// flushing output and printing the summary.
     #[arg(short = 'c', long, value_name = "N", value_parser = COUNT.parser())]

@@ -571,6 +571,7 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
     let common = |ring_mib: u32| CaptureCommon {
         json: true,
         output: None,
+        print: false,
         count: None,
         duration,
         ready_file: None,

@@ -80,10 +80,18 @@ fn usage_error(e: clap::Error) -> ExitCode {
         };
     }
     let rendered = e.render().to_string();
-    let first = rendered
+    // The error's first paragraph on one line ("... not provided: --output <PATH>").
+    let para: Vec<&str> = rendered
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments");
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let first = if para.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        para.join(" ")
+    };
     let mut line = first.trim_start_matches("error: ").to_string();
     // clap's suggestions ("a similar argument exists: '--comm'", "to pass
     // '-x' as a value, use '-- -x'") stay, on the same line.

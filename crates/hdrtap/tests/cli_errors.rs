@@ -78,3 +78,12 @@ fn version_names_the_commit_and_the_features() {
         assert!(text.contains(what), "{what}: {text}");
     }
 }
+
+/// A flag that needs another says which, on the one line.
+#[test]
+fn print_without_an_output_file_names_what_is_missing() {
+    let args = ["http", "--print"];
+    assert_one_line_error(&args, &hdrtap(&args), &["--output <PATH>"]);
+    let args = ["packets", "--hook", "kprobe"];
+    assert_one_line_error(&args, &hdrtap(&args), &["possible values: tc, xdp, socket"]);
+}

@@ -43,8 +43,10 @@ pub fn open_writer(json: bool, output: Option<&Path>) -> anyhow::Result<Writer> 
 /// Where drained records go.
 pub enum Output {
     /// `hdrtap http` / `hdrtap packets`: one writer, written in the
-    /// capture thread (a closed stdout pipe stops capture).
-    Direct(Writer),
+    /// capture thread (a closed stdout pipe stops capture), and with
+    /// `--print` readable lines on stdout besides (a closed pipe there only
+    /// stops the printing).
+    Direct(Writer, Option<Writer>),
     /// `hdrtap run`: the sinks, each on its own thread; never blocks.
     Fanout(Arc<Fanout>),
 }
@@ -149,9 +151,25 @@ pub fn print_summary(summary: Vec<String>) -> ExitCode {
 }
 
 /// The output of a CLI capture command: records straight to stdout or to
-/// `--output`.
-pub fn direct_output(json: bool, output: Option<&Path>) -> anyhow::Result<Output> {
-    Ok(Output::Direct(open_writer(json, output)?))
+/// `--output`, and with `--print` readable lines on stdout too.
+pub fn direct_output(common: &crate::cli::CaptureCommon) -> anyhow::Result<Output> {
+    if common.print
+        && common
+            .output
+            .as_deref()
+            .is_some_and(|p| p.as_os_str() == "-")
+    {
+        anyhow::bail!(
+            "--print shows readable lines on stdout beside -o FILE; with -o - there is no file"
+        );
+    }
+    let print = common
+        .print
+        .then(|| Writer::stdout(Format::Human, sys::is_tty(1)));
+    Ok(Output::Direct(
+        open_writer(common.json, common.output.as_deref())?,
+        print,
+    ))
 }
 
 /// One running capture: a ring buffer feeding a pipeline of records.
@@ -186,8 +204,16 @@ fn emit<S: Session>(session: &mut S, output: &mut Output, batch: &mut Vec<Record
         return false;
     }
     match output {
-        Output::Direct(writer) => {
+        Output::Direct(writer, print) => {
             let mut closed = false;
+            if let Some(p) = print {
+                // Readable lines are a courtesy: on a closed pipe or an
+                // error they stop, the records to the file go on.
+                if batch.iter().try_for_each(|rec| p.write(rec)).is_err() || p.flush().is_err() {
+                    tracing::warn!("--print: stdout failed; records still go to the output file");
+                    *print = None;
+                }
+            }
             for rec in batch.iter() {
                 match writer.write(rec) {
                     Ok(()) => session.count(rec),
@@ -226,7 +252,7 @@ fn emit<S: Session>(session: &mut S, output: &mut Output, batch: &mut Vec<Record
 
 /// Flush a direct writer; true when the output is gone.
 fn flush<S: Session>(session: &mut S, output: &mut Output) -> bool {
-    if let Output::Direct(writer) = output {
+    if let Output::Direct(writer, _) = output {
         if let Err(e) = writer.flush() {
             if e.kind() == ErrorKind::BrokenPipe {
                 return true;

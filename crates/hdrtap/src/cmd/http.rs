@@ -33,7 +33,7 @@ pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
     }
     let ctl = Control::cli(&args.common)?;
     let rules = (!args.no_rules).then(RulesConfig::default);
-    let output = || common::direct_output(args.common.json, args.common.output.as_deref());
+    let output = || common::direct_output(&args.common);
     Ok(common::print_summary(capture(args, rules, output, ctl)?))
 }
 

@@ -46,6 +46,7 @@ fn every_cli_option_has_a_config_key() {
     let elsewhere = [
         ("json", "[[sinks]] format"),
         ("count", "(none: the daemon runs until it is stopped)"),
+        ("print", "[[sinks]] type = \"stdout\", format = \"human\""),
         ("numeric", "(none: tcpdump's -n, a no-op)"),
         ("output", "[[sinks]] type = \"file\""),
         ("quiet", "quiet"),
