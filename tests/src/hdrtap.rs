@@ -31,6 +31,8 @@ pub struct Capture {
     pub raw: String,
     /// hdrtap's stderr.
     pub stderr: String,
+    /// hdrtap's stdout (records go to the output file; `--print` writes here).
+    pub stdout: String,
     pub status: ExitStatus,
     /// hdrtap's command line (for messages).
     pub args: Vec<String>,
@@ -183,6 +185,8 @@ impl Hdrtap {
             )
         });
         let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
+        let stdout =
+            fs::read_to_string(self.stderr.with_file_name("stdout.txt")).unwrap_or_default();
         let mut records = Vec::new();
         for (i, line) in raw.lines().enumerate() {
             if line.trim().is_empty() {
@@ -206,6 +210,7 @@ impl Hdrtap {
             records,
             raw,
             stderr,
+            stdout,
             status,
             args: self.args.clone(),
             started: self.started,
