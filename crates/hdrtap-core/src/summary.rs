@@ -63,6 +63,16 @@ struct Endpoint {
     latencies: u64,
 }
 
+impl Endpoint {
+    fn add(&mut self, latency_ns: Option<u64>) {
+        self.count += 1;
+        if let Some(ns) = latency_ns {
+            self.latency_sum_ns += u128::from(ns);
+            self.latencies += 1;
+        }
+    }
+}
+
 /// One side's traffic.
 struct Side {
     /// Responses by status class: 1xx (final 101 only) .. 5xx, other.
@@ -150,22 +160,17 @@ impl TrafficSummary {
             }
             None => key.push_str("(request not seen)"),
         }
+        // One lookup for an endpoint already seen (the usual case).
         let n = side.endpoints.len();
-        let e = if side.endpoints.contains_key(key.as_str()) {
-            side.endpoints.get_mut(key.as_str())
+        if let Some(e) = side.endpoints.get_mut(key.as_str()) {
+            e.add(r.latency_ns);
         } else if n < MAX_ENDPOINTS {
-            Some(side.endpoints.entry(key.clone()).or_default())
+            side.endpoints
+                .entry(key.clone())
+                .or_default()
+                .add(r.latency_ns);
         } else {
-            None
-        };
-        let e = match e {
-            Some(e) => e,
-            None => &mut side.other,
-        };
-        e.count += 1;
-        if let Some(ns) = r.latency_ns {
-            e.latency_sum_ns += u128::from(ns);
-            e.latencies += 1;
+            side.other.add(r.latency_ns);
         }
     }
 
