@@ -25,6 +25,16 @@ pub enum StatusSpec {
     Class(u16),
 }
 
+/// As written: `404`, `5xx`.
+impl std::fmt::Display for StatusSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusSpec::Code(c) => write!(f, "{c}"),
+            StatusSpec::Class(c) => write!(f, "{c}xx"),
+        }
+    }
+}
+
 impl StatusSpec {
     /// `404`, `5xx` (case-insensitive), or why not.
     pub fn parse(s: &str) -> Result<StatusSpec, String> {
@@ -237,6 +247,9 @@ mod tests {
     fn parses_status_globs_and_durations() {
         assert_eq!(StatusSpec::parse("5XX"), Ok(StatusSpec::Class(5)));
         assert_eq!(StatusSpec::parse("404"), Ok(StatusSpec::Code(404)));
+        for s in ["404", "5xx"] {
+            assert_eq!(StatusSpec::parse(s).unwrap().to_string(), s);
+        }
         for bad in ["6xx", "99", "abc", "4x"] {
             assert!(StatusSpec::parse(bad).is_err(), "{bad}");
         }

@@ -524,7 +524,7 @@ fn optional<T>(
         .transpose()
 }
 
-/// A keyword at `path` (`hook`, `direction`, `tc_attach`), or the default.
+/// A keyword at `path` (`hook`; the value enums through [`value_enum`]), or the default.
 fn keyword<T>(
     err_at: ErrAt<'_>,
     path: &[&str],
@@ -544,14 +544,30 @@ fn keyword<T>(
     }
 }
 
-/// The names of a clap value enum's values, for an error.
-fn value_names<T: ValueEnum>() -> String {
-    T::value_variants()
+/// The value of a clap value enum (`direction`, `tc_attach`, `side`) at
+/// `path`, if given: the flag's own names, and the same list in the error.
+fn value_enum<T: ValueEnum>(
+    err_at: ErrAt<'_>,
+    path: &[&str],
+    v: Option<&str>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(s) = v else {
+        return Ok(None);
+    };
+    let names = T::value_variants()
         .iter()
         .filter_map(|v| v.to_possible_value())
         .map(|p| p.get_name().to_string())
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    keyword(
+        err_at,
+        path,
+        Some(s),
+        None,
+        |s| T::from_str(s, false).ok().map(Some),
+        &names,
+    )
 }
 
 fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
@@ -642,14 +658,7 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                     &h.min_latency,
                     parse_latency,
                 )?,
-                side: keyword(
-                    err_at,
-                    &["http", "side"],
-                    h.side.as_deref(),
-                    None,
-                    |s| SideArg::from_str(s, false).ok().map(Some),
-                    &value_names::<SideArg>(),
-                )?,
+                side: value_enum::<SideArg>(err_at, &["http", "side"], h.side.as_deref())?,
             };
             let rules = if f.rules.enabled {
                 Some(rules_config(&f.rules, err_at)?)
@@ -683,14 +692,8 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                     &hooks,
                 )?,
                 interfaces: p.interfaces.clone(),
-                direction: keyword(
-                    err_at,
-                    &["packets", "direction"],
-                    p.direction.as_deref(),
-                    DirectionArg::Auto,
-                    |s| DirectionArg::from_str(s, false).ok(),
-                    &value_names::<DirectionArg>(),
-                )?,
+                direction: value_enum(err_at, &["packets", "direction"], p.direction.as_deref())?
+                    .unwrap_or(DirectionArg::Auto),
                 snaplen: bounded(err_at, &["packets", "snaplen"], p.snaplen, cli::SNAPLEN)?,
                 sample: bounded(err_at, &["packets", "sample"], p.sample, cli::SAMPLE)?,
                 common: common(bounded(
@@ -700,14 +703,8 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                     cli::RING_MIB,
                 )?),
                 no_process: !p.process,
-                tc_attach: keyword(
-                    err_at,
-                    &["packets", "tc_attach"],
-                    p.tc_attach.as_deref(),
-                    TcAttachArg::Auto,
-                    |s| TcAttachArg::from_str(s, false).ok(),
-                    &value_names::<TcAttachArg>(),
-                )?,
+                tc_attach: value_enum(err_at, &["packets", "tc_attach"], p.tc_attach.as_deref())?
+                    .unwrap_or(TcAttachArg::Auto),
                 drop_caps: p.drop_caps,
                 numeric: 0,
                 // One argument, as after "--" on the command line.

@@ -103,9 +103,12 @@ fn usage_error(e: clap::Error) -> ExitCode {
         line.push_str(tip);
     }
     // The help that has the flag: the subcommand's.
-    let sub = std::env::args()
-        .skip(1)
-        .find(|a| ["http", "packets", "doctor", "run", "completions"].contains(&a.as_str()));
+    // The subcommands as clap knows them, so that a new one needs no list here.
+    let subs: Vec<String> = <cli::Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let sub = std::env::args().skip(1).find(|a| subs.contains(a));
     let help = match sub {
         Some(s) => format!("hdrtap {s} --help"),
         None => "hdrtap --help".to_string(),

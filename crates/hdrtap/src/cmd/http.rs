@@ -329,14 +329,7 @@ fn describe_filters(args: &HttpArgs) -> String {
         }
     }
     if !args.status.is_empty() {
-        let s: Vec<String> = args
-            .status
-            .iter()
-            .map(|s| match s {
-                hdrtap_core::filter_http::StatusSpec::Code(c) => c.to_string(),
-                hdrtap_core::filter_http::StatusSpec::Class(c) => format!("{c}xx"),
-            })
-            .collect();
+        let s: Vec<String> = args.status.iter().map(|s| s.to_string()).collect();
         parts.push(format!("status {}", s.join(",")));
     }
     if let Some(ns) = args.min_latency {
