@@ -493,7 +493,26 @@ pub(crate) fn test_response(
     }
 }
 
+/// Status classes, by [`HttpRecord::final_status_class`]'s index.
+pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
 impl HttpRecord {
+    /// A final response's status class, as an index into [`STATUS_CLASSES`]
+    /// (a status outside 100..=599 is `other`); None for requests,
+    /// trailers, resets and interim responses (1xx but 101), which
+    /// complete no request.
+    pub fn final_status_class(&self) -> Option<usize> {
+        if self.kind != HttpKind::Response {
+            return None;
+        }
+        match self.status.unwrap_or(0) {
+            101 => Some(0),
+            100..=199 => None,
+            s @ 200..=599 => Some(usize::from(s / 100) - 1),
+            _ => Some(5),
+        }
+    }
+
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.first(name)
@@ -529,6 +548,25 @@ mod tests {
 
     fn of(lines: &[(&str, &str)]) -> Framing {
         Framing::of(lines.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+
+    #[test]
+    fn final_status_classes() {
+        use super::{test_response, HttpKind, Role};
+        let class = |status| {
+            test_response(Role::Server, ("GET", "/", None), status, 1).final_status_class()
+        };
+        assert_eq!(class(101), Some(0));
+        assert_eq!(class(100), None);
+        assert_eq!(class(103), None);
+        assert_eq!(class(204), Some(1));
+        assert_eq!(class(404), Some(3));
+        assert_eq!(class(599), Some(4));
+        assert_eq!(class(600), Some(5));
+        assert_eq!(class(0), Some(5));
+        let mut req = test_response(Role::Server, ("GET", "/", None), 200, 1);
+        req.kind = HttpKind::Request;
+        assert_eq!(req.final_status_class(), None);
     }
 
     #[test]

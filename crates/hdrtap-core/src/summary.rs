@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::record::{HttpKind, HttpRecord, Role};
+use crate::record::{HttpRecord, Role, STATUS_CLASSES};
 use crate::sink::Record;
 
 /// Distinct endpoints kept per side; later ones are counted as `(other)`.
@@ -133,19 +133,13 @@ impl TrafficSummary {
     }
 
     fn response(&mut self, r: &HttpRecord) {
-        if r.kind != HttpKind::Response {
+        let Some(class) = r.final_status_class() else {
             return;
-        }
-        let status = r.status.unwrap_or(0);
-        if (100..200).contains(&status) && status != 101 {
-            return; // interim
-        }
-        let side = &mut self.sides[usize::from(r.role == Role::Client)];
-        let class = match status {
-            100..=599 => usize::from(status / 100) - 1,
-            _ => 5,
         };
-        side.classes[class] += 1;
+        let side = &mut self.sides[usize::from(r.role == Role::Client)];
+        if let Some(n) = side.classes.get_mut(class) {
+            *n += 1;
+        }
         if let Some(ns) = r.latency_ns {
             let _ = side.latency.record((ns / 1000).max(1));
             side.max_ns = side.max_ns.max(ns);
@@ -187,8 +181,7 @@ impl TrafficSummary {
                 continue;
             }
             let mut l = format!("hdrtap: {what}: {total} responses:");
-            let names = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
-            let mix: Vec<String> = names
+            let mix: Vec<String> = STATUS_CLASSES
                 .iter()
                 .zip(side.classes)
                 .filter(|(_, n)| *n > 0)

@@ -45,7 +45,9 @@ pub struct FileSink {
     counters: Arc<SinkCounters>,
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
+/// Open `path` for appending, created with mode 0600 if new: how the file
+/// sink opens its file (and `hdrtap run --check-config` checks it can).
+pub fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .append(true)
         .create(true)

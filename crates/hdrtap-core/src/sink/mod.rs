@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use file::{FileOptions, FileSink, StdoutSink};
+pub use file::{open_append, FileOptions, FileSink, StdoutSink};
 
 use crate::output::{Format, OutputRecord};
 use crate::packet::PacketRecord;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use hdrtap_core::packet::PacketRecord;
-use hdrtap_core::record::{HttpKind, HttpRecord, Role};
+use hdrtap_core::record::{HttpRecord, Role, STATUS_CLASSES};
 use hdrtap_core::rules::RULES;
 use hdrtap_core::sink::{Record, Sink, SinkCounters, SinkInfo, StatusBoard};
 
@@ -34,7 +34,6 @@ const OTHER_METHOD: &str = "_OTHER";
 pub const LATENCY_BOUNDS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 const PROTOCOLS: [&str; 8] = [
     "tcp", "udp", "icmp", "icmp6", "arp", "ipv4", "ipv6", "other",
 ];
@@ -127,22 +126,11 @@ impl Traffic {
     }
 
     fn http(&mut self, r: &HttpRecord) {
-        if r.kind != HttpKind::Response {
-            return;
-        }
-        let status = r.status.unwrap_or(0);
         // Interim responses do not complete a request.
-        if (100..200).contains(&status) && status != 101 {
+        let Some(class) = r.final_status_class() else {
             return;
-        }
-        let class = match status {
-            100..=199 => 0,
-            200..=299 => 1,
-            300..=399 => 2,
-            400..=499 => 3,
-            500..=599 => 4,
-            _ => 5,
         };
+        let class = class as u8;
         let method = match &r.request {
             None => METHODS.len() as u8 + 1,
             Some(q) => METHODS

@@ -1,5 +1,5 @@
 use super::*;
-use hdrtap_core::record::{Endpoint, Headers, Process, RequestRef};
+use hdrtap_core::record::{Endpoint, Headers, HttpKind, Process, RequestRef};
 use hdrtap_core::sink::{CaptureStatus, StatsSnapshot};
 use std::io::{Read, Write};
 

@@ -46,18 +46,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// interfaces. An OTLP collector is not contacted: the sink waits and
 /// retries for one that starts later.
 fn preflight(plan: &Plan) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     for (i, s) in plan.sinks.iter().enumerate() {
         match &s.kind {
             SinkKind::File(o) => {
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .mode(0o600)
-                    .open(&o.path)
-                    .with_context(|| {
-                        format!("sinks[{i}] ({}): cannot open {}", s.name, o.path.display())
-                    })?;
+                hdrtap_core::sink::open_append(&o.path).with_context(|| {
+                    format!("sinks[{i}] ({}): cannot open {}", s.name, o.path.display())
+                })?;
             }
             SinkKind::Prometheus { listen, .. } => {
                 std::net::TcpListener::bind(listen).with_context(|| {
