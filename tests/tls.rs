@@ -20,8 +20,8 @@ const LIBSSL: &str = "libssl.so.3";
 fn curl_https(v6: bool) {
     let _guard = setup();
     let nginx = Nginx::start_tls();
-    // -v: the log names the functions each library was hooked at.
-    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-v"]);
+    // -vv: the log names the functions each library was hooked at.
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-vv"]);
     let id = unique_id(if v6 { "tlscurl6" } else { "tlscurl4" });
     let url = |p: &str| if v6 { nginx.url_v6(p) } else { nginx.url_v4(p) };
     assert!(url("/").starts_with("https://"));
@@ -261,8 +261,8 @@ fn new_libssl_file_in_a_new_process_is_hooked() {
     let _guard = setup();
     let nginx = Nginx::start_tls();
     let copy = libssl_copy();
-    // -v: hdrtap logs each file it hooks.
-    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-v"]);
+    // -vv: hdrtap logs each file it hooks.
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-vv"]);
     let id = unique_id("tlscopy");
     let opts = RawOpts::new("127.0.0.1", nginx.port, "waitfirst", 4, &id)
         .paths("/,/status/404")
@@ -448,7 +448,7 @@ fn libssl_in_another_mount_namespace_is_hooked() {
     let _guard = setup();
     let nginx = Nginx::start_tls();
     let copy = libssl_copy();
-    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-v"]);
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-vv"]);
     let id = unique_id("tlsmntns");
     let target = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
     let script = format!(

@@ -25,6 +25,7 @@ pub mod http2;
 pub mod output;
 pub mod packet;
 pub mod pipeline;
+pub mod readback;
 pub mod record;
 pub mod redact;
 pub mod rules;

@@ -35,7 +35,9 @@ const LONG_VERSION: &str = concat!(
     max_term_width = 100
 )]
 pub struct Cli {
-    /// More detail on stderr (-v: debug and libbpf messages; -vv: everything).
+    /// More detail. http and show: -v every header on a line of its own, -vv also debug
+    /// messages on stderr, -vvv everything. Other commands: -v debug and libbpf messages,
+    /// -vv everything.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
@@ -53,6 +55,9 @@ pub enum Command {
     /// Log packet headers (Ethernet, VLAN, ARP, IPv4, IPv6, TCP, UDP, ICMP) from tc, XDP or a socket filter.
     #[command(after_long_help = PACKETS_EXAMPLES)]
     Packets(PacketsArgs),
+    /// Read saved NDJSON back as readable lines, with the HTTP filters of `hdrtap http`.
+    #[command(after_long_help = SHOW_EXAMPLES)]
+    Show(ShowArgs),
     /// Check that this machine can run hdrtap (kernel, BTF, tracefs, privileges, program types).
     Doctor(DoctorArgs),
     /// Daemon mode: run the captures and sinks of a TOML file (file, stdout, Prometheus, OTLP).
@@ -133,35 +138,16 @@ pub struct HttpArgs {
     #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser(), value_delimiter = ',')]
     pub ports: Vec<u16>,
 
-    /// Only messages of this method (repeatable, or a comma list). Responses by their request's.
-    #[arg(long = "method", value_name = "METHOD", value_parser = parse_method, value_delimiter = ',')]
-    pub methods: Vec<String>,
+    #[command(flatten)]
+    pub filter: HttpFilterArgs,
 
-    /// Only messages whose path (the target without its query) matches this glob: '/api/*'.
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
-    pub path: Option<String>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 
-    /// Only messages to this host (Host or :authority, without the port; a glob: '*.example.com').
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
-    pub host: Option<String>,
-
-    /// Only responses with this status (repeatable, or a comma list): 404, 5xx.
-    #[arg(long, value_name = "STATUS", value_parser = StatusSpec::parse, value_delimiter = ',')]
-    pub status: Vec<StatusSpec>,
-
-    /// Only messages with this header (NAME), or with this exact value (NAME=VALUE). Values are
-    /// matched after redaction.
-    #[arg(long, value_name = "NAME[=VALUE]", value_parser = parse_header_filter)]
-    pub header: Option<String>,
-
-    /// Only responses that took at least this long: 250ms, 1.5s, 800us.
-    #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
-    pub min_latency: Option<u64>,
-
-    /// Only what the traced process did as a client or as a server: each message once when
-    /// both ends are on the machine.
-    #[arg(long, value_enum)]
-    pub side: Option<SideArg>,
+    /// Read records back from an NDJSON file written with --json -o (`-` for stdin) instead
+    /// of capturing: the same filters, -c, --json and views apply (as `hdrtap show FILE`).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Option<PathBuf>,
 
     /// Do not redact the default secret headers and query parameters (those named with
     /// --redact and --redact-param still are).
@@ -206,6 +192,91 @@ pub struct HttpArgs {
     /// OpenSSL in new processes; with --no-tls: none). See docs/PRIVILEGES.md.
     #[arg(long)]
     pub drop_caps: bool,
+}
+
+/// The HTTP-level filters (`hdrtap http`, `hdrtap show`; `[http]` keys): what is written.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HttpFilterArgs {
+    /// Only messages of this method (repeatable, or a comma list). Responses by their request's.
+    #[arg(long = "method", value_name = "METHOD", value_parser = parse_method, value_delimiter = ',')]
+    pub methods: Vec<String>,
+
+    /// Only messages whose path (the target without its query) matches this glob: '/api/*'.
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub path: Option<String>,
+
+    /// Only messages to this host (Host or :authority, without the port; a glob: '*.example.com').
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub host: Option<String>,
+
+    /// Only responses with this status (repeatable, or a comma list): 404, 5xx.
+    #[arg(long, value_name = "STATUS", value_parser = StatusSpec::parse, value_delimiter = ',')]
+    pub status: Vec<StatusSpec>,
+
+    /// Only messages with this header (NAME), or with this exact value (NAME=VALUE). Values are
+    /// matched after redaction.
+    #[arg(long, value_name = "NAME[=VALUE]", value_parser = parse_header_filter)]
+    pub header: Option<String>,
+
+    /// Only responses that took at least this long: 250ms, 1.5s, 800us.
+    #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
+    pub min_latency: Option<u64>,
+
+    /// Only what the traced process did as a client or as a server: each message once when
+    /// both ends are on the machine.
+    #[arg(long, value_enum)]
+    pub side: Option<SideArg>,
+}
+
+/// How readable records are drawn (`hdrtap http`, `hdrtap show`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ViewArgs {
+    /// Colour readable output: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorArg {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+const SHOW_EXAMPLES: &str = "\
+EXAMPLES:
+  hdrtap http --json -o http.ndjson -d 60      # save a minute of traffic ...
+  hdrtap show http.ndjson                      # ... and read it back, one line per message
+  hdrtap show -v http.ndjson                   # every header, one per line
+  hdrtap show --status 5xx --side server http.ndjson   # the same filters as hdrtap http
+  hdrtap show --json --path '/api/*' http.ndjson > api.ndjson   # filter into a new file
+  hdrtap http -r http.ndjson -c 10             # tcpdump's -r habit: the same as show
+
+Alerts are shown with their records (dropped with them by a filter); stats records are
+read for the summary on stderr; packet records are counted, not shown.";
+
+/// Arguments of `hdrtap show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The NDJSON file (`hdrtap http --json -o FILE`, a daemon file sink); `-` for stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub filter: HttpFilterArgs,
+
+    #[command(flatten)]
+    pub view: ViewArgs,
+
+    /// Write the records kept as NDJSON (as read) instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Stop after N records (HTTP messages; alerts do not count).
+    #[arg(short = 'c', long, value_name = "N", value_parser = COUNT.parser())]
+    pub count: Option<u64>,
 }
 
 const PACKETS_EXAMPLES: &str = "\
@@ -309,10 +380,11 @@ pub struct CaptureCommon {
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
 
-    /// Seconds between {"kind":"stats"} records in --json output.
-    #[arg(long, value_name = "SECS", default_value_t = STATS_INTERVAL.default,
-          value_parser = STATS_INTERVAL.parser())]
-    pub stats_interval: u64,
+    /// Seconds between {"kind":"stats"} records in --json output (default 10). With readable
+    /// output (or --print), given explicitly: the summary so far on stderr every SECS seconds (status mix,
+    /// latency percentiles, top endpoints, alerts, losses).
+    #[arg(long, value_name = "SECS", value_parser = STATS_INTERVAL.parser())]
+    pub stats_interval: Option<u64>,
 
     /// Ring-buffer size in MiB (power of two). Larger rides out longer bursts; hdrtap is
     /// woken when it is three quarters full, else every 50 ms.

@@ -27,7 +27,8 @@ use hdrtap_export::otlp::{BodyMode, OtlpOptions, Protocol};
 use serde::Deserialize;
 
 use crate::cli::{
-    self, Bounds, CaptureCommon, DirectionArg, HttpArgs, PacketsArgs, SideArg, TcAttachArg,
+    self, Bounds, CaptureCommon, DirectionArg, HttpArgs, HttpFilterArgs, PacketsArgs, SideArg,
+    TcAttachArg, ViewArgs,
 };
 use hdrtap_core::filter_http::{parse_latency, StatusSpec};
 
@@ -591,7 +592,7 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
         count: None,
         duration,
         ready_file: None,
-        stats_interval,
+        stats_interval: Some(stats_interval),
         ring_mib,
         quiet: true,
     };
@@ -638,27 +639,32 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                 no_tls: !h.tls,
                 no_rules: !f.rules.enabled,
                 drop_caps: h.drop_caps,
-                methods: each(err_at, &["http", "methods"], &h.methods, |v| {
-                    cli::parse_method(v)
-                })?,
-                path: optional(err_at, &["http", "path"], &h.path, cli::parse_glob)?,
-                host: optional(err_at, &["http", "host"], &h.host, cli::parse_glob)?,
-                status: each(err_at, &["http", "status"], &h.status, |v| {
-                    StatusSpec::parse(v)
-                })?,
-                header: optional(
-                    err_at,
-                    &["http", "header"],
-                    &h.header,
-                    cli::parse_header_filter,
-                )?,
-                min_latency: optional(
-                    err_at,
-                    &["http", "min_latency"],
-                    &h.min_latency,
-                    parse_latency,
-                )?,
-                side: value_enum::<SideArg>(err_at, &["http", "side"], h.side.as_deref())?,
+                filter: HttpFilterArgs {
+                    methods: each(err_at, &["http", "methods"], &h.methods, |v| {
+                        cli::parse_method(v)
+                    })?,
+                    path: optional(err_at, &["http", "path"], &h.path, cli::parse_glob)?,
+                    host: optional(err_at, &["http", "host"], &h.host, cli::parse_glob)?,
+                    status: each(err_at, &["http", "status"], &h.status, |v| {
+                        StatusSpec::parse(v)
+                    })?,
+                    header: optional(
+                        err_at,
+                        &["http", "header"],
+                        &h.header,
+                        cli::parse_header_filter,
+                    )?,
+                    min_latency: optional(
+                        err_at,
+                        &["http", "min_latency"],
+                        &h.min_latency,
+                        parse_latency,
+                    )?,
+                    side: value_enum::<SideArg>(err_at, &["http", "side"], h.side.as_deref())?,
+                },
+                // Sinks draw their own lines, without colour.
+                view: ViewArgs::default(),
+                read: None,
             };
             let rules = if f.rules.enabled {
                 Some(rules_config(&f.rules, err_at)?)

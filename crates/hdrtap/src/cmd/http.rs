@@ -22,9 +22,21 @@ use hdrtap_core::stats::Stats;
 use hdrtap_core::summary::TrafficSummary;
 
 use super::common::{self, Control, Output, Session};
-use crate::cli::HttpArgs;
+use crate::cli::{HttpArgs, HttpFilterArgs};
 
-pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &HttpArgs, verbose: u8) -> anyhow::Result<ExitCode> {
+    if let Some(file) = &args.read {
+        return super::show::read_back(
+            file,
+            &args.filter,
+            &super::show::Out {
+                json: args.common.json,
+                count: args.common.count,
+                view: &args.view,
+                verbose,
+            },
+        );
+    }
     // A filter on a process that is not there would show nothing, silently.
     for pid in &args.pids {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -33,7 +45,8 @@ pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
     }
     let ctl = Control::cli(&args.common)?;
     let rules = (!args.no_rules).then(RulesConfig::default);
-    let output = || common::direct_output(&args.common);
+    let output =
+        || common::direct_output(&args.common, |tty| common::view(&args.view, verbose, tty));
     Ok(common::print_summary(capture(args, rules, output, ctl)?))
 }
 
@@ -164,7 +177,7 @@ pub fn capture(
         pipeline,
         stats: Stats::default(),
         traffic: TrafficSummary::default(),
-        filter: http_filter(args),
+        filter: http_filter(&args.filter),
         tls,
     };
     common::run_loop(&mut session, &mut output, &ctl)
@@ -272,7 +285,7 @@ impl Session for HttpSession<'_> {
 }
 
 /// The HTTP filters of `args` (checked when they were parsed).
-fn http_filter(args: &HttpArgs) -> HttpFilter {
+pub fn http_filter(args: &HttpFilterArgs) -> HttpFilter {
     use hdrtap_core::filter_http::parse_glob;
     use hdrtap_core::record::Role;
     HttpFilter {
@@ -316,26 +329,26 @@ fn describe_filters(args: &HttpArgs) -> String {
     if !args.ports.is_empty() {
         parts.push(format!("port {}", join(&args.ports)));
     }
-    if !args.methods.is_empty() {
-        parts.push(format!("method {}", args.methods.join(",")));
+    if !args.filter.methods.is_empty() {
+        parts.push(format!("method {}", args.filter.methods.join(",")));
     }
     for (what, v) in [
-        ("path", &args.path),
-        ("host", &args.host),
-        ("header", &args.header),
+        ("path", &args.filter.path),
+        ("host", &args.filter.host),
+        ("header", &args.filter.header),
     ] {
         if let Some(v) = v {
             parts.push(format!("{what} {v}"));
         }
     }
-    if !args.status.is_empty() {
-        let s: Vec<String> = args.status.iter().map(|s| s.to_string()).collect();
+    if !args.filter.status.is_empty() {
+        let s: Vec<String> = args.filter.status.iter().map(|s| s.to_string()).collect();
         parts.push(format!("status {}", s.join(",")));
     }
-    if let Some(ns) = args.min_latency {
+    if let Some(ns) = args.filter.min_latency {
         parts.push(format!("latency >= {} ms", ns as f64 / 1e6));
     }
-    if let Some(side) = args.side {
+    if let Some(side) = args.filter.side {
         parts.push(format!("{side:?} side").to_lowercase());
     }
     if parts.is_empty() {

@@ -5,4 +5,5 @@ pub mod http;
 pub mod manual;
 pub mod packets;
 pub mod run;
+pub mod show;
 pub mod tls;

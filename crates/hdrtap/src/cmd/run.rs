@@ -311,6 +311,7 @@ fn capture_control(
         duration: plan.duration,
         count: None,
         stats_interval: plan.stats_interval,
+        interim_summary: false,
         ids: Arc::clone(ids),
         on_ready: Box::new(move |what: &str| {
             let _ = tx.send((name, Ok(what.to_string())));
