@@ -99,6 +99,9 @@ EXAMPLES:
   hdrtap http -c 10 --port 80,443      # the first 10 messages on ports 80 and 443
   hdrtap http --side server --status 5xx --path '/api/*'   # failing API calls, once each
   hdrtap http --min-latency 250ms --host '*.example.com'   # slow responses for one domain
+  hdrtap http -v --port 8080           # every header on a line of its own, as curl -v
+  hdrtap http -r http.ndjson --status 5xx   # read a saved capture back (as hdrtap show)
+  hdrtap http --stats-interval 10      # also the traffic summary so far every 10 s, on stderr
   hdrtap http --redact X-Session       # also redact X-Session values
   hdrtap http --redact-param ticket    # also redact ?ticket=... in URLs
   hdrtap http --no-redact              # show secrets (Authorization, Cookie, ?token=, ...) in clear
