@@ -223,6 +223,7 @@ struct SinkCfg {
     // prometheus
     listen: Option<String>,
     max_hosts: Option<usize>,
+    max_routes: Option<usize>,
     // otlp
     protocol: Option<String>,
     endpoint: Option<String>,
@@ -287,6 +288,7 @@ pub enum SinkKind {
     Prometheus {
         listen: SocketAddr,
         max_hosts: usize,
+        max_routes: usize,
     },
     Otlp(OtlpOptions),
 }
@@ -855,6 +857,11 @@ fn sink_plan(i: usize, s: &SinkCfg, err_at: ErrAt<'_>) -> Result<SinkPlan, Confi
         ("compress", s.compress.is_some(), &[SinkType::File]),
         ("listen", s.listen.is_some(), &[SinkType::Prometheus]),
         ("max_hosts", s.max_hosts.is_some(), &[SinkType::Prometheus]),
+        (
+            "max_routes",
+            s.max_routes.is_some(),
+            &[SinkType::Prometheus],
+        ),
         ("protocol", s.protocol.is_some(), &[SinkType::Otlp]),
         ("endpoint", s.endpoint.is_some(), &[SinkType::Otlp]),
         ("timeout_ms", s.timeout_ms.is_some(), &[SinkType::Otlp]),
@@ -947,14 +954,15 @@ fn sink_plan(i: usize, s: &SinkCfg, err_at: ErrAt<'_>) -> Result<SinkPlan, Confi
                     format!("{listen:?} is not an address:port (e.g. \"127.0.0.1:9464\" or \"[::]:9464\")"),
                 )
             })?;
-            let max_hosts = s.max_hosts.unwrap_or(100);
-            if max_hosts > 100_000 {
-                return Err(err_at(
-                    &at("max_hosts"),
-                    format!("{max_hosts} is not in 0..=100000"),
-                ));
+            let cap = |key: &str, v: Option<usize>| match v.unwrap_or(100) {
+                n @ 0..=100_000 => Ok(n),
+                n => Err(err_at(&at(key), format!("{n} is not in 0..=100000"))),
+            };
+            SinkKind::Prometheus {
+                listen,
+                max_hosts: cap("max_hosts", s.max_hosts)?,
+                max_routes: cap("max_routes", s.max_routes)?,
             }
-            SinkKind::Prometheus { listen, max_hosts }
         }
         SinkType::Otlp => SinkKind::Otlp(otlp_options(s, &at, err_at)?),
     };

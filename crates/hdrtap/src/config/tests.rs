@@ -204,7 +204,10 @@ fn http_filter_keys_reach_the_capture_and_name_their_errors() {
     assert_eq!(a.filter.methods, ["GET", "POST"]);
     assert_eq!(a.filter.path.as_deref(), Some("/api/*"));
     assert_eq!(a.filter.host.as_deref(), Some("*.example.com"));
-    assert_eq!(a.filter.status, [StatusSpec::Class(5), StatusSpec::Code(404)]);
+    assert_eq!(
+        a.filter.status,
+        [StatusSpec::Class(5), StatusSpec::Code(404)]
+    );
     assert_eq!(a.filter.header.as_deref(), Some("X-Tenant=acme"));
     assert_eq!(a.filter.min_latency, Some(1_500_000_000));
     assert_eq!(a.filter.side, Some(crate::cli::SideArg::Server));
