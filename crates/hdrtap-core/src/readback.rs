@@ -392,6 +392,31 @@ mod tests {
         }
     }
 
+    /// Every cut and every one-byte change of a real line: a record or an
+    /// error, never a panic.
+    #[test]
+    fn damaged_lines_never_panic() {
+        let mut rec = test_response(Role::Client, ("GET", "/a?b=c", Some("h")), 200, 3);
+        rec.h2 = Some(Box::new(H2Info {
+            stream_id: 1,
+            grpc: Some(Grpc {
+                service: "s".into(),
+                method: "m".into(),
+            }),
+            ..Default::default()
+        }));
+        let line = record_json(&rec);
+        let b = line.as_bytes();
+        for i in 0..b.len() {
+            let _ = parse_line(&String::from_utf8_lossy(&b[..i]));
+            for x in [b'0', b'"', b'-', b'{', b'n', b'\\', 0xff] {
+                let mut m = b.to_vec();
+                m[i] = x;
+                let _ = parse_line(&String::from_utf8_lossy(&m));
+            }
+        }
+    }
+
     #[test]
     fn bad_lines_say_what_is_wrong() {
         for (line, want) in [
