@@ -20,7 +20,7 @@ const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
     env!("HDRTAP_COMMIT"),
-    ")\ncaptures: http (HTTP/1.x, HTTP/2, gRPC; HTTPS through OpenSSL), packets (tc, xdp, socket)",
+    ")\ncaptures: http (HTTP/1.x, HTTP/2, gRPC; HTTPS through OpenSSL and GnuTLS), packets (tc, xdp, socket)",
     "\nsinks: stdout, file, prometheus, otlp (http, grpc)",
     "\nbpf: CO-RE, built with clang-19; kernel 5.17 or later (hdrtap doctor)"
 );
@@ -105,12 +105,13 @@ EXAMPLES:
   hdrtap http --redact X-Session       # also redact X-Session values
   hdrtap http --redact-param ticket    # also redact ?ticket=... in URLs
   hdrtap http --no-redact              # show secrets (Authorization, Cookie, ?token=, ...) in clear
-  hdrtap http --no-tls                 # plaintext HTTP only, no OpenSSL uprobes
+  hdrtap http --no-tls                 # plaintext HTTP only, no TLS library uprobes
   hdrtap doctor --tls                  # which processes' HTTPS hdrtap can show, and why not
 
 HTTPS is shown in cleartext (records with \"tls\": true) for programs using OpenSSL
-(libssl.so.3 / 1.1, or linked in statically with symbols): the uprobes are attached to
-each library file found in running processes and in processes started later.
+(libssl.so.3 / 1.1) or GnuTLS (libgnutls.so.30), shared or linked in statically with
+symbols: the uprobes are attached to each library file found in running processes and
+in processes started later.
 
 Secret headers (Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
 X-Auth-Token) are redacted by default to [REDACTED len=N hash=H]; H is a keyed hash
@@ -182,7 +183,8 @@ pub struct HttpArgs {
           value_parser = CALL_CAPTURE.parser())]
     pub call_capture: u32,
 
-    /// Do not capture HTTPS in cleartext (no OpenSSL uprobes): TLS connections are then skipped.
+    /// Do not capture HTTPS in cleartext (no OpenSSL/GnuTLS uprobes): TLS connections are then
+    /// skipped.
     #[arg(long)]
     pub no_tls: bool,
 
