@@ -95,7 +95,8 @@ static __always_inline int go_enter(struct pt_regs *ctx)
 	return 0;
 }
 
-/* The socket under a *tls.Conn, or -1. */
+/* The socket under a *tls.Conn, or -1, or GO_FD_CLOSED. */
+#define GO_FD_CLOSED -2
 static __always_inline int go_conn_fd(__u64 conn, __u16 lib);
 
 /*
@@ -112,11 +113,17 @@ int tls_go_write(struct pt_regs *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u16 lib = bpf_get_attach_cookie(ctx);
 	__s64 len = GO_ARG2(ctx);
+	int fd;
 
 	if (!tracing_wanted(id >> 32) || len <= 0)
 		return 0;
-	return tls_emit(id, go_conn_fd(GO_ARG0(ctx), lib), GO_ARG1(ctx), len, HDRTAP_DIR_EGRESS,
-			HDRTAP_SRC_SSL_WRITE, lib);
+	fd = go_conn_fd(GO_ARG0(ctx), lib);
+	/* A write on a closed connection fails: nothing is sent (HTTP/2's
+	 * client closes the spare connections it dialled, and its peer may
+	 * still write to them). */
+	if (fd == GO_FD_CLOSED)
+		return 0;
+	return tls_emit(id, fd, GO_ARG1(ctx), len, HDRTAP_DIR_EGRESS, HDRTAP_SRC_SSL_WRITE, lib);
 #else
 	return 0;
 #endif
@@ -145,6 +152,8 @@ static __always_inline int go_conn_fd(__u64 conn, __u16 lib)
 		return -1;
 	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + GO_NETFD_SYSFD)))
 		return -1;
+	if (fd == -1)
+		return GO_FD_CLOSED; /* poll.FD.destroy set Sysfd to -1 */
 	if (fd < 0 || fd > 0x7fffffff)
 		return -1;
 	return fd;

@@ -808,6 +808,82 @@ garbage line
         let _ = std::fs::remove_file(&dir);
     }
 
+    /// Go 1.19's crypto/tls.(*Conn).Read (objdump of a test build): the
+    /// stack check is `cmp 0x10(%r14),%rsp; jbe`, then the body starts.
+    const GO_READ_HEAD: &[u8] = &[
+        0x49, 0x3b, 0x66, 0x10, // cmp 0x10(%r14),%rsp
+        0x0f, 0x86, 0xc2, 0x03, 0x00, 0x00, // jbe +0x3c2
+        0x48, 0x83, 0xec, 0x68, // sub $0x68,%rsp
+        0x48, 0x89, 0x6c, 0x24, 0x60, // mov %rbp,0x60(%rsp)
+        0x48, 0x83, 0xc4, 0x68, // add $0x68,%rsp
+        0xc3, // ret
+        0xb8, 0xc3, 0x00, 0x00, 0x00, // mov $0xc3,%eax: a C3 byte that is no RET
+        0xc3, // ret
+    ];
+
+    #[test]
+    fn go_function_shapes_decode() {
+        assert_eq!(after_stack_check(GO_READ_HEAD, 0x5a14a0), 10);
+        // The large-frame form: lea -0x68(%rsp),%r12; cmp 0x10(%r14),%r12; jbe.
+        let write = [
+            0x4c, 0x8d, 0x64, 0x24, 0x98, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x64, 0x07, 0x00,
+            0x00, 0x48, 0x81, 0xec, 0xe8, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(after_stack_check(&write, 0x59ffe0), 15);
+        assert_eq!(after_stack_check(&[0x55, 0x48, 0x89, 0xe5, 0xc3], 0), 0);
+        assert_eq!(ret_offsets(GO_READ_HEAD, 0x5a14a0), vec![23, 29]);
+        // Garbage does not decode: no RET is trusted.
+        assert!(ret_offsets(&[0x0f, 0xff, 0xff, 0xff], 0).is_empty());
+        assert_eq!(go_minor("go1.19.8"), Some(19));
+        assert_eq!(go_minor("go1.21rc2"), Some(21));
+        assert_eq!(go_minor("devel"), None);
+    }
+
+    /// A .gopclntab in Go 1.18's layout, built by hand: two functions.
+    fn pclntab_118() -> Vec<u8> {
+        let mut d = Vec::new();
+        d.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+        d.extend_from_slice(&[0, 0, 1, 8]);
+        let names_at = 80u64;
+        let pcln_at = 128u64;
+        // nfunc, nfiles, textStart, funcnameOffset, cuOffset, filetabOffset, pctabOffset, pclnOffset
+        for w in [2u64, 0, 0x401000, names_at, 0, 0, 0, pcln_at] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        d.resize(names_at as usize, 0);
+        d.extend_from_slice(b"main.main\0crypto/tls.(*Conn).Read\0");
+        d.resize(pcln_at as usize, 0);
+        // functab: (entryoff, funcoff) x 3, then the _funcs.
+        for (entry, func) in [(0x10u32, 24u32), (0x80, 32), (0xa0, 0)] {
+            d.extend_from_slice(&entry.to_le_bytes());
+            d.extend_from_slice(&func.to_le_bytes());
+        }
+        for (entry, name) in [(0x10u32, 0i32), (0x80, 10)] {
+            d.extend_from_slice(&entry.to_le_bytes());
+            d.extend_from_slice(&name.to_le_bytes());
+        }
+        d
+    }
+
+    #[test]
+    fn gopclntab_finds_functions_and_survives_damage() {
+        let d = pclntab_118();
+        let got = gopclntab_funcs(&d, 0, ["crypto/tls.(*Conn).Read", "main.main", "nope"]);
+        assert_eq!(got, [(0x401080, 0x20), (0x401010, 0x70), (0, 0)]);
+        // Every cut and every byte changed: an answer or nothing, never a panic.
+        for i in 0..d.len() {
+            let _ = gopclntab_funcs(&d[..i], 0, ["main.main"]);
+            for x in [0u8, 0xff, 0x7f] {
+                let mut m = d.clone();
+                m[i] = x;
+                let _ = gopclntab_funcs(&m, 0x1000, ["main.main"]);
+            }
+        }
+        let mut old = d.clone();
+        old[..4].copy_from_slice(&0xffff_fffbu32.to_le_bytes());
+        assert_eq!(gopclntab_funcs(&old, 0, ["main.main"]), [(0, 0)]);
+    }
+
     /// Debian's libgnutls30 (apt needs it: always there): hookable as
     /// GnuTLS, through gnutls_record_send2 rather than gnutls_record_send.
     #[test]

@@ -610,7 +610,13 @@ pub enum Coverage {
     /// A TLS library (`stack`: OpenSSL, GnuTLS, or Go's crypto/tls with
     /// the Go version) linked into the program, with its symbols: the
     /// program is hooked.
-    Static { path: String, stack: String },
+    /// `symbols`: found through its symbol table (else, Go, through
+    /// `.gopclntab`: a stripped program).
+    Static {
+        path: String,
+        stack: String,
+        symbols: bool,
+    },
     /// TLS hdrtap cannot hook, and why.
     Unsupported(String),
     /// A stripped program with no OpenSSL symbols: if it has TLS built in,
@@ -711,6 +717,7 @@ fn classify(
     if let Some(f) = &exe_facts {
         if f.hookable() {
             return Coverage::Static {
+                symbols: f.has_symtab,
                 stack: match (&f.go_version, f.stack()) {
                     (Some(v), "Go crypto/tls") => format!("Go crypto/tls ({v})"),
                     (_, stack) => stack.to_string(),
