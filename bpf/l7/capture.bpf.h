@@ -483,7 +483,11 @@ struct ssl_call {
 	__u8 active;     /* 0: empty slot */
 	__u8 dir;        /* enum hdrtap_direction */
 	__u8 source;     /* enum hdrtap_source */
-	__u8 _pad[7];
+	__u8 _pad[3];
+	/* Outside calls: the TCP socket this thread last read from, and when
+	 * (0: none), for memory-BIO users (see tls_note_fd). */
+	__s32 bio_fd;
+	__u64 bio_ns;
 };
 
 L7_SHARED struct {
@@ -517,16 +521,33 @@ static __always_inline int tls_mark(struct conn *c)
 	return 1;
 }
 
-/* Called by exit_io for every read/write-family syscall that moved bytes. */
-static __always_inline void tls_note_fd(struct conn *c, int fd)
+/*
+ * Called by exit_io for every read/write-family syscall that moved bytes.
+ * Inside an SSL call, the socket it used names the call's connection.
+ * Outside one, on a thread that makes SSL calls, a read is remembered: a
+ * program that runs OpenSSL on memory BIOs (Node.js) reads the ciphertext
+ * from the socket itself and hands it to SSL_read right after, on the same
+ * thread, so no syscall ever happens inside the SSL call (ssl_exit).
+ */
+static __always_inline void tls_note_fd(struct conn *c, int fd, __u8 dir)
 {
 	struct ssl_call *sc;
 
 	if (!c || c->tuple.family == 0) /* not a TCP socket */
 		return;
 	sc = ssl_call_slot(0);
-	if (!sc || !sc->active)
+	if (!sc)
 		return;
+	if (!sc->active) {
+		/* Only ciphertext-looking sockets: TLS already, or bytes that
+		 * were not HTTP (a handshake); never a plaintext HTTP socket. */
+		if (dir == HDRTAP_DIR_INGRESS &&
+		    (c->state == CONN_TLS || c->sock.gate == GATE_NOT_HTTP)) {
+			sc->bio_fd = fd;
+			sc->bio_ns = bpf_ktime_get_ns();
+		}
+		return;
+	}
 	sc->fd = fd;
 	tls_mark(c);
 }

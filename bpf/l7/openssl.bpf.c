@@ -33,6 +33,10 @@
 
 #include "capture.bpf.h"
 
+/* How recent the thread's socket read must be to name a memory-BIO SSL's
+ * socket (Node.js calls SSL_read within microseconds of its read). */
+#define BIO_WINDOW_NS (5 * 1000 * 1000ULL)
+
 #define HDRTAP_PROT_EXEC 0x4
 #define HDRTAP_MAP_ANONYMOUS 0x20
 
@@ -80,6 +84,30 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 << 10);
 } file_events SEC(".maps");
+
+/*
+ * An SSL with no socket known and no socket I/O inside its calls: a
+ * memory-BIO user (Node.js) that reads the ciphertext from a socket itself
+ * and hands it to OpenSSL right after, on the same thread (tls_note_fd
+ * remembers that read). If the thread read from a TCP socket within
+ * BIO_WINDOW_NS, that socket is this SSL's from now on (ssl_fds); the read
+ * is used once. Called at SSL_do_handshake and at the return of any SSL
+ * call that made no socket I/O (Node.js's first SSL_write completes the
+ * handshake from the server's flight it has just read, and writes the
+ * request). Returns the fd, or -1.
+ */
+static __always_inline int bio_learn(struct ssl_call *sc, struct ssl_key *key)
+{
+	int fd;
+
+	if (!sc->bio_ns || bpf_ktime_get_ns() - sc->bio_ns >= BIO_WINDOW_NS)
+		return -1;
+	fd = sc->bio_fd;
+	sc->bio_ns = 0;
+	bpf_map_update_elem(&ssl_fds, key, &fd, BPF_ANY);
+	ctr_add(HDRTAP_CTR_TLS_BIO_FDS, 1);
+	return fd;
+}
 
 static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 ssl, __u64 buf, __u64 out_len,
 				     __u8 dir, __u8 source)
@@ -144,6 +172,8 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 			bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
 	} else if (known) {
 		fd = *known;
+	} else {
+		fd = bio_learn(sc, &key);
 	}
 	if (ret <= 0)
 		return 0;
@@ -231,6 +261,24 @@ int BPF_UPROBE(tls_ssl_set_fd, void *ssl, int fd)
 	c = conn_find(key.tgid, fd);
 	if (c)
 		tls_mark(c);
+	return 0;
+}
+
+/* int SSL_do_handshake(SSL *s); — a memory-BIO SSL learns its socket here. */
+SEC("uprobe")
+int BPF_UPROBE(tls_ssl_do_handshake, void *ssl)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_key key = {.tgid = id >> 32, .ssl = (__u64)ssl};
+	struct ssl_call *sc;
+
+	if (!tracing_wanted(key.tgid))
+		return 0;
+	/* Created here: the thread's next socket read is then remembered. */
+	sc = ssl_call_slot(BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!sc || sc->active || bpf_map_lookup_elem(&ssl_fds, &key))
+		return 0;
+	bio_learn(sc, &key);
 	return 0;
 }
 

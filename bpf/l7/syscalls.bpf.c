@@ -299,7 +299,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir
 	fd = PT_REGS_PARM1_SYSCALL(regs);
 	c = conn_find(id >> 32, fd);
 	if (tls_on)
-		tls_note_fd(c, fd); /* may turn c into CONN_TLS */
+		tls_note_fd(c, fd, dir); /* may turn c into CONN_TLS */
 	if (!c || c->state != CONN_SOCKET || c->sock.gate == GATE_NOT_HTTP)
 		return 0;
 	ptr = PT_REGS_PARM2_SYSCALL(regs);

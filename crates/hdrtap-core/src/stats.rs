@@ -90,6 +90,10 @@ pub struct Stats {
     /// SSL calls not copied because the CPU's TLS buffer was busy (the
     /// plaintext stream shows a gap).
     pub tls_busy: u64,
+    /// SSL objects with no socket I/O inside their calls (memory BIOs, as
+    /// Node.js runs OpenSSL) tied to the socket their thread had just read
+    /// the ciphertext from.
+    pub tls_bio_fds: u64,
 }
 
 impl Stats {
@@ -110,6 +114,7 @@ impl Stats {
         self.tls_conns = get(a::HDRTAP_CTR_TLS_CONNS);
         self.tls_no_fd = get(a::HDRTAP_CTR_TLS_NO_FD);
         self.tls_busy = get(a::HDRTAP_CTR_TLS_BUSY);
+        self.tls_bio_fds = get(a::HDRTAP_CTR_TLS_BIO_FDS);
         self.body_bytes_not_copied = get(a::HDRTAP_CTR_BODY_SKIPPED_BYTES);
         self.bodies_framed_in_kernel = get(a::HDRTAP_CTR_BODIES_FRAMED);
     }

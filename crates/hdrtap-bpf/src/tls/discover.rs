@@ -109,12 +109,15 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
 }
 
 /// The functions hdrtap hooks in an OpenSSL-compatible library.
-pub const SSL_FUNCS: [&str; 5] = [
+pub const SSL_FUNCS: [&str; 6] = [
     "SSL_write",
     "SSL_read",
     "SSL_write_ex",
     "SSL_read_ex",
     "SSL_set_fd",
+    // Memory-BIO users (Node.js): where an SSL is tied to the socket its
+    // thread just read from, before any application data moves.
+    "SSL_do_handshake",
 ];
 
 /// The functions hdrtap hooks in GnuTLS. `gnutls_record_send` only
@@ -136,7 +139,7 @@ pub const GNUTLS_FUNCS: [&str; 4] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ElfFacts {
     /// Which of [`SSL_FUNCS`] it defines (`.symtab` or `.dynsym`).
-    pub ssl: [bool; 5],
+    pub ssl: [bool; 6],
     /// It has a `.symtab` (not stripped).
     pub has_symtab: bool,
     /// It has a `.dynsym` (dynamically linked or exporting symbols).
@@ -361,7 +364,7 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
         facts.go_tls = go_tls_hooks(&obj, go_funcs, if pie { 0 } else { go_itab });
     }
     if facts.openssl() && obj.architecture() == Architecture::X86_64 {
-        let [write, read, write_ex, read_ex, _] = addrs;
+        let [write, read, write_ex, read_ex, _, _] = addrs;
         facts.io = io_entries(&obj, [read, read_ex], [write, write_ex]);
     }
     Ok(facts)

@@ -466,6 +466,7 @@ impl TlsCapture {
         for func in funcs {
             let (entry, ret) = match func {
                 "SSL_set_fd" | "gnutls_transport_set_int2" => (&progs.tls_ssl_set_fd, false),
+                "SSL_do_handshake" => (&progs.tls_ssl_do_handshake, false),
                 _ if internal => continue,
                 "SSL_write" | "gnutls_record_send2" | "gnutls_record_send" => {
                     (&progs.tls_ssl_write, true)
