@@ -119,49 +119,8 @@ pub struct HttpArgs {
     #[command(flatten)]
     pub common: CaptureCommon,
 
-    /// Only processes with this pid (repeatable, or a comma list). Filtered in the kernel.
-    #[arg(short, long = "pid", value_name = "PID", value_parser = PID.parser(), value_delimiter = ',')]
-    pub pids: Vec<u32>,
-
-    /// Only processes with this name, as in /proc/PID/comm, at most 15 bytes (repeatable, or a
-    /// comma list: --comm nginx,curl).
-    #[arg(long = "comm", value_name = "NAME", value_parser = parse_comm, value_delimiter = ',')]
-    pub comms: Vec<String>,
-
-    /// Only connections with this local or remote TCP port (repeatable, or a comma list).
-    /// Filtered in the kernel.
-    #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser(), value_delimiter = ',')]
-    pub ports: Vec<u16>,
-
-    /// Only messages of this method (repeatable, or a comma list). Responses by their request's.
-    #[arg(long = "method", value_name = "METHOD", value_parser = parse_method, value_delimiter = ',')]
-    pub methods: Vec<String>,
-
-    /// Only messages whose path (the target without its query) matches this glob: '/api/*'.
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
-    pub path: Option<String>,
-
-    /// Only messages to this host (Host or :authority, without the port; a glob: '*.example.com').
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
-    pub host: Option<String>,
-
-    /// Only responses with this status (repeatable, or a comma list): 404, 5xx.
-    #[arg(long, value_name = "STATUS", value_parser = StatusSpec::parse, value_delimiter = ',')]
-    pub status: Vec<StatusSpec>,
-
-    /// Only messages with this header (NAME), or with this exact value (NAME=VALUE). Values are
-    /// matched after redaction.
-    #[arg(long, value_name = "NAME[=VALUE]", value_parser = parse_header_filter)]
-    pub header: Option<String>,
-
-    /// Only responses that took at least this long: 250ms, 1.5s, 800us.
-    #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
-    pub min_latency: Option<u64>,
-
-    /// Only what the traced process did as a client or as a server: each message once when
-    /// both ends are on the machine.
-    #[arg(long, value_enum)]
-    pub side: Option<SideArg>,
+    #[command(flatten)]
+    pub select: HttpSelect,
 
     /// Do not redact the default secret headers and query parameters (those named with
     /// --redact and --redact-param still are).
@@ -206,6 +165,55 @@ pub struct HttpArgs {
     /// OpenSSL in new processes; with --no-tls: none). See docs/PRIVILEGES.md.
     #[arg(long)]
     pub drop_caps: bool,
+}
+
+/// Which HTTP messages `hdrtap http` and `hdrtap top` take: the process
+/// and connection filters (in the kernel) and the message filters.
+#[derive(Debug, Clone, Args)]
+pub struct HttpSelect {
+    /// Only processes with this pid (repeatable, or a comma list). Filtered in the kernel.
+    #[arg(short, long = "pid", value_name = "PID", value_parser = PID.parser(), value_delimiter = ',')]
+    pub pids: Vec<u32>,
+
+    /// Only processes with this name, as in /proc/PID/comm, at most 15 bytes (repeatable, or a
+    /// comma list: --comm nginx,curl).
+    #[arg(long = "comm", value_name = "NAME", value_parser = parse_comm, value_delimiter = ',')]
+    pub comms: Vec<String>,
+
+    /// Only connections with this local or remote TCP port (repeatable, or a comma list).
+    /// Filtered in the kernel.
+    #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser(), value_delimiter = ',')]
+    pub ports: Vec<u16>,
+
+    /// Only messages of this method (repeatable, or a comma list). Responses by their request's.
+    #[arg(long = "method", value_name = "METHOD", value_parser = parse_method, value_delimiter = ',')]
+    pub methods: Vec<String>,
+
+    /// Only messages whose path (the target without its query) matches this glob: '/api/*'.
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub path: Option<String>,
+
+    /// Only messages to this host (Host or :authority, without the port; a glob: '*.example.com').
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub host: Option<String>,
+
+    /// Only responses with this status (repeatable, or a comma list): 404, 5xx.
+    #[arg(long, value_name = "STATUS", value_parser = StatusSpec::parse, value_delimiter = ',')]
+    pub status: Vec<StatusSpec>,
+
+    /// Only messages with this header (NAME), or with this exact value (NAME=VALUE). Values are
+    /// matched after redaction.
+    #[arg(long, value_name = "NAME[=VALUE]", value_parser = parse_header_filter)]
+    pub header: Option<String>,
+
+    /// Only responses that took at least this long: 250ms, 1.5s, 800us.
+    #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
+    pub min_latency: Option<u64>,
+
+    /// Only what the traced process did as a client or as a server: each message once when
+    /// both ends are on the machine.
+    #[arg(long, value_enum)]
+    pub side: Option<SideArg>,
 }
 
 const PACKETS_EXAMPLES: &str = "\
@@ -568,9 +576,9 @@ mod tests {
             panic!()
         };
         assert!(a.common.json && a.no_redact);
-        assert_eq!(a.pids, vec![12, 13]);
-        assert_eq!(a.comms, vec!["nginx"]);
-        assert_eq!(a.ports, vec![8080]);
+        assert_eq!(a.select.pids, vec![12, 13]);
+        assert_eq!(a.select.comms, vec!["nginx"]);
+        assert_eq!(a.select.ports, vec![8080]);
         assert_eq!(a.redact, vec!["X-A"]);
         assert_eq!(a.redact_params, vec!["ticket"]);
         assert_eq!(a.no_redact_params, vec!["state"]);
@@ -653,9 +661,9 @@ mod tests {
             panic!()
         };
         assert_eq!(a.common.count, Some(10));
-        assert_eq!(a.ports, [80, 443]);
-        assert_eq!(a.comms, ["nginx", "curl"]);
-        assert_eq!(a.pids, [1, 2]);
+        assert_eq!(a.select.ports, [80, 443]);
+        assert_eq!(a.select.comms, ["nginx", "curl"]);
+        assert_eq!(a.select.pids, [1, 2]);
         assert_eq!(a.common.output.as_deref(), Some(std::path::Path::new("-")));
         let Command::Packets(a) = Cli::try_parse_from([
             "hdrtap", "packets", "-i", "lo,eth0", "tcp", "port", "80", "-nn", "-c", "5",

@@ -27,7 +27,8 @@ use hdrtap_export::otlp::{BodyMode, OtlpOptions, Protocol};
 use serde::Deserialize;
 
 use crate::cli::{
-    self, Bounds, CaptureCommon, DirectionArg, HttpArgs, PacketsArgs, SideArg, TcAttachArg,
+    self, Bounds, CaptureCommon, DirectionArg, HttpArgs, HttpSelect, PacketsArgs, SideArg,
+    TcAttachArg,
 };
 use hdrtap_core::filter_http::{parse_latency, StatusSpec};
 
@@ -608,11 +609,34 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                     h.ring_mib,
                     cli::RING_MIB,
                 )?),
-                pids: each(err_at, &["http", "pids"], &h.pids, |v| cli::PID.check(*v))?,
-                comms: each(err_at, &["http", "comms"], &h.comms, |v| cli::parse_comm(v))?,
-                ports: each(err_at, &["http", "ports"], &h.ports, |v| {
-                    cli::PORT.check(*v)
-                })?,
+                select: HttpSelect {
+                    pids: each(err_at, &["http", "pids"], &h.pids, |v| cli::PID.check(*v))?,
+                    comms: each(err_at, &["http", "comms"], &h.comms, |v| cli::parse_comm(v))?,
+                    ports: each(err_at, &["http", "ports"], &h.ports, |v| {
+                        cli::PORT.check(*v)
+                    })?,
+                    methods: each(err_at, &["http", "methods"], &h.methods, |v| {
+                        cli::parse_method(v)
+                    })?,
+                    path: optional(err_at, &["http", "path"], &h.path, cli::parse_glob)?,
+                    host: optional(err_at, &["http", "host"], &h.host, cli::parse_glob)?,
+                    status: each(err_at, &["http", "status"], &h.status, |v| {
+                        StatusSpec::parse(v)
+                    })?,
+                    header: optional(
+                        err_at,
+                        &["http", "header"],
+                        &h.header,
+                        cli::parse_header_filter,
+                    )?,
+                    min_latency: optional(
+                        err_at,
+                        &["http", "min_latency"],
+                        &h.min_latency,
+                        parse_latency,
+                    )?,
+                    side: value_enum::<SideArg>(err_at, &["http", "side"], h.side.as_deref())?,
+                },
                 no_redact: !r.enabled,
                 redact: each(err_at, &["redaction", "headers"], &r.headers, |v| {
                     cli::parse_header_name(v)
@@ -638,27 +662,6 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                 no_tls: !h.tls,
                 no_rules: !f.rules.enabled,
                 drop_caps: h.drop_caps,
-                methods: each(err_at, &["http", "methods"], &h.methods, |v| {
-                    cli::parse_method(v)
-                })?,
-                path: optional(err_at, &["http", "path"], &h.path, cli::parse_glob)?,
-                host: optional(err_at, &["http", "host"], &h.host, cli::parse_glob)?,
-                status: each(err_at, &["http", "status"], &h.status, |v| {
-                    StatusSpec::parse(v)
-                })?,
-                header: optional(
-                    err_at,
-                    &["http", "header"],
-                    &h.header,
-                    cli::parse_header_filter,
-                )?,
-                min_latency: optional(
-                    err_at,
-                    &["http", "min_latency"],
-                    &h.min_latency,
-                    parse_latency,
-                )?,
-                side: value_enum::<SideArg>(err_at, &["http", "side"], h.side.as_deref())?,
             };
             let rules = if f.rules.enabled {
                 Some(rules_config(&f.rules, err_at)?)

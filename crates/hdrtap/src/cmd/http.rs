@@ -22,11 +22,11 @@ use hdrtap_core::stats::Stats;
 use hdrtap_core::summary::TrafficSummary;
 
 use super::common::{self, Control, Output, Session};
-use crate::cli::HttpArgs;
+use crate::cli::{HttpArgs, HttpSelect};
 
 pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
     // A filter on a process that is not there would show nothing, silently.
-    for pid in &args.pids {
+    for pid in &args.select.pids {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             bail!("no process with pid {pid} (see ps)");
         }
@@ -63,9 +63,9 @@ pub fn capture(
     .context("cannot get a random redaction key")?;
 
     let opts = HttpOptions {
-        pids: args.pids.clone(),
-        comms: args.comms.clone(),
-        ports: args.ports.clone(),
+        pids: args.select.pids.clone(),
+        comms: args.select.comms.clone(),
+        ports: args.select.ports.clone(),
         ring_bytes: args.common.ring_mib << 20,
         call_capture: args.call_capture,
         tls: !args.no_tls,
@@ -129,7 +129,7 @@ pub fn capture(
     }
     .context("cannot open the ring buffer")?;
 
-    let filters = describe_filters(args);
+    let filters = describe_filters(&args.select);
     let what = format!(
         "tracing HTTP/1.x and HTTP/2 on TCP{filters} ({} probes attached); {}; redacting {}{}",
         probe.attached(),
@@ -164,7 +164,7 @@ pub fn capture(
         pipeline,
         stats: Stats::default(),
         traffic: TrafficSummary::default(),
-        filter: http_filter(args),
+        filter: http_filter(&args.select),
         tls,
     };
     common::run_loop(&mut session, &mut output, &ctl)
@@ -271,24 +271,24 @@ impl Session for HttpSession<'_> {
     }
 }
 
-/// The HTTP filters of `args` (checked when they were parsed).
-fn http_filter(args: &HttpArgs) -> HttpFilter {
+/// The HTTP filters of `sel` (checked when they were parsed).
+fn http_filter(sel: &HttpSelect) -> HttpFilter {
     use hdrtap_core::filter_http::parse_glob;
     use hdrtap_core::record::Role;
     HttpFilter {
-        methods: args.methods.clone(),
-        path: args.path.as_deref().and_then(|p| parse_glob(p).ok()),
-        host: args
+        methods: sel.methods.clone(),
+        path: sel.path.as_deref().and_then(|p| parse_glob(p).ok()),
+        host: sel
             .host
             .as_deref()
             .and_then(|h| parse_glob(&h.to_ascii_lowercase()).ok()),
-        status: args.status.clone(),
-        header: args.header.as_ref().map(|h| match h.split_once('=') {
+        status: sel.status.clone(),
+        header: sel.header.as_ref().map(|h| match h.split_once('=') {
             Some((n, v)) => (n.to_ascii_lowercase(), Some(v.to_string())),
             None => (h.to_ascii_lowercase(), None),
         }),
-        min_latency_ns: args.min_latency,
-        side: args.side.map(|s| match s {
+        min_latency_ns: sel.min_latency,
+        side: sel.side.map(|s| match s {
             crate::cli::SideArg::Client => Role::Client,
             crate::cli::SideArg::Server => Role::Server,
         }),
@@ -305,37 +305,37 @@ fn refresh_stats(probe: &HttpProbe, pipeline: &Rc<RefCell<HttpPipeline>>, stats:
     stats.decode_errors = p.decode_errors;
 }
 
-fn describe_filters(args: &HttpArgs) -> String {
+fn describe_filters(sel: &HttpSelect) -> String {
     let mut parts = Vec::new();
-    if !args.pids.is_empty() {
-        parts.push(format!("pid {}", join(&args.pids)));
+    if !sel.pids.is_empty() {
+        parts.push(format!("pid {}", join(&sel.pids)));
     }
-    if !args.comms.is_empty() {
-        parts.push(format!("comm {}", args.comms.join(",")));
+    if !sel.comms.is_empty() {
+        parts.push(format!("comm {}", sel.comms.join(",")));
     }
-    if !args.ports.is_empty() {
-        parts.push(format!("port {}", join(&args.ports)));
+    if !sel.ports.is_empty() {
+        parts.push(format!("port {}", join(&sel.ports)));
     }
-    if !args.methods.is_empty() {
-        parts.push(format!("method {}", args.methods.join(",")));
+    if !sel.methods.is_empty() {
+        parts.push(format!("method {}", sel.methods.join(",")));
     }
     for (what, v) in [
-        ("path", &args.path),
-        ("host", &args.host),
-        ("header", &args.header),
+        ("path", &sel.path),
+        ("host", &sel.host),
+        ("header", &sel.header),
     ] {
         if let Some(v) = v {
             parts.push(format!("{what} {v}"));
         }
     }
-    if !args.status.is_empty() {
-        let s: Vec<String> = args.status.iter().map(|s| s.to_string()).collect();
+    if !sel.status.is_empty() {
+        let s: Vec<String> = sel.status.iter().map(|s| s.to_string()).collect();
         parts.push(format!("status {}", s.join(",")));
     }
-    if let Some(ns) = args.min_latency {
+    if let Some(ns) = sel.min_latency {
         parts.push(format!("latency >= {} ms", ns as f64 / 1e6));
     }
-    if let Some(side) = args.side {
+    if let Some(side) = sel.side {
         parts.push(format!("{side:?} side").to_lowercase());
     }
     if parts.is_empty() {

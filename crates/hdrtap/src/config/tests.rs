@@ -197,13 +197,16 @@ fn http_filter_keys_reach_the_capture_and_name_their_errors() {
     .unwrap();
     let (a, _) = plan.http.unwrap();
     use hdrtap_core::filter_http::StatusSpec;
-    assert_eq!(a.methods, ["GET", "POST"]);
-    assert_eq!(a.path.as_deref(), Some("/api/*"));
-    assert_eq!(a.host.as_deref(), Some("*.example.com"));
-    assert_eq!(a.status, [StatusSpec::Class(5), StatusSpec::Code(404)]);
-    assert_eq!(a.header.as_deref(), Some("X-Tenant=acme"));
-    assert_eq!(a.min_latency, Some(1_500_000_000));
-    assert_eq!(a.side, Some(crate::cli::SideArg::Server));
+    assert_eq!(a.select.methods, ["GET", "POST"]);
+    assert_eq!(a.select.path.as_deref(), Some("/api/*"));
+    assert_eq!(a.select.host.as_deref(), Some("*.example.com"));
+    assert_eq!(
+        a.select.status,
+        [StatusSpec::Class(5), StatusSpec::Code(404)]
+    );
+    assert_eq!(a.select.header.as_deref(), Some("X-Tenant=acme"));
+    assert_eq!(a.select.min_latency, Some(1_500_000_000));
+    assert_eq!(a.select.side, Some(crate::cli::SideArg::Server));
     for (text, want) in [
         (
             "[http]\nstatus = [\"6xx\"]\n",
