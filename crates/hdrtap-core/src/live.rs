@@ -146,10 +146,11 @@ impl Row {
         share(self.status_4xx + self.status_5xx, self.count)
     }
 
-    /// The latency at quantile `q` (0..=1), in ns; None when no response
-    /// had one.
+    /// The latency at quantile `q` (0..=1), in ns, at most the maximum
+    /// (the histogram's bucket middle can be past it); None when no
+    /// response had one.
     pub fn latency_ns(&self, q: f64) -> Option<u64> {
-        (!self.latency.is_empty()).then(|| summary::latency_at(&self.latency, q))
+        (!self.latency.is_empty()).then(|| summary::latency_at(&self.latency, q).min(self.max_ns))
     }
 
     /// The slowest response, exactly, in ns; None when no response had a latency.
@@ -401,6 +402,15 @@ mod tests {
         near(items.latency_ns(0.95), 95.0);
         near(items.latency_ns(0.99), 99.0);
         assert_eq!(items.max_ns(), Some(100_000_000));
+        // A bucket's middle is never shown past the slowest response.
+        let mut one = Table::new(s(0.0));
+        one.observe(&resp(Role::Server, "GET", "/", 200, 0), s(0.0));
+        let mut r = resp(Role::Server, "GET", "/", 200, 0);
+        r.latency_ns = Some(6_020_000);
+        one.observe(&r, s(0.0));
+        let row = one.view(SortKey::Count, "", s(0.0))[0];
+        assert_eq!(row.latency_ns(0.99), Some(6_020_000));
+        assert_eq!(row.max_ns(), Some(6_020_000));
         let login = rows[1];
         assert_eq!((login.count, login.status_4xx, login.status_5xx), (5, 2, 2));
         assert!((login.share_4xx() - 0.4).abs() < 1e-9);

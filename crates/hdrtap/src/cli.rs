@@ -50,6 +50,9 @@ pub enum Command {
     /// Log every HTTP/1.x request and response on this machine: start line and every header.
     #[command(after_long_help = HTTP_EXAMPLES)]
     Http(HttpArgs),
+    /// A live table of HTTP endpoints in the terminal: rate, error share, latency percentiles.
+    #[command(after_long_help = TOP_EXAMPLES)]
+    Top(TopArgs),
     /// Log packet headers (Ethernet, VLAN, ARP, IPv4, IPv6, TCP, UDP, ICMP) from tc, XDP or a socket filter.
     #[command(after_long_help = PACKETS_EXAMPLES)]
     Packets(PacketsArgs),
@@ -214,6 +217,43 @@ pub struct HttpSelect {
     /// both ends are on the machine.
     #[arg(long, value_enum)]
     pub side: Option<SideArg>,
+}
+
+const TOP_EXAMPLES: &str = "\
+EXAMPLES:
+  hdrtap top                           # every endpoint on this machine, both sides
+  hdrtap top --side server --port 8080 # what the server on port 8080 answers
+  hdrtap top --comm nginx --path '/api/*'   # nginx's API endpoints only
+  hdrtap top --status 5xx              # only failing responses
+
+KEYS: q, Esc or Ctrl-C quit; c count, r rate, e errors, m p50, p p99, n route sort
+(Tab: the next key); / filter (a case-insensitive substring of METHOD ROUTE; Enter
+applies, Esc clears).
+
+COLUMNS: each row is one side (server: the traced process answered; client: it
+asked), a method and a route (the path without its query, identifiers folded to *:
+/users/42 and /users/7 are /users/*). COUNT: final responses (not 1xx but 101);
+RATE/S: over the last 5 seconds; 4XX% and 5XX%: shares of COUNT (the errors sort
+is by their sum); P50, P95, P99 (within 1 %) and MAX: latency from the request's
+first byte to the response's first, as the traced process saw them. At most 1000 endpoints are kept; responses to
+later ones are counted in an (other) row per side. The header counts events the
+kernel lost, parse errors and records the view dropped; messages hdrtap would print
+meanwhile are shown on stderr after the screen is restored.";
+
+/// Arguments of `hdrtap top`: which HTTP messages to count (the flags of
+/// `hdrtap http` that choose them).
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub select: HttpSelect,
+
+    /// Do not capture HTTPS in cleartext (no OpenSSL uprobes): TLS connections are then skipped.
+    #[arg(long)]
+    pub no_tls: bool,
+
+    /// Stop after SECS seconds (the terminal is restored, exit status 0).
+    #[arg(short, long, value_name = "SECS", value_parser = DURATION.parser())]
+    pub duration: Option<u64>,
 }
 
 const PACKETS_EXAMPLES: &str = "\

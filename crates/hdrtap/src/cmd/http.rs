@@ -25,16 +25,34 @@ use super::common::{self, Control, Output, Session};
 use crate::cli::{HttpArgs, HttpSelect};
 
 pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
-    // A filter on a process that is not there would show nothing, silently.
-    for pid in &args.select.pids {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            bail!("no process with pid {pid} (see ps)");
-        }
-    }
+    check_pids(&args.select)?;
     let ctl = Control::cli(&args.common)?;
     let rules = (!args.no_rules).then(RulesConfig::default);
     let output = || common::direct_output(&args.common);
     Ok(common::print_summary(capture(args, rules, output, ctl)?))
+}
+
+/// A filter on a process that is not there would show nothing, silently.
+pub fn check_pids(sel: &HttpSelect) -> anyhow::Result<()> {
+    for pid in &sel.pids {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("no process with pid {pid} (see ps)");
+        }
+    }
+    Ok(())
+}
+
+/// The HTTP capture's privileges, or one line naming what is missing
+/// (`command`: who needs them).
+pub fn require_privileges(command: &str) -> anyhow::Result<()> {
+    let unmet = caps::unmet(&caps::http_needs(), caps::effective());
+    if !unmet.is_empty() {
+        bail!(
+            "{command} needs root or these capabilities: {} (see docs/PRIVILEGES.md)",
+            caps::describe_unmet(&unmet)
+        );
+    }
+    Ok(())
 }
 
 /// Check privileges, load and attach the HTTP (and TLS) capture, then run
@@ -46,13 +64,7 @@ pub fn capture(
     make_output: impl FnOnce() -> anyhow::Result<Output>,
     mut ctl: Control,
 ) -> anyhow::Result<Vec<String>> {
-    let unmet = caps::unmet(&caps::http_needs(), caps::effective());
-    if !unmet.is_empty() {
-        bail!(
-            "hdrtap http needs root or these capabilities: {} (see docs/PRIVILEGES.md)",
-            caps::describe_unmet(&unmet)
-        );
-    }
+    require_privileges("hdrtap http")?;
     let mut output = make_output()?;
     let redactor = Redactor::from_params(
         args.no_redact,

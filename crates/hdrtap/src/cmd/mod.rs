@@ -6,3 +6,4 @@ pub mod manual;
 pub mod packets;
 pub mod run;
 pub mod tls;
+pub mod top;
