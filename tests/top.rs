@@ -22,13 +22,19 @@ struct Pane {
 
 impl Pane {
     fn start(args: &[&str]) -> Pane {
+        Self::start_as(&[], &hdrtap_bin(), args)
+    }
+
+    /// `WRAPPER... BIN top ARGS` (a wrapper that execs the rest, e.g. setpriv).
+    fn start_as(wrapper: &[&str], bin: &std::path::Path, args: &[&str]) -> Pane {
         let dir = tempfile::Builder::new()
             .prefix("hdrtap-top-")
             .tempdir()
             .unwrap();
         let socket = unique_id("hdrtap-top");
         let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-        let mut line = quote(&hdrtap_bin().display().to_string());
+        let mut line: String = wrapper.iter().map(|w| quote(w) + " ").collect();
+        line.push_str(&quote(&bin.display().to_string()));
         line.push_str(" top");
         for a in args {
             line.push(' ');
@@ -279,5 +285,36 @@ fn top_stops_after_its_duration() {
             .contains("hdrtap top: 0 responses on 0 endpoints"),
         "stderr:\n{}",
         pane.stderr()
+    );
+}
+
+/// Without privileges: the http capture's one error line, naming the
+/// command, and exit status 1; nothing is drawn (stdout is the pane's
+/// terminal, the line is on stderr).
+#[test]
+fn top_without_privileges_is_one_line_error() {
+    let _guard = setup();
+    let (_bin_dir, bin) = world_executable_copy();
+    let pane = Pane::start_as(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--ambient-caps=-all",
+            "--bounding-set=-all",
+        ],
+        &bin,
+        &["--no-tls"],
+    );
+    let status = pane.wait_exit(STOP_TIMEOUT);
+    let stderr = pane.stderr();
+    assert_eq!(status, "1", "stderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "stderr:\n{stderr}");
+    assert!(
+        lines[0].starts_with("hdrtap: error: hdrtap top needs root or these capabilities: "),
+        "{stderr}"
     );
 }
