@@ -152,6 +152,17 @@ impl Pane {
             self.stderr()
         );
     }
+
+    /// Wait for the end: exit status `status` and one line on stderr,
+    /// starting with `line`.
+    fn ends_with(&self, status: &str, line: &str) {
+        let got = self.wait_exit(STOP_TIMEOUT);
+        let stderr = self.stderr();
+        assert_eq!(got, status, "exit status; stderr:\n{stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "stderr at exit:\n{stderr}");
+        assert!(lines[0].starts_with(line), "stderr at exit:\n{stderr}");
+    }
 }
 
 impl Drop for Pane {
@@ -256,15 +267,7 @@ fn top_counts_sorts_filters_and_quits() {
     });
 
     pane.keys(&["q"]);
-    let status = pane.wait_exit(STOP_TIMEOUT);
-    let stderr = pane.stderr();
-    assert_eq!(status, "0", "exit status; stderr:\n{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "stderr at exit:\n{stderr}");
-    assert!(
-        lines[0].starts_with("hdrtap top: 35 responses on 2 endpoints"),
-        "{stderr}"
-    );
+    pane.ends_with("0", "hdrtap top: 35 responses on 2 endpoints");
 }
 
 /// `-d SECS` ends by itself: exit 0, the pane closes.
@@ -308,13 +311,8 @@ fn top_without_privileges_is_one_line_error() {
         &bin,
         &["--no-tls"],
     );
-    let status = pane.wait_exit(STOP_TIMEOUT);
-    let stderr = pane.stderr();
-    assert_eq!(status, "1", "stderr:\n{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "stderr:\n{stderr}");
-    assert!(
-        lines[0].starts_with("hdrtap: error: hdrtap top needs root or these capabilities: "),
-        "{stderr}"
+    pane.ends_with(
+        "1",
+        "hdrtap: error: hdrtap top needs root or these capabilities: ",
     );
 }

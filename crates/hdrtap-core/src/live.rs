@@ -493,31 +493,17 @@ mod tests {
         t.observe(&resp(Role::Server, "GET", "/half", 200, 300), s(9.0));
         let now = s(9.5);
         let by = |k| labels(&t.view(k, "", now));
-        assert_eq!(
-            by(SortKey::Count),
-            ["GET /busy", "GET /missing", "GET /slow", "GET /half"]
-        );
-        // /busy is out of the window; ties by label.
-        assert_eq!(
-            by(SortKey::Rate),
-            ["GET /missing", "GET /slow", "GET /half", "GET /busy"]
-        );
-        assert_eq!(
-            by(SortKey::Errors),
-            ["GET /missing", "GET /half", "GET /slow", "GET /busy"]
-        );
-        assert_eq!(
-            by(SortKey::P50),
-            ["GET /slow", "GET /half", "GET /missing", "GET /busy"]
-        );
-        assert_eq!(
-            by(SortKey::P99),
-            ["GET /slow", "GET /half", "GET /missing", "GET /busy"]
-        );
-        assert_eq!(
-            by(SortKey::Route),
-            ["GET /busy", "GET /half", "GET /missing", "GET /slow"]
-        );
+        // /busy is out of the rate's window; ties go by label.
+        for (key, want) in [
+            (SortKey::Count, ["/busy", "/missing", "/slow", "/half"]),
+            (SortKey::Rate, ["/missing", "/slow", "/half", "/busy"]),
+            (SortKey::Errors, ["/missing", "/half", "/slow", "/busy"]),
+            (SortKey::P50, ["/slow", "/half", "/missing", "/busy"]),
+            (SortKey::P99, ["/slow", "/half", "/missing", "/busy"]),
+            (SortKey::Route, ["/busy", "/half", "/missing", "/slow"]),
+        ] {
+            assert_eq!(by(key), want.map(|r| format!("GET {r}")), "{key:?}");
+        }
         let mut k = SortKey::Count;
         let mut seen = Vec::new();
         for _ in 0..SortKey::ALL.len() {
