@@ -740,6 +740,34 @@ mod tests {
         }
     }
 
+    /// `hdrtap top` takes the filters of `hdrtap http`, not its output flags.
+    #[test]
+    fn top_takes_the_http_filters() {
+        let Command::Top(a) = Cli::try_parse_from([
+            "hdrtap", "top", "--port", "80,443", "--side", "server", "--status", "5xx", "-d", "5",
+            "--no-tls", "--comm", "nginx",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.select.ports, [80, 443]);
+        assert_eq!(a.select.side, Some(SideArg::Server));
+        assert_eq!(a.select.status, [StatusSpec::Class(5)]);
+        assert_eq!(a.select.comms, ["nginx"]);
+        assert_eq!((a.duration, a.no_tls), (Some(5), true));
+        for bad in [
+            vec!["hdrtap", "top", "--json"],
+            vec!["hdrtap", "top", "-o", "x"],
+            vec!["hdrtap", "top", "-c", "10"],
+            vec!["hdrtap", "top", "--port", "0"],
+            vec!["hdrtap", "top", "-d", "0"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
     #[test]
     fn rejects_bad_values() {
         for bad in [
