@@ -34,7 +34,7 @@ use ratatui::crossterm::{cursor, execute, terminal};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table as TableWidget};
+use ratatui::widgets::{Cell, Paragraph, Row, Table as TableWidget, Wrap};
 use ratatui::{Frame, Terminal};
 
 use super::common::{self, Control, Ids, Output};
@@ -318,7 +318,8 @@ impl Ui<'_> {
     fn draw(&self, f: &mut Frame) {
         let [title, totals, body, footer] = Layout::vertical([
             Constraint::Length(1),
-            Constraint::Length(1),
+            // Two lines: on a narrow terminal the loss counters wrap, never cut.
+            Constraint::Length(2),
             Constraint::Fill(1),
             Constraint::Length(1),
         ])
@@ -386,20 +387,33 @@ impl Ui<'_> {
                 alarm(1),
             ));
         }
-        f.render_widget(Paragraph::new(Line::from(spans)), totals);
+        f.render_widget(
+            Paragraph::new(Line::from(spans)).wrap(Wrap { trim: true }),
+            totals,
+        );
 
         let rows = t.view(self.sort, &self.filter, now);
-        let header = Row::new(COLUMNS.iter().map(|(name, _)| {
-            let marked = sorted_column(self.sort) == *name;
-            Cell::from(if marked {
+        let shown = shown_columns(body.width);
+        let pick = |i: &usize| shown[*i];
+        let header = Row::new((0..COLUMNS.len()).filter(pick).map(|i| {
+            let name = COLUMNS[i].0;
+            Cell::from(if sorted_column(self.sort) == name {
                 format!("{name}▼")
             } else {
                 name.to_string()
             })
         }))
         .style(Style::new().add_modifier(Modifier::REVERSED));
-        let widths = COLUMNS.iter().map(|(_, w)| *w);
-        let body_rows = rows.iter().map(|r| Row::new(cells(&t, r, now)));
+        let widths = (0..COLUMNS.len()).filter(pick).map(|i| COLUMNS[i].1);
+        let body_rows = rows.iter().map(|r| {
+            let mut all = cells(&t, r, now);
+            let mut i = 0;
+            all.retain(|_| {
+                i += 1;
+                shown[i - 1]
+            });
+            Row::new(all)
+        });
         f.render_widget(
             TableWidget::new(body_rows, widths)
                 .header(header)
@@ -407,17 +421,30 @@ impl Ui<'_> {
             body,
         );
 
+        let filter = if self.filter.is_empty() {
+            "none"
+        } else {
+            &self.filter
+        };
+        let (shown_rows, all_rows) = (rows.len(), t.view(self.sort, "", now).len());
         let help = match &self.editing {
-            Some(text) => format!(
-                "filter: {text}_   (Enter applies, Esc clears; METHOD ROUTE, any case)"
-            ),
-            None => format!(
-                "sort: {} (c count, r rate, e errors, m p50, p p99, n route, Tab next)   filter: {} (/ to edit)   {} of {} rows   q quit",
-                self.sort.name(),
-                if self.filter.is_empty() { "none" } else { &self.filter },
-                rows.len(),
-                t.view(self.sort, "", now).len(),
-            ),
+            Some(text) => {
+                format!("filter: {text}_   (Enter applies, Esc clears; METHOD ROUTE, any case)")
+            }
+            None => {
+                let long = format!(
+                    "sort: {} (c count, r rate, e errors, m p50, p p99, n route, Tab next)   filter: {filter} (/ to edit)   {shown_rows} of {all_rows} rows   q quit",
+                    self.sort.name(),
+                );
+                if long.chars().count() <= usize::from(footer.width) {
+                    long
+                } else {
+                    format!(
+                        "sort: {} (c r e m p n Tab)  filter: {filter} (/)  {shown_rows} of {all_rows} rows  q quit",
+                        self.sort.name(),
+                    )
+                }
+            }
         };
         f.render_widget(
             Paragraph::new(help).style(Style::new().add_modifier(Modifier::REVERSED)),
@@ -440,6 +467,35 @@ const COLUMNS: [(&str, Constraint); 11] = [
     ("P99", Constraint::Length(9)),
     ("MAX", Constraint::Length(9)),
 ];
+
+/// The route column's width at least, as long as columns can be left out for it.
+const MIN_ROUTE_WIDTH: u16 = 20;
+/// The columns left out, in this order, when the terminal is narrow: MAX, P95, P50.
+const NARROW_DROPS: [usize; 3] = [10, 8, 7];
+
+/// Which of [`COLUMNS`] fit in `width` with a route column of at least
+/// [`MIN_ROUTE_WIDTH`] (80 columns: all but P50, P95 and MAX).
+fn shown_columns(width: u16) -> [bool; COLUMNS.len()] {
+    let mut shown = [true; COLUMNS.len()];
+    let fixed = |shown: &[bool; COLUMNS.len()]| -> u16 {
+        COLUMNS
+            .iter()
+            .zip(shown)
+            .filter(|(_, s)| **s)
+            .map(|((_, c), _)| match c {
+                Constraint::Length(n) => n + 1,
+                _ => 1,
+            })
+            .sum()
+    };
+    for drop in NARROW_DROPS {
+        if width.saturating_sub(fixed(&shown)) >= MIN_ROUTE_WIDTH {
+            break;
+        }
+        shown[drop] = false;
+    }
+    shown
+}
 
 /// The column a sort key orders by (errors: 4XX% and 5XX% together, shown on 4XX%).
 fn sorted_column(sort: SortKey) -> &'static str {
@@ -679,5 +735,90 @@ impl StderrPipe {
             ));
         }
         kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_terminals_leave_out_max_p95_then_p50() {
+        let names = |w| -> Vec<&str> {
+            COLUMNS
+                .iter()
+                .zip(shown_columns(w))
+                .filter(|(_, s)| *s)
+                .map(|((n, _), _)| *n)
+                .collect()
+        };
+        assert_eq!(names(160).len(), COLUMNS.len());
+        assert_eq!(names(108).len(), COLUMNS.len());
+        assert!(!names(100).contains(&"MAX") && names(100).contains(&"P95"));
+        assert_eq!(
+            names(80),
+            ["SIDE", "METHOD", "ROUTE", "COUNT", "RATE/S", "4XX%", "5XX%", "P99"]
+        );
+        // Narrower still: nothing more to leave out, the route gets what is left.
+        assert_eq!(names(40).len(), 8);
+    }
+
+    #[test]
+    fn keys_sort_filter_and_quit() {
+        let table = Mutex::new(Table::new(Duration::ZERO));
+        let counters = SinkCounters::default();
+        let board = StatusBoard::default();
+        let mut ui = Ui {
+            what: String::new(),
+            table: &table,
+            counters: &counters,
+            board: &board,
+            started: Instant::now(),
+            sort: SortKey::Count,
+            filter: String::new(),
+            editing: None,
+            stderr_lines: None,
+        };
+        let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+        let press = |ui: &mut Ui, c| ui.key(key(c));
+        assert!(matches!(
+            press(&mut ui, KeyCode::Char('e')),
+            KeyOutcome::Redraw
+        ));
+        assert_eq!(ui.sort, SortKey::Errors);
+        press(&mut ui, KeyCode::Tab);
+        assert_eq!(ui.sort, SortKey::P50);
+        press(&mut ui, KeyCode::Char('n'));
+        assert_eq!(ui.sort, SortKey::Route);
+        // Typing a filter: letters that are keys elsewhere are text here.
+        press(&mut ui, KeyCode::Char('/'));
+        for c in "get /aq".chars() {
+            press(&mut ui, KeyCode::Char(c));
+        }
+        press(&mut ui, KeyCode::Backspace);
+        assert_eq!(ui.filter, "");
+        press(&mut ui, KeyCode::Enter);
+        assert_eq!((ui.filter.as_str(), ui.editing.is_none()), ("get /a", true));
+        assert_eq!(ui.sort, SortKey::Route);
+        // Esc while typing clears the filter; then Esc quits.
+        press(&mut ui, KeyCode::Char('/'));
+        assert_eq!(ui.editing.as_deref(), Some("get /a"));
+        assert!(matches!(press(&mut ui, KeyCode::Esc), KeyOutcome::Redraw));
+        assert_eq!(ui.filter, "");
+        assert!(matches!(press(&mut ui, KeyCode::Esc), KeyOutcome::Quit));
+        assert!(matches!(
+            press(&mut ui, KeyCode::Char('q')),
+            KeyOutcome::Quit
+        ));
+        assert!(matches!(
+            press(&mut ui, KeyCode::Char('x')),
+            KeyOutcome::Ignore
+        ));
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert!(matches!(ui.key(ctrl_c), KeyOutcome::Quit));
+        // Releases (kitty keyboard protocol) are not presses.
+        let mut release = key(KeyCode::Char('q'));
+        release.kind = KeyEventKind::Release;
+        assert!(matches!(ui.key(release), KeyOutcome::Ignore));
     }
 }
