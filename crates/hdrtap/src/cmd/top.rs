@@ -596,7 +596,6 @@ fn ui_loop(
 /// pipe; dropping it (or a panic on this thread) gives both back.
 struct Screen {
     stderr: Option<StderrPipe>,
-    given_back: bool,
 }
 
 /// The thread that took the screen: a panic there restores the terminal
@@ -604,6 +603,10 @@ struct Screen {
 static UI_THREAD: OnceLock<ThreadId> = OnceLock::new();
 /// The real stderr while the screen is taken.
 static SAVED_STDERR: Mutex<Option<OwnedFd>> = Mutex::new(None);
+/// Raw mode and the alternate screen are on: restored once (leaving the
+/// alternate screen twice would move the cursor back over what was
+/// printed in between, such as a panic's message).
+static SCREEN_TAKEN: AtomicBool = AtomicBool::new(false);
 
 impl Screen {
     fn take() -> anyhow::Result<Screen> {
@@ -612,10 +615,8 @@ impl Screen {
         let stderr = StderrPipe::start()
             .map_err(|e| tracing::debug!("stderr stays on the terminal: {e}"))
             .ok();
-        let screen = Screen {
-            stderr,
-            given_back: false,
-        };
+        let screen = Screen { stderr };
+        SCREEN_TAKEN.store(true, Ordering::SeqCst);
         terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
         execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)
             .context("cannot take the screen")?;
@@ -624,24 +625,17 @@ impl Screen {
 
     /// Restore the terminal and stderr; what went to stderr meanwhile.
     fn give_back(mut self) -> Vec<String> {
-        self.restore();
+        restore_terminal();
         match self.stderr.take() {
             Some(p) => p.finish(),
             None => Vec::new(),
-        }
-    }
-
-    fn restore(&mut self) {
-        if !self.given_back {
-            self.given_back = true;
-            restore_terminal();
         }
     }
 }
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        self.restore();
+        restore_terminal();
         if let Some(p) = self.stderr.take() {
             for line in p.finish() {
                 eprintln!("{line}");
@@ -651,10 +645,13 @@ impl Drop for Screen {
 }
 
 /// Leave raw mode and the alternate screen, show the cursor, and point
-/// stderr back at the terminal (each step even if another failed).
+/// stderr back at the terminal (each step even if another failed; each
+/// once).
 fn restore_terminal() {
-    let _ = terminal::disable_raw_mode();
-    let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+    if SCREEN_TAKEN.swap(false, Ordering::SeqCst) {
+        let _ = terminal::disable_raw_mode();
+        let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+    }
     if let Some(fd) = SAVED_STDERR
         .lock()
         .unwrap_or_else(|p| p.into_inner())
