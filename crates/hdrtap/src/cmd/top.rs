@@ -331,7 +331,7 @@ impl Ui<'_> {
         let (warnings, last_warning) = match &self.stderr_lines {
             Some(l) => {
                 let l = l.lock().unwrap_or_else(|p| p.into_inner());
-                (l.1, l.0.last().cloned())
+                (l.1, l.0.last().map(|s| plain(s)))
             }
             None => (0, None),
         };
@@ -451,6 +451,30 @@ impl Ui<'_> {
             footer,
         );
     }
+}
+
+/// `s` without terminal escape sequences (the colours of log lines, which
+/// would garble the screen), other control characters as spaces.
+fn plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then a final byte in @..~.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else if c.is_control() {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The table's columns and widths.
@@ -758,6 +782,16 @@ mod tests {
         );
         // Narrower still: nothing more to leave out, the route gets what is left.
         assert_eq!(names(40).len(), 8);
+    }
+
+    #[test]
+    fn log_lines_lose_their_colours() {
+        assert_eq!(
+            plain("\x1b[2m2026-12-06T11:06:47Z\x1b[0m \x1b[33m WARN\x1b[0m traced\twarning"),
+            "2026-12-06T11:06:47Z  WARN traced warning"
+        );
+        assert_eq!(plain("hdrtap: warning: x"), "hdrtap: warning: x");
+        assert_eq!(plain("cut \x1b"), "cut ");
     }
 
     #[test]
