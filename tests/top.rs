@@ -99,10 +99,26 @@ impl Pane {
         );
     }
 
-    /// Poll the screen until `done` holds; panic with the screen and
-    /// hdrtap's stderr otherwise.
+    /// Poll the screen until `done` holds (within [`SHOW_TIMEOUT`]); panic
+    /// with the screen and hdrtap's stderr otherwise.
     fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + SHOW_TIMEOUT;
+        self.wait_for_within(SHOW_TIMEOUT, what, done)
+    }
+
+    /// The first screen: the programs are loaded and attached first.
+    fn wait_ready(&self) -> String {
+        self.wait_for_within(READY_TIMEOUT, "the header and the table's columns", |s| {
+            s.contains("hdrtap top") && s.contains("responses,") && s.contains("ROUTE")
+        })
+    }
+
+    fn wait_for_within(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
         loop {
             let screen = self.screen();
             if done(&screen) {
@@ -110,7 +126,7 @@ impl Pane {
             }
             if Instant::now() >= deadline || self.exit_status().is_some() {
                 panic!(
-                    "hdrtap top: {what}: not on screen within {SHOW_TIMEOUT:?}; screen:\n{screen}\nstderr:\n{}\nexit: {:?}",
+                    "hdrtap top: {what}: not on screen within {timeout:?}; screen:\n{screen}\nstderr:\n{}\nexit: {:?}",
                     self.stderr(),
                     self.exit_status()
                 );
@@ -197,9 +213,7 @@ fn top_counts_sorts_filters_and_quits() {
     let nginx = Nginx::start();
     let port = nginx.port.to_string();
     let pane = Pane::start(&["--port", &port, "--side", "server", "--no-tls"]);
-    let screen = pane.wait_for("the header and the table's columns", |s| {
-        s.contains("hdrtap top") && s.contains("responses,") && s.contains("ROUTE")
-    });
+    let screen = pane.wait_ready();
     assert!(
         screen.contains(&format!("port {port}")),
         "the header does not say what is traced:\n{screen}"
@@ -276,7 +290,7 @@ fn top_stops_after_its_duration() {
     let _guard = setup();
     let started = Instant::now();
     let pane = Pane::start(&["--duration", "2", "--no-tls", "--port", "1"]);
-    pane.wait_for("the header", |s| s.contains("responses,"));
+    pane.wait_ready();
     let status = pane.wait_exit(STOP_TIMEOUT + Duration::from_secs(2));
     assert_eq!(status, "0", "stderr:\n{}", pane.stderr());
     assert!(
