@@ -18,7 +18,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -94,15 +94,10 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the capture thread")?;
 
     // Load and attach errors come as one line, before the screen is taken.
-    let what = loop {
-        match ready_rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(what) => break what,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => {
-                join(capture)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
+    let Ok(what) = ready_rx.recv() else {
+        // The capture ended without attaching: its error.
+        join(capture)?;
+        return Ok(ExitCode::SUCCESS);
     };
 
     if stop.load(Ordering::Relaxed) {
@@ -134,8 +129,13 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
         f.close();
     }
     shown?;
-    captured?;
+    let summary = captured?;
     eprintln!("{}", final_line(&table, &counters, &board, started));
+    // The traffic is what was on screen; but events the pipeline dropped on
+    // an internal error are said, as `hdrtap http` says them.
+    for line in summary.iter().filter(|l| l.contains("internal error")) {
+        eprintln!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -168,10 +168,11 @@ fn http_args(args: &TopArgs) -> HttpArgs {
     }
 }
 
-/// The capture thread's end: its error, or one line for its panic.
-fn join(capture: JoinHandle<anyhow::Result<Vec<String>>>) -> anyhow::Result<()> {
+/// The capture thread's end: its summary lines, its error, or one line
+/// for its panic.
+fn join(capture: JoinHandle<anyhow::Result<Vec<String>>>) -> anyhow::Result<Vec<String>> {
     match capture.join() {
-        Ok(r) => r.map(|_| ()),
+        Ok(r) => r,
         Err(_) => bail!("the capture thread stopped on an internal error (please report this)"),
     }
 }
