@@ -235,10 +235,11 @@ asked), a method and a route (the path without its query, identifiers folded to 
 /users/42 and /users/7 are /users/*). COUNT: final responses (not 1xx but 101);
 RATE/S: over the last 5 seconds; 4XX% and 5XX%: shares of COUNT (the errors sort
 is by their sum); P50, P95, P99 (within 1 %) and MAX: latency from the request's
-first byte to the response's first, as the traced process saw them. At most 1000 endpoints are kept; responses to
-later ones are counted in an (other) row per side. The header counts events the
-kernel lost, parse errors and records the view dropped; messages hdrtap would print
-meanwhile are shown on stderr after the screen is restored.";
+first byte to the response's first, as the traced process saw them. At most 1000
+endpoints are kept; responses to later ones are counted in an (other) row per
+side. The header counts events the kernel lost, parse errors and records the view
+dropped; messages hdrtap would print meanwhile are shown on stderr after the
+screen is restored. A narrow terminal leaves out MAX, then P95, then P50.";
 
 /// Arguments of `hdrtap top`: which HTTP messages to count (the flags of
 /// `hdrtap http` that choose them).
@@ -766,6 +767,14 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(&bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    /// The numbers `hdrtap top --help` gives are the table's.
+    #[test]
+    fn top_help_says_the_tables_bounds() {
+        use hdrtap_core::live::{MAX_ENDPOINTS, WINDOW_SECS};
+        assert!(TOP_EXAMPLES.contains(&format!("At most {MAX_ENDPOINTS}\nendpoints are kept")));
+        assert!(TOP_EXAMPLES.contains(&format!("over the last {WINDOW_SECS} seconds")));
     }
 
     #[test]
