@@ -284,6 +284,31 @@ fn top_counts_sorts_filters_and_quits() {
     pane.ends_with("0", "hdrtap top: 35 responses on 2 endpoints");
 }
 
+/// Without `--side`, both ends on the machine: a row for what nginx served
+/// and one for what curl asked, each with every response; default HTTPS
+/// capture on (the uprobes attached).
+#[test]
+fn top_shows_each_side_of_an_endpoint() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let pane = Pane::start(&["--port", &nginx.port.to_string()]);
+    pane.wait_ready();
+    let id = unique_id("top-sides");
+    let reqs: Vec<CurlRequest> = (1..=3)
+        .map(|i| CurlRequest::get(nginx.url_v4(&format!("/a/{i}?q={i}")), &id, i))
+        .collect();
+    curl(&reqs);
+    let screen = pane.wait_for("3 GET /a/* on each side", |s| {
+        ["server", "client"]
+            .iter()
+            .all(|side| row(s, side, "GET", "/a/*").is_some_and(|r| r[0] == "3"))
+    });
+    assert_eq!(routes(&screen), ["/a/*", "/a/*"], "{screen}");
+    assert!(screen.contains("6 responses"), "{screen}");
+    pane.keys(&["q"]);
+    pane.ends_with("0", "hdrtap top: 6 responses on 2 endpoints");
+}
+
 /// `-d SECS` ends by itself: exit 0, the pane closes.
 #[test]
 fn top_stops_after_its_duration() {
