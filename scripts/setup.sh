@@ -31,6 +31,8 @@ TEST_PACKAGES=(
 	prometheus  # prometheus + promtool: tests/sinks_prometheus.rs scrapes hdrtap run's /metrics
 	python3-venv # a venv for the OTLP test receiver's packages (below)
 	nghttp2-client # nghttp, h2load: the HTTP/2 tests' oracle and load (tests/http2.rs, bench/)
+	gnutls-bin # gnutls-cli, gnutls-serv: HTTPS through GnuTLS (tests/tls.rs)
+	bsdutils # script: a pty for the terminal view tests (tests/cli.rs)
 	man-db python3-yaml systemd # man, PyYAML, systemd-analyze: the root-free packaging checks (crates/hdrtap/tests/packaging.rs)
 	tmux # tests/top.rs drives hdrtap top in a detached pane (send-keys, capture-pane)
 )

@@ -406,3 +406,199 @@ fn print_shows_readable_lines_while_the_file_gets_json() {
         .count();
     assert_eq!(requests, 2, "{text}");
 }
+
+/// `hdrtap show FILE` and `hdrtap http -r FILE` read a real capture back:
+/// every record as a readable line, the same filters as `hdrtap http`
+/// (an alert goes with its record), `--json` keeps the lines as written,
+/// `-v` puts each header on a line of its own, `--color always` colours the
+/// status, and a line that is not a record is said and makes exit 1.
+#[test]
+fn show_reads_a_capture_back_with_the_http_filters() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = unique_id("show");
+    let _run = curl(&[
+        CurlRequest::get(nginx.url_v4("/?shown=1"), &id, 1),
+        CurlRequest::get(nginx.url_v4("/status/404"), &id, 2).header("User-Agent", "sqlmap/1.7"),
+    ]);
+    let cap = hd.stop_when_http_count(8);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("saved.ndjson");
+    std::fs::write(&file, &cap.raw).unwrap();
+    let path = file.to_str().unwrap();
+    let text = |o: &Output| String::from_utf8_lossy(&o.stdout).to_string();
+
+    let all = hdrtap(&["show", path]);
+    assert!(
+        all.status.success(),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    let lines = text(&all);
+    let http = cap.http().count();
+    let alerts = cap.records.iter().filter(|r| kind(r) == "alert").count();
+    assert!(alerts >= 2, "no scanner alerts:\n{}", cap.dump_all());
+    assert_eq!(lines.lines().count(), http + alerts, "{lines}");
+    assert!(!lines.contains('\x1b'), "colour into a pipe:\n{lines}");
+    assert!(lines.contains("GET /?shown=1 HTTP/1.1 | "), "{lines}");
+    let stderr = String::from_utf8_lossy(&all.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{http} records shown, 0 filtered out, {alerts} alerts"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2xx 1, 4xx 1"),
+        "no status mix in the summary:\n{stderr}"
+    );
+
+    // The server's 404, once; the scanner request's alerts go with their
+    // records (filtered out here: they are requests).
+    let o = hdrtap(&["show", "--status", "4xx", "--side", "server", path]);
+    let l = text(&o);
+    assert_eq!(l.lines().count(), 1, "{l}");
+    assert!(l.contains("404") && l.contains("server"), "{l}");
+    let o = hdrtap(&[
+        "http",
+        "-r",
+        path,
+        "--path",
+        "/status/*",
+        "--side",
+        "client",
+    ]);
+    let l = text(&o);
+    assert_eq!(
+        l.lines().filter(|x| x.contains(" ALERT ")).count(),
+        1,
+        "{l}"
+    );
+    assert_eq!(l.lines().count(), 3, "request, its alert, response:\n{l}");
+
+    // --json: the kept lines exactly as written; -c counts HTTP records.
+    let o = hdrtap(&["show", "--json", "--method", "GET", "-c", "3", path]);
+    let kept = text(&o);
+    let originals: Vec<&str> = cap.raw.lines().collect();
+    let http_lines: Vec<&str> = kept
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"http_"))
+        .collect();
+    assert_eq!(http_lines.len(), 3, "{kept}");
+    for l in kept.lines() {
+        assert!(originals.contains(&l), "not a line of the file: {l}");
+    }
+
+    // -v: the start line, then every header indented.
+    let o = hdrtap(&["show", "-v", "--status", "200", "--side", "client", path]);
+    let l = text(&o);
+    let resp = cap
+        .http()
+        .find(|r| r["status"] == 200 && r["role"] == "client")
+        .unwrap();
+    assert_eq!(l.lines().count(), 1 + headers_of(resp).len(), "{l}");
+    assert!(l.lines().skip(1).all(|x| x.starts_with("    ")), "{l}");
+
+    // --color always: the status in its class's colour; NO_COLOR stops auto only.
+    let o = hdrtap(&["show", "--color", "always", "--status", "404", path]);
+    assert!(text(&o).contains("\x1b[33m404"), "{:?}", text(&o));
+
+    // A line that is not a record: said with its line number, exit 1.
+    let mut bad = cap.raw.clone();
+    bad.push_str("{\"kind\":\"http_request\",\"id\":\"x\"}\n");
+    std::fs::write(&file, bad).unwrap();
+    let o = hdrtap(&["show", path]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let n = cap.raw.lines().count() + 1;
+    assert!(
+        err.contains(&format!("saved.ndjson:{n}: not an hdrtap record")),
+        "{err}"
+    );
+    assert!(err.contains("1 unreadable lines skipped"), "{err}");
+    assert_eq!(text(&o).lines().count(), http + alerts);
+}
+
+/// On a terminal the default is compact (key headers, then how many more),
+/// in colour unless NO_COLOR is set (`script` gives hdrtap a pty).
+#[test]
+fn show_on_a_terminal_is_compact_and_coloured() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = unique_id("tty");
+    let _run = curl(&[CurlRequest::get(nginx.url_v4("/?tty=1"), &id, 1)]);
+    let cap = hd.stop_when_http_count(4);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.ndjson");
+    std::fs::write(&file, &cap.raw).unwrap();
+    let in_pty = |env: &str| {
+        let cmd = format!(
+            "{env} {} show --side server {}",
+            hdrtap_bin().display(),
+            file.display()
+        );
+        let o = run_with_timeout(
+            Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+            Duration::from_secs(60),
+        );
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let tty = in_pty("");
+    let request = tty
+        .lines()
+        .find(|l| l.contains(" /?tty=1 HTTP/1.1"))
+        .unwrap();
+    assert!(request.contains("| Host: "), "{tty}");
+    assert!(
+        request.contains(" headers"),
+        "no count of the headers left out: {tty}"
+    );
+    assert!(!request.contains("| Accept: "), "not compact: {tty}");
+    assert!(
+        tty.contains("\x1b[32m200"),
+        "no colour on a terminal: {tty:?}"
+    );
+    let plain = in_pty("NO_COLOR=1");
+    assert!(
+        !plain.contains("\x1b["),
+        "colour despite NO_COLOR: {plain:?}"
+    );
+}
+
+/// Readable lines (here --print's) with an explicit --stats-interval: the
+/// traffic summary so far on stderr at each interval.
+#[test]
+fn stats_interval_in_readable_mode_prints_the_summary_so_far() {
+    let _guard = setup();
+    let nginx = Nginx::start();
+    let hd = Hdrtap::start(&[
+        "--port",
+        &nginx.port.to_string(),
+        "--print",
+        "-d",
+        "4",
+        "--stats-interval",
+        "1",
+    ]);
+    let id = unique_id("interim");
+    let _run = curl(&[CurlRequest::get(nginx.url_v4("/?interim=1"), &id, 1)]);
+    let cap = hd.wait_exit(Duration::from_secs(30));
+    let blocks = cap.stderr.matches("hdrtap: after ").count();
+    assert!(blocks >= 2, "{}", cap.stderr);
+    // An interim block (before the exit summary's last lines) has the exchange.
+    let interim = cap.stderr.rsplit_once("hdrtap: after ").unwrap().1;
+    assert!(
+        interim.contains("served (server side): 1 responses: 2xx 1"),
+        "{}",
+        cap.stderr
+    );
+    assert!(interim.contains("busiest: GET / 1"), "{}", cap.stderr);
+    assert!(
+        cap.stdout.contains("GET /?interim=1 HTTP/1.1"),
+        "{}",
+        cap.stdout
+    );
+}

@@ -48,6 +48,23 @@ fn prometheus_scrapes_hdrtap_and_finds_the_expected_series() {
     let t = Duration::from_secs(30);
     assert_eq!(prom.wait_value(&q("2xx"), t, |v| v >= 6.0), 6.0);
     assert_eq!(prom.wait_value(&q("4xx"), t, |v| v >= 3.0), 3.0);
+    // The route label: the path, its numeric segment folded.
+    assert_eq!(
+        prom.wait_value(
+            r#"sum(hdrtap_http_requests_total{role="server",route="/status/*"})"#,
+            t,
+            |v| v >= 3.0
+        ),
+        3.0
+    );
+    assert_eq!(
+        prom.wait_value(
+            r#"sum(hdrtap_http_requests_total{role="server",route="/"})"#,
+            t,
+            |v| v >= 6.0
+        ),
+        6.0
+    );
     prom.wait_value(
         r#"sum(hdrtap_http_request_duration_seconds_count{role="server"})"#,
         t,

@@ -20,8 +20,8 @@ const LIBSSL: &str = "libssl.so.3";
 fn curl_https(v6: bool) {
     let _guard = setup();
     let nginx = Nginx::start_tls();
-    // -v: the log names the functions each library was hooked at.
-    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-v"]);
+    // -vv: the log names the functions each library was hooked at.
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-vv"]);
     let id = unique_id(if v6 { "tlscurl6" } else { "tlscurl4" });
     let url = |p: &str| if v6 { nginx.url_v6(p) } else { nginx.url_v4(p) };
     assert!(url("/").starts_with("https://"));
@@ -261,8 +261,8 @@ fn new_libssl_file_in_a_new_process_is_hooked() {
     let _guard = setup();
     let nginx = Nginx::start_tls();
     let copy = libssl_copy();
-    // -v: hdrtap logs each file it hooks.
-    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-v"]);
+    // -vv: hdrtap logs each file it hooks.
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-vv"]);
     let id = unique_id("tlscopy");
     let opts = RawOpts::new("127.0.0.1", nginx.port, "waitfirst", 4, &id)
         .paths("/,/status/404")
@@ -448,7 +448,7 @@ fn libssl_in_another_mount_namespace_is_hooked() {
     let _guard = setup();
     let nginx = Nginx::start_tls();
     let copy = libssl_copy();
-    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-v"]);
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string(), "-vv"]);
     let id = unique_id("tlsmntns");
     let target = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
     let script = format!(
@@ -502,4 +502,100 @@ fn libssl_in_another_mount_namespace_is_hooked() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// The GnuTLS records of one `gnutls-cli` request (X-Seq: seq, to
+/// `path`) on one side: the request with its headers as sent (the
+/// Authorization value redacted), and its response paired to it; both
+/// `tls: true` from `lib_prefix`.
+fn check_gnutls_exchange(cap: &Capture, path: &str, seq: u32, role: &str, lib_prefix: &str) {
+    let side: Vec<&Value> = cap.http().filter(|r| r["role"] == role).collect();
+    let req = side
+        .iter()
+        .find(|r| r["kind"] == "http_request" && r["target"] == path)
+        .unwrap_or_else(|| panic!("no {role} request for {path}:\n{}", cap.dump_all()));
+    assert_eq!(
+        header(req, "x-seq").as_deref(),
+        Some(seq.to_string().as_str()),
+        "{req}"
+    );
+    let auth = header(req, "authorization").unwrap_or_default();
+    assert!(auth.starts_with("Bearer [REDACTED len="), "{req}");
+    assert!(
+        !cap.raw.contains("gnutls-secret-"),
+        "a secret in the output"
+    );
+    assert_eq!(header(req, "host").as_deref(), Some("localhost"), "{req}");
+    let resp = side
+        .iter()
+        .find(|r| r["kind"] == "http_response" && r["request"]["target"] == path)
+        .unwrap_or_else(|| panic!("no {role} response for {path}:\n{}", cap.dump_all()));
+    assert_eq!(resp["status"], 200, "{resp}");
+    assert!(resp["latency_ns"].as_u64().is_some_and(|l| l > 0), "{resp}");
+    for r in [req, resp] {
+        assert_eq!(r["tls"], true, "{r}");
+        let lib = r["tls_library"].as_str().unwrap_or("");
+        assert!(lib.starts_with(lib_prefix), "tls_library {lib:?} in {r}");
+        assert!(r.get("flags").is_none(), "{r}");
+    }
+}
+
+/// GnuTLS at both ends (gnutls-cli to gnutls-serv, Debian's gnutls-bin):
+/// each request and its response in cleartext on both sides, named
+/// libgnutls, nothing from the ciphertext; `doctor --tls` calls the server
+/// covered by libgnutls.
+#[test]
+fn gnutls_cli_to_gnutls_serv_both_sides() {
+    let _guard = setup();
+    let serv = GnutlsServ::start();
+    let hd = Hdrtap::start(&["--port", &serv.port.to_string()]);
+    assert!(
+        started_with_libraries(&fs::read_to_string(hd.dir().join("stderr.txt")).unwrap())
+            .iter()
+            .any(|l| l.starts_with("libgnutls")),
+        "libgnutls not hooked"
+    );
+    let id = unique_id("gnutls");
+    let paths: Vec<String> = (1..=3).map(|s| format!("/{id}/{s}?q={s}")).collect();
+    for (i, p) in paths.iter().enumerate() {
+        gnutls_cli_get(serv.port, p, i as u32 + 1);
+    }
+    let doctor = run_clean(&hdrtap_bin(), &["doctor", "--tls"]);
+    let cap = hd.stop_when_http_count(12);
+    for (i, p) in paths.iter().enumerate() {
+        for role in ["client", "server"] {
+            check_gnutls_exchange(&cap, p, i as u32 + 1, role, "libgnutls");
+        }
+    }
+    assert_eq!(cap.http().count(), 12, "{}", cap.dump_all());
+    check_no_ciphertext_records(&cap, serv.port);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&serv.pid().to_string()))
+        .unwrap_or_else(|| panic!("no line for gnutls-serv in:\n{text}"));
+    assert!(
+        line.contains(" covered ") && line.contains("by libgnutls"),
+        "{line}"
+    );
+}
+
+/// GnuTLS client, OpenSSL server (gnutls-cli to nginx): each side names
+/// its own library.
+#[test]
+fn gnutls_cli_to_nginx_names_each_library() {
+    let _guard = setup();
+    let nginx = Nginx::start_tls();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = unique_id("gnutlsngx");
+    let paths: Vec<String> = (1..=2).map(|s| format!("/?{id}={s}")).collect();
+    for (i, p) in paths.iter().enumerate() {
+        gnutls_cli_get(nginx.port, p, i as u32 + 1);
+    }
+    let cap = hd.stop_when_http_count(8);
+    for (i, p) in paths.iter().enumerate() {
+        check_gnutls_exchange(&cap, p, i as u32 + 1, "client", "libgnutls");
+        check_gnutls_exchange(&cap, p, i as u32 + 1, "server", LIBSSL);
+    }
+    check_no_ciphertext_records(&cap, nginx.port);
 }

@@ -23,6 +23,12 @@
  *                  (conn.tls: its own conn_id and offsets), flag HDRTAP_DF_TLS.
  *
  * SSL_peek is not hooked: peeked bytes are read again by SSL_read.
+ *
+ * GnuTLS goes through the same programs: gnutls_record_send2 (or
+ * gnutls_record_send) and gnutls_record_recv take (session, buffer, size)
+ * and return the bytes moved or a negative error, as SSL_write and SSL_read
+ * do, and gnutls_transport_set_int2(session, recv_fd, send_fd) names the
+ * socket as SSL_set_fd does (crates/hdrtap-bpf/src/tls/discover.rs).
  */
 
 #include "capture.bpf.h"

@@ -323,7 +323,7 @@ http {{
 
 /// A self-signed certificate for localhost (P-256 key: fast to make) as
 /// `cert.pem` and `key.pem` in `dir`, with the `openssl` CLI.
-fn make_self_signed_cert(dir: &Path) -> Result<(), String> {
+pub fn make_self_signed_cert(dir: &Path) -> Result<(), String> {
     let out = run_with_timeout(
         Command::new("openssl")
             .args(["req", "-x509", "-newkey", "ec", "-nodes", "-days", "2"])

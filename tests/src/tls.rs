@@ -159,12 +159,12 @@ pub fn check_no_ciphertext_records(cap: &Capture, port: u16) {
     }
 }
 
-/// The hooked files named in hdrtap's start-up line (`HTTPS via OpenSSL
+/// The hooked files named in hdrtap's start-up line (`HTTPS via TLS library
 /// uprobes: a, b; ...`).
 pub fn started_with_libraries(stderr: &str) -> Vec<String> {
     stderr
         .lines()
-        .find_map(|l| l.split("HTTPS via OpenSSL uprobes: ").nth(1))
+        .find_map(|l| l.split("HTTPS via TLS library uprobes: ").nth(1))
         .map(|rest| {
             rest.split(';')
                 .next()
@@ -189,4 +189,108 @@ pub fn libssl_copy() -> tempfile::TempDir {
             .unwrap_or_else(|e| panic!("copy {}: {e} (is libssl3 installed?)", src.display()));
     }
     dir
+}
+
+/// `gnutls-serv --http` (Debian's gnutls-bin) on 127.0.0.1:port with a
+/// self-signed certificate; killed on drop.
+pub struct GnutlsServ {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl GnutlsServ {
+    pub fn start() -> GnutlsServ {
+        let dir = tempfile::tempdir().unwrap();
+        make_self_signed_cert(dir.path()).unwrap();
+        let port = free_port();
+        let child = Command::new("gnutls-serv")
+            .args(["--http", "-p", &port.to_string()])
+            .arg("--x509certfile")
+            .arg(dir.path().join("cert.pem"))
+            .arg("--x509keyfile")
+            .arg(dir.path().join("key.pem"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gnutls-serv (apt package gnutls-bin; scripts/setup.sh installs it)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gnutls-serv is not listening on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        GnutlsServ {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for GnutlsServ {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTPS request with `gnutls-cli` (a new connection): the request on
+/// its stdin, which stays open until the response has come (on EOF the
+/// client says goodbye at once). Returns what it printed.
+pub fn gnutls_cli_get(port: u16, path: &str, seq: u32) -> String {
+    use std::io::{Read, Write};
+    let mut child = Command::new("gnutls-cli")
+        .args(["--insecure", "-p", &port.to_string(), "127.0.0.1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gnutls-cli (apt package gnutls-bin)");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Seq: {seq}\r\nAuthorization: Bearer gnutls-secret-{seq}\r\n\r\n"
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut sent = false;
+        // The request once the handshake is done; then read until the
+        // response's end of headers.
+        while std::time::Instant::now() < deadline {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+            let text = String::from_utf8_lossy(&out);
+            if !sent && text.contains("Handshake was completed") {
+                let _ = stdin.write_all(req.as_bytes());
+                let _ = stdin.flush();
+                sent = true;
+            }
+            if sent && text.contains("HTTP/1.") && text.contains("\r\n\r\n") {
+                break;
+            }
+        }
+        drop(stdin);
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let out = reader.join().unwrap();
+    if crate::wait_timeout(&mut child, Duration::from_secs(10)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(
+        out.contains("HTTP/1."),
+        "gnutls-cli got no HTTP response from port {port}:\n{out}"
+    );
+    out
 }

@@ -26,6 +26,7 @@ pub mod live;
 pub mod output;
 pub mod packet;
 pub mod pipeline;
+pub mod readback;
 pub mod record;
 pub mod redact;
 pub mod rules;

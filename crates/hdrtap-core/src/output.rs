@@ -429,10 +429,159 @@ pub(crate) fn push_escaped(out: &mut String, s: &str) {
     }
 }
 
-/// The readable line of one record (without newline):
+/// How much of a record the readable form shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// One line: the start line and every header (`| Name: value`): files
+    /// of `format = "human"`, OTLP log bodies.
+    #[default]
+    Line,
+    /// One line: the start line and the key headers ([`KEY_HEADERS`]), then
+    /// how many more there are: the terminal's default.
+    Compact,
+    /// The start line, then every header on a line of its own, indented,
+    /// as `curl -v` shows them (`-v`).
+    Headers,
+}
+
+/// The headers a compact line keeps, in this order (case-insensitive).
+pub const KEY_HEADERS: [&str; 6] = [
+    "host",
+    ":authority",
+    "content-type",
+    "content-length",
+    "location",
+    "user-agent",
+];
+
+/// How readable records are drawn: how much of each, and whether in
+/// colour (ANSI: the status by class, dim headers, flags and alerts
+/// highlighted). Text from the wire is escaped before any colour code is
+/// added, so traffic can never draw on the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct View {
+    pub detail: Detail,
+    pub color: bool,
+}
+
+/// ANSI SGR codes used by [`View::color`].
+mod sgr {
+    pub const RESET: &str = "\x1b[0m";
+    pub const BOLD: &str = "\x1b[1m";
+    pub const DIM: &str = "\x1b[2m";
+    pub const RED: &str = "\x1b[31m";
+    pub const GREEN: &str = "\x1b[32m";
+    pub const YELLOW: &str = "\x1b[33m";
+    pub const MAGENTA: &str = "\x1b[35m";
+    pub const CYAN: &str = "\x1b[36m";
+    pub const BOLD_RED: &str = "\x1b[1;31m";
+}
+
+impl View {
+    /// `text` in `code` when in colour.
+    fn paint(&self, out: &mut String, code: &str, text: &str) {
+        if self.color {
+            out.push_str(code);
+            out.push_str(text);
+            out.push_str(sgr::RESET);
+        } else {
+            out.push_str(text);
+        }
+    }
+
+    /// Start colour `code` (no-op without colour); [`View::end`] ends it.
+    fn begin(&self, out: &mut String, code: &str) {
+        if self.color {
+            out.push_str(code);
+        }
+    }
+
+    fn end(&self, out: &mut String) {
+        if self.color {
+            out.push_str(sgr::RESET);
+        }
+    }
+}
+
+/// The colour of a status code: 2xx green, 3xx cyan, 4xx yellow, 5xx red.
+fn status_color(status: u16) -> &'static str {
+    match status {
+        200..=299 => sgr::GREEN,
+        300..=399 => sgr::CYAN,
+        400..=499 => sgr::YELLOW,
+        500..=599 => sgr::BOLD_RED,
+        _ => sgr::MAGENTA,
+    }
+}
+
+/// The readable line of one record (without newline), [`Detail::Line`]:
 /// `TIME comm[pid] role SRC > DST: START-LINE [extras] | Name: value | ...`
 /// SRC > DST is the direction the message travelled, as in tcpdump.
 pub fn record_line(rec: &HttpRecord) -> String {
+    record_text(rec, View::default())
+}
+
+/// The readable form of one record in `view` (no final newline; with
+/// [`Detail::Headers`] one line per header after the first).
+pub fn record_text(rec: &HttpRecord, view: View) -> String {
+    let mut line = String::with_capacity(160 + rec.header_bytes);
+    push_start(&mut line, rec, view);
+    let header = |line: &mut String, i: usize, name: &str, value: &str| {
+        let m = rec.headers.marks(i);
+        if m & mark::NAME_UNKNOWN != 0 {
+            line.push('?');
+        } else {
+            push_escaped(line, name);
+        }
+        line.push_str(": ");
+        if m & mark::VALUE_UNKNOWN != 0 {
+            line.push('?');
+        } else {
+            push_escaped(line, value);
+        }
+    };
+    match view.detail {
+        Detail::Line => {
+            view.begin(&mut line, sgr::DIM);
+            for (i, (name, value)) in rec.headers.iter().enumerate() {
+                line.push_str(" | ");
+                header(&mut line, i, name, value);
+            }
+            view.end(&mut line);
+        }
+        Detail::Compact => {
+            view.begin(&mut line, sgr::DIM);
+            let mut shown = 0;
+            for key in KEY_HEADERS {
+                for (i, (name, value)) in rec.headers.iter().enumerate() {
+                    if name.eq_ignore_ascii_case(key) {
+                        line.push_str(" | ");
+                        header(&mut line, i, name, value);
+                        shown += 1;
+                    }
+                }
+            }
+            match rec.headers.len() - shown {
+                0 => {}
+                1 => line.push_str(" | +1 header"),
+                n => line.push_str(&format!(" | +{n} headers")),
+            }
+            view.end(&mut line);
+        }
+        Detail::Headers => {
+            for (i, (name, value)) in rec.headers.iter().enumerate() {
+                line.push_str("\n    ");
+                view.begin(&mut line, sgr::DIM);
+                header(&mut line, i, name, value);
+                view.end(&mut line);
+            }
+        }
+    }
+    line
+}
+
+/// Everything of a readable record before its headers.
+fn push_start(line: &mut String, rec: &HttpRecord, view: View) {
     let (src, dst) = if rec.sent_by_process() {
         (rec.local, rec.remote)
     } else {
@@ -442,14 +591,13 @@ pub fn record_line(rec: &HttpRecord) -> String {
         Role::Client => "client",
         Role::Server => "server",
     };
-    let mut line = String::with_capacity(160 + rec.header_bytes);
     line.push_str(&time_of_day(rec.ts_unix_ns));
     line.push(' ');
-    push_escaped(&mut line, &rec.process.comm);
+    push_escaped(line, &rec.process.comm);
     line.push_str(&format!("[{}] {role} {src} > {dst}: ", rec.process.pid));
     if rec.tls {
         line.push_str("TLS(");
-        push_escaped(&mut line, rec.tls_library.as_deref().unwrap_or("?"));
+        push_escaped(line, rec.tls_library.as_deref().unwrap_or("?"));
         line.push_str(") ");
     }
     // "HTTP/1.1", or "HTTP/2 stream N".
@@ -466,74 +614,72 @@ pub fn record_line(rec: &HttpRecord) -> String {
     };
     match rec.kind {
         HttpKind::Request => {
-            push_escaped(&mut line, rec.method.as_deref().unwrap_or("?"));
+            view.begin(line, sgr::BOLD);
+            push_escaped(line, rec.method.as_deref().unwrap_or("?"));
+            view.end(line);
             line.push(' ');
-            push_escaped(&mut line, rec.target.as_deref().unwrap_or("?"));
+            push_escaped(line, rec.target.as_deref().unwrap_or("?"));
             line.push(' ');
             line.push_str(&version);
         }
         HttpKind::Response => {
             line.push_str(&version);
-            line.push_str(&format!(" {}", rec.status.unwrap_or(0)));
+            line.push(' ');
+            let status = rec.status.unwrap_or(0);
+            view.begin(line, status_color(status));
+            line.push_str(itoa::Buffer::new().format(status));
             if let Some(r) = rec.reason.as_deref().filter(|r| !r.is_empty()) {
                 line.push(' ');
-                push_escaped(&mut line, r);
+                push_escaped(line, r);
             }
+            view.end(line);
             if let Some(ns) = rec.latency_ns {
                 line.push_str(&format!(" ({:.3} ms", ns as f64 / 1e6));
                 if rec.request.is_some() {
                     line.push_str(", ");
-                    push_request(&mut line);
+                    push_request(line);
                 }
                 line.push(')');
             }
         }
         HttpKind::Trailers | HttpKind::Reset => {
             line.push_str(&version);
-            line.push_str(if rec.kind == HttpKind::Trailers {
-                " trailers"
+            if rec.kind == HttpKind::Trailers {
+                line.push_str(" trailers");
             } else {
-                " RST_STREAM"
-            });
+                line.push(' ');
+                view.paint(line, sgr::MAGENTA, "RST_STREAM");
+            }
             if rec.request.is_some() {
                 line.push_str(" (");
-                push_request(&mut line);
+                push_request(line);
                 line.push(')');
             }
         }
     }
     if let Some(h2) = &rec.h2 {
         if let Some(code) = h2.error_code {
-            line.push_str(&format!(" {}", h2_error_name(code)));
+            line.push(' ');
+            view.paint(line, sgr::MAGENTA, h2_error_name(code));
         }
         if let Some(g) = h2.grpc_status {
-            line.push_str(&format!(" grpc-status {g}"));
+            let text = format!("grpc-status {g}");
+            line.push(' ');
+            view.paint(line, if g == 0 { sgr::GREEN } else { sgr::RED }, &text);
         }
     }
     if rec.truncated {
-        line.push_str(" [truncated]");
+        line.push(' ');
+        view.paint(line, sgr::MAGENTA, "[truncated]");
     }
     for f in &rec.flags {
-        line.push_str(" [");
+        line.push(' ');
+        view.begin(line, sgr::MAGENTA);
+        line.push('[');
         line.push_str(f);
         line.push(']');
+        view.end(line);
     }
-    for (i, (name, value)) in rec.headers.iter().enumerate() {
-        let m = rec.headers.marks(i);
-        line.push_str(" | ");
-        if m & mark::NAME_UNKNOWN != 0 {
-            line.push('?');
-        } else {
-            push_escaped(&mut line, name);
-        }
-        line.push_str(": ");
-        if m & mark::VALUE_UNKNOWN != 0 {
-            line.push('?');
-        } else {
-            push_escaped(&mut line, value);
-        }
-    }
-    line
 }
 
 /// Append the JSON object of one alert (no newline); docs/SCHEMA.md.
@@ -588,6 +734,12 @@ pub fn push_alert_json(out: &mut Vec<u8>, a: &crate::rules::Alert) {
 /// The readable line of one alert (without newline):
 /// `TIME ALERT severity rule comm[pid] role SRC > DST: detail (record #id)`.
 pub fn alert_line(a: &crate::rules::Alert) -> String {
+    alert_text(a, View::default())
+}
+
+/// [`alert_line`] in `view` (in colour: `ALERT`, the severity and the rule
+/// stand out).
+pub fn alert_text(a: &crate::rules::Alert, view: View) -> String {
     let sent_by_process = matches!(
         (a.record_kind, a.role),
         (HttpKind::Request, Role::Client) | (HttpKind::Response, Role::Server)
@@ -603,10 +755,13 @@ pub fn alert_line(a: &crate::rules::Alert) -> String {
     };
     let mut line = String::with_capacity(160 + a.detail.len());
     line.push_str(&time_of_day(a.ts_unix_ns));
-    line.push_str(" ALERT ");
+    line.push(' ');
+    view.begin(&mut line, sgr::BOLD_RED);
+    line.push_str("ALERT ");
     line.push_str(a.severity.name());
     line.push(' ');
     line.push_str(a.rule);
+    view.end(&mut line);
     line.push(' ');
     push_escaped(&mut line, &a.comm);
     line.push_str(&format!("[{}] {role} {src} > {dst}: ", a.pid));
@@ -698,6 +853,8 @@ pub struct Writer {
     out: Box<dyn Write + Send>,
     buf: Vec<u8>,
     format: Format,
+    /// How readable lines are drawn.
+    view: View,
     /// Write out after every record (stdout on a terminal).
     line_buffered: bool,
     /// A file output: a write that fails part-way (disk full) is cut back to
@@ -750,6 +907,7 @@ impl Writer {
             out,
             buf: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
             format,
+            view: View::default(),
             line_buffered,
             file: None,
             committed: 0,
@@ -762,12 +920,33 @@ impl Writer {
         self.format
     }
 
+    /// Draw readable records in `view` (default: [`Detail::Line`], no colour).
+    pub fn with_view(mut self, view: View) -> Self {
+        self.view = view;
+        self
+    }
+
     /// Write one record of any kind as one line (stats records only in
     /// JSON format).
     pub fn write(&mut self, rec: &crate::sink::Record) -> io::Result<()> {
-        if !rec.write(self.format, &mut self.buf) {
+        let written = match self.format {
+            Format::Json => rec.write(Format::Json, &mut self.buf),
+            Format::Human => rec.write_view(self.view, &mut self.buf),
+        };
+        if !written {
             return Ok(());
         }
+        if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write one line as given (no newline in it), e.g. an NDJSON line read
+    /// back and kept as it was.
+    pub fn write_raw_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(line);
+        self.buf.push(b'\n');
         if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
             self.flush()?;
         }
@@ -1100,6 +1279,77 @@ mod tests {
         assert!(v["request"].is_null() && v.get("request").is_some());
         assert!(v["latency_ns"].is_null() && v.get("latency_ns").is_some());
         assert_eq!(v["flags"][0], "unpaired");
+    }
+
+    /// Compact: the key headers and how many more; -v: one header per
+    /// line, indented; colour only when asked, and never from the wire.
+    #[test]
+    fn views_show_what_they_promise() {
+        let mut r = resp();
+        r.headers = [
+            ("Server", "nginx"),
+            ("Content-Type", "text/html"),
+            ("X-Evil", "\x1b[31mred"),
+            ("content-length", "5"),
+        ]
+        .into_iter()
+        .collect();
+        let compact = record_text(
+            &r,
+            View {
+                detail: Detail::Compact,
+                color: false,
+            },
+        );
+        assert!(
+            compact.ends_with("| Content-Type: text/html | content-length: 5 | +2 headers"),
+            "{compact}"
+        );
+        assert!(
+            !compact.contains("Server") && !compact.contains('\n'),
+            "{compact}"
+        );
+        let full = record_text(
+            &r,
+            View {
+                detail: Detail::Headers,
+                color: false,
+            },
+        );
+        let lines: Vec<&str> = full.lines().collect();
+        assert_eq!(lines.len(), 5, "{full}");
+        assert_eq!(lines[1], "    Server: nginx");
+        assert_eq!(lines[3], "    X-Evil: \\x1b[31mred");
+        assert!(
+            lines[0].ends_with("404 Not Found (1.500 ms, GET /x)"),
+            "{full}"
+        );
+        // Colour: the status by class, headers dim; the wire's ESC stays escaped.
+        let colored = record_text(
+            &r,
+            View {
+                detail: Detail::Line,
+                color: true,
+            },
+        );
+        assert!(
+            colored.contains("\x1b[33m404 Not Found\x1b[0m"),
+            "{colored:?}"
+        );
+        assert!(colored.contains("\x1b[2m | Server: nginx"), "{colored:?}");
+        assert_eq!(colored.matches('\x1b').count(), 4, "{colored:?}");
+        assert!(!record_line(&r).contains('\x1b'));
+        for (status, code) in [(200, "32"), (302, "36"), (503, "1;31")] {
+            r.status = Some(status);
+            let t = record_text(
+                &r,
+                View {
+                    detail: Detail::Line,
+                    color: true,
+                },
+            );
+            assert!(t.contains(&format!("\x1b[{code}m{status}")), "{t:?}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
     env!("HDRTAP_COMMIT"),
-    ")\ncaptures: http (HTTP/1.x, HTTP/2, gRPC; HTTPS through OpenSSL), packets (tc, xdp, socket)",
+    ")\ncaptures: http (HTTP/1.x, HTTP/2, gRPC; HTTPS through OpenSSL and GnuTLS), packets (tc, xdp, socket)",
     "\nsinks: stdout, file, prometheus, otlp (http, grpc)",
     "\nbpf: CO-RE, built with clang-19; kernel 5.17 or later (hdrtap doctor)"
 );
@@ -35,7 +35,9 @@ const LONG_VERSION: &str = concat!(
     max_term_width = 100
 )]
 pub struct Cli {
-    /// More detail on stderr (-v: debug and libbpf messages; -vv: everything).
+    /// More detail. http and show: -v every header on a line of its own, -vv also debug
+    /// messages on stderr, -vvv everything. Other commands: -v debug and libbpf messages,
+    /// -vv everything.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
@@ -56,6 +58,9 @@ pub enum Command {
     /// Log packet headers (Ethernet, VLAN, ARP, IPv4, IPv6, TCP, UDP, ICMP) from tc, XDP or a socket filter.
     #[command(after_long_help = PACKETS_EXAMPLES)]
     Packets(PacketsArgs),
+    /// Read saved NDJSON back as readable lines, with the HTTP filters of `hdrtap http`.
+    #[command(after_long_help = SHOW_EXAMPLES)]
+    Show(ShowArgs),
     /// Check that this machine can run hdrtap (kernel, BTF, tracefs, privileges, program types).
     Doctor(DoctorArgs),
     /// Daemon mode: run the captures and sinks of a TOML file (file, stdout, Prometheus, OTLP).
@@ -97,15 +102,19 @@ EXAMPLES:
   hdrtap http -c 10 --port 80,443      # the first 10 messages on ports 80 and 443
   hdrtap http --side server --status 5xx --path '/api/*'   # failing API calls, once each
   hdrtap http --min-latency 250ms --host '*.example.com'   # slow responses for one domain
+  hdrtap http -v --port 8080           # every header on a line of its own, as curl -v
+  hdrtap http -r http.ndjson --status 5xx   # read a saved capture back (as hdrtap show)
+  hdrtap http --stats-interval 10      # also the traffic summary so far every 10 s, on stderr
   hdrtap http --redact X-Session       # also redact X-Session values
   hdrtap http --redact-param ticket    # also redact ?ticket=... in URLs
   hdrtap http --no-redact              # show secrets (Authorization, Cookie, ?token=, ...) in clear
-  hdrtap http --no-tls                 # plaintext HTTP only, no OpenSSL uprobes
+  hdrtap http --no-tls                 # plaintext HTTP only, no TLS library uprobes
   hdrtap doctor --tls                  # which processes' HTTPS hdrtap can show, and why not
 
 HTTPS is shown in cleartext (records with \"tls\": true) for programs using OpenSSL
-(libssl.so.3 / 1.1, or linked in statically with symbols): the uprobes are attached to
-each library file found in running processes and in processes started later.
+(libssl.so.3 / 1.1) or GnuTLS (libgnutls.so.30), shared or linked in statically with
+symbols: the uprobes are attached to each library file found in running processes and
+in processes started later.
 
 Secret headers (Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
 X-Auth-Token) are redacted by default to [REDACTED len=N hash=H]; H is a keyed hash
@@ -123,7 +132,18 @@ pub struct HttpArgs {
     pub common: CaptureCommon,
 
     #[command(flatten)]
-    pub select: HttpSelect,
+    pub scope: HttpScope,
+
+    #[command(flatten)]
+    pub filter: HttpFilterArgs,
+
+    #[command(flatten)]
+    pub view: ViewArgs,
+
+    /// Read records back from an NDJSON file written with --json -o (`-` for stdin) instead
+    /// of capturing: the same filters, -c, --json and views apply (as `hdrtap show FILE`).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Option<PathBuf>,
 
     /// Do not redact the default secret headers and query parameters (those named with
     /// --redact and --redact-param still are).
@@ -155,7 +175,8 @@ pub struct HttpArgs {
           value_parser = CALL_CAPTURE.parser())]
     pub call_capture: u32,
 
-    /// Do not capture HTTPS in cleartext (no OpenSSL uprobes): TLS connections are then skipped.
+    /// Do not capture HTTPS in cleartext (no OpenSSL/GnuTLS uprobes): TLS connections are then
+    /// skipped.
     #[arg(long)]
     pub no_tls: bool,
 
@@ -170,10 +191,10 @@ pub struct HttpArgs {
     pub drop_caps: bool,
 }
 
-/// Which HTTP messages `hdrtap http` and `hdrtap top` take: the process
-/// and connection filters (in the kernel) and the message filters.
-#[derive(Debug, Clone, Args)]
-pub struct HttpSelect {
+/// Which processes and connections `hdrtap http` and `hdrtap top` capture
+/// (filtered in the kernel; `[http]` keys).
+#[derive(Debug, Clone, Default, Args)]
+pub struct HttpScope {
     /// Only processes with this pid (repeatable, or a comma list). Filtered in the kernel.
     #[arg(short, long = "pid", value_name = "PID", value_parser = PID.parser(), value_delimiter = ',')]
     pub pids: Vec<u32>,
@@ -187,7 +208,11 @@ pub struct HttpSelect {
     /// Filtered in the kernel.
     #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser(), value_delimiter = ',')]
     pub ports: Vec<u16>,
+}
 
+/// The HTTP-level filters (`hdrtap http`, `hdrtap show`, `hdrtap top`; `[http]` keys): what is written.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HttpFilterArgs {
     /// Only messages of this method (repeatable, or a comma list). Responses by their request's.
     #[arg(long = "method", value_name = "METHOD", value_parser = parse_method, value_delimiter = ',')]
     pub methods: Vec<String>,
@@ -219,6 +244,57 @@ pub struct HttpSelect {
     pub side: Option<SideArg>,
 }
 
+/// How readable records are drawn (`hdrtap http`, `hdrtap show`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ViewArgs {
+    /// Colour readable output: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorArg {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+const SHOW_EXAMPLES: &str = "\
+EXAMPLES:
+  hdrtap http --json -o http.ndjson -d 60      # save a minute of traffic ...
+  hdrtap show http.ndjson                      # ... and read it back, one line per message
+  hdrtap show -v http.ndjson                   # every header, one per line
+  hdrtap show --status 5xx --side server http.ndjson   # the same filters as hdrtap http
+  hdrtap show --json --path '/api/*' http.ndjson > api.ndjson   # filter into a new file
+  hdrtap http -r http.ndjson -c 10             # tcpdump's -r habit: the same as show
+
+Alerts are shown with their records (dropped with them by a filter); stats records are
+read for the summary on stderr; packet records are counted, not shown.";
+
+/// Arguments of `hdrtap show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The NDJSON file (`hdrtap http --json -o FILE`, a daemon file sink); `-` for stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub filter: HttpFilterArgs,
+
+    #[command(flatten)]
+    pub view: ViewArgs,
+
+    /// Write the records kept as NDJSON (as read) instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Stop after N records (HTTP messages; alerts do not count).
+    #[arg(short = 'c', long, value_name = "N", value_parser = COUNT.parser())]
+    pub count: Option<u64>,
+}
+
 const TOP_EXAMPLES: &str = "\
 EXAMPLES:
   hdrtap top                           # every endpoint on this machine, both sides
@@ -246,7 +322,10 @@ screen is restored. A narrow terminal leaves out MAX, then P95, then P50.";
 #[derive(Debug, Args)]
 pub struct TopArgs {
     #[command(flatten)]
-    pub select: HttpSelect,
+    pub scope: HttpScope,
+
+    #[command(flatten)]
+    pub filter: HttpFilterArgs,
 
     /// Do not capture HTTPS in cleartext (no OpenSSL uprobes): TLS connections are then skipped.
     #[arg(long)]
@@ -358,10 +437,11 @@ pub struct CaptureCommon {
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
 
-    /// Seconds between {"kind":"stats"} records in --json output.
-    #[arg(long, value_name = "SECS", default_value_t = STATS_INTERVAL.default,
-          value_parser = STATS_INTERVAL.parser())]
-    pub stats_interval: u64,
+    /// Seconds between {"kind":"stats"} records in --json output (default 10). With readable
+    /// output (or --print), given explicitly: the summary so far on stderr every SECS seconds (status mix,
+    /// latency percentiles, top endpoints, alerts, losses).
+    #[arg(long, value_name = "SECS", value_parser = STATS_INTERVAL.parser())]
+    pub stats_interval: Option<u64>,
 
     /// Ring-buffer size in MiB (power of two). Larger rides out longer bursts; hdrtap is
     /// woken when it is three quarters full, else every 50 ms.
@@ -617,9 +697,9 @@ mod tests {
             panic!()
         };
         assert!(a.common.json && a.no_redact);
-        assert_eq!(a.select.pids, vec![12, 13]);
-        assert_eq!(a.select.comms, vec!["nginx"]);
-        assert_eq!(a.select.ports, vec![8080]);
+        assert_eq!(a.scope.pids, vec![12, 13]);
+        assert_eq!(a.scope.comms, vec!["nginx"]);
+        assert_eq!(a.scope.ports, vec![8080]);
         assert_eq!(a.redact, vec!["X-A"]);
         assert_eq!(a.redact_params, vec!["ticket"]);
         assert_eq!(a.no_redact_params, vec!["state"]);
@@ -702,9 +782,9 @@ mod tests {
             panic!()
         };
         assert_eq!(a.common.count, Some(10));
-        assert_eq!(a.select.ports, [80, 443]);
-        assert_eq!(a.select.comms, ["nginx", "curl"]);
-        assert_eq!(a.select.pids, [1, 2]);
+        assert_eq!(a.scope.ports, [80, 443]);
+        assert_eq!(a.scope.comms, ["nginx", "curl"]);
+        assert_eq!(a.scope.pids, [1, 2]);
         assert_eq!(a.common.output.as_deref(), Some(std::path::Path::new("-")));
         let Command::Packets(a) = Cli::try_parse_from([
             "hdrtap", "packets", "-i", "lo,eth0", "tcp", "port", "80", "-nn", "-c", "5",
@@ -753,10 +833,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(a.select.ports, [80, 443]);
-        assert_eq!(a.select.side, Some(SideArg::Server));
-        assert_eq!(a.select.status, [StatusSpec::Class(5)]);
-        assert_eq!(a.select.comms, ["nginx"]);
+        assert_eq!(a.scope.ports, [80, 443]);
+        assert_eq!(a.filter.side, Some(SideArg::Server));
+        assert_eq!(a.filter.status, [StatusSpec::Class(5)]);
+        assert_eq!(a.scope.comms, ["nginx"]);
         assert_eq!((a.duration, a.no_tls), (Some(5), true));
         for bad in [
             vec!["hdrtap", "top", "--json"],

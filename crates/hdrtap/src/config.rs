@@ -27,8 +27,8 @@ use hdrtap_export::otlp::{BodyMode, OtlpOptions, Protocol};
 use serde::Deserialize;
 
 use crate::cli::{
-    self, Bounds, CaptureCommon, DirectionArg, HttpArgs, HttpSelect, PacketsArgs, SideArg,
-    TcAttachArg,
+    self, Bounds, CaptureCommon, DirectionArg, HttpArgs, HttpFilterArgs, HttpScope, PacketsArgs,
+    SideArg, TcAttachArg, ViewArgs,
 };
 use hdrtap_core::filter_http::{parse_latency, StatusSpec};
 
@@ -223,6 +223,7 @@ struct SinkCfg {
     // prometheus
     listen: Option<String>,
     max_hosts: Option<usize>,
+    max_routes: Option<usize>,
     // otlp
     protocol: Option<String>,
     endpoint: Option<String>,
@@ -287,6 +288,7 @@ pub enum SinkKind {
     Prometheus {
         listen: SocketAddr,
         max_hosts: usize,
+        max_routes: usize,
     },
     Otlp(OtlpOptions),
 }
@@ -592,7 +594,7 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
         count: None,
         duration,
         ready_file: None,
-        stats_interval,
+        stats_interval: Some(stats_interval),
         ring_mib,
         quiet: true,
     };
@@ -609,33 +611,12 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                     h.ring_mib,
                     cli::RING_MIB,
                 )?),
-                select: HttpSelect {
+                scope: HttpScope {
                     pids: each(err_at, &["http", "pids"], &h.pids, |v| cli::PID.check(*v))?,
                     comms: each(err_at, &["http", "comms"], &h.comms, |v| cli::parse_comm(v))?,
                     ports: each(err_at, &["http", "ports"], &h.ports, |v| {
                         cli::PORT.check(*v)
                     })?,
-                    methods: each(err_at, &["http", "methods"], &h.methods, |v| {
-                        cli::parse_method(v)
-                    })?,
-                    path: optional(err_at, &["http", "path"], &h.path, cli::parse_glob)?,
-                    host: optional(err_at, &["http", "host"], &h.host, cli::parse_glob)?,
-                    status: each(err_at, &["http", "status"], &h.status, |v| {
-                        StatusSpec::parse(v)
-                    })?,
-                    header: optional(
-                        err_at,
-                        &["http", "header"],
-                        &h.header,
-                        cli::parse_header_filter,
-                    )?,
-                    min_latency: optional(
-                        err_at,
-                        &["http", "min_latency"],
-                        &h.min_latency,
-                        parse_latency,
-                    )?,
-                    side: value_enum::<SideArg>(err_at, &["http", "side"], h.side.as_deref())?,
                 },
                 no_redact: !r.enabled,
                 redact: each(err_at, &["redaction", "headers"], &r.headers, |v| {
@@ -662,6 +643,32 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                 no_tls: !h.tls,
                 no_rules: !f.rules.enabled,
                 drop_caps: h.drop_caps,
+                filter: HttpFilterArgs {
+                    methods: each(err_at, &["http", "methods"], &h.methods, |v| {
+                        cli::parse_method(v)
+                    })?,
+                    path: optional(err_at, &["http", "path"], &h.path, cli::parse_glob)?,
+                    host: optional(err_at, &["http", "host"], &h.host, cli::parse_glob)?,
+                    status: each(err_at, &["http", "status"], &h.status, |v| {
+                        StatusSpec::parse(v)
+                    })?,
+                    header: optional(
+                        err_at,
+                        &["http", "header"],
+                        &h.header,
+                        cli::parse_header_filter,
+                    )?,
+                    min_latency: optional(
+                        err_at,
+                        &["http", "min_latency"],
+                        &h.min_latency,
+                        parse_latency,
+                    )?,
+                    side: value_enum::<SideArg>(err_at, &["http", "side"], h.side.as_deref())?,
+                },
+                // Sinks draw their own lines, without colour.
+                view: ViewArgs::default(),
+                read: None,
             };
             let rules = if f.rules.enabled {
                 Some(rules_config(&f.rules, err_at)?)
@@ -852,6 +859,11 @@ fn sink_plan(i: usize, s: &SinkCfg, err_at: ErrAt<'_>) -> Result<SinkPlan, Confi
         ("compress", s.compress.is_some(), &[SinkType::File]),
         ("listen", s.listen.is_some(), &[SinkType::Prometheus]),
         ("max_hosts", s.max_hosts.is_some(), &[SinkType::Prometheus]),
+        (
+            "max_routes",
+            s.max_routes.is_some(),
+            &[SinkType::Prometheus],
+        ),
         ("protocol", s.protocol.is_some(), &[SinkType::Otlp]),
         ("endpoint", s.endpoint.is_some(), &[SinkType::Otlp]),
         ("timeout_ms", s.timeout_ms.is_some(), &[SinkType::Otlp]),
@@ -944,14 +956,15 @@ fn sink_plan(i: usize, s: &SinkCfg, err_at: ErrAt<'_>) -> Result<SinkPlan, Confi
                     format!("{listen:?} is not an address:port (e.g. \"127.0.0.1:9464\" or \"[::]:9464\")"),
                 )
             })?;
-            let max_hosts = s.max_hosts.unwrap_or(100);
-            if max_hosts > 100_000 {
-                return Err(err_at(
-                    &at("max_hosts"),
-                    format!("{max_hosts} is not in 0..=100000"),
-                ));
+            let cap = |key: &str, v: Option<usize>| match v.unwrap_or(100) {
+                n @ 0..=100_000 => Ok(n),
+                n => Err(err_at(&at(key), format!("{n} is not in 0..=100000"))),
+            };
+            SinkKind::Prometheus {
+                listen,
+                max_hosts: cap("max_hosts", s.max_hosts)?,
+                max_routes: cap("max_routes", s.max_routes)?,
             }
-            SinkKind::Prometheus { listen, max_hosts }
         }
         SinkType::Otlp => SinkKind::Otlp(otlp_options(s, &at, err_at)?),
     };

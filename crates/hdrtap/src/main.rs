@@ -29,9 +29,19 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    init_logging(cli.verbose);
+    // In http and show, the first -v is for the records (every header on
+    // a line of its own, as curl -v); the logs take the next ones.
+    let shows_headers = matches!(cli.command, cli::Command::Http(_) | cli::Command::Show(_));
+    let log_level = if shows_headers {
+        cli.verbose.saturating_sub(1)
+    } else {
+        cli.verbose
+    };
+    let more = if shows_headers { "-vv" } else { "-v" };
+    init_logging(log_level);
     let result = match &cli.command {
-        cli::Command::Http(args) => cmd::http::run(args),
+        cli::Command::Http(args) => cmd::http::run(args, cli.verbose),
+        cli::Command::Show(args) => cmd::show::run(args, cli.verbose),
         cli::Command::Top(args) => cmd::top::run(args),
         cli::Command::Packets(args) => cmd::packets::run(args),
         cli::Command::Doctor(args) => cmd::doctor::run(args),
@@ -43,7 +53,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("hdrtap: error: {}", one_line(&e));
-            if cli.verbose > 0 {
+            if log_level > 0 {
                 for cause in e.chain().skip(1) {
                     eprintln!("  caused by: {cause}");
                 }
@@ -56,7 +66,7 @@ fn main() -> ExitCode {
                 .downcast_ref::<hdrtap_bpf::BpfError>()
                 .is_some_and(|b| !b.log().is_empty())
             {
-                eprintln!("hdrtap: run with -v for the verifier log");
+                eprintln!("hdrtap: run with {more} for the verifier log");
             }
             ExitCode::FAILURE
         }

@@ -117,6 +117,21 @@ pub const SSL_FUNCS: [&str; 5] = [
     "SSL_set_fd",
 ];
 
+/// The functions hdrtap hooks in GnuTLS. `gnutls_record_send` only
+/// tail-calls `gnutls_record_send2` (Debian 12's 3.7.9), whose first three
+/// arguments are the same: the latter is hooked when the file has it, so
+/// that both entry points are seen once. Both, and `gnutls_record_recv`,
+/// take (session, buffer, size) and return the bytes moved or a negative
+/// error, as `SSL_write`/`SSL_read` do: the same BPF programs serve them.
+/// `gnutls_transport_set_int2(session, recv_fd, send_fd)` names the socket
+/// as `SSL_set_fd` does (`gnutls_transport_set_int` is a macro for it).
+pub const GNUTLS_FUNCS: [&str; 4] = [
+    "gnutls_record_send2",
+    "gnutls_record_send",
+    "gnutls_record_recv",
+    "gnutls_transport_set_int2",
+];
+
 /// What an ELF file's symbol tables and sections say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ElfFacts {
@@ -130,8 +145,8 @@ pub struct ElfFacts {
     pub go: bool,
     /// Holds rustls (a symbol mentions `rustls`).
     pub rustls: bool,
-    /// Holds GnuTLS functions (`gnutls_record_send`).
-    pub gnutls: bool,
+    /// Which of [`GNUTLS_FUNCS`] it defines.
+    pub gnutls: [bool; 4],
     /// OpenSSL's own read and write routines behind the public functions,
     /// when they can be hooked instead of them (see [`IoEntries`]).
     pub io: Option<IoEntries>,
@@ -160,9 +175,41 @@ pub struct IoEntries {
 }
 
 impl ElfFacts {
-    /// SSL_write and SSL_read are there: the file can be hooked.
-    pub fn hookable(&self) -> bool {
+    /// SSL_write and SSL_read are there: the file can be hooked as OpenSSL.
+    pub fn openssl(&self) -> bool {
         self.ssl[0] && self.ssl[1]
+    }
+
+    /// gnutls_record_send(2) and gnutls_record_recv are there: the file can
+    /// be hooked as GnuTLS.
+    pub fn gnutls(&self) -> bool {
+        (self.gnutls[0] || self.gnutls[1]) && self.gnutls[2]
+    }
+
+    /// The TLS library the file would be hooked as: `OpenSSL` (first, and
+    /// for OpenSSL-compatible libraries) or `GnuTLS`.
+    pub fn stack(&self) -> &'static str {
+        if self.openssl() || !self.gnutls() {
+            "OpenSSL"
+        } else {
+            "GnuTLS"
+        }
+    }
+
+    /// The file can be hooked, as OpenSSL or as GnuTLS.
+    pub fn hookable(&self) -> bool {
+        self.openssl() || self.gnutls()
+    }
+
+    /// The GnuTLS functions to hook: `gnutls_record_send2` rather than
+    /// `gnutls_record_send` (see [`GNUTLS_FUNCS`]).
+    pub fn gnutls_funcs(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let send2 = self.gnutls[0];
+        GNUTLS_FUNCS
+            .iter()
+            .zip(self.gnutls)
+            .filter(move |(f, on)| *on && !(send2 && **f == "gnutls_record_send"))
+            .map(|(f, _)| *f)
     }
 
     /// Defined names of [`SSL_FUNCS`].
@@ -194,7 +241,9 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
         let named = [".dynstr", ".strtab"].iter().any(|name| {
             obj.section_by_name(name)
                 .and_then(|s| s.data().ok())
-                .is_some_and(|d| contains(d, b"\0SSL_write\0"))
+                .is_some_and(|d| {
+                    contains(d, b"\0SSL_write\0") || contains(d, b"\0gnutls_record_recv\0")
+                })
         });
         if !named {
             return Ok(facts);
@@ -209,6 +258,10 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
                     *slot = true;
                     *addr = sym.address();
                 }
+            } else if let Some(i) = GNUTLS_FUNCS.iter().position(|f| f.as_bytes() == name) {
+                if let Some(slot) = facts.gnutls.get_mut(i) {
+                    *slot = true;
+                }
             }
         }
         if deep {
@@ -218,14 +271,11 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
             if !facts.rustls && contains(name, b"rustls") {
                 facts.rustls = true;
             }
-            if name == b"gnutls_record_send" {
-                facts.gnutls = true;
-            }
-        } else if facts.ssl.iter().all(|&x| x) {
+        } else if facts.ssl.iter().all(|&x| x) || facts.gnutls.iter().all(|&x| x) {
             break;
         }
     }
-    if obj.architecture() == Architecture::X86_64 {
+    if facts.openssl() && obj.architecture() == Architecture::X86_64 {
         let [write, read, write_ex, read_ex, _] = addrs;
         facts.io = io_entries(&obj, [read, read_ex], [write, write_ex]);
     }
@@ -357,10 +407,12 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A mapped file worth an ELF look for OpenSSL: a `libssl*` library, or the
+/// A mapped file worth an ELF look for OpenSSL or GnuTLS: a `libssl*` or
+/// `libgnutls*` library, or the
 /// process's own executable (statically linked OpenSSL).
 pub fn is_candidate(m: &Mapping, exe: Option<&str>) -> bool {
-    m.file_name().starts_with("libssl") || exe.is_some_and(|e| e == m.path)
+    let name = m.file_name();
+    name.starts_with("libssl") || name.starts_with("libgnutls") || exe.is_some_and(|e| e == m.path)
 }
 
 /// The executable of process `pid` as its maps name it (`/proc/PID/exe`).
@@ -455,6 +507,32 @@ garbage line
         std::fs::write(&dir, b"\x7fELF\x02\x01\x01garbage").unwrap();
         assert!(elf_facts(&dir, true).is_err());
         let _ = std::fs::remove_file(&dir);
+    }
+
+    /// Debian's libgnutls30 (apt needs it: always there): hookable as
+    /// GnuTLS, through gnutls_record_send2 rather than gnutls_record_send.
+    #[test]
+    fn the_system_libgnutls_is_hookable_as_gnutls() {
+        let p = Path::new("/usr/lib/x86_64-linux-gnu/libgnutls.so.30");
+        for deep in [false, true] {
+            let f = elf_facts(p, deep).unwrap();
+            assert!(f.hookable() && f.gnutls() && !f.openssl(), "{f:?}");
+            assert_eq!(f.stack(), "GnuTLS");
+            assert_eq!(
+                f.gnutls_funcs().collect::<Vec<_>>(),
+                [
+                    "gnutls_record_send2",
+                    "gnutls_record_recv",
+                    "gnutls_transport_set_int2"
+                ]
+            );
+            assert!(f.io.is_none());
+        }
+        let m = Mapping {
+            path: p.display().to_string(),
+            ..parse_maps(MAPS)[2].clone()
+        };
+        assert!(is_candidate(&m, None));
     }
 
     #[test]

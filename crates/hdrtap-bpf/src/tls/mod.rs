@@ -1,15 +1,17 @@
-//! TLS (HTTPS) capture: find OpenSSL in every process, attach the uprobes of
-//! `bpf/l7/openssl.bpf.c` once per library file, and keep doing so for
-//! processes started later.
+//! TLS (HTTPS) capture: find OpenSSL (and GnuTLS) in every process, attach
+//! the uprobes of `bpf/l7/openssl.bpf.c` once per library file, and keep
+//! doing so for processes started later.
 //!
 //! * A uprobe is registered on a file (inode), not on a process: hooking
 //!   `libssl.so.3` once covers every process that maps it, now or later.
 //!   So only new *files* matter: each [`FileId`] is looked at once.
 //! * At start, every process's `/proc/PID/maps` is scanned (other mount
-//!   namespaces through `/proc/PID/root`). Candidates are `libssl*` files
-//!   and each process's own executable (OpenSSL linked in statically);
-//!   they are hooked when their symbol tables define `SSL_write` and
-//!   `SSL_read`.
+//!   namespaces through `/proc/PID/root`). Candidates are `libssl*` and
+//!   `libgnutls*` files and each process's own executable (linked in
+//!   statically); they are hooked when their symbol tables define
+//!   `SSL_write` and `SSL_read`, or else GnuTLS's `gnutls_record_send(2)`
+//!   and `gnutls_record_recv` (the same programs serve both: see
+//!   [`discover::GNUTLS_FUNCS`]).
 //! * Later, the kernel reports executable files it was not told about:
 //!   `sched_process_exec` (a new binary) and executable `mmap`s (ld.so,
 //!   dlopen). The process's maps are scanned on receipt and again shortly
@@ -433,17 +435,34 @@ impl TlsCapture {
                 ),
             }
         }
-        for func in facts.ssl_funcs() {
+        // OpenSSL's functions; or else GnuTLS's, which take the same
+        // arguments as SSL_write, SSL_read and SSL_set_fd (see
+        // discover::GNUTLS_FUNCS) and go to the same programs.
+        let funcs: Vec<&'static str> = if facts.openssl() {
+            facts.ssl_funcs().collect()
+        } else {
+            facts.gnutls_funcs().collect()
+        };
+        for func in funcs {
             let (entry, ret) = match func {
-                "SSL_set_fd" => (&progs.tls_ssl_set_fd, false),
+                "SSL_set_fd" | "gnutls_transport_set_int2" => (&progs.tls_ssl_set_fd, false),
                 _ if internal => continue,
-                "SSL_write" => (&progs.tls_ssl_write, true),
+                "SSL_write" | "gnutls_record_send2" | "gnutls_record_send" => {
+                    (&progs.tls_ssl_write, true)
+                }
                 "SSL_write_ex" => (&progs.tls_ssl_write_ex, true),
-                "SSL_read" => (&progs.tls_ssl_read, true),
+                "SSL_read" | "gnutls_record_recv" => (&progs.tls_ssl_read, true),
                 "SSL_read_ex" => (&progs.tls_ssl_read_ex, true),
                 _ => continue,
             };
-            let required = matches!(func, "SSL_write" | "SSL_read");
+            let required = matches!(
+                func,
+                "SSL_write"
+                    | "SSL_read"
+                    | "gnutls_record_send2"
+                    | "gnutls_record_send"
+                    | "gnutls_record_recv"
+            );
             match attach(&mut links, entry, ret, Some(func), 0) {
                 Ok(()) => functions.push(func),
                 Err(e) if required => return Err(format!("{func}: {e}")),
@@ -519,8 +538,9 @@ pub fn doctor_check() -> crate::doctor::Check {
 pub enum Coverage {
     /// Hooked through this library file (name, path as the process sees it).
     Library { name: String, path: String },
-    /// OpenSSL linked into the program, with its symbols: the program is hooked.
-    Static { path: String },
+    /// A TLS library (`stack`: OpenSSL or GnuTLS) linked into the program,
+    /// with its symbols: the program is hooked.
+    Static { path: String, stack: &'static str },
     /// TLS hdrtap cannot hook, and why.
     Unsupported(String),
     /// A stripped program with no OpenSSL symbols: if it has TLS built in,
@@ -606,7 +626,10 @@ fn classify(
     let mut seen = HashSet::new();
     let files: Vec<&Mapping> = maps.iter().filter(|m| seen.insert(m.file)).collect();
     for m in &files {
-        if m.file_name().starts_with("libssl") && facts(m).is_some_and(|f| f.hookable()) {
+        let name = m.file_name();
+        if (name.starts_with("libssl") || name.starts_with("libgnutls"))
+            && facts(m).is_some_and(|f| f.hookable())
+        {
             return Coverage::Library {
                 name: m.file_name().to_string(),
                 path: m.path.clone(),
@@ -618,19 +641,15 @@ fn classify(
     if let Some(f) = &exe_facts {
         if f.hookable() {
             return Coverage::Static {
+                stack: f.stack(),
                 path: exe.to_string(),
             };
         }
     }
     let has = |prefix: &str| files.iter().any(|m| m.file_name().starts_with(prefix));
-    if has("libgnutls") {
-        return Coverage::Unsupported(
-            "GnuTLS (libgnutls) is not hooked: only OpenSSL-compatible libraries are".into(),
-        );
-    }
     if has("libnss3") || has("libssl3.so") {
         return Coverage::Unsupported(
-            "NSS (libnss3/libssl3.so) is not hooked: only OpenSSL-compatible libraries are".into(),
+            "NSS (libnss3/libssl3.so) is not hooked: only OpenSSL-compatible libraries and GnuTLS are".into(),
         );
     }
     if has("libjvm") {
@@ -644,9 +663,6 @@ fn classify(
         }
         if f.rustls {
             return Coverage::Unsupported("Rust program with rustls built in: not hooked".into());
-        }
-        if f.gnutls {
-            return Coverage::Unsupported("GnuTLS linked into the program: not hooked".into());
         }
         if !f.has_symtab {
             return Coverage::Stripped {

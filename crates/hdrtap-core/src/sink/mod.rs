@@ -164,6 +164,23 @@ impl Record {
         true
     }
 
+    /// Append the readable form in `view`, newline included (HTTP records
+    /// and alerts take the view; packets have one form); false for stats.
+    pub fn write_view(&self, view: crate::output::View, out: &mut Vec<u8>) -> bool {
+        match self {
+            Record::Http(r) => {
+                out.extend_from_slice(crate::output::record_text(r, view).as_bytes())
+            }
+            Record::Alert(a) => {
+                out.extend_from_slice(crate::output::alert_text(a, view).as_bytes())
+            }
+            Record::Packet(r) => r.write_line(out),
+            Record::Stats(_) => return false,
+        }
+        out.push(b'\n');
+        true
+    }
+
     /// Append the record as one line in `format`, newline included; false
     /// when the record has no line in that format.
     pub fn write(&self, format: Format, out: &mut Vec<u8>) -> bool {

@@ -3,10 +3,13 @@
 //! counters (events, losses by reason, ring-buffer fill, per-sink records,
 //! errors and drops). Metric names and labels: docs/DAEMON.md.
 //!
-//! Label values that come from the traffic (host, method) are untrusted:
-//! methods outside the standard set become `_OTHER` (as OpenTelemetry's
-//! semantic conventions do) and at most `max_hosts` distinct hosts get a
-//! series of their own; later ones share `host="__overflow__"`.
+//! Label values that come from the traffic (host, method, route) are
+//! untrusted: methods outside the standard set become `_OTHER` (as
+//! OpenTelemetry's semantic conventions do); routes are the path without
+//! its query, identifier-like segments folded to `*` (a heuristic like
+//! OBI's route harvesting, [`hdrtap_core::summary::route`]); at most
+//! `max_hosts` distinct hosts and `max_routes` routes get series of their
+//! own, later ones share `__overflow__`.
 mod text;
 
 use std::collections::HashMap;
@@ -21,7 +24,7 @@ use hdrtap_core::sink::{Record, Sink, SinkCounters, SinkInfo, StatusBoard};
 
 pub use text::{Text, Type};
 
-/// Host label shared by every host past the cap.
+/// Label value shared by every host (or route) past its cap.
 pub const OVERFLOW_HOST: &str = "__overflow__";
 /// Methods that get their own `method` label value.
 const METHODS: [&str; 9] = [
@@ -57,8 +60,9 @@ impl Histogram {
     }
 }
 
-/// (method index (METHODS, then _OTHER, _UNPAIRED), status class, role, host index).
-type RequestKey = (u8, u8, u8, u32);
+/// (method index (METHODS, then _OTHER, _UNPAIRED), status class, role,
+/// host index, route index).
+type RequestKey = (u8, u8, u8, u32, u32);
 
 /// A plain counter family: name, help, and per capture the stats field.
 type CounterSpec = (
@@ -67,13 +71,84 @@ type CounterSpec = (
     &'static [(&'static str, &'static str)],
 );
 
+/// Label values taken from the traffic, capped: the first `max` distinct
+/// values get an index each, later ones [`Labels::OVERFLOW`] (rendered
+/// `__overflow__`), so that a flood of names cannot grow the series
+/// without bound.
+#[derive(Debug)]
+struct Labels {
+    max: usize,
+    /// Values seen (and, for the fast path, their spellings as seen).
+    index: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Labels {
+    const OVERFLOW: u32 = u32::MAX;
+    /// Longest label value kept, in bytes (cut at a character boundary).
+    const MAX_LEN: usize = 255;
+
+    fn new(max: usize) -> Labels {
+        Labels {
+            max,
+            index: HashMap::new(),
+            names: Vec::new(),
+        }
+    }
+
+    /// The index of `value`, made canonical by `canon` (lower case hosts,
+    /// folded routes) only when it is not known as seen.
+    fn get(&mut self, value: &str, canon: impl Fn(&str) -> String) -> u32 {
+        // Most values are already canonical: look up without allocating.
+        if let Some(&i) = self.index.get(value) {
+            return i;
+        }
+        let mut v = canon(value);
+        if v.len() > Self::MAX_LEN {
+            let mut end = Self::MAX_LEN;
+            while !v.is_char_boundary(end) {
+                end -= 1;
+            }
+            v.truncate(end);
+        }
+        if let Some(&i) = self.index.get(v.as_str()) {
+            self.remember(value, i);
+            return i;
+        }
+        if self.names.len() >= self.max {
+            return Self::OVERFLOW;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(v.clone().into());
+        self.index.insert(v.into(), i);
+        self.remember(value, i);
+        i
+    }
+
+    /// Also remember `value` as seen (another case of a host, a target of
+    /// a route) for the fast path, up to a bound: targets are unbounded.
+    fn remember(&mut self, value: &str, i: u32) {
+        if self.index.len() < 4 * self.max.max(64) && !self.index.contains_key(value) {
+            self.index.insert(value.into(), i);
+        }
+    }
+
+    fn name(&self, i: u32) -> &str {
+        if i == Self::OVERFLOW {
+            OVERFLOW_HOST
+        } else {
+            self.names.get(i as usize).map_or("", |h| h)
+        }
+    }
+}
+
 /// Traffic metrics: what the records said.
 #[derive(Debug)]
 pub struct Traffic {
-    max_hosts: usize,
-    /// Host label values seen (lower case, at most `max_hosts`).
-    hosts: HashMap<Box<str>, u32>,
-    host_names: Vec<Box<str>>,
+    /// Host label values (lower case).
+    hosts: Labels,
+    /// Route label values ([`hdrtap_core::summary::route`]).
+    routes: Labels,
     /// Requests by [`RequestKey`].
     requests: HashMap<RequestKey, u64>,
     latency: [Histogram; 2],
@@ -82,47 +157,16 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    pub fn new(max_hosts: usize) -> Traffic {
+    /// At most `max_hosts` host and `max_routes` route label values.
+    pub fn new(max_hosts: usize, max_routes: usize) -> Traffic {
         Traffic {
-            max_hosts,
-            hosts: HashMap::new(),
-            host_names: Vec::new(),
+            hosts: Labels::new(max_hosts),
+            routes: Labels::new(max_routes),
             requests: HashMap::new(),
             latency: Default::default(),
             packets: [(0, 0); PROTOCOLS.len()],
             alerts: RULES.iter().map(|r| (r.id, 0)).collect(),
         }
-    }
-
-    /// The index of `host`'s label value (u32::MAX: overflow).
-    fn host(&mut self, host: &str) -> u32 {
-        let host = host.trim();
-        // Most hosts are lower case already: look up without allocating.
-        if let Some(&i) = self.hosts.get(host) {
-            return i;
-        }
-        let mut h = host.to_ascii_lowercase();
-        if h.len() > 255 {
-            let mut end = 255;
-            while !h.is_char_boundary(end) {
-                end -= 1;
-            }
-            h.truncate(end);
-        }
-        if let Some(&i) = self.hosts.get(h.as_str()) {
-            return i;
-        }
-        if self.host_names.len() >= self.max_hosts {
-            return u32::MAX;
-        }
-        let i = self.host_names.len() as u32;
-        self.host_names.push(h.clone().into());
-        self.hosts.insert(h.into(), i);
-        if host != self.host_names.last().map_or("", |s| s) {
-            // Also remember the spelling as seen, for the fast path.
-            self.hosts.insert(host.into(), i);
-        }
-        i
     }
 
     fn http(&mut self, r: &HttpRecord) {
@@ -138,9 +182,14 @@ impl Traffic {
                 .position(|m| *m == q.method)
                 .unwrap_or(METHODS.len()) as u8,
         };
-        let host = match r.request.as_ref().and_then(|q| q.host.as_deref()) {
-            Some(h) => self.host(h),
-            None => self.host(""),
+        let host = r.request.as_ref().and_then(|q| q.host.as_deref());
+        let host = self
+            .hosts
+            .get(host.unwrap_or("").trim(), |h| h.to_ascii_lowercase());
+        // No request, no route: "" (with method _UNPAIRED).
+        let route = match &r.request {
+            Some(q) => self.routes.get(&q.target, hdrtap_core::summary::route),
+            None => self.routes.get("", |_| String::new()),
         };
         let role = match r.role {
             Role::Client => 0,
@@ -148,7 +197,7 @@ impl Traffic {
         };
         *self
             .requests
-            .entry((method, class, role, host))
+            .entry((method, class, role, host, route))
             .or_insert(0) += 1;
         if let (Some(ns), Some(h)) = (r.latency_ns, self.latency.get_mut(role as usize)) {
             h.observe(ns as f64 / 1e9);
@@ -196,20 +245,15 @@ impl Traffic {
         t.family(
             "hdrtap_http_requests_total",
             Type::Counter,
-            "HTTP requests answered (counted at the final response), by method, status class, Host (capped: later hosts share __overflow__) and the traced process's role.",
+            "HTTP requests answered (counted at the final response), by method, status class, Host, route (the path without its query, identifiers folded to *; both capped: later values share __overflow__) and the traced process's role.",
         );
         let mut rows: Vec<(&RequestKey, &u64)> = self.requests.iter().collect();
         rows.sort();
-        for ((m, c, role, host), n) in rows {
+        for ((m, c, role, host, route), n) in rows {
             let method = match METHODS.get(*m as usize) {
                 Some(m) => m,
                 None if *m as usize == METHODS.len() => OTHER_METHOD,
                 None => UNPAIRED,
-            };
-            let host = if *host == u32::MAX {
-                OVERFLOW_HOST
-            } else {
-                self.host_names.get(*host as usize).map_or("", |h| h)
             };
             t.sample(
                 "hdrtap_http_requests_total",
@@ -219,7 +263,8 @@ impl Traffic {
                         "status_class",
                         STATUS_CLASSES.get(*c as usize).copied().unwrap_or("other"),
                     ),
-                    ("host", host),
+                    ("host", self.hosts.name(*host)),
+                    ("route", self.routes.name(*route)),
                     ("role", role_name(*role)),
                 ],
                 *n as f64,

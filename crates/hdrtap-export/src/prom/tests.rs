@@ -10,6 +10,18 @@ pub(crate) fn response(
     latency_ms: u64,
     role: Role,
 ) -> Record {
+    response_to("/", method, host, status, latency_ms, role)
+}
+
+/// [`response`] to a request for `target`.
+fn response_to(
+    target: &str,
+    method: &str,
+    host: Option<&str>,
+    status: u16,
+    latency_ms: u64,
+    role: Role,
+) -> Record {
     let ep = Endpoint {
         ip: "127.0.0.1".parse().unwrap(),
         port: 80,
@@ -36,7 +48,7 @@ pub(crate) fn response(
         latency_ns: Some(latency_ms * 1_000_000),
         request: (method != "-").then(|| RequestRef {
             method: method.into(),
-            target: "/".into(),
+            target: target.into(),
             host: host.map(Into::into),
         }),
         headers: Headers::default(),
@@ -57,9 +69,41 @@ fn sample<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         .and_then(|l| l.rsplit(' ').next())
 }
 
+/// Routes: the path without its query, identifiers folded (one series for
+/// /users/42 and /users/7?x=1), capped like hosts.
+#[test]
+fn requests_by_route_fold_identifiers_with_a_cap() {
+    let mut t = Traffic::new(10, 2);
+    let r = |target: &str| response_to(target, "GET", Some("h"), 200, 1, Role::Server);
+    t.observe(&[
+        r("/users/42"),
+        r("/users/7?x=1"),
+        r("/users/7?x=1"),
+        r("/orders/3f2504e0-4f89-11d3-9a0c-0305e82c3301/items"),
+        r("/static/app.js"),
+        r("/other"),
+    ]);
+    let mut text = Text::new();
+    t.render(&mut text);
+    let s = text.finish();
+    let get = |route: &str| {
+        let p = format!(
+            r#"hdrtap_http_requests_total{{method="GET",status_class="2xx",host="h",route="{route}",role="server"}}"#
+        );
+        sample(&s, &p)
+            .unwrap_or_else(|| panic!("no {p} in\n{s}"))
+            .to_string()
+    };
+    assert_eq!(get("/users/*"), "3");
+    assert_eq!(get("/orders/*/items"), "1");
+    // The cap is 2 routes: the later ones share the overflow.
+    assert_eq!(get("__overflow__"), "2");
+    assert_eq!(s.matches("route=").count(), 3, "{s}");
+}
+
 #[test]
 fn requests_by_method_class_host_role_with_a_cap() {
-    let mut t = Traffic::new(2);
+    let mut t = Traffic::new(2, 10);
     t.observe(&[
         response("GET", Some("A.example"), 200, 3, Role::Server),
         response("GET", Some("a.example"), 204, 3, Role::Server),
@@ -75,26 +119,26 @@ fn requests_by_method_class_host_role_with_a_cap() {
     let get = |p: &str| sample(&s, p).unwrap_or_else(|| panic!("no {p} in\n{s}"));
     assert_eq!(
         get(
-            r#"hdrtap_http_requests_total{method="GET",status_class="2xx",host="a.example",role="server"}"#
+            r#"hdrtap_http_requests_total{method="GET",status_class="2xx",host="a.example",route="/",role="server"}"#
         ),
         "2"
     );
     assert_eq!(
         get(
-            r#"hdrtap_http_requests_total{method="_OTHER",status_class="4xx",host="b.example",role="server"}"#
+            r#"hdrtap_http_requests_total{method="_OTHER",status_class="4xx",host="b.example",route="/",role="server"}"#
         ),
         "1"
     );
     // The cap is 2 hosts: c and d share the overflow.
     assert_eq!(
         get(
-            r#"hdrtap_http_requests_total{method="POST",status_class="5xx",host="__overflow__",role="client"}"#
+            r#"hdrtap_http_requests_total{method="POST",status_class="5xx",host="__overflow__",route="/",role="client"}"#
         ),
         "2"
     );
     assert_eq!(
         get(
-            r#"hdrtap_http_requests_total{method="_UNPAIRED",status_class="2xx",host="__overflow__",role="client"}"#
+            r#"hdrtap_http_requests_total{method="_UNPAIRED",status_class="2xx",host="__overflow__",route="",role="client"}"#
         ),
         "1"
     );
@@ -150,7 +194,7 @@ fn exposition_has_self_metrics_and_is_served() {
     let counters = Arc::new(SinkCounters::default());
     SinkCounters::add(&counters.dropped_queue, 7);
     let exp = Exposition {
-        traffic: Arc::new(Mutex::new(Traffic::new(10))),
+        traffic: Arc::new(Mutex::new(Traffic::new(10, 10))),
         board,
         sinks: Arc::new(Mutex::new(vec![SinkInfo {
             name: "otlp".into(),
@@ -196,7 +240,7 @@ fn exposition_has_self_metrics_and_is_served() {
 #[test]
 fn other_paths_are_404() {
     let exp = Exposition {
-        traffic: Arc::new(Mutex::new(Traffic::new(10))),
+        traffic: Arc::new(Mutex::new(Traffic::new(10, 10))),
         board: Arc::default(),
         sinks: Arc::default(),
     };
@@ -245,7 +289,7 @@ fn every_stats_field_has_a_series_and_every_named_field_exists() {
         });
     }
     let text = Exposition {
-        traffic: Arc::new(Mutex::new(Traffic::new(10))),
+        traffic: Arc::new(Mutex::new(Traffic::new(10, 10))),
         board,
         sinks: Arc::new(Mutex::new(Vec::new())),
     }

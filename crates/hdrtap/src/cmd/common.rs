@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrtap_bpf::sys;
-use hdrtap_core::output::{Format, Writer};
+use hdrtap_core::output::{Detail, Format, View, Writer};
 use hdrtap_core::sink::{CaptureStatus, Fanout, Record, StatsSnapshot, StatusBoard};
 use serde::Serialize;
+
+use crate::cli::{ColorArg, ViewArgs};
 
 /// How long one poll of the ring buffer may wait for events. The kernel
 /// wakes hdrtap early only when the ring is three quarters full, so this is
@@ -83,6 +85,9 @@ pub struct Control {
     /// `-c N`: stop after N records (HTTP messages or packets).
     pub count: Option<u64>,
     pub stats_interval: u64,
+    /// Readable output (or `--print`) with an explicit `--stats-interval`:
+    /// the summary so far on stderr at each interval.
+    pub interim_summary: bool,
     pub ids: Arc<Ids>,
     /// Called once everything is attached, with the description of what
     /// is captured (the CLI prints it and creates the ready file).
@@ -102,7 +107,10 @@ impl Control {
             stop: stop_flag()?,
             duration: common.duration,
             count: common.count,
-            stats_interval: common.stats_interval,
+            stats_interval: common
+                .stats_interval
+                .unwrap_or(crate::cli::STATS_INTERVAL.default),
+            interim_summary: (!common.json || common.print) && common.stats_interval.is_some(),
             ids: Arc::new(Ids::default()),
             on_ready: Box::new(move |what: &str| {
                 // The start-up line first: a script that waits for the
@@ -150,9 +158,31 @@ pub fn print_summary(summary: Vec<String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// How readable HTTP records are drawn, on stdout or in a file: with `-v`
+/// every header on a line of its own; otherwise compact on a terminal and
+/// whole lines in a file or pipe (grep-able). Colour with `--color always`,
+/// or `auto` on a terminal unless NO_COLOR is set (no-color.org).
+pub fn view(args: &ViewArgs, verbose: u8, terminal: bool) -> View {
+    let detail = match (verbose, terminal) {
+        (1.., _) => Detail::Headers,
+        (0, true) => Detail::Compact,
+        (0, false) => Detail::Line,
+    };
+    let color = match args.color {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    View { detail, color }
+}
+
 /// The output of a CLI capture command: records straight to stdout or to
-/// `--output`, and with `--print` readable lines on stdout too.
-pub fn direct_output(common: &crate::cli::CaptureCommon) -> anyhow::Result<Output> {
+/// `--output`, and with `--print` readable lines on stdout too; readable
+/// HTTP records drawn in `view` (see [`view`]).
+pub fn direct_output(
+    common: &crate::cli::CaptureCommon,
+    view: impl Fn(bool) -> View,
+) -> anyhow::Result<Output> {
     if common.print
         && common
             .output
@@ -163,11 +193,17 @@ pub fn direct_output(common: &crate::cli::CaptureCommon) -> anyhow::Result<Outpu
             "--print shows readable lines on stdout beside -o FILE; with -o - there is no file"
         );
     }
+    let tty = sys::is_tty(1);
     let print = common
         .print
-        .then(|| Writer::stdout(Format::Human, sys::is_tty(1)));
+        .then(|| Writer::stdout(Format::Human, tty).with_view(view(tty)));
+    let to_stdout = common
+        .output
+        .as_deref()
+        .is_none_or(|p| p.as_os_str() == "-");
+    let writer = open_writer(common.json, common.output.as_deref())?;
     Ok(Output::Direct(
-        open_writer(common.json, common.output.as_deref())?,
+        writer.with_view(view(to_stdout && tty)),
         print,
     ))
 }
@@ -343,6 +379,12 @@ pub fn run_loop<S: Session>(
             if emit(session, output, &mut batch) {
                 output_closed = true;
                 break;
+            }
+            if ctl.interim_summary {
+                eprintln!("hdrtap: after {} s:", started.elapsed().as_secs());
+                for line in session.summary() {
+                    eprintln!("{line}");
+                }
             }
         }
         if let Some(board) = &ctl.board {

@@ -22,19 +22,32 @@ use hdrtap_core::stats::Stats;
 use hdrtap_core::summary::TrafficSummary;
 
 use super::common::{self, Control, Output, Session};
-use crate::cli::{HttpArgs, HttpSelect};
+use crate::cli::{HttpArgs, HttpFilterArgs, HttpScope};
 
-pub fn run(args: &HttpArgs) -> anyhow::Result<ExitCode> {
-    check_pids(&args.select)?;
+pub fn run(args: &HttpArgs, verbose: u8) -> anyhow::Result<ExitCode> {
+    if let Some(file) = &args.read {
+        return super::show::read_back(
+            file,
+            &args.filter,
+            &super::show::Out {
+                json: args.common.json,
+                count: args.common.count,
+                view: &args.view,
+                verbose,
+            },
+        );
+    }
+    check_pids(&args.scope)?;
     let ctl = Control::cli(&args.common)?;
     let rules = (!args.no_rules).then(RulesConfig::default);
-    let output = || common::direct_output(&args.common);
+    let output =
+        || common::direct_output(&args.common, |tty| common::view(&args.view, verbose, tty));
     Ok(common::print_summary(capture(args, rules, output, ctl)?))
 }
 
 /// A filter on a process that is not there would show nothing, silently.
-pub fn check_pids(sel: &HttpSelect) -> anyhow::Result<()> {
-    for pid in &sel.pids {
+pub fn check_pids(scope: &HttpScope) -> anyhow::Result<()> {
+    for pid in &scope.pids {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             bail!("no process with pid {pid} (see ps)");
         }
@@ -75,9 +88,9 @@ pub fn capture(
     .context("cannot get a random redaction key")?;
 
     let opts = HttpOptions {
-        pids: args.select.pids.clone(),
-        comms: args.select.comms.clone(),
-        ports: args.select.ports.clone(),
+        pids: args.scope.pids.clone(),
+        comms: args.scope.comms.clone(),
+        ports: args.scope.ports.clone(),
         ring_bytes: args.common.ring_mib << 20,
         call_capture: args.call_capture,
         tls: !args.no_tls,
@@ -141,7 +154,7 @@ pub fn capture(
     }
     .context("cannot open the ring buffer")?;
 
-    let filters = describe_filters(&args.select);
+    let filters = describe_filters(args);
     let what = format!(
         "tracing HTTP/1.x and HTTP/2 on TCP{filters} ({} probes attached); {}; redacting {}{}",
         probe.attached(),
@@ -176,7 +189,7 @@ pub fn capture(
         pipeline,
         stats: Stats::default(),
         traffic: TrafficSummary::default(),
-        filter: http_filter(&args.select),
+        filter: http_filter(&args.filter),
         tls,
     };
     common::run_loop(&mut session, &mut output, &ctl)
@@ -283,24 +296,24 @@ impl Session for HttpSession<'_> {
     }
 }
 
-/// The HTTP filters of `sel` (checked when they were parsed).
-fn http_filter(sel: &HttpSelect) -> HttpFilter {
+/// The HTTP filters of `args` (checked when they were parsed).
+pub fn http_filter(args: &HttpFilterArgs) -> HttpFilter {
     use hdrtap_core::filter_http::parse_glob;
     use hdrtap_core::record::Role;
     HttpFilter {
-        methods: sel.methods.clone(),
-        path: sel.path.as_deref().and_then(|p| parse_glob(p).ok()),
-        host: sel
+        methods: args.methods.clone(),
+        path: args.path.as_deref().and_then(|p| parse_glob(p).ok()),
+        host: args
             .host
             .as_deref()
             .and_then(|h| parse_glob(&h.to_ascii_lowercase()).ok()),
-        status: sel.status.clone(),
-        header: sel.header.as_ref().map(|h| match h.split_once('=') {
+        status: args.status.clone(),
+        header: args.header.as_ref().map(|h| match h.split_once('=') {
             Some((n, v)) => (n.to_ascii_lowercase(), Some(v.to_string())),
             None => (h.to_ascii_lowercase(), None),
         }),
-        min_latency_ns: sel.min_latency,
-        side: sel.side.map(|s| match s {
+        min_latency_ns: args.min_latency,
+        side: args.side.map(|s| match s {
             crate::cli::SideArg::Client => Role::Client,
             crate::cli::SideArg::Server => Role::Server,
         }),
@@ -317,37 +330,37 @@ fn refresh_stats(probe: &HttpProbe, pipeline: &Rc<RefCell<HttpPipeline>>, stats:
     stats.decode_errors = p.decode_errors;
 }
 
-fn describe_filters(sel: &HttpSelect) -> String {
+fn describe_filters(args: &HttpArgs) -> String {
     let mut parts = Vec::new();
-    if !sel.pids.is_empty() {
-        parts.push(format!("pid {}", join(&sel.pids)));
+    if !args.scope.pids.is_empty() {
+        parts.push(format!("pid {}", join(&args.scope.pids)));
     }
-    if !sel.comms.is_empty() {
-        parts.push(format!("comm {}", sel.comms.join(",")));
+    if !args.scope.comms.is_empty() {
+        parts.push(format!("comm {}", args.scope.comms.join(",")));
     }
-    if !sel.ports.is_empty() {
-        parts.push(format!("port {}", join(&sel.ports)));
+    if !args.scope.ports.is_empty() {
+        parts.push(format!("port {}", join(&args.scope.ports)));
     }
-    if !sel.methods.is_empty() {
-        parts.push(format!("method {}", sel.methods.join(",")));
+    if !args.filter.methods.is_empty() {
+        parts.push(format!("method {}", args.filter.methods.join(",")));
     }
     for (what, v) in [
-        ("path", &sel.path),
-        ("host", &sel.host),
-        ("header", &sel.header),
+        ("path", &args.filter.path),
+        ("host", &args.filter.host),
+        ("header", &args.filter.header),
     ] {
         if let Some(v) = v {
             parts.push(format!("{what} {v}"));
         }
     }
-    if !sel.status.is_empty() {
-        let s: Vec<String> = sel.status.iter().map(|s| s.to_string()).collect();
+    if !args.filter.status.is_empty() {
+        let s: Vec<String> = args.filter.status.iter().map(|s| s.to_string()).collect();
         parts.push(format!("status {}", s.join(",")));
     }
-    if let Some(ns) = sel.min_latency {
+    if let Some(ns) = args.filter.min_latency {
         parts.push(format!("latency >= {} ms", ns as f64 / 1e6));
     }
-    if let Some(side) = sel.side {
+    if let Some(side) = args.filter.side {
         parts.push(format!("{side:?} side").to_lowercase());
     }
     if parts.is_empty() {

@@ -5,5 +5,6 @@ pub mod http;
 pub mod manual;
 pub mod packets;
 pub mod run;
+pub mod show;
 pub mod tls;
 pub mod top;

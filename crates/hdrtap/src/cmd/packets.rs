@@ -122,7 +122,7 @@ pub(crate) fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>
 
 pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
     let ctl = Control::cli(&args.common)?;
-    let output = || common::direct_output(&args.common);
+    let output = || common::direct_output(&args.common, |_| Default::default());
     Ok(common::print_summary(capture(args, output, ctl)?))
 }
 

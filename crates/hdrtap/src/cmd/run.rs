@@ -100,8 +100,12 @@ fn build_sinks(
                 })?,
             ),
             SinkKind::Stdout(format) => Box::new(StdoutSink::new(*format, Arc::clone(&counters))),
-            SinkKind::Prometheus { listen, max_hosts } => {
-                let traffic = Arc::new(Mutex::new(Traffic::new(*max_hosts)));
+            SinkKind::Prometheus {
+                listen,
+                max_hosts,
+                max_routes,
+            } => {
+                let traffic = Arc::new(Mutex::new(Traffic::new(*max_hosts, *max_routes)));
                 let server = MetricsServer::start(
                     *listen,
                     Exposition {
@@ -311,6 +315,7 @@ fn capture_control(
         duration: plan.duration,
         count: None,
         stats_interval: plan.stats_interval,
+        interim_summary: false,
         ids: Arc::clone(ids),
         on_ready: Box::new(move |what: &str| {
             let _ = tx.send((name, Ok(what.to_string())));

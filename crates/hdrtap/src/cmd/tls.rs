@@ -78,7 +78,7 @@ pub fn describe(tls: Option<&TlsCapture>) -> String {
     names.sort();
     names.dedup();
     let found = if names.is_empty() {
-        "no OpenSSL found yet".to_string()
+        "no OpenSSL or GnuTLS found yet".to_string()
     } else {
         names.join(", ")
     };
@@ -87,7 +87,7 @@ pub fn describe(tls: Option<&TlsCapture>) -> String {
     } else {
         ", new processes NOT watched"
     };
-    format!("HTTPS via OpenSSL uprobes: {found}{watch}")
+    format!("HTTPS via TLS library uprobes: {found}{watch}")
 }
 
 /// `hdrtap doctor --tls`: one line per process with TCP sockets.
@@ -102,11 +102,11 @@ pub fn doctor() -> anyhow::Result<ExitCode> {
     for p in &procs {
         let (status, detail) = match &p.coverage {
             Coverage::Library { name, path } => ("covered", format!("by {name} ({path})")),
-            Coverage::Static { path } => ("covered", format!("OpenSSL linked into {path} (static, symbols present)")),
+            Coverage::Static { path, stack } => ("covered", format!("{stack} linked into {path} (static, symbols present)")),
             Coverage::Unsupported(why) => ("NOT covered", why.clone()),
             Coverage::Stripped { path } => (
                 "unknown",
-                format!("{path} is stripped and uses no OpenSSL library: TLS built into it cannot be hooked"),
+                format!("{path} is stripped and uses no OpenSSL or GnuTLS library: TLS built into it cannot be hooked"),
             ),
             Coverage::None => ("no TLS", "no TLS library found (plain TCP only)".to_string()),
         };
@@ -119,7 +119,7 @@ pub fn doctor() -> anyhow::Result<ExitCode> {
         );
     }
     println!(
-        "{} process(es) with TCP sockets; HTTPS shown in cleartext for {covered} (OpenSSL 3.x; 1.1.x has the same symbols but is untested).",
+        "{} process(es) with TCP sockets; HTTPS shown in cleartext for {covered} (OpenSSL 3.x, GnuTLS 3.7; OpenSSL 1.1.x has the same symbols but is untested).",
         procs.len()
     );
     Ok(ExitCode::SUCCESS)

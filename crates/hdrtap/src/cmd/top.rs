@@ -38,7 +38,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table as TableWidget, Wrap};
 use ratatui::{Frame, Terminal};
 
 use super::common::{self, Control, Ids, Output};
-use crate::cli::{CaptureCommon, HttpArgs, TopArgs};
+use crate::cli::{CaptureCommon, HttpArgs, TopArgs, ViewArgs, STATS_INTERVAL};
 
 /// How often the screen is redrawn without a key.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -51,7 +51,7 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
     if !io::stdout().is_terminal() {
         bail!("hdrtap top needs a terminal; use hdrtap http --json for pipes");
     }
-    super::http::check_pids(&args.select)?;
+    super::http::check_pids(&args.scope)?;
     super::http::require_privileges("hdrtap top")?;
     let http = http_args(args);
 
@@ -79,7 +79,9 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
         stop: Arc::clone(&stop),
         duration: args.duration,
         count: None,
-        stats_interval: http.common.stats_interval,
+        stats_interval: STATS_INTERVAL.default,
+        // The screen is the summary.
+        interim_summary: false,
         ids: Arc::new(Ids::default()),
         on_ready: Box::new(move |what: &str| {
             let _ = ready_tx.send(what.to_string());
@@ -142,7 +144,7 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
 /// `hdrtap http`'s arguments for what `hdrtap top` captures: its filters,
 /// default redaction (routes drop the query anyway), no rules, no output.
 fn http_args(args: &TopArgs) -> HttpArgs {
-    use crate::cli::{CALL_CAPTURE, MAX_HEADER_BYTES, RING_MIB, STATS_INTERVAL};
+    use crate::cli::{CALL_CAPTURE, MAX_HEADER_BYTES, RING_MIB};
     HttpArgs {
         common: CaptureCommon {
             json: false,
@@ -151,11 +153,15 @@ fn http_args(args: &TopArgs) -> HttpArgs {
             count: None,
             duration: args.duration,
             ready_file: None,
-            stats_interval: STATS_INTERVAL.default,
+            stats_interval: None,
             ring_mib: RING_MIB.default,
             quiet: true,
         },
-        select: args.select.clone(),
+        scope: args.scope.clone(),
+        filter: args.filter.clone(),
+        // Records are drawn here, not written: the readable view is unused.
+        view: ViewArgs::default(),
+        read: None,
         no_redact: false,
         redact: Vec::new(),
         redact_params: Vec::new(),

@@ -67,6 +67,8 @@ fn every_cli_option_has_a_config_key() {
         ("help", ""),
         ("version", ""),
         ("verbose", "(global: -v)"),
+        ("color", "(none: sinks write no colour codes)"),
+        ("read", "(none: hdrtap show FILE reads a file back)"),
     ];
     for sub in ["http", "packets"] {
         let cmd = Cli::command();
@@ -99,13 +101,15 @@ fn a_small_config_uses_the_cli_defaults() {
             a.common.ring_mib,
             a.call_capture,
             a.max_header_bytes,
-            a.common.stats_interval
+            a.common.stats_interval.unwrap_or(0)
         ),
         (
             cli.common.ring_mib,
             cli.call_capture,
             cli.max_header_bytes,
-            cli.common.stats_interval
+            cli.common
+                .stats_interval
+                .unwrap_or(cli::STATS_INTERVAL.default)
         )
     );
     assert_eq!(rules, Some(RulesConfig::default()));
@@ -197,16 +201,16 @@ fn http_filter_keys_reach_the_capture_and_name_their_errors() {
     .unwrap();
     let (a, _) = plan.http.unwrap();
     use hdrtap_core::filter_http::StatusSpec;
-    assert_eq!(a.select.methods, ["GET", "POST"]);
-    assert_eq!(a.select.path.as_deref(), Some("/api/*"));
-    assert_eq!(a.select.host.as_deref(), Some("*.example.com"));
+    assert_eq!(a.filter.methods, ["GET", "POST"]);
+    assert_eq!(a.filter.path.as_deref(), Some("/api/*"));
+    assert_eq!(a.filter.host.as_deref(), Some("*.example.com"));
     assert_eq!(
-        a.select.status,
+        a.filter.status,
         [StatusSpec::Class(5), StatusSpec::Code(404)]
     );
-    assert_eq!(a.select.header.as_deref(), Some("X-Tenant=acme"));
-    assert_eq!(a.select.min_latency, Some(1_500_000_000));
-    assert_eq!(a.select.side, Some(crate::cli::SideArg::Server));
+    assert_eq!(a.filter.header.as_deref(), Some("X-Tenant=acme"));
+    assert_eq!(a.filter.min_latency, Some(1_500_000_000));
+    assert_eq!(a.filter.side, Some(crate::cli::SideArg::Server));
     for (text, want) in [
         (
             "[http]\nstatus = [\"6xx\"]\n",
