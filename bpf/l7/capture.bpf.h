@@ -601,4 +601,59 @@ static __always_inline void copy_run(struct scratch *s, __u32 slot)
 		flush(&s->cc, s, s->cc.total - s->cc.done - s->cc.filled, HDRTAP_DF_CLIPPED);
 }
 
+/*
+ * `bytes` of TLS plaintext at user address `buf`, moved by a TLS library
+ * call on socket `fd` of the current process: copied as a stream of its own
+ * (conn.tls: its own conn_id and offsets), flagged HDRTAP_DF_TLS. Shared by
+ * every TLS hook (OpenSSL, GnuTLS, Go's crypto/tls). fd < 0: the plaintext
+ * cannot be placed on a connection, counted (tls_no_fd).
+ */
+static __always_inline int tls_emit(__u64 id, int fd, __u64 buf, __u64 bytes, __u8 dir,
+				    __u8 source, __u16 lib)
+{
+	struct copy_ctx cc = {};
+	struct scratch *s;
+	struct conn *c;
+	__u32 slot;
+
+	if (fd < 0) {
+		ctr_add(HDRTAP_CTR_TLS_NO_FD, 1);
+		return 0;
+	}
+	c = conn_find(id >> 32, fd);
+	if (!c || !tls_mark(c))
+		return 0;
+	if (!sniff(&c->tls, buf, bytes))
+		return 0;
+
+	slot = nr_cpus + bpf_get_smp_processor_id();
+	s = scratch_at(slot);
+	if (!s)
+		return 0;
+	cc.base_pos = stream_claim(&c->tls, dir, bytes);
+	/* Preempted by another uprobe program on this CPU: its slot is ours to
+	 * skip. Userspace sees the bytes as a gap; counted here. */
+	if (__sync_lock_test_and_set(&s->busy, 1)) {
+		ctr_add(HDRTAP_CTR_TLS_BUSY, 1);
+		return 0;
+	}
+	cc.total = bytes;
+	cc.seg_ptr = buf;
+	cc.seg_len = bytes;
+	cc.head_ptr = buf;
+	cc.head_len = bytes;
+	cc.budget = call_capture;
+	cc.flags = HDRTAP_DF_TLS;
+	if (c->role == HDRTAP_ROLE_UNKNOWN)
+		cc.flags |= HDRTAP_DF_MIDSTREAM;
+
+	event_fill(s, c, &c->tls, id, fd, bytes, dir, source, lib);
+	s->cc = cc;
+	copy_run(s, slot);
+	s = scratch_at(slot);
+	if (s)
+		s->busy = 0; /* the slot's one writer: a plain store releases it */
+	return 0;
+}
+
 #endif /* HDRTAP_CAPTURE_BPF_H */

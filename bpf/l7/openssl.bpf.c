@@ -123,12 +123,8 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	struct ssl_call *sc = ssl_call_slot(0);
 	struct ssl_call call;
 	struct ssl_key key = {};
-	struct copy_ctx cc = {};
-	struct scratch *s;
-	struct conn *c;
 	__s32 *known;
 	__u64 bytes;
-	__u32 slot;
 	int fd;
 
 	if (!sc || !sc->active)
@@ -164,44 +160,7 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	}
 	if (bytes == 0)
 		return 0;
-	if (fd < 0) {
-		ctr_add(HDRTAP_CTR_TLS_NO_FD, 1);
-		return 0;
-	}
-	c = conn_find(key.tgid, fd);
-	if (!c || !tls_mark(c))
-		return 0;
-	if (!sniff(&c->tls, call.buf, bytes))
-		return 0;
-
-	slot = nr_cpus + bpf_get_smp_processor_id();
-	s = scratch_at(slot);
-	if (!s)
-		return 0;
-	cc.base_pos = stream_claim(&c->tls, call.dir, bytes);
-	/* Preempted by another uprobe program on this CPU: its slot is ours to
-	 * skip. Userspace sees the bytes as a gap; counted here. */
-	if (__sync_lock_test_and_set(&s->busy, 1)) {
-		ctr_add(HDRTAP_CTR_TLS_BUSY, 1);
-		return 0;
-	}
-	cc.total = bytes;
-	cc.seg_ptr = call.buf;
-	cc.seg_len = bytes;
-	cc.head_ptr = call.buf;
-	cc.head_len = bytes;
-	cc.budget = call_capture;
-	cc.flags = HDRTAP_DF_TLS;
-	if (c->role == HDRTAP_ROLE_UNKNOWN)
-		cc.flags |= HDRTAP_DF_MIDSTREAM;
-
-	event_fill(s, c, &c->tls, id, fd, bytes, call.dir, call.source, call.lib);
-	s->cc = cc;
-	copy_run(s, slot);
-	s = scratch_at(slot);
-	if (s)
-		s->busy = 0; /* the slot's one writer: a plain store releases it */
-	return 0;
+	return tls_emit(id, fd, call.buf, bytes, call.dir, call.source, call.lib);
 }
 
 /* int SSL_write(SSL *ssl, const void *buf, int num); */

@@ -8,7 +8,10 @@ use libbpf_rs::Linker;
 /// Each object: its name (and the skeleton's) and its units. The units of
 /// one object share maps and settings through a header (bpf/l7/capture.bpf.h).
 const OBJECTS: &[(&str, &[&str])] = &[
-    ("syscalls", &["l7/syscalls.bpf.c", "l7/openssl.bpf.c"]),
+    (
+        "syscalls",
+        &["l7/syscalls.bpf.c", "l7/openssl.bpf.c", "l7/gotls.bpf.c"],
+    ),
     ("packets", &["net/packets.bpf.c"]),
 ];
 

@@ -20,7 +20,7 @@ const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
     env!("HDRTAP_COMMIT"),
-    ")\ncaptures: http (HTTP/1.x, HTTP/2, gRPC; HTTPS through OpenSSL and GnuTLS), packets (tc, xdp, socket)",
+    ")\ncaptures: http (HTTP/1.x, HTTP/2, gRPC; HTTPS through OpenSSL, GnuTLS and Go crypto/tls), packets (tc, xdp, socket)",
     "\nsinks: stdout, file, prometheus, otlp (http, grpc)",
     "\nbpf: CO-RE, built with clang-19; kernel 5.17 or later (hdrtap doctor)"
 );
@@ -113,8 +113,8 @@ EXAMPLES:
 
 HTTPS is shown in cleartext (records with \"tls\": true) for programs using OpenSSL
 (libssl.so.3 / 1.1) or GnuTLS (libgnutls.so.30), shared or linked in statically with
-symbols: the uprobes are attached to each library file found in running processes and
-in processes started later.
+symbols, and for Go programs (crypto/tls, Go 1.17+, stripped too): the uprobes are
+attached to each file found in running processes and in processes started later.
 
 Secret headers (Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
 X-Auth-Token) are redacted by default to [REDACTED len=N hash=H]; H is a keyed hash

@@ -150,7 +150,47 @@ pub struct ElfFacts {
     /// OpenSSL's own read and write routines behind the public functions,
     /// when they can be hooked instead of them (see [`IoEntries`]).
     pub io: Option<IoEntries>,
+    /// Go: the version that built it (`go1.19.8`), from `.go.buildinfo`.
+    pub go_version: Option<String>,
+    /// Go: where crypto/tls's Read and Write can be hooked (x86-64, with
+    /// their symbols).
+    pub go_tls: Option<GoTls>,
 }
+
+/// The Go functions hooked: `crypto/tls.(*Conn).Read` and `Write`.
+pub const GO_TLS_FUNCS: [&str; 2] = ["crypto/tls.(*Conn).Read", "crypto/tls.(*Conn).Write"];
+
+/// The itab of (*net.TCPConn, net.Conn): the interface value a tls.Conn
+/// holds over a TCP socket (the name changed from `go.` to `go:` in 1.20).
+const GO_TCPCONN_ITABS: [&str; 2] = [
+    "go.itab.*net.TCPConn,net.Conn",
+    "go:itab.*net.TCPConn,net.Conn",
+];
+
+/// Where Go's crypto/tls is hooked in one file, as file offsets: Read and
+/// Write just past their stack check (see [`after_stack_check`]), and
+/// every RET instruction of Read (its result is taken there, never with a
+/// uretprobe: see bpf/l7/gotls.bpf.c). Write's bytes are taken when it
+/// starts, so that a request is never seen after its response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GoTls {
+    pub read: u64,
+    pub write: u64,
+    pub read_rets: Vec<u64>,
+    /// Virtual address of the (*net.TCPConn, net.Conn) itab, if the file
+    /// is not position-independent (else 0: not checked).
+    pub tcpconn_itab: u64,
+}
+
+/// The minor version of a Go version string (`go1.19.8` → 19).
+pub fn go_minor(version: &str) -> Option<u32> {
+    let rest = version.strip_prefix("go1.")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Go 1.17 brought the register ABI the Go hooks read.
+pub const GO_MIN_MINOR: u32 = 17;
 
 /// File offsets of the two functions every public OpenSSL read and write
 /// goes through: `ssl_read_internal` and `ssl_write_internal` (OpenSSL
@@ -187,18 +227,33 @@ impl ElfFacts {
     }
 
     /// The TLS library the file would be hooked as: `OpenSSL` (first, and
-    /// for OpenSSL-compatible libraries) or `GnuTLS`.
+    /// for OpenSSL-compatible libraries), `GnuTLS` or `Go crypto/tls`.
     pub fn stack(&self) -> &'static str {
-        if self.openssl() || !self.gnutls() {
+        if self.openssl() {
             "OpenSSL"
-        } else {
+        } else if self.gnutls() {
             "GnuTLS"
+        } else if self.go_hookable() {
+            "Go crypto/tls"
+        } else {
+            "OpenSSL"
         }
     }
 
-    /// The file can be hooked, as OpenSSL or as GnuTLS.
+    /// A Go program whose crypto/tls can be hooked: Go 1.17 or later (the
+    /// register ABI), x86-64, Read and Write found with their returns.
+    pub fn go_hookable(&self) -> bool {
+        self.go_tls.is_some()
+            && self
+                .go_version
+                .as_deref()
+                .and_then(go_minor)
+                .is_some_and(|m| m >= GO_MIN_MINOR)
+    }
+
+    /// The file can be hooked, as OpenSSL, GnuTLS or Go's crypto/tls.
     pub fn hookable(&self) -> bool {
-        self.openssl() || self.gnutls()
+        self.openssl() || self.gnutls() || self.go_hookable()
     }
 
     /// The GnuTLS functions to hook: `gnutls_record_send2` rather than
@@ -237,7 +292,10 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
     // Quick no: neither string table holds the name SSL_write (each name is
     // NUL-terminated and follows a NUL), so no symbol can be it. Searching
     // the bytes is far cheaper than walking a big program's symbols.
-    if !deep {
+    if facts.go {
+        facts.go_version = go_build_version(&obj);
+    }
+    if !deep && !facts.go {
         let named = [".dynstr", ".strtab"].iter().any(|name| {
             obj.section_by_name(name)
                 .and_then(|s| s.data().ok())
@@ -250,8 +308,21 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
         }
     }
     let mut addrs = [0u64; SSL_FUNCS.len()];
+    // Go: (address, size) of Read and Write, and the itab's address.
+    let mut go_funcs = [(0u64, 0u64); GO_TLS_FUNCS.len()];
+    let mut go_itab = 0u64;
     for sym in obj.dynamic_symbols().chain(obj.symbols()) {
         let Ok(name) = sym.name_bytes() else { continue };
+        if facts.go && !sym.is_undefined() {
+            if let Some(i) = GO_TLS_FUNCS.iter().position(|f| f.as_bytes() == name) {
+                if let Some(slot) = go_funcs.get_mut(i) {
+                    *slot = (sym.address(), sym.size());
+                }
+            } else if GO_TCPCONN_ITABS.iter().any(|f| f.as_bytes() == name) {
+                go_itab = sym.address();
+            }
+            continue;
+        }
         if !sym.is_undefined() {
             if let Some(i) = SSL_FUNCS.iter().position(|f| f.as_bytes() == name) {
                 if let (Some(slot), Some(addr)) = (facts.ssl.get_mut(i), addrs.get_mut(i)) {
@@ -275,11 +346,239 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
             break;
         }
     }
+    if facts.go && go_funcs.iter().any(|&(a, _)| a == 0) {
+        // Stripped (`-ldflags="-s -w"`): the functions from .gopclntab.
+        let text = obj.section_by_name(".text").map_or(0, |t| t.address());
+        if let Some(data) = obj
+            .section_by_name(".gopclntab")
+            .and_then(|s| s.data().ok())
+        {
+            go_funcs = gopclntab_funcs(data, text, GO_TLS_FUNCS);
+        }
+    }
+    if facts.go && obj.architecture() == Architecture::X86_64 {
+        let pie = obj.kind() == object::ObjectKind::Dynamic;
+        facts.go_tls = go_tls_hooks(&obj, go_funcs, if pie { 0 } else { go_itab });
+    }
     if facts.openssl() && obj.architecture() == Architecture::X86_64 {
         let [write, read, write_ex, read_ex, _] = addrs;
         facts.io = io_entries(&obj, [read, read_ex], [write, write_ex]);
     }
     Ok(facts)
+}
+
+/// [`GoTls`] from the (address, size) of Read and Write: their entries and
+/// RET instructions as file offsets. None if either is missing, or has no
+/// RET (a function that cannot be decoded is not hooked).
+fn go_tls_hooks<'d, O: Object<'d>>(obj: &O, funcs: [(u64, u64); 2], itab: u64) -> Option<GoTls> {
+    let hooks = |(addr, size): (u64, u64)| -> Option<(u64, Vec<u64>)> {
+        if addr == 0 || size == 0 {
+            return None;
+        }
+        let (code, offset) = code_at(obj, addr, size)?;
+        let rets = ret_offsets(code, addr);
+        if rets.is_empty() {
+            return None;
+        }
+        Some((
+            offset + after_stack_check(code, addr),
+            rets.into_iter().map(|r| offset + r).collect(),
+        ))
+    };
+    let (read, read_rets) = hooks(funcs[0])?;
+    let (write, _) = hooks(funcs[1])?;
+    Some(GoTls {
+        read,
+        write,
+        read_rets,
+        tcpconn_itab: itab,
+    })
+}
+
+/// The offset of the instruction after a Go function's stack check (the
+/// `cmp ...,0x10(%r14); jbe morestack` its first instructions hold), or 0
+/// without one. A goroutine whose stack must grow jumps away at that check
+/// and restarts the function from its entry once the stack is copied: a
+/// probe at the entry would see that call twice, a probe past the check
+/// once. The arguments are still in their registers there.
+pub fn after_stack_check(code: &[u8], addr: u64) -> u64 {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+    let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+    for insn in decoder.iter().take(4) {
+        if insn.is_invalid() {
+            return 0;
+        }
+        if insn.mnemonic() == Mnemonic::Jbe {
+            return insn.next_ip() - addr;
+        }
+    }
+    0
+}
+
+/// Offsets (from the start of `code`, at virtual address `addr`) of every
+/// RET instruction of an x86-64 function, decoded with iced-x86 (a RET's
+/// bytes can appear inside other instructions: only a decoder tells).
+/// Empty if the code does not decode to its end.
+pub fn ret_offsets(code: &[u8], addr: u64) -> Vec<u64> {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+    let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+    let mut rets = Vec::new();
+    for insn in &mut decoder {
+        if insn.is_invalid() {
+            return Vec::new();
+        }
+        if insn.mnemonic() == Mnemonic::Ret {
+            rets.push(insn.ip() - addr);
+        }
+    }
+    rets
+}
+
+/// The (address, size) of each function of `names` in a Go program's
+/// `.gopclntab` (at virtual address `sec_addr`), which even a stripped Go
+/// program keeps (the runtime needs it for tracebacks): (0, 0) for a name
+/// not found. Go 1.16 and later (magic 0xfffffffa; 0xfffffff0 from 1.18,
+/// 0xfffffff1 from 1.20, whose function table holds offsets from
+/// `textStart`), as laid out in Go's runtime/symtab.go (`pcHeader`,
+/// `functab`, `_func`).
+///
+/// By hand: the Rust crates that read this table (gobin, unstrip, smda)
+/// are reverse-engineering toolkits pulling in their own ELF readers or
+/// disassemblers, for the two names needed here. Every read is bounds
+/// checked: a damaged table gives nothing, never a panic.
+pub fn gopclntab_funcs<const N: usize>(
+    data: &[u8],
+    text_addr: u64,
+    names: [&str; N],
+) -> [(u64, u64); N] {
+    let mut found = [(0u64, 0u64); N];
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            data.get(at..at.checked_add(4)?)?.try_into().ok()?,
+        ))
+    };
+    let Some(magic) = u32_at(0) else {
+        return found;
+    };
+    let ptr = usize::from(data.get(7).copied().unwrap_or(0));
+    if ptr != 8 && ptr != 4 {
+        return found;
+    }
+    let word = |at: usize| -> Option<u64> {
+        let b = data.get(at..at.checked_add(ptr)?)?;
+        Some(if ptr == 8 {
+            u64::from_le_bytes(b.try_into().ok()?)
+        } else {
+            u64::from(u32::from_le_bytes(b.try_into().ok()?))
+        })
+    };
+    // Header words after the 8-byte prefix: nfunc, nfiles, [textStart],
+    // funcnameOffset, cuOffset, filetabOffset, pctabOffset, pclnOffset.
+    let relative = match magic {
+        0xffff_fff0 | 0xffff_fff1 => true,
+        0xffff_fffa => false,
+        _ => return found,
+    };
+    let field = |i: usize| word(8 + i * ptr);
+    let _ = (|| -> Option<()> {
+        let nfunc = usize::try_from(field(0)?).ok()?;
+        let (text_start, names_at, pcln_at) = if relative {
+            let t = field(2)?;
+            (if t == 0 { text_addr } else { t }, field(3)?, field(7)?)
+        } else {
+            (0, field(2)?, field(6)?)
+        };
+        let names_at = usize::try_from(names_at).ok()?;
+        let pcln_at = usize::try_from(pcln_at).ok()?;
+        // functab: nfunc + 1 (entry, funcoff) pairs, 4-byte offsets from
+        // textStart (1.18+) or pointer-sized addresses (1.16, 1.17).
+        let pair = if relative { 8 } else { 2 * ptr };
+        let entry = |i: usize| -> Option<(u64, usize)> {
+            let at = pcln_at.checked_add(i.checked_mul(pair)?)?;
+            if relative {
+                Some((
+                    text_start.checked_add(u64::from(u32_at(at)?))?,
+                    usize::try_from(u32_at(at + 4)?).ok()?,
+                ))
+            } else {
+                Some((word(at)?, usize::try_from(word(at + ptr)?).ok()?))
+            }
+        };
+        for i in 0..nfunc {
+            let (addr, func_off) = entry(i)?;
+            let (next, _) = entry(i + 1)?;
+            // _func: entry (4 bytes, or a pointer before 1.18), then nameOff.
+            let func_at = pcln_at.checked_add(func_off)?;
+            let name_off = u32_at(func_at.checked_add(if relative { 4 } else { ptr })?)?;
+            let name_at = names_at.checked_add(usize::try_from(name_off).ok()?)?;
+            let rest = data.get(name_at..)?;
+            let name = rest.get(..rest.iter().position(|&b| b == 0)?)?;
+            if let Some(k) = names.iter().position(|n| n.as_bytes() == name) {
+                if let Some(slot) = found.get_mut(k) {
+                    *slot = (addr, next.saturating_sub(addr));
+                }
+                if found.iter().all(|&(a, _)| a != 0) {
+                    break;
+                }
+            }
+        }
+        Some(())
+    })();
+    found
+}
+
+/// The Go version in `.go.buildinfo` (Go 1.13 and later): inline after the
+/// 32-byte header since Go 1.18 (flag bit 2), else through a pointer to a
+/// string header.
+fn go_build_version<'d, O: Object<'d>>(obj: &O) -> Option<String> {
+    let sec = obj.section_by_name(".go.buildinfo")?;
+    let data = sec.data().ok()?;
+    if !data.starts_with(b"\xff Go buildinf:") {
+        return None;
+    }
+    let ptr_size = usize::from(*data.get(14)?);
+    let flags = *data.get(15)?;
+    if flags & 2 != 0 {
+        // A uvarint length, then the text.
+        let mut at = 32;
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let b = *data.get(at)?;
+            at += 1;
+            len |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 28 {
+                return None;
+            }
+        }
+        let text = data.get(at..at.checked_add(len)?)?;
+        return String::from_utf8(text.to_vec()).ok();
+    }
+    let big = flags & 1 != 0;
+    let word = |b: &[u8]| -> Option<u64> {
+        Some(match (ptr_size, big) {
+            (8, false) => u64::from_le_bytes(b.get(..8)?.try_into().ok()?),
+            (8, true) => u64::from_be_bytes(b.get(..8)?.try_into().ok()?),
+            (4, false) => u64::from(u32::from_le_bytes(b.get(..4)?.try_into().ok()?)),
+            (4, true) => u64::from(u32::from_be_bytes(b.get(..4)?.try_into().ok()?)),
+            _ => return None,
+        })
+    };
+    let at_addr = |addr: u64, len: u64| -> Option<&'d [u8]> {
+        obj.sections()
+            .find(|s| (s.address()..s.address() + s.size()).contains(&addr))?
+            .data_range(addr, len)
+            .ok()?
+    };
+    let header = at_addr(word(data.get(16..)?)?, 2 * ptr_size as u64)?;
+    let (ptr, len) = (word(header)?, word(header.get(ptr_size..)?)?);
+    if len > 64 {
+        return None;
+    }
+    String::from_utf8(at_addr(ptr, len)?.to_vec()).ok()
 }
 
 /// Bytes of a public function looked at: its start up to its call of the
@@ -507,6 +806,82 @@ garbage line
         std::fs::write(&dir, b"\x7fELF\x02\x01\x01garbage").unwrap();
         assert!(elf_facts(&dir, true).is_err());
         let _ = std::fs::remove_file(&dir);
+    }
+
+    /// Go 1.19's crypto/tls.(*Conn).Read (objdump of a test build): the
+    /// stack check is `cmp 0x10(%r14),%rsp; jbe`, then the body starts.
+    const GO_READ_HEAD: &[u8] = &[
+        0x49, 0x3b, 0x66, 0x10, // cmp 0x10(%r14),%rsp
+        0x0f, 0x86, 0xc2, 0x03, 0x00, 0x00, // jbe +0x3c2
+        0x48, 0x83, 0xec, 0x68, // sub $0x68,%rsp
+        0x48, 0x89, 0x6c, 0x24, 0x60, // mov %rbp,0x60(%rsp)
+        0x48, 0x83, 0xc4, 0x68, // add $0x68,%rsp
+        0xc3, // ret
+        0xb8, 0xc3, 0x00, 0x00, 0x00, // mov $0xc3,%eax: a C3 byte that is no RET
+        0xc3, // ret
+    ];
+
+    #[test]
+    fn go_function_shapes_decode() {
+        assert_eq!(after_stack_check(GO_READ_HEAD, 0x5a14a0), 10);
+        // The large-frame form: lea -0x68(%rsp),%r12; cmp 0x10(%r14),%r12; jbe.
+        let write = [
+            0x4c, 0x8d, 0x64, 0x24, 0x98, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x64, 0x07, 0x00,
+            0x00, 0x48, 0x81, 0xec, 0xe8, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(after_stack_check(&write, 0x59ffe0), 15);
+        assert_eq!(after_stack_check(&[0x55, 0x48, 0x89, 0xe5, 0xc3], 0), 0);
+        assert_eq!(ret_offsets(GO_READ_HEAD, 0x5a14a0), vec![23, 29]);
+        // Garbage does not decode: no RET is trusted.
+        assert!(ret_offsets(&[0x0f, 0xff, 0xff, 0xff], 0).is_empty());
+        assert_eq!(go_minor("go1.19.8"), Some(19));
+        assert_eq!(go_minor("go1.21rc2"), Some(21));
+        assert_eq!(go_minor("devel"), None);
+    }
+
+    /// A .gopclntab in Go 1.18's layout, built by hand: two functions.
+    fn pclntab_118() -> Vec<u8> {
+        let mut d = Vec::new();
+        d.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+        d.extend_from_slice(&[0, 0, 1, 8]);
+        let names_at = 80u64;
+        let pcln_at = 128u64;
+        // nfunc, nfiles, textStart, funcnameOffset, cuOffset, filetabOffset, pctabOffset, pclnOffset
+        for w in [2u64, 0, 0x401000, names_at, 0, 0, 0, pcln_at] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        d.resize(names_at as usize, 0);
+        d.extend_from_slice(b"main.main\0crypto/tls.(*Conn).Read\0");
+        d.resize(pcln_at as usize, 0);
+        // functab: (entryoff, funcoff) x 3, then the _funcs.
+        for (entry, func) in [(0x10u32, 24u32), (0x80, 32), (0xa0, 0)] {
+            d.extend_from_slice(&entry.to_le_bytes());
+            d.extend_from_slice(&func.to_le_bytes());
+        }
+        for (entry, name) in [(0x10u32, 0i32), (0x80, 10)] {
+            d.extend_from_slice(&entry.to_le_bytes());
+            d.extend_from_slice(&name.to_le_bytes());
+        }
+        d
+    }
+
+    #[test]
+    fn gopclntab_finds_functions_and_survives_damage() {
+        let d = pclntab_118();
+        let got = gopclntab_funcs(&d, 0, ["crypto/tls.(*Conn).Read", "main.main", "nope"]);
+        assert_eq!(got, [(0x401080, 0x20), (0x401010, 0x70), (0, 0)]);
+        // Every cut and every byte changed: an answer or nothing, never a panic.
+        for i in 0..d.len() {
+            let _ = gopclntab_funcs(&d[..i], 0, ["main.main"]);
+            for x in [0u8, 0xff, 0x7f] {
+                let mut m = d.clone();
+                m[i] = x;
+                let _ = gopclntab_funcs(&m, 0x1000, ["main.main"]);
+            }
+        }
+        let mut old = d.clone();
+        old[..4].copy_from_slice(&0xffff_fffbu32.to_le_bytes());
+        assert_eq!(gopclntab_funcs(&old, 0, ["main.main"]), [(0, 0)]);
     }
 
     /// Debian's libgnutls30 (apt needs it: always there): hookable as

@@ -303,18 +303,27 @@ impl TlsCapture {
 
     /// Check a candidate's symbols and hook it.
     fn consider(&mut self, probe: &HttpProbe, pid: u32, m: &Mapping, is_exe: bool) -> Verdict {
+        // The file is opened once and read and hooked through hdrtap's own
+        // descriptor (/proc/self/fd/N): the process's /proc paths vanish
+        // when it exits, which a short-lived program (a client making one
+        // request) does before a big binary is read and hooked.
         let mut found = None;
         let mut err = None;
         for path in m.open_paths(pid) {
-            match discover::elf_facts(&path, false) {
-                Ok(f) => {
-                    found = Some((path, f));
+            let facts = std::fs::File::open(&path).and_then(|f| {
+                use std::os::fd::AsRawFd;
+                let own = std::path::PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+                discover::elf_facts(&own, false).map(|facts| (f, own, facts))
+            });
+            match facts {
+                Ok(x) => {
+                    found = Some(x);
                     break;
                 }
                 Err(e) => err = Some(e),
             }
         }
-        let Some((path, facts)) = found else {
+        let Some((_held, path, facts)) = found else {
             let e = err.map(|e| e.to_string()).unwrap_or_default();
             return self.fail(format!("cannot read {} (pid {pid}): {e}", m.path));
         };
@@ -326,9 +335,15 @@ impl TlsCapture {
         };
         match self.attach_file(probe, &path, id, &facts) {
             Ok(functions) => {
+                // A Go program's TLS is its own crypto/tls: named with the
+                // Go version that built it, e.g. `server (go1.19.8)`.
+                let name = match (&facts.go_version, facts.openssl() || facts.gnutls()) {
+                    (Some(v), false) => format!("{} ({v})", m.file_name()),
+                    _ => m.file_name().to_string(),
+                };
                 let lib = TlsLibrary {
                     id,
-                    name: m.file_name().to_string(),
+                    name,
                     path: m.path.clone(),
                     pid,
                     file: m.file,
@@ -417,6 +432,11 @@ impl TlsCapture {
             links.push(entry.attach_uprobe_with_opts(-1, path, offset, opts(false))?);
             Ok(())
         };
+        if !facts.openssl() && !facts.gnutls() {
+            if let (true, Some(go)) = (facts.go_hookable(), &facts.go_tls) {
+                return self.attach_go(probe, path, id, go, links);
+            }
+        }
         let mut internal = false;
         if let Some(io) = facts.io {
             let mut io_links = Vec::new();
@@ -472,6 +492,55 @@ impl TlsCapture {
         self.uprobes += links.len();
         self.links.extend(links);
         Ok(functions)
+    }
+}
+
+impl TlsCapture {
+    /// Attach Go's crypto/tls hooks to one program: a uprobe on every RET
+    /// of Read (first, so that every Read seen starting is seen returning),
+    /// then on Read and Write past their stack checks; and tell the kernel
+    /// the program's (*net.TCPConn, net.Conn) itab. No uretprobe
+    /// (bpf/l7/gotls.bpf.c).
+    fn attach_go(
+        &mut self,
+        probe: &HttpProbe,
+        path: &Path,
+        id: u16,
+        go: &discover::GoTls,
+        mut links: Vec<Link>,
+    ) -> Result<Vec<&'static str>, String> {
+        let progs = &probe.skel.progs;
+        let opts = || UprobeOpts {
+            cookie: u64::from(id),
+            retprobe: false,
+            ..UprobeOpts::default()
+        };
+        let at = |links: &mut Vec<Link>, prog: &libbpf_rs::ProgramMut<'_>, off: u64| {
+            let off = usize::try_from(off).map_err(|e| e.to_string())?;
+            links.push(
+                prog.attach_uprobe_with_opts(-1, path, off, opts())
+                    .map_err(|e| format!("uprobe at file offset {off:#x}: {e}"))?,
+            );
+            Ok::<(), String>(())
+        };
+        for &off in &go.read_rets {
+            at(&mut links, &progs.tls_go_ret, off)?;
+        }
+        at(&mut links, &progs.tls_go_read, go.read)?;
+        at(&mut links, &progs.tls_go_write, go.write)?;
+        probe
+            .skel
+            .maps
+            .go_itabs
+            .update(
+                &u32::from(id).to_ne_bytes(),
+                &go.tcpconn_itab.to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(|e| format!("go_itabs: {e}"))?;
+        self.uprobes += links.len();
+        self.links.extend(links);
+        Ok(discover::GO_TLS_FUNCS.to_vec())
     }
 }
 
@@ -538,9 +607,16 @@ pub fn doctor_check() -> crate::doctor::Check {
 pub enum Coverage {
     /// Hooked through this library file (name, path as the process sees it).
     Library { name: String, path: String },
-    /// A TLS library (`stack`: OpenSSL or GnuTLS) linked into the program,
-    /// with its symbols: the program is hooked.
-    Static { path: String, stack: &'static str },
+    /// A TLS library (`stack`: OpenSSL, GnuTLS, or Go's crypto/tls with
+    /// the Go version) linked into the program, with its symbols: the
+    /// program is hooked.
+    /// `symbols`: found through its symbol table (else, Go, through
+    /// `.gopclntab`: a stripped program).
+    Static {
+        path: String,
+        stack: String,
+        symbols: bool,
+    },
     /// TLS hdrtap cannot hook, and why.
     Unsupported(String),
     /// A stripped program with no OpenSSL symbols: if it has TLS built in,
@@ -641,7 +717,11 @@ fn classify(
     if let Some(f) = &exe_facts {
         if f.hookable() {
             return Coverage::Static {
-                stack: f.stack(),
+                symbols: f.has_symtab,
+                stack: match (&f.go_version, f.stack()) {
+                    (Some(v), "Go crypto/tls") => format!("Go crypto/tls ({v})"),
+                    (_, stack) => stack.to_string(),
+                },
                 path: exe.to_string(),
             };
         }
@@ -657,9 +737,20 @@ fn classify(
     }
     if let Some(f) = &exe_facts {
         if f.go {
-            return Coverage::Unsupported(
-                "Go program: crypto/tls is built in, not OpenSSL; not hooked".into(),
-            );
+            let v = f.go_version.as_deref().unwrap_or("unknown version");
+            let minor = f.go_version.as_deref().and_then(discover::go_minor);
+            if minor.is_some_and(|m| m < discover::GO_MIN_MINOR) {
+                return Coverage::Unsupported(format!(
+                    "Go program built with {v}: older than go1.17 (no register ABI); crypto/tls not hooked"
+                ));
+            }
+            if !f.has_symtab {
+                return Coverage::Unsupported(format!(
+                    "stripped Go program ({v}): crypto/tls is found through symbols only; not hooked"
+                ));
+            }
+            // With symbols and no crypto/tls Read/Write: no TLS in it.
+            return Coverage::None;
         }
         if f.rustls {
             return Coverage::Unsupported("Rust program with rustls built in: not hooked".into());

@@ -102,7 +102,17 @@ pub fn doctor() -> anyhow::Result<ExitCode> {
     for p in &procs {
         let (status, detail) = match &p.coverage {
             Coverage::Library { name, path } => ("covered", format!("by {name} ({path})")),
-            Coverage::Static { path, stack } => ("covered", format!("{stack} linked into {path} (static, symbols present)")),
+            Coverage::Static { path, stack, symbols } => (
+                "covered",
+                format!(
+                    "{stack} linked into {path} (static, {})",
+                    if *symbols {
+                        "symbols present"
+                    } else {
+                        "stripped: functions found through .gopclntab"
+                    }
+                ),
+            ),
             Coverage::Unsupported(why) => ("NOT covered", why.clone()),
             Coverage::Stripped { path } => (
                 "unknown",

@@ -1,0 +1,3 @@
+module hdrtap-tests/gotls-client
+
+go 1.19

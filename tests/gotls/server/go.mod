@@ -1,0 +1,3 @@
+module hdrtap-tests/gotls-server
+
+go 1.19
