@@ -3,7 +3,7 @@
 #   ./scripts/setup.sh run    what building and running hdrtap needs: clang-19,
 #                             libelf, ...; tracefs mounted at /sys/kernel/tracing
 #   ./scripts/setup.sh test   that, and the tools the tests and benchmarks drive
-#                             (nginx, curl, wrk, tshark, Prometheus, a Python venv,
+#                             (nginx, curl, wrk, tshark, tmux, Prometheus, a Python venv,
 #                             cargo-fuzz, ...)
 # Rust: rustup's cargo must already be installed; this only puts it on PATH.
 # Safe to run again: apt is only touched when a package is missing.
@@ -35,6 +35,7 @@ TEST_PACKAGES=(
 	golang-go # Go 1.19: the Go HTTPS peers built at test time (tests/gotls.rs, tests/gotls/)
 	bsdutils # script: a pty for the terminal view tests (tests/cli.rs)
 	man-db python3-yaml systemd # man, PyYAML, systemd-analyze: the root-free packaging checks (crates/hdrtap/tests/packaging.rs)
+	tmux # tests/top.rs drives hdrtap top in a detached pane (send-keys, capture-pane)
 )
 
 if [[ "$mode" == test ]]; then

@@ -27,7 +27,8 @@ use crate::*;
 /// `/huge-fast` the same file at memory speed; `/huge-frames` the same, read
 /// from disk 1 MiB at a time (over HTTP/2 to a client that allows it: 1 MiB
 /// DATA frames); `/chunked` an SSI page
-/// (chunked response); `/status/404`; `/setcookie` (response with
+/// (chunked response); `/status/404`; `/a/...` (200, for routes with an
+/// identifier: `/a/1`, `/a/2` are `/a/*`); `/setcookie` (response with
 /// Set-Cookie). `/` also takes a POST and reads (discards) its body.
 ///
 /// [`Nginx::start_tls`] serves HTTPS instead (TLS on both listeners) with a
@@ -219,6 +220,7 @@ http {{
             alias {p}/www/chunked.html;
         }}
         location = /status/404 {{ return 404; }}
+        location /a/ {{ return 200 "a\n"; }}
         location = /oauth-redirect {{
             add_header Content-Location "/cb?key={OAUTH_CONTENT_KEY}" always;
             add_header Refresh "0; url=/next?token={OAUTH_REFRESH_TOKEN}" always;

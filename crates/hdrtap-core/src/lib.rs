@@ -22,6 +22,7 @@ pub mod headers;
 pub mod http;
 pub mod http1;
 pub mod http2;
+pub mod live;
 pub mod output;
 pub mod packet;
 pub mod pipeline;

@@ -27,6 +27,33 @@ pub fn route(target: &str) -> String {
     out
 }
 
+/// The endpoint a response answers, appended to `out`: its request's
+/// method and [`route`] (`GET /users/*`), or [`REQUEST_NOT_SEEN`].
+pub fn endpoint_into(r: &HttpRecord, out: &mut String) {
+    match &r.request {
+        Some(q) => {
+            out.push_str(&q.method);
+            out.push(' ');
+            route_into(&q.target, out);
+        }
+        None => out.push_str(REQUEST_NOT_SEEN),
+    }
+}
+
+/// The endpoint of a response whose request hdrtap did not see.
+pub const REQUEST_NOT_SEEN: &str = "(request not seen)";
+
+/// Record `ns` into a latency histogram (in µs, at least 1).
+pub fn record_latency(h: &mut Histogram<u64>, ns: u64) {
+    let _ = h.record((ns / 1000).max(1));
+}
+
+/// The latency at quantile `q` (0..=1) of a histogram of
+/// [`record_latency`], in ns.
+pub fn latency_at(h: &Histogram<u64>, q: f64) -> u64 {
+    h.median_equivalent(h.value_at_quantile(q)) * 1000
+}
+
 /// [`route`], appended to `out` (no allocation when it has room).
 fn route_into(target: &str, out: &mut String) {
     let path = target.split(['?', '#']).next().unwrap_or("");
@@ -141,19 +168,12 @@ impl TrafficSummary {
             *n += 1;
         }
         if let Some(ns) = r.latency_ns {
-            let _ = side.latency.record((ns / 1000).max(1));
+            record_latency(&mut side.latency, ns);
             side.max_ns = side.max_ns.max(ns);
         }
         let key = &mut self.key;
         key.clear();
-        match &r.request {
-            Some(q) => {
-                key.push_str(&q.method);
-                key.push(' ');
-                route_into(&q.target, key);
-            }
-            None => key.push_str("(request not seen)"),
-        }
+        endpoint_into(r, key);
         // One lookup for an endpoint already seen (the usual case).
         let n = side.endpoints.len();
         if let Some(e) = side.endpoints.get_mut(key.as_str()) {
@@ -190,7 +210,7 @@ impl TrafficSummary {
             let _ = write!(l, " {}", mix.join(", "));
             if !side.latency.is_empty() {
                 let h = &side.latency;
-                let q = |p: f64| ms(h.median_equivalent(h.value_at_quantile(p)) * 1000);
+                let q = |p: f64| ms(latency_at(h, p));
                 let _ = write!(
                     l,
                     "; latency p50 {}, p95 {}, p99 {}, max {}",
@@ -245,7 +265,7 @@ impl TrafficSummary {
 }
 
 /// A duration in ns as milliseconds with a sensible precision.
-fn ms(ns: u64) -> String {
+pub fn ms(ns: u64) -> String {
     let ms = ns as f64 / 1e6;
     if ms < 10.0 {
         format!("{ms:.2} ms")

@@ -52,6 +52,9 @@ pub enum Command {
     /// Log every HTTP/1.x request and response on this machine: start line and every header.
     #[command(after_long_help = HTTP_EXAMPLES)]
     Http(HttpArgs),
+    /// A live table of HTTP endpoints in the terminal: rate, error share, latency percentiles.
+    #[command(after_long_help = TOP_EXAMPLES)]
+    Top(TopArgs),
     /// Log packet headers (Ethernet, VLAN, ARP, IPv4, IPv6, TCP, UDP, ICMP) from tc, XDP or a socket filter.
     #[command(after_long_help = PACKETS_EXAMPLES)]
     Packets(PacketsArgs),
@@ -128,19 +131,8 @@ pub struct HttpArgs {
     #[command(flatten)]
     pub common: CaptureCommon,
 
-    /// Only processes with this pid (repeatable, or a comma list). Filtered in the kernel.
-    #[arg(short, long = "pid", value_name = "PID", value_parser = PID.parser(), value_delimiter = ',')]
-    pub pids: Vec<u32>,
-
-    /// Only processes with this name, as in /proc/PID/comm, at most 15 bytes (repeatable, or a
-    /// comma list: --comm nginx,curl).
-    #[arg(long = "comm", value_name = "NAME", value_parser = parse_comm, value_delimiter = ',')]
-    pub comms: Vec<String>,
-
-    /// Only connections with this local or remote TCP port (repeatable, or a comma list).
-    /// Filtered in the kernel.
-    #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser(), value_delimiter = ',')]
-    pub ports: Vec<u16>,
+    #[command(flatten)]
+    pub scope: HttpScope,
 
     #[command(flatten)]
     pub filter: HttpFilterArgs,
@@ -199,7 +191,26 @@ pub struct HttpArgs {
     pub drop_caps: bool,
 }
 
-/// The HTTP-level filters (`hdrtap http`, `hdrtap show`; `[http]` keys): what is written.
+/// Which processes and connections `hdrtap http` and `hdrtap top` capture
+/// (filtered in the kernel; `[http]` keys).
+#[derive(Debug, Clone, Default, Args)]
+pub struct HttpScope {
+    /// Only processes with this pid (repeatable, or a comma list). Filtered in the kernel.
+    #[arg(short, long = "pid", value_name = "PID", value_parser = PID.parser(), value_delimiter = ',')]
+    pub pids: Vec<u32>,
+
+    /// Only processes with this name, as in /proc/PID/comm, at most 15 bytes (repeatable, or a
+    /// comma list: --comm nginx,curl).
+    #[arg(long = "comm", value_name = "NAME", value_parser = parse_comm, value_delimiter = ',')]
+    pub comms: Vec<String>,
+
+    /// Only connections with this local or remote TCP port (repeatable, or a comma list).
+    /// Filtered in the kernel.
+    #[arg(long = "port", value_name = "PORT", value_parser = PORT.parser(), value_delimiter = ',')]
+    pub ports: Vec<u16>,
+}
+
+/// The HTTP-level filters (`hdrtap http`, `hdrtap show`, `hdrtap top`; `[http]` keys): what is written.
 #[derive(Debug, Clone, Default, Args)]
 pub struct HttpFilterArgs {
     /// Only messages of this method (repeatable, or a comma list). Responses by their request's.
@@ -282,6 +293,47 @@ pub struct ShowArgs {
     /// Stop after N records (HTTP messages; alerts do not count).
     #[arg(short = 'c', long, value_name = "N", value_parser = COUNT.parser())]
     pub count: Option<u64>,
+}
+
+const TOP_EXAMPLES: &str = "\
+EXAMPLES:
+  hdrtap top                           # every endpoint on this machine, both sides
+  hdrtap top --side server --port 8080 # what the server on port 8080 answers
+  hdrtap top --comm nginx --path '/api/*'   # nginx's API endpoints only
+  hdrtap top --status 5xx              # only failing responses
+
+KEYS: q, Esc or Ctrl-C quit; c count, r rate, e errors, m p50, p p99, n route sort
+(Tab: the next key); / filter (a case-insensitive substring of METHOD ROUTE; Enter
+applies, Esc clears).
+
+COLUMNS: each row is one side (server: the traced process answered; client: it
+asked), a method and a route (the path without its query, identifiers folded to *:
+/users/42 and /users/7 are /users/*). COUNT: final responses (not 1xx but 101);
+RATE/S: over the last 5 seconds; 4XX% and 5XX%: shares of COUNT (the errors sort
+is by their sum); P50, P95, P99 (within 1 %) and MAX: latency from the request's
+first byte to the response's first, as the traced process saw them. At most 1000
+endpoints are kept; responses to later ones are counted in an (other) row per
+side. The header counts events the kernel lost, parse errors and records the view
+dropped; messages hdrtap would print meanwhile are shown on stderr after the
+screen is restored. A narrow terminal leaves out MAX, then P95, then P50.";
+
+/// Arguments of `hdrtap top`: which HTTP messages to count (the flags of
+/// `hdrtap http` that choose them).
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub scope: HttpScope,
+
+    #[command(flatten)]
+    pub filter: HttpFilterArgs,
+
+    /// Do not capture HTTPS in cleartext (no OpenSSL uprobes): TLS connections are then skipped.
+    #[arg(long)]
+    pub no_tls: bool,
+
+    /// Stop after SECS seconds (the terminal is restored, exit status 0).
+    #[arg(short, long, value_name = "SECS", value_parser = DURATION.parser())]
+    pub duration: Option<u64>,
 }
 
 const PACKETS_EXAMPLES: &str = "\
@@ -645,9 +697,9 @@ mod tests {
             panic!()
         };
         assert!(a.common.json && a.no_redact);
-        assert_eq!(a.pids, vec![12, 13]);
-        assert_eq!(a.comms, vec!["nginx"]);
-        assert_eq!(a.ports, vec![8080]);
+        assert_eq!(a.scope.pids, vec![12, 13]);
+        assert_eq!(a.scope.comms, vec!["nginx"]);
+        assert_eq!(a.scope.ports, vec![8080]);
         assert_eq!(a.redact, vec!["X-A"]);
         assert_eq!(a.redact_params, vec!["ticket"]);
         assert_eq!(a.no_redact_params, vec!["state"]);
@@ -730,9 +782,9 @@ mod tests {
             panic!()
         };
         assert_eq!(a.common.count, Some(10));
-        assert_eq!(a.ports, [80, 443]);
-        assert_eq!(a.comms, ["nginx", "curl"]);
-        assert_eq!(a.pids, [1, 2]);
+        assert_eq!(a.scope.ports, [80, 443]);
+        assert_eq!(a.scope.comms, ["nginx", "curl"]);
+        assert_eq!(a.scope.pids, [1, 2]);
         assert_eq!(a.common.output.as_deref(), Some(std::path::Path::new("-")));
         let Command::Packets(a) = Cli::try_parse_from([
             "hdrtap", "packets", "-i", "lo,eth0", "tcp", "port", "80", "-nn", "-c", "5",
@@ -767,6 +819,42 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(&bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    /// `hdrtap top` takes the filters of `hdrtap http`, not its output flags.
+    #[test]
+    fn top_takes_the_http_filters() {
+        let Command::Top(a) = Cli::try_parse_from([
+            "hdrtap", "top", "--port", "80,443", "--side", "server", "--status", "5xx", "-d", "5",
+            "--no-tls", "--comm", "nginx",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.scope.ports, [80, 443]);
+        assert_eq!(a.filter.side, Some(SideArg::Server));
+        assert_eq!(a.filter.status, [StatusSpec::Class(5)]);
+        assert_eq!(a.scope.comms, ["nginx"]);
+        assert_eq!((a.duration, a.no_tls), (Some(5), true));
+        for bad in [
+            vec!["hdrtap", "top", "--json"],
+            vec!["hdrtap", "top", "-o", "x"],
+            vec!["hdrtap", "top", "-c", "10"],
+            vec!["hdrtap", "top", "--port", "0"],
+            vec!["hdrtap", "top", "-d", "0"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    /// The numbers `hdrtap top --help` gives are the table's.
+    #[test]
+    fn top_help_says_the_tables_bounds() {
+        use hdrtap_core::live::{MAX_ENDPOINTS, WINDOW_SECS};
+        assert!(TOP_EXAMPLES.contains(&format!("At most {MAX_ENDPOINTS}\nendpoints are kept")));
+        assert!(TOP_EXAMPLES.contains(&format!("over the last {WINDOW_SECS} seconds")));
     }
 
     #[test]

@@ -27,8 +27,8 @@ use hdrtap_export::otlp::{BodyMode, OtlpOptions, Protocol};
 use serde::Deserialize;
 
 use crate::cli::{
-    self, Bounds, CaptureCommon, DirectionArg, HttpArgs, HttpFilterArgs, PacketsArgs, SideArg,
-    TcAttachArg, ViewArgs,
+    self, Bounds, CaptureCommon, DirectionArg, HttpArgs, HttpFilterArgs, HttpScope, PacketsArgs,
+    SideArg, TcAttachArg, ViewArgs,
 };
 use hdrtap_core::filter_http::{parse_latency, StatusSpec};
 
@@ -611,11 +611,13 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                     h.ring_mib,
                     cli::RING_MIB,
                 )?),
-                pids: each(err_at, &["http", "pids"], &h.pids, |v| cli::PID.check(*v))?,
-                comms: each(err_at, &["http", "comms"], &h.comms, |v| cli::parse_comm(v))?,
-                ports: each(err_at, &["http", "ports"], &h.ports, |v| {
-                    cli::PORT.check(*v)
-                })?,
+                scope: HttpScope {
+                    pids: each(err_at, &["http", "pids"], &h.pids, |v| cli::PID.check(*v))?,
+                    comms: each(err_at, &["http", "comms"], &h.comms, |v| cli::parse_comm(v))?,
+                    ports: each(err_at, &["http", "ports"], &h.ports, |v| {
+                        cli::PORT.check(*v)
+                    })?,
+                },
                 no_redact: !r.enabled,
                 redact: each(err_at, &["redaction", "headers"], &r.headers, |v| {
                     cli::parse_header_name(v)

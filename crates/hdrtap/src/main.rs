@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Http(args) => cmd::http::run(args, cli.verbose),
         cli::Command::Show(args) => cmd::show::run(args, cli.verbose),
+        cli::Command::Top(args) => cmd::top::run(args),
         cli::Command::Packets(args) => cmd::packets::run(args),
         cli::Command::Doctor(args) => cmd::doctor::run(args),
         cli::Command::Run(args) => cmd::run::run(args),

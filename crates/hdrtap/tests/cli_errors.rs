@@ -87,3 +87,15 @@ fn print_without_an_output_file_names_what_is_missing() {
     let args = ["packets", "--hook", "kprobe"];
     assert_one_line_error(&args, &hdrtap(&args), &["possible values: tc, xdp, socket"]);
 }
+
+/// `hdrtap top` draws on a terminal: into a pipe or a file it refuses at
+/// once, with one line pointing at what works there.
+#[test]
+fn top_without_a_terminal_is_one_line_error() {
+    let args = ["top"];
+    let out = hdrtap(&args);
+    assert_one_line_error(&args, &out, &["needs a terminal"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hdrtap http --json"), "{err}");
+    assert!(out.stdout.is_empty(), "wrote to stdout: {:?}", out.stdout);
+}

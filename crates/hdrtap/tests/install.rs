@@ -72,6 +72,7 @@ fn install_puts_everything_in_place() {
         "hdrtap",
         "hdrtap-http",
         "hdrtap-packets",
+        "hdrtap-top",
         "hdrtap-run",
         "hdrtap-doctor",
     ] {

@@ -22,7 +22,7 @@ use hdrtap_core::stats::Stats;
 use hdrtap_core::summary::TrafficSummary;
 
 use super::common::{self, Control, Output, Session};
-use crate::cli::{HttpArgs, HttpFilterArgs};
+use crate::cli::{HttpArgs, HttpFilterArgs, HttpScope};
 
 pub fn run(args: &HttpArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     if let Some(file) = &args.read {
@@ -37,17 +37,35 @@ pub fn run(args: &HttpArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             },
         );
     }
-    // A filter on a process that is not there would show nothing, silently.
-    for pid in &args.pids {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            bail!("no process with pid {pid} (see ps)");
-        }
-    }
+    check_pids(&args.scope)?;
     let ctl = Control::cli(&args.common)?;
     let rules = (!args.no_rules).then(RulesConfig::default);
     let output =
         || common::direct_output(&args.common, |tty| common::view(&args.view, verbose, tty));
     Ok(common::print_summary(capture(args, rules, output, ctl)?))
+}
+
+/// A filter on a process that is not there would show nothing, silently.
+pub fn check_pids(scope: &HttpScope) -> anyhow::Result<()> {
+    for pid in &scope.pids {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("no process with pid {pid} (see ps)");
+        }
+    }
+    Ok(())
+}
+
+/// The HTTP capture's privileges, or one line naming what is missing
+/// (`command`: who needs them).
+pub fn require_privileges(command: &str) -> anyhow::Result<()> {
+    let unmet = caps::unmet(&caps::http_needs(), caps::effective());
+    if !unmet.is_empty() {
+        bail!(
+            "{command} needs root or these capabilities: {} (see docs/PRIVILEGES.md)",
+            caps::describe_unmet(&unmet)
+        );
+    }
+    Ok(())
 }
 
 /// Check privileges, load and attach the HTTP (and TLS) capture, then run
@@ -59,13 +77,7 @@ pub fn capture(
     make_output: impl FnOnce() -> anyhow::Result<Output>,
     mut ctl: Control,
 ) -> anyhow::Result<Vec<String>> {
-    let unmet = caps::unmet(&caps::http_needs(), caps::effective());
-    if !unmet.is_empty() {
-        bail!(
-            "hdrtap http needs root or these capabilities: {} (see docs/PRIVILEGES.md)",
-            caps::describe_unmet(&unmet)
-        );
-    }
+    require_privileges("hdrtap http")?;
     let mut output = make_output()?;
     let redactor = Redactor::from_params(
         args.no_redact,
@@ -76,9 +88,9 @@ pub fn capture(
     .context("cannot get a random redaction key")?;
 
     let opts = HttpOptions {
-        pids: args.pids.clone(),
-        comms: args.comms.clone(),
-        ports: args.ports.clone(),
+        pids: args.scope.pids.clone(),
+        comms: args.scope.comms.clone(),
+        ports: args.scope.ports.clone(),
         ring_bytes: args.common.ring_mib << 20,
         call_capture: args.call_capture,
         tls: !args.no_tls,
@@ -320,14 +332,14 @@ fn refresh_stats(probe: &HttpProbe, pipeline: &Rc<RefCell<HttpPipeline>>, stats:
 
 fn describe_filters(args: &HttpArgs) -> String {
     let mut parts = Vec::new();
-    if !args.pids.is_empty() {
-        parts.push(format!("pid {}", join(&args.pids)));
+    if !args.scope.pids.is_empty() {
+        parts.push(format!("pid {}", join(&args.scope.pids)));
     }
-    if !args.comms.is_empty() {
-        parts.push(format!("comm {}", args.comms.join(",")));
+    if !args.scope.comms.is_empty() {
+        parts.push(format!("comm {}", args.scope.comms.join(",")));
     }
-    if !args.ports.is_empty() {
-        parts.push(format!("port {}", join(&args.ports)));
+    if !args.scope.ports.is_empty() {
+        parts.push(format!("port {}", join(&args.scope.ports)));
     }
     if !args.filter.methods.is_empty() {
         parts.push(format!("method {}", args.filter.methods.join(",")));

@@ -7,3 +7,4 @@ pub mod packets;
 pub mod run;
 pub mod show;
 pub mod tls;
+pub mod top;
