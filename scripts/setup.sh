@@ -33,6 +33,7 @@ TEST_PACKAGES=(
 	nghttp2-client # nghttp, h2load: the HTTP/2 tests' oracle and load (tests/http2.rs, bench/)
 	gnutls-bin # gnutls-cli, gnutls-serv: HTTPS through GnuTLS (tests/tls.rs)
 	golang-go # Go 1.19: the Go HTTPS peers built at test time (tests/gotls.rs, tests/gotls/)
+	nodejs # Node.js's https module: OpenSSL on memory BIOs (tests/tls.rs, tests/node/)
 	bsdutils # script: a pty for the terminal view tests (tests/cli.rs)
 	man-db python3-yaml systemd # man, PyYAML, systemd-analyze: the root-free packaging checks (crates/hdrtap/tests/packaging.rs)
 	tmux # tests/top.rs drives hdrtap top in a detached pane (send-keys, capture-pane)

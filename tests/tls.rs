@@ -599,3 +599,152 @@ fn gnutls_cli_to_nginx_names_each_library() {
     }
     check_no_ciphertext_records(&cap, nginx.port);
 }
+
+/// One request `/{id}/{seq}` exactly once on `role`'s side with its X-Seq,
+/// and its response exactly once, paired to it (with X-Seen-Seq when the
+/// server echoes it), all TLS from a library named `lib...`, no flags.
+fn check_seq_exchange(cap: &Capture, id: &str, seq: u32, role: &str, lib: &str, echo: bool) {
+    let path = format!("/{id}/{seq}");
+    let side: Vec<&Value> = cap.http().filter(|r| r["role"] == role).collect();
+    let reqs: Vec<&&Value> = side
+        .iter()
+        .filter(|r| r["kind"] == "http_request" && r["target"] == path.as_str())
+        .collect();
+    assert_eq!(
+        reqs.len(),
+        1,
+        "{role} requests for {path}:\n{}",
+        cap.dump_all()
+    );
+    let resps: Vec<&&Value> = side
+        .iter()
+        .filter(|r| r["kind"] == "http_response" && r["request"]["target"] == path.as_str())
+        .collect();
+    assert_eq!(
+        resps.len(),
+        1,
+        "{role} responses for {path}:\n{}",
+        cap.dump_all()
+    );
+    assert_eq!(
+        header(reqs[0], "x-seq"),
+        Some(seq.to_string()),
+        "{}",
+        reqs[0]
+    );
+    if echo {
+        assert_eq!(
+            header(resps[0], "x-seen-seq"),
+            Some(seq.to_string()),
+            "{}",
+            resps[0]
+        );
+    }
+    assert_eq!(resps[0]["status"], 200, "{}", resps[0]);
+    for r in [reqs[0], resps[0]] {
+        assert_eq!(r["tls"], true, "{r}");
+        let name = r["tls_library"].as_str().unwrap_or("");
+        assert!(name.starts_with(lib), "tls_library {name:?}: {r}");
+        assert!(r.get("flags").is_none(), "{r}");
+    }
+}
+
+/// Node.js at both ends (its https module: OpenSSL on memory BIOs, no
+/// socket I/O inside an SSL call): 40 requests, 8 at a time on keep-alive
+/// sockets, each seen once per side; and curl to the node server. The
+/// sockets are learnt from the thread's reads (tls_bio_fds), none is
+/// unknown (tls_no_fd 0, checked with the ciphertext).
+#[test]
+fn node_client_and_server_keepalive_and_concurrent() {
+    let _guard = setup();
+    let srv = NodeServer::start();
+    let hd = Hdrtap::start(&["--port", &srv.port.to_string()]);
+    let id = unique_id("node");
+    node_client(srv.port, &id, 40, 8, 700);
+    let curl_id = unique_id("nodecurl");
+    let reqs: Vec<CurlRequest> = (1..=3)
+        .map(|s| {
+            CurlRequest::get(
+                format!("https://127.0.0.1:{}/{curl_id}/{s}", srv.port),
+                &curl_id,
+                s,
+            )
+            .arg("-k")
+        })
+        .collect();
+    curl(&reqs);
+    let cap = hd.stop_when_http_count(40 * 4 + 3 * 4);
+    for seq in 1..=40 {
+        check_seq_exchange(&cap, &id, seq, "client", "node", true);
+        check_seq_exchange(&cap, &id, seq, "server", "node", true);
+    }
+    for seq in 1..=3 {
+        check_seq_exchange(&cap, &curl_id, seq, "client", LIBSSL, true);
+        check_seq_exchange(&cap, &curl_id, seq, "server", "node", true);
+    }
+    check_no_ciphertext_records(&cap, srv.port);
+    let st = final_stats(&cap);
+    assert!(st["tls_bio_fds"].as_u64().unwrap_or(0) > 0, "{st}");
+}
+
+/// A Node.js client to nginx (OpenSSL with sockets): each side names its
+/// own library.
+#[test]
+fn node_client_to_nginx() {
+    let _guard = setup();
+    let nginx = Nginx::start_tls();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = format!("a/{}", unique_id("nodengx"));
+    node_client(nginx.port, &id, 10, 2, 700);
+    let cap = hd.stop_when_http_count(40);
+    for seq in 1..=10 {
+        check_seq_exchange(&cap, &id, seq, "client", "node", false);
+        check_seq_exchange(&cap, &id, seq, "server", LIBSSL, false);
+    }
+    check_no_ciphertext_records(&cap, nginx.port);
+}
+
+/// Python's asyncio runs OpenSSL on memory BIOs too (ssl.MemoryBIO, through
+/// libssl.so.3's internal read/write): 5 requests on one connection to
+/// nginx, each seen once per side.
+#[test]
+fn python_asyncio_memory_bio_client() {
+    let _guard = setup();
+    let nginx = Nginx::start_tls();
+    let hd = Hdrtap::start(&["--port", &nginx.port.to_string()]);
+    let id = format!("a/{}", unique_id("aio"));
+    let script = format!(
+        r#"
+import asyncio, ssl
+async def main():
+    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    await asyncio.sleep(0.3)
+    r, w = await asyncio.open_connection("127.0.0.1", {port}, ssl=ctx)
+    for i in range(1, 6):
+        w.write(f"GET /{id}/{{i}} HTTP/1.1\r\nHost: localhost\r\nX-Seq: {{i}}\r\n\r\n".encode())
+        await w.drain()
+        head = await r.readuntil(b"\r\n\r\n")
+        n = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")]
+        await r.readexactly(int(n[0].split(b":")[1]))
+    print("done")
+asyncio.run(main())
+"#,
+        port = nginx.port
+    );
+    let out = run_with_timeout(
+        std::process::Command::new("python3").args(["-c", &script]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("done"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cap = hd.stop_when_http_count(20);
+    for seq in 1..=5 {
+        check_seq_exchange(&cap, &id, seq, "client", LIBSSL, false);
+        check_seq_exchange(&cap, &id, seq, "server", LIBSSL, false);
+    }
+    check_no_ciphertext_records(&cap, nginx.port);
+    assert!(final_stats(&cap)["tls_bio_fds"].as_u64().unwrap_or(0) > 0);
+}

@@ -282,6 +282,21 @@ int BPF_UPROBE(tls_ssl_do_handshake, void *ssl)
 	return 0;
 }
 
+/*
+ * void SSL_free(SSL *s); void gnutls_deinit(gnutls_session_t s);
+ * The object's socket is forgotten: memory is reused, and a new SSL at the
+ * same address is another connection (a memory-BIO SSL would otherwise
+ * inherit a closed socket and never learn its own).
+ */
+SEC("uprobe")
+int BPF_UPROBE(tls_ssl_free, void *ssl)
+{
+	struct ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl};
+
+	bpf_map_delete_elem(&ssl_fds, &key);
+	return 0;
+}
+
 /* ---- new library files and static binaries ------------------------------ */
 
 static __always_inline void report_file(struct file *file, __u32 tgid, __u16 kind)

@@ -294,3 +294,71 @@ pub fn gnutls_cli_get(port: u16, path: &str, seq: u32) -> String {
     );
     out
 }
+
+/// The Node.js HTTPS server of tests/node/server.js on 127.0.0.1, with a
+/// self-signed certificate; killed on drop.
+pub struct NodeServer {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl NodeServer {
+    pub fn start() -> NodeServer {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        make_self_signed_cert(dir.path()).unwrap();
+        let mut child = Command::new("node")
+            .arg(workspace_root().join("tests/node/server.js"))
+            .arg(dir.path().join("cert.pem"))
+            .arg(dir.path().join("key.pem"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node (apt package nodejs)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the node server said {line:?}"));
+        NodeServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tests/node/client.js: `n` GETs of /id/SEQ, `c` at a time on keep-alive
+/// sockets, after `delay_ms`; asserts all succeeded.
+pub fn node_client(port: u16, id: &str, n: u32, c: u32, delay_ms: u32) {
+    let out = run_with_timeout(
+        Command::new("node")
+            .arg(workspace_root().join("tests/node/client.js"))
+            .args([
+                port.to_string(),
+                id.to_string(),
+                n.to_string(),
+                c.to_string(),
+                delay_ms.to_string(),
+            ]),
+        Duration::from_secs(120),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&format!("done {n} 0")),
+        "node client: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

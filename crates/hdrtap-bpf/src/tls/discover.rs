@@ -109,7 +109,7 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
 }
 
 /// The functions hdrtap hooks in an OpenSSL-compatible library.
-pub const SSL_FUNCS: [&str; 6] = [
+pub const SSL_FUNCS: [&str; 7] = [
     "SSL_write",
     "SSL_read",
     "SSL_write_ex",
@@ -118,6 +118,9 @@ pub const SSL_FUNCS: [&str; 6] = [
     // Memory-BIO users (Node.js): where an SSL is tied to the socket its
     // thread just read from, before any application data moves.
     "SSL_do_handshake",
+    // The SSL's socket is forgotten: a new SSL at the same address is
+    // another connection.
+    "SSL_free",
 ];
 
 /// The functions hdrtap hooks in GnuTLS. `gnutls_record_send` only
@@ -128,18 +131,20 @@ pub const SSL_FUNCS: [&str; 6] = [
 /// error, as `SSL_write`/`SSL_read` do: the same BPF programs serve them.
 /// `gnutls_transport_set_int2(session, recv_fd, send_fd)` names the socket
 /// as `SSL_set_fd` does (`gnutls_transport_set_int` is a macro for it).
-pub const GNUTLS_FUNCS: [&str; 4] = [
+pub const GNUTLS_FUNCS: [&str; 5] = [
     "gnutls_record_send2",
     "gnutls_record_send",
     "gnutls_record_recv",
     "gnutls_transport_set_int2",
+    // As SSL_free: the session's socket is forgotten.
+    "gnutls_deinit",
 ];
 
 /// What an ELF file's symbol tables and sections say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ElfFacts {
     /// Which of [`SSL_FUNCS`] it defines (`.symtab` or `.dynsym`).
-    pub ssl: [bool; 6],
+    pub ssl: [bool; 7],
     /// It has a `.symtab` (not stripped).
     pub has_symtab: bool,
     /// It has a `.dynsym` (dynamically linked or exporting symbols).
@@ -149,7 +154,7 @@ pub struct ElfFacts {
     /// Holds rustls (a symbol mentions `rustls`).
     pub rustls: bool,
     /// Which of [`GNUTLS_FUNCS`] it defines.
-    pub gnutls: [bool; 4],
+    pub gnutls: [bool; 5],
     /// OpenSSL's own read and write routines behind the public functions,
     /// when they can be hooked instead of them (see [`IoEntries`]).
     pub io: Option<IoEntries>,
@@ -364,7 +369,7 @@ pub fn elf_facts(path: &Path, deep: bool) -> io::Result<ElfFacts> {
         facts.go_tls = go_tls_hooks(&obj, go_funcs, if pie { 0 } else { go_itab });
     }
     if facts.openssl() && obj.architecture() == Architecture::X86_64 {
-        let [write, read, write_ex, read_ex, _, _] = addrs;
+        let [write, read, write_ex, read_ex, _, _, _] = addrs;
         facts.io = io_entries(&obj, [read, read_ex], [write, write_ex]);
     }
     Ok(facts)
@@ -901,7 +906,8 @@ garbage line
                 [
                     "gnutls_record_send2",
                     "gnutls_record_recv",
-                    "gnutls_transport_set_int2"
+                    "gnutls_transport_set_int2",
+                    "gnutls_deinit"
                 ]
             );
             assert!(f.io.is_none());

@@ -467,6 +467,7 @@ impl TlsCapture {
             let (entry, ret) = match func {
                 "SSL_set_fd" | "gnutls_transport_set_int2" => (&progs.tls_ssl_set_fd, false),
                 "SSL_do_handshake" => (&progs.tls_ssl_do_handshake, false),
+                "SSL_free" | "gnutls_deinit" => (&progs.tls_ssl_free, false),
                 _ if internal => continue,
                 "SSL_write" | "gnutls_record_send2" | "gnutls_record_send" => {
                     (&progs.tls_ssl_write, true)
