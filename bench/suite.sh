@@ -39,6 +39,10 @@
 #   h2              hdrtap http --json, HTTP/2 workload
 #   none-h2-tls     no tracer, HTTP/2 over TLS (ALPN h2), h2load
 #   h2-tls          hdrtap http --json, HTTP/2 over TLS (OpenSSL uprobes)
+#   none-go-tls     no tracer, HTTPS to a Go server (tests/gotls/server, Go's
+#                   crypto/tls and net/http, HTTP/1.1), wrk: the baseline of go-tls
+#   go-tls          hdrtap http --json, that workload (Go crypto/tls uprobes on
+#                   the server, OpenSSL's on wrk, as the tls arm hooks both ends)
 #
 # Within each round the arms run in the order given, so drift on a shared
 # machine hits every arm alike; medians over rounds are compared.
@@ -66,7 +70,7 @@ ROUNDS="${ROUNDS:-3}"
 CONNS="${CONNS:-16}"
 THREADS="${THREADS:-1}"
 LOSS="${LOSS:-0}"
-ARMS="${ARMS:-none http none-huge http-huge none-tls tls none-h2 h2 none-h2-tls h2-tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace http-hooks http-capture bpftrace-tls bpftrace-tls-public tc-floor}"
+ARMS="${ARMS:-none http none-huge http-huge none-tls tls none-go-tls go-tls none-h2 h2 none-h2-tls h2-tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace http-hooks http-capture bpftrace-tls bpftrace-tls-public tc-floor}"
 H2_STREAMS="${H2_STREAMS:-10}"   # h2load -m: concurrent streams per connection
 HTTP_ARGS="${HTTP_ARGS:-}"       # extra flags of the hdrtap http arms
 HDRTAP_B="${HDRTAP_B:-}"         # the build of the http-b arm
@@ -87,7 +91,7 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture | none-h2 | h2 | none-h2-tls | h2-tls) ;;
+	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture | none-h2 | h2 | none-h2-tls | h2-tls | none-go-tls | go-tls) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
@@ -125,6 +129,7 @@ SHM="$(mktemp -d /dev/shm/hdrtap-suite.XXXXXX)"
 RESULTS="$ROOT/bench/results/suite-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RESULTS"
 NGINX_PID=""
+GO_PID=""
 TRACER_PID=""
 TC_FLOOR=0 # a clsact qdisc on lo is ours to remove
 
@@ -143,6 +148,7 @@ cleanup() {
 	stop_pid "$TRACER_PID" TERM
 	[[ "$TC_FLOOR" == 1 ]] && tc qdisc del dev lo clsact 2>/dev/null
 	stop_pid "$NGINX_PID" TERM
+	stop_pid "$GO_PID" TERM
 	wait 2>/dev/null || true
 	rm -rf "$WORK" "$SHM"
 }
@@ -196,6 +202,24 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.1
 done
 
+# The Go HTTPS server of the go-tls arms, built with Debian's Go.
+GO_TLS_PORT=""
+if [[ " $ARMS " == *"go-tls "* ]]; then
+	command -v go >/dev/null 2>&1 || die "go not found: run scripts/setup.sh (Debian package golang-go)"
+	(cd "$ROOT/tests/gotls/server" && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0 \
+		GOCACHE="$WORK/gocache" GOPATH="$WORK/gopath" go build -o "$WORK/gotls-server" .) ||
+		die "cannot build tests/gotls/server"
+	GO_TLS_PORT="$(free_port)"
+	GODEBUG=http2server=0 "$WORK/gotls-server" -addr "127.0.0.1:$GO_TLS_PORT" \
+		-cert "$WORK/cert.pem" -key "$WORK/key.pem" >"$WORK/go.out" 2>&1 &
+	GO_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		grep -q listening "$WORK/go.out" 2>/dev/null && break
+		kill -0 "$GO_PID" 2>/dev/null || die "the Go server died: $(cat "$WORK/go.out")"
+		sleep 0.1
+	done
+fi
+
 cat >"$WORK/seq.lua" <<'LUA'
 local n = 0
 request = function()
@@ -210,6 +234,7 @@ url_of() { # arm -> URL of its workload
 	none-h2 | h2) echo "http://127.0.0.1:$H2_PORT/index.html" ;;
 	none-h2-tls | h2-tls) echo "https://127.0.0.1:$H2_TLS_PORT/index.html" ;;
 	none-tls | tls | tls-b | bpftrace-tls | bpftrace-tls-public) echo "https://127.0.0.1:$TLS_PORT/index.html" ;;
+	none-go-tls | go-tls) echo "https://127.0.0.1:$GO_TLS_PORT/index.html" ;;
 	none-huge | http-huge) echo "http://127.0.0.1:$PORT/huge.bin" ;;
 	*) echo "http://127.0.0.1:$PORT/index.html" ;;
 	esac
@@ -219,6 +244,7 @@ baseline_of() { # arm -> its workload's baseline arm
 	none-h2 | h2) echo none-h2 ;;
 	none-h2-tls | h2-tls) echo none-h2-tls ;;
 	none-tls | tls | tls-b | bpftrace-tls | bpftrace-tls-public) echo none-tls ;;
+	none-go-tls | go-tls) echo none-go-tls ;;
 	none-huge | http-huge) echo none-huge ;;
 	*) echo none ;;
 	esac
@@ -304,8 +330,8 @@ start_tracer() { # arm round
 	[[ "$LOSS" == 1 ]] && out="$SHM/$arm-$r.ndjson"
 	rm -f "$WORK/ready"
 	case "$arm" in
-	none | none-tls | none-huge | none-h2 | none-h2-tls) return 0 ;;
-	http | tls | http-huge | http-b | tls-b | h2 | h2-tls)
+	none | none-tls | none-huge | none-h2 | none-h2-tls | none-go-tls) return 0 ;;
+	http | tls | http-huge | http-b | tls-b | h2 | h2-tls | go-tls)
 		# Default flags (TLS uprobes on), as users run it.
 		local bin="$HDRTAP"
 		[[ "$arm" == *-b ]] && bin="$HDRTAP_B"
@@ -388,7 +414,7 @@ start_tracer() { # arm round
 loss_of() { # arm round requests
 	local arm="$1" r="$2" reqs="$3" f="$SHM/$1-$2.ndjson"
 	case "$arm" in
-	http | tls | http-huge | http-b | tls-b | h2 | h2-tls)
+	http | tls | http-huge | http-b | tls-b | h2 | h2-tls | go-tls)
 		if [[ "$LOSS" == 1 ]]; then
 			# Requests the load completed whose X-Seq (wrk) is absent from
 			# the server side; h2load sends no X-Seq: server-side request
@@ -427,6 +453,7 @@ say "raw outputs in $RESULTS"
 run_wrk "http://127.0.0.1:$PORT/index.html" 2 "$RESULTS/warmup.txt"
 [[ " $ARMS " == *" none-tls "* || " $ARMS " == *" tls "* ]] &&
 	run_wrk "https://127.0.0.1:$TLS_PORT/index.html" 2 "$RESULTS/warmup-tls.txt"
+[[ -n "$GO_TLS_PORT" ]] && run_wrk "https://127.0.0.1:$GO_TLS_PORT/index.html" 2 "$RESULTS/warmup-go-tls.txt"
 for arm in $ARMS; do
 	if is_h2 "$arm"; then
 		run_h2load "http://127.0.0.1:$H2_PORT/index.html" 2 "$RESULTS/warmup-h2.txt"
@@ -495,7 +522,7 @@ for arm in $ARMS; do
 	printf '%-13s %10s %7s %10s %11s %8s %10s %6s\n' "$arm" "$rps" "$ratio" "$(col "$arm" 5 | median)" "${us:--}" "${rss:--}" "$loss" "$(col "$arm" 10 | median)"
 done
 echo
-echo "ratio: median req/s over the median of the arm's workload baseline (none: HTTP, none-huge: 4 MiB responses, none-tls: HTTPS, none-h2: h2c, none-h2-tls: h2 over TLS);"
+echo "ratio: median req/s over the median of the arm's workload baseline (none: HTTP, none-huge: 4 MiB responses, none-tls: HTTPS, none-h2: h2c, none-h2-tls: h2 over TLS, none-go-tls: HTTPS to a Go server);"
 echo "p99: wrk's; h2load reports none (-)."
 echo "loss: sum over rounds (hdrtap: lost events, or with LOSS=1 missing X-Seq; packets: events lost; tcpdump: dropped by kernel)"
 echo "idle%: median share of all CPUs' time left idle during the load (/proc/stat): time the tracer made the workload wait"

@@ -425,6 +425,24 @@ fn doctor_tls_lists_coverage() {
     );
     let l = line_of(plain.id());
     assert!(l.contains(" no TLS "), "{l}\n{text}");
+    // --json: the same verdicts, one object per process.
+    let out = run_with_timeout(
+        std::process::Command::new(hdrtap_bin()).args(["doctor", "--tls", "--json"]),
+        Duration::from_secs(60),
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).expect("doctor --tls --json is JSON");
+    let entry = |pid: u32| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["pid"] == pid)
+            .unwrap_or_else(|| panic!("no entry for pid {pid}: {list}"))
+            .clone()
+    };
+    assert_eq!(entry(nginx.pid())["https"], "covered", "{list}");
+    assert_eq!(entry(strp.pid())["https"], "unknown", "{list}");
+    assert_eq!(entry(plain.id())["https"], "no TLS", "{list}");
+    assert!(entry(stat.pid())["detail"].as_str().unwrap().contains("static"));
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "doctor --tls took {:?}",

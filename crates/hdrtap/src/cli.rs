@@ -597,8 +597,9 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub tls: bool,
 
-    /// Print the checks and the verdict on each capture as one JSON object.
-    #[arg(long, conflicts_with = "tls")]
+    /// Print the checks and the verdict on each capture as one JSON object (with --tls: the
+    /// processes, as one JSON array).
+    #[arg(long)]
     pub json: bool,
 }
 

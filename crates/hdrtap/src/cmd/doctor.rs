@@ -9,7 +9,7 @@ use crate::cli::DoctorArgs;
 
 pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     if args.tls {
-        return super::tls::doctor();
+        return super::tls::doctor(args.json);
     }
     let report = doctor::run();
     let failed: Vec<&str> = report

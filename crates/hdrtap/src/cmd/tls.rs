@@ -90,47 +90,78 @@ pub fn describe(tls: Option<&TlsCapture>) -> String {
     format!("HTTPS via TLS library uprobes: {found}{watch}")
 }
 
-/// `hdrtap doctor --tls`: one line per process with TCP sockets.
-pub fn doctor() -> anyhow::Result<ExitCode> {
+/// `hdrtap doctor --tls`: one line per process with TCP sockets (with
+/// `json`: one JSON array of objects, the same fields).
+pub fn doctor(json: bool) -> anyhow::Result<ExitCode> {
     let procs = tls::survey();
+    let rows: Vec<(&tls::ProcessTls, &str, String)> = procs
+        .iter()
+        .map(|p| {
+            let (status, detail) = coverage_text(&p.coverage);
+            (p, status, detail)
+        })
+        .collect();
+    let covered = procs.iter().filter(|p| p.coverage.covered()).count();
+    if json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(p, status, detail)| {
+                serde_json::json!({
+                    "pid": p.pid,
+                    "comm": p.comm,
+                    "exe": p.exe,
+                    "tcp_sockets": p.tcp_sockets,
+                    "https": status,
+                    "detail": detail,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(ExitCode::SUCCESS);
+    }
     let comm_w = procs.iter().map(|p| p.comm.len()).max().unwrap_or(4).max(4);
     println!(
         "{:>7}  {:comm_w$}  {:>4}  {:11}  DETAIL",
         "PID", "COMM", "TCP", "HTTPS"
     );
-    let mut covered = 0;
-    for p in &procs {
-        let (status, detail) = match &p.coverage {
-            Coverage::Library { name, path } => ("covered", format!("by {name} ({path})")),
-            Coverage::Static { path, stack, symbols } => (
-                "covered",
-                format!(
-                    "{stack} linked into {path} (static, {})",
-                    if *symbols {
-                        "symbols present"
-                    } else {
-                        "stripped: functions found through .gopclntab"
-                    }
-                ),
-            ),
-            Coverage::Unsupported(why) => ("NOT covered", why.clone()),
-            Coverage::Stripped { path } => (
-                "unknown",
-                format!("{path} is stripped and uses no OpenSSL or GnuTLS library: TLS built into it cannot be hooked"),
-            ),
-            Coverage::None => ("no TLS", "no TLS library found (plain TCP only)".to_string()),
-        };
-        if p.coverage.covered() {
-            covered += 1;
-        }
+    for (p, status, detail) in &rows {
         println!(
             "{:>7}  {:comm_w$}  {:>4}  {:11}  {detail}",
             p.pid, p.comm, p.tcp_sockets, status
         );
     }
     println!(
-        "{} process(es) with TCP sockets; HTTPS shown in cleartext for {covered} (OpenSSL 3.x, GnuTLS 3.7; OpenSSL 1.1.x has the same symbols but is untested).",
+        "{} process(es) with TCP sockets; HTTPS shown in cleartext for {covered} (OpenSSL 3.x, GnuTLS 3.7, Go crypto/tls 1.17+; OpenSSL 1.1.x has the same symbols but is untested).",
         procs.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTPS column (`covered`, `NOT covered`, `unknown`, `no TLS`) and
+/// the detail of one process's coverage.
+fn coverage_text(c: &Coverage) -> (&'static str, String) {
+    match c {
+        Coverage::Library { name, path } => ("covered", format!("by {name} ({path})")),
+        Coverage::Static {
+            path,
+            stack,
+            symbols,
+        } => (
+            "covered",
+            format!(
+                "{stack} linked into {path} (static, {})",
+                if *symbols {
+                    "symbols present"
+                } else {
+                    "stripped: functions found through .gopclntab"
+                }
+            ),
+        ),
+        Coverage::Unsupported(why) => ("NOT covered", why.clone()),
+        Coverage::Stripped { path } => (
+            "unknown",
+            format!("{path} is stripped and uses no OpenSSL or GnuTLS library, and is not Go: TLS built into it cannot be hooked"),
+        ),
+        Coverage::None => ("no TLS", "no TLS library found (plain TCP only)".to_string()),
+    }
 }
