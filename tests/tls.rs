@@ -443,6 +443,19 @@ fn doctor_tls_lists_coverage() {
     assert_eq!(entry(strp.pid())["https"], "unknown", "{list}");
     assert_eq!(entry(plain.id())["https"], "no TLS", "{list}");
     assert!(entry(stat.pid())["detail"].as_str().unwrap().contains("static"));
+    // hdrtap http counts the processes it cannot cover (the stripped one
+    // at least) in its stats and says so in its summary.
+    // (The survey runs beside capture: given a few seconds.)
+    let hd = Hdrtap::start(&["--port", "1"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let cap = hd.stop();
+    let st = final_stats(&cap);
+    assert!(st["tls_uncovered_processes"].as_u64().unwrap_or(0) >= 1, "{st}");
+    assert!(
+        cap.stderr.contains("processes whose HTTPS cannot be shown (hdrtap doctor --tls)"),
+        "{}",
+        cap.stderr
+    );
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "doctor --tls took {:?}",

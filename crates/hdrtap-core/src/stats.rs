@@ -94,6 +94,10 @@ pub struct Stats {
     /// Node.js runs OpenSSL) tied to the socket their thread had just read
     /// the ciphertext from.
     pub tls_bio_fds: u64,
+    /// Processes with TCP sockets, when capture started, whose HTTPS hdrtap
+    /// cannot show (`hdrtap doctor --tls` says which and why: Go older than
+    /// 1.17, rustls, NSS, Java, stripped programs with TLS built in).
+    pub tls_uncovered_processes: u64,
 }
 
 impl Stats {
@@ -186,6 +190,12 @@ impl Stats {
             s.push_str(&format!(
                 ", {} TLS calls with no known socket and {} not copied (busy)",
                 self.tls_no_fd, self.tls_busy
+            ));
+        }
+        if self.tls_uncovered_processes > 0 {
+            s.push_str(&format!(
+                ", {} processes whose HTTPS cannot be shown (hdrtap doctor --tls)",
+                self.tls_uncovered_processes
             ));
         }
         if self.decode_errors > 0 {

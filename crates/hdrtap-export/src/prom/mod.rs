@@ -373,7 +373,7 @@ const LOST: &[(&str, &str, &str)] = &[
 ];
 
 /// Stats fields that are a current value, not a running count.
-const GAUGE_FIELDS: &[&str] = &["conns_open", "tls_libraries"];
+const GAUGE_FIELDS: &[&str] = &["conns_open", "tls_libraries", "tls_uncovered_processes"];
 
 /// Plain counters: (metric, help, per source: stats field).
 const COUNTERS: &[CounterSpec] = &[

@@ -183,6 +183,26 @@ pub fn capture(
     }
     ctl.take_on_ready()(&what)?;
 
+    // Which running processes' HTTPS cannot be shown, and why (the
+    // survey of `hdrtap doctor --tls`), counted in the stats: looked at
+    // once, on a thread of its own, so start-up does not wait for it.
+    let uncovered = tls.as_ref().map(|_| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let n = hdrtap_bpf::tls::survey()
+                .iter()
+                .filter(|p| {
+                    matches!(
+                        p.coverage,
+                        hdrtap_bpf::tls::Coverage::Unsupported(_)
+                            | hdrtap_bpf::tls::Coverage::Stripped { .. }
+                    )
+                })
+                .count();
+            let _ = tx.send(n as u64);
+        });
+        rx
+    });
     let mut session = HttpSession {
         probe: &probe,
         ring,
@@ -191,6 +211,7 @@ pub fn capture(
         traffic: TrafficSummary::default(),
         filter: http_filter(&args.filter),
         tls,
+        uncovered,
     };
     common::run_loop(&mut session, &mut output, &ctl)
 }
@@ -205,6 +226,8 @@ struct HttpSession<'a> {
     /// `--method`, `--status`, ...: what is written.
     filter: HttpFilter,
     tls: Option<TlsCapture>,
+    /// The count of processes whose HTTPS cannot be shown, once surveyed.
+    uncovered: Option<std::sync::mpsc::Receiver<u64>>,
 }
 
 impl Session for HttpSession<'_> {
@@ -274,6 +297,10 @@ impl Session for HttpSession<'_> {
     fn stats(&mut self) -> &Stats {
         refresh_stats(self.probe, &self.pipeline, &mut self.stats);
         self.stats.tls_libraries = self.tls.as_ref().map_or(0, |t| t.libraries().len() as u64);
+        if let Some(n) = self.uncovered.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            self.stats.tls_uncovered_processes = n;
+            self.uncovered = None;
+        }
         &self.stats
     }
 
