@@ -442,7 +442,10 @@ fn doctor_tls_lists_coverage() {
     assert_eq!(entry(nginx.pid())["https"], "covered", "{list}");
     assert_eq!(entry(strp.pid())["https"], "unknown", "{list}");
     assert_eq!(entry(plain.id())["https"], "no TLS", "{list}");
-    assert!(entry(stat.pid())["detail"].as_str().unwrap().contains("static"));
+    assert!(entry(stat.pid())["detail"]
+        .as_str()
+        .unwrap()
+        .contains("static"));
     // hdrtap http counts the processes it cannot cover (the stripped one
     // at least) in its stats and says so in its summary.
     // (The survey runs beside capture: given a few seconds.)
@@ -450,9 +453,13 @@ fn doctor_tls_lists_coverage() {
     std::thread::sleep(Duration::from_secs(3));
     let cap = hd.stop();
     let st = final_stats(&cap);
-    assert!(st["tls_uncovered_processes"].as_u64().unwrap_or(0) >= 1, "{st}");
     assert!(
-        cap.stderr.contains("processes whose HTTPS cannot be shown (hdrtap doctor --tls)"),
+        st["tls_uncovered_processes"].as_u64().unwrap_or(0) >= 1,
+        "{st}"
+    );
+    assert!(
+        cap.stderr
+            .contains("processes whose HTTPS cannot be shown (hdrtap doctor --tls)"),
         "{}",
         cap.stderr
     );
@@ -536,39 +543,18 @@ fn libssl_in_another_mount_namespace_is_hooked() {
 }
 
 /// The GnuTLS records of one `gnutls-cli` request (X-Seq: seq, to
-/// `path`) on one side: the request with its headers as sent (the
-/// Authorization value redacted), and its response paired to it; both
-/// `tls: true` from `lib_prefix`.
+/// `path`) on one side ([`check_exchange`]), with the Authorization value
+/// redacted, the Host as sent and a latency.
 fn check_gnutls_exchange(cap: &Capture, path: &str, seq: u32, role: &str, lib_prefix: &str) {
-    let side: Vec<&Value> = cap.http().filter(|r| r["role"] == role).collect();
-    let req = side
-        .iter()
-        .find(|r| r["kind"] == "http_request" && r["target"] == path)
-        .unwrap_or_else(|| panic!("no {role} request for {path}:\n{}", cap.dump_all()));
-    assert_eq!(
-        header(req, "x-seq").as_deref(),
-        Some(seq.to_string().as_str()),
-        "{req}"
-    );
-    let auth = header(req, "authorization").unwrap_or_default();
+    let (req, resp) = check_exchange(cap, path, seq, role, lib_prefix, false);
+    let auth = header(&req, "authorization").unwrap_or_default();
     assert!(auth.starts_with("Bearer [REDACTED len="), "{req}");
     assert!(
         !cap.raw.contains("gnutls-secret-"),
         "a secret in the output"
     );
-    assert_eq!(header(req, "host").as_deref(), Some("localhost"), "{req}");
-    let resp = side
-        .iter()
-        .find(|r| r["kind"] == "http_response" && r["request"]["target"] == path)
-        .unwrap_or_else(|| panic!("no {role} response for {path}:\n{}", cap.dump_all()));
-    assert_eq!(resp["status"], 200, "{resp}");
+    assert_eq!(header(&req, "host").as_deref(), Some("localhost"), "{req}");
     assert!(resp["latency_ns"].as_u64().is_some_and(|l| l > 0), "{resp}");
-    for r in [req, resp] {
-        assert_eq!(r["tls"], true, "{r}");
-        let lib = r["tls_library"].as_str().unwrap_or("");
-        assert!(lib.starts_with(lib_prefix), "tls_library {lib:?} in {r}");
-        assert!(r.get("flags").is_none(), "{r}");
-    }
 }
 
 /// GnuTLS at both ends (gnutls-cli to gnutls-serv, Debian's gnutls-bin):
@@ -631,53 +617,56 @@ fn gnutls_cli_to_nginx_names_each_library() {
     check_no_ciphertext_records(&cap, nginx.port);
 }
 
-/// One request `/{id}/{seq}` exactly once on `role`'s side with its X-Seq,
+/// The request for `path` exactly once on `role`'s side with its X-Seq,
 /// and its response exactly once, paired to it (with X-Seen-Seq when the
-/// server echoes it), all TLS from a library named `lib...`, no flags.
-fn check_seq_exchange(cap: &Capture, id: &str, seq: u32, role: &str, lib: &str, echo: bool) {
-    let path = format!("/{id}/{seq}");
-    let side: Vec<&Value> = cap.http().filter(|r| r["role"] == role).collect();
-    let reqs: Vec<&&Value> = side
-        .iter()
-        .filter(|r| r["kind"] == "http_request" && r["target"] == path.as_str())
-        .collect();
+/// server echoes it), status 200, all TLS from a library named `lib...`,
+/// no flags. Returns the two records.
+fn check_exchange(
+    cap: &Capture,
+    path: &str,
+    seq: u32,
+    role: &str,
+    lib: &str,
+    echo: bool,
+) -> (Value, Value) {
+    let of_kind = |kind: &str, target: &dyn Fn(&Value) -> bool| -> Vec<Value> {
+        cap.http()
+            .filter(|r| r["role"] == role && r["kind"] == kind && target(r))
+            .cloned()
+            .collect()
+    };
+    let reqs = of_kind("http_request", &|r| r["target"] == path);
     assert_eq!(
         reqs.len(),
         1,
         "{role} requests for {path}:\n{}",
         cap.dump_all()
     );
-    let resps: Vec<&&Value> = side
-        .iter()
-        .filter(|r| r["kind"] == "http_response" && r["request"]["target"] == path.as_str())
-        .collect();
+    let resps = of_kind("http_response", &|r| r["request"]["target"] == path);
     assert_eq!(
         resps.len(),
         1,
         "{role} responses for {path}:\n{}",
         cap.dump_all()
     );
-    assert_eq!(
-        header(reqs[0], "x-seq"),
-        Some(seq.to_string()),
-        "{}",
-        reqs[0]
-    );
+    let (req, resp) = (reqs[0].clone(), resps[0].clone());
+    assert_eq!(header(&req, "x-seq"), Some(seq.to_string()), "{req}");
     if echo {
-        assert_eq!(
-            header(resps[0], "x-seen-seq"),
-            Some(seq.to_string()),
-            "{}",
-            resps[0]
-        );
+        assert_eq!(header(&resp, "x-seen-seq"), Some(seq.to_string()), "{resp}");
     }
-    assert_eq!(resps[0]["status"], 200, "{}", resps[0]);
-    for r in [reqs[0], resps[0]] {
+    assert_eq!(resp["status"], 200, "{resp}");
+    for r in [&req, &resp] {
         assert_eq!(r["tls"], true, "{r}");
         let name = r["tls_library"].as_str().unwrap_or("");
         assert!(name.starts_with(lib), "tls_library {name:?}: {r}");
         assert!(r.get("flags").is_none(), "{r}");
     }
+    (req, resp)
+}
+
+/// [`check_exchange`] of `/{id}/{seq}`.
+fn check_seq_exchange(cap: &Capture, id: &str, seq: u32, role: &str, lib: &str, echo: bool) {
+    check_exchange(cap, &format!("/{id}/{seq}"), seq, role, lib, echo);
 }
 
 /// Node.js at both ends (its https module: OpenSSL on memory BIOs, no

@@ -42,6 +42,25 @@ pub fn require_root() {
 }
 
 /// The workspace root (parent of this crate).
+/// A directory for programs a test process builds: target/<profile>/NAME/<pid>
+/// (test binaries run one at a time, so the previous process's build is
+/// removed: a new file each run, and nothing left in /tmp). Returns
+/// target/<profile> and the directory.
+pub fn fresh_build_dir(name: &str) -> (PathBuf, PathBuf) {
+    // target/<profile>/deps/<test binary> -> target/<profile>
+    let exe = std::env::current_exe().unwrap();
+    let target = exe
+        .ancestors()
+        .nth(2)
+        .expect("test binary under target/<profile>/deps")
+        .to_path_buf();
+    let top = target.join(name);
+    let _ = fs::remove_dir_all(&top);
+    let dir = top.join(std::process::id().to_string());
+    fs::create_dir_all(&dir).unwrap();
+    (target, dir)
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

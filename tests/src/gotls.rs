@@ -2,7 +2,6 @@
 //! at test time with Debian's Go (golang-go, 1.19; standard library only,
 //! no module proxy), as they are and stripped (`-ldflags="-s -w"`).
 use std::{
-    fs,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -26,16 +25,7 @@ pub struct GoBins {
 pub fn go_bins() -> GoBins {
     static BINS: OnceLock<GoBins> = OnceLock::new();
     BINS.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let target = exe
-            .ancestors()
-            .nth(2)
-            .expect("test binary under target/<profile>/deps")
-            .to_path_buf();
-        let top = target.join("gotls");
-        let _ = fs::remove_dir_all(&top);
-        let dir = top.join(std::process::id().to_string());
-        fs::create_dir_all(&dir).unwrap();
+        let (target, dir) = fresh_build_dir("gotls");
         let build = |pkg: &str, out: &Path, strip: bool| {
             let mut cmd = Command::new("go");
             cmd.arg("build").arg("-trimpath").arg("-o").arg(out);

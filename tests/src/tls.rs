@@ -21,17 +21,7 @@ use crate::*;
 pub fn static_client_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        // target/debug/deps/<test binary> -> target/debug/tlsstatic
-        let exe = std::env::current_exe().unwrap();
-        let top = exe
-            .ancestors()
-            .nth(2)
-            .expect("test binary under target/<profile>/deps")
-            .join("tlsstatic");
-        // Test binaries run one at a time: the previous build is unused.
-        let _ = fs::remove_dir_all(&top);
-        let dir = top.join(std::process::id().to_string());
-        fs::create_dir_all(&dir).unwrap();
+        let (_, dir) = fresh_build_dir("tlsstatic");
         let src = workspace_root().join("tests/tls_static/tls_client.c");
         let bin = dir.join("tlsstatic");
         let out = run_with_timeout(
