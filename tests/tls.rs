@@ -70,7 +70,9 @@ fn curl_https(v6: bool) {
         .find(|l| l.contains("TLS: hooked libssl.so.3"))
         .unwrap_or_else(|| panic!("no hooked line for libssl.so.3:\n{}", cap.stderr));
     assert!(
-        hooked.ends_with(": ssl_write_internal, ssl_read_internal, SSL_set_fd"),
+        hooked.ends_with(
+            ": ssl_write_internal, ssl_read_internal, SSL_set_fd, SSL_do_handshake, SSL_free"
+        ),
         "{hooked}"
     );
 }
