@@ -431,7 +431,7 @@ static long copy_step(__u64 index, void *arg)
 static __always_inline int copy_few_iovs(struct scratch *s)
 {
 	struct iovec v[FEW_IOVS];
-	__u64 total = s->cc.total, off = 0, len;
+	__u64 total = s->cc.total, off = 0, len, at;
 	__u32 cnt = s->cc.iov_cnt, i;
 	__u64 size;
 
@@ -457,8 +457,14 @@ static __always_inline int copy_few_iovs(struct scratch *s)
 		barrier_var(len);
 		if (len > HDRTAP_CHUNK_MAX)
 			len = HDRTAP_CHUNK_MAX;
-		if (bpf_probe_read_user(s->data + (off & (HDRTAP_CHUNK_MAX - 1)), len,
-					v[i].iov_base)) {
+		/* The mask must reach the verifier: the compiler, knowing
+		 * off < HDRTAP_CHUNK_MAX, would drop it, and 6.1's verifier can
+		 * lose that bound when off is spilled and reloaded (it did in
+		 * gotls.bpf.c's copy of this loop). */
+		at = off;
+		barrier_var(at);
+		at &= HDRTAP_CHUNK_MAX - 1;
+		if (bpf_probe_read_user(s->data + at, len, v[i].iov_base)) {
 			ctr_add(HDRTAP_CTR_READ_FAILS, 1);
 			s->cc.filled = off;
 			flush(&s->cc, s, total - off, HDRTAP_DF_READ_FAILED);
@@ -563,9 +569,11 @@ int sniff(struct stream *st, __u64 first_ptr, __u64 first_len);
 /*
  * Copy the call described by s->cc (and announced by s->ev) into events:
  * shared by the syscall exits and the TLS uprobes. s must be scratch slot
- * `slot`.
+ * `slot`. `iovs` (a constant): the call may hold iovecs (readv, sendmsg...);
+ * a TLS library call never does, and without the iovec path its programs
+ * are smaller and verify on 6.1 whatever registers the compiler picked.
  */
-static __always_inline void copy_run(struct scratch *s, __u32 slot)
+static __always_inline void copy_run(struct scratch *s, __u32 slot, const bool iovs)
 {
 	__u64 n;
 
@@ -613,7 +621,7 @@ static __always_inline void copy_run(struct scratch *s, __u32 slot)
 		flush(&s->cc, s, 0, 0);
 		return;
 	}
-	if (n <= HDRTAP_CHUNK_MAX && n <= s->cc.budget && copy_few_iovs(s))
+	if (iovs && n <= HDRTAP_CHUNK_MAX && n <= s->cc.budget && copy_few_iovs(s))
 		return;
 	bpf_loop(COPY_STEPS, copy_step, &slot, 0);
 	/* bpf_loop ran out of steps: account what is left. */
@@ -670,7 +678,7 @@ static __always_inline int tls_emit(__u64 id, int fd, __u64 buf, __u64 bytes, __
 
 	event_fill(s, c, &c->tls, id, fd, bytes, dir, source, lib);
 	s->cc = cc;
-	copy_run(s, slot);
+	copy_run(s, slot, false);
 	s = scratch_at(slot);
 	if (s)
 		s->busy = 0; /* the slot's one writer: a plain store releases it */

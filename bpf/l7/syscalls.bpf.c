@@ -385,7 +385,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir
 	cc.head_ptr = first_ptr;
 	cc.head_len = first_len;
 	s->cc = cc;
-	copy_run(s, slot);
+	copy_run(s, slot, true);
 	return 0;
 }
 
