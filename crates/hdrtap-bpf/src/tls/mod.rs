@@ -633,6 +633,13 @@ impl Coverage {
     pub fn covered(&self) -> bool {
         matches!(self, Coverage::Library { .. } | Coverage::Static { .. })
     }
+
+    /// The program may have TLS that is not captured: unsupported, or
+    /// stripped with no library hdrtap knows (`doctor --tls`: `NOT covered`
+    /// or `unknown`).
+    pub fn hidden(&self) -> bool {
+        matches!(self, Coverage::Unsupported(_) | Coverage::Stripped { .. })
+    }
 }
 
 /// A process with TCP sockets and its TLS coverage.

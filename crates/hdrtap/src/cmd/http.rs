@@ -191,13 +191,7 @@ pub fn capture(
         std::thread::spawn(move || {
             let n = hdrtap_bpf::tls::survey()
                 .iter()
-                .filter(|p| {
-                    matches!(
-                        p.coverage,
-                        hdrtap_bpf::tls::Coverage::Unsupported(_)
-                            | hdrtap_bpf::tls::Coverage::Stripped { .. }
-                    )
-                })
+                .filter(|p| p.coverage.hidden())
                 .count();
             let _ = tx.send(n as u64);
         });
