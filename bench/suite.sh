@@ -32,6 +32,15 @@
 #   bpftrace-tls-public  the same on SSL_read, SSL_read_ex, SSL_write and
 #                   SSL_write_ex, as hdrtap hooked them before: each hit there
 #                   single-steps (see docs/PERFORMANCE.md, HTTPS)
+#   floor-sys       count-only programs (bpf/bench/floors.bpf.c, loaded by
+#                   crates/hdrtap-bpf/examples/floors) on the eight syscall
+#                   exits hdrtap http hooks: the floor of its syscall path
+#   floor-sock      the same on sock:sock_send_length and sock:sock_recv_length
+#                   (classic tracepoints): the socket layer, any syscall
+#   floor-sock-btf  the same two as tp_btf programs
+#   floor-tcp       tcp:tcp_sendmsg_locked (the send path with its msghdr) and
+#                   sock:sock_recv_length (there is no receive twin), classic
+#   floor-tcp-btf   the same two as tp_btf programs
 #   tc-floor        a tc classifier on lo (ingress+egress) that returns at
 #                   once: the floor of the packets-tc arm, HTTP workload
 #   none-h2         no tracer, HTTP/2 workload: h2load (CONNS connections,
@@ -48,7 +57,13 @@
 # machine hits every arm alike; medians over rounds are compared.
 #
 # Per arm: req/s, ratio to its workload's baseline, p99 latency, the tracer's
-# CPU time per request and peak RSS, and loss: for hdrtap http/tls the X-Seq
+# CPU time per request and per traced exchange (x: each request is traced at
+# both ends, wrk's and the server's, so two exchanges per request), the BPF
+# run time of the tracer's programs per traced exchange
+# (kernel.bpf_stats_enabled, on for the run unless BPFSTATS=0: it adds two
+# clock reads to every program run, so BPF arms pay a little for being
+# measured), for packet arms the tracer's CPU per packet it reports, peak RSS,
+# and loss: for hdrtap http/tls the X-Seq
 # values of requests missing from its output (LOSS=1, output then goes to a
 # tmpfs file; otherwise /dev/null and hdrtap's own lost-event count), for
 # packet arms the tracer's own drop count; and the share of all CPUs' time
@@ -62,6 +77,10 @@
 #                                               # two builds, A/B in one run
 #   sudo PACKETS_ARGS="--sample 10" bench/packets.sh
 #
+# At the end (CALLGRIND=1, the default; valgrind needed), the userspace
+# pipeline's instructions per traced exchange from examples/pipeline_count:
+# repeatable where timings are not.
+#
 # Not a test: it prints numbers and fails only if something cannot run.
 set -euo pipefail
 
@@ -70,7 +89,9 @@ ROUNDS="${ROUNDS:-3}"
 CONNS="${CONNS:-16}"
 THREADS="${THREADS:-1}"
 LOSS="${LOSS:-0}"
-ARMS="${ARMS:-none http none-huge http-huge none-tls tls none-go-tls go-tls none-h2 h2 none-h2-tls h2-tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace http-hooks http-capture bpftrace-tls bpftrace-tls-public tc-floor}"
+ARMS="${ARMS:-none http none-huge http-huge none-tls tls none-go-tls go-tls none-h2 h2 none-h2-tls h2-tls packets-tc packets-xdp tcpdump-128 tcpdump-full bpftrace floor-sys floor-sock floor-sock-btf floor-tcp floor-tcp-btf http-hooks http-capture bpftrace-tls bpftrace-tls-public tc-floor}"
+BPFSTATS="${BPFSTATS:-1}"         # BPF run time per arm (kernel.bpf_stats_enabled)
+CALLGRIND="${CALLGRIND:-1}"       # instructions per exchange at the end
 H2_STREAMS="${H2_STREAMS:-10}"   # h2load -m: concurrent streams per connection
 HTTP_ARGS="${HTTP_ARGS:-}"       # extra flags of the hdrtap http arms
 HDRTAP_B="${HDRTAP_B:-}"         # the build of the http-b arm
@@ -79,6 +100,8 @@ PACKETS_ARGS="${PACKETS_ARGS:-}" # extra flags of the hdrtap packets arms
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HDRTAP="${HDRTAP:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hdrtap}"
 SMOKE="${SMOKE:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/smoke}"
+FLOORS="${FLOORS:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/floors}"
+PIPELINE_COUNT="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/pipeline_count"
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() {
@@ -91,7 +114,7 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | tc-floor | http-hooks | http-capture | none-h2 | h2 | none-h2-tls | h2-tls | none-go-tls | go-tls) ;;
+	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | floor-sys | floor-sock | floor-sock-btf | floor-tcp | floor-tcp-btf | tc-floor | http-hooks | http-capture | none-h2 | h2 | none-h2-tls | h2-tls | none-go-tls | go-tls) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
@@ -123,6 +146,24 @@ if [[ " $ARMS " == *" http-"* && ! -x "$SMOKE" ]]; then
 	[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
 	(cd "$ROOT" && cargo build --release -p hdrtap-bpf --example smoke)
 fi
+if [[ " $ARMS " == *" floor-"* && ! -x "$FLOORS" ]]; then
+	say "building $FLOORS"
+	# shellcheck disable=SC1091
+	[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
+	(cd "$ROOT" && cargo build --release -p hdrtap-bpf --example floors)
+fi
+if [[ "$CALLGRIND" == 1 ]]; then
+	command -v valgrind >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null ||
+		die "cannot install valgrind (CALLGRIND=0 skips the instruction count)"
+	if [[ ! -x "$PIPELINE_COUNT" ]]; then
+		say "building $PIPELINE_COUNT"
+		# shellcheck disable=SC1091
+		[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
+		(cd "$ROOT" && cargo build --release -p hdrtap-core --example pipeline_count)
+	fi
+fi
+OLD_BPF_STATS="$(sysctl -n kernel.bpf_stats_enabled)"
+[[ "$BPFSTATS" == 1 ]] && sysctl -qw kernel.bpf_stats_enabled=1
 
 WORK="$(mktemp -d /tmp/hdrtap-suite.XXXXXX)"
 SHM="$(mktemp -d /dev/shm/hdrtap-suite.XXXXXX)"
@@ -149,6 +190,7 @@ cleanup() {
 	[[ "$TC_FLOOR" == 1 ]] && tc qdisc del dev lo clsact 2>/dev/null
 	stop_pid "$NGINX_PID" TERM
 	stop_pid "$GO_PID" TERM
+	sysctl -qw kernel.bpf_stats_enabled="$OLD_BPF_STATS"
 	wait 2>/dev/null || true
 	rm -rf "$WORK" "$SHM"
 }
@@ -279,6 +321,21 @@ CLK_TCK="$(getconf CLK_TCK)"
 # "total idle" jiffies of all CPUs, from /proc/stat's first line (idle + iowait).
 cpu_jiffies() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6; exit }' /proc/stat; }
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# Run time (ns) of the BPF programs process $1 holds, each program once
+# (fdinfo of its program fds; zero unless kernel.bpf_stats_enabled).
+bpf_ns() {
+	local f
+	for f in /proc/"$1"/fdinfo/*; do
+		awk '/^prog_id:/ { id = $2 } /^run_time_ns:/ { ns = $2 } END { if (id != "") print id, ns + 0 }' "$f" 2>/dev/null
+	done | sort -u -k1,1 | awk '{ s += $2 } END { print s + 0 }'
+}
+# Packets the tracer of a packet arm says it saw, from its exit line.
+packets_of() { # arm round
+	case "$1" in
+	packets-*) grep -o -E 'the kernel saw [0-9]+ packets' "$RESULTS/$1-$2.stderr" | grep -o -E '[0-9]+' | head -1 ;;
+	tcpdump-*) grep -o -E '^[0-9]+ packets captured' "$RESULTS/$1-$2.stderr" | grep -o -E '^[0-9]+' ;;
+	esac
+}
 vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -372,6 +429,16 @@ start_tracer() { # arm round
 		done
 		die "$arm not ready after 30 s"
 		;;
+	floor-*)
+		"$FLOORS" "${arm#floor-}" $((DUR + 60)) >/dev/null 2>"$RESULTS/$arm-$r.stderr" &
+		TRACER_PID=$!
+		for ((i = 0; i < 100; i++)); do
+			grep -q "^attached" "$RESULTS/$arm-$r.stderr" 2>/dev/null && return 0
+			kill -0 "$TRACER_PID" 2>/dev/null || die "$arm exited before ready: $(cat "$RESULTS/$arm-$r.stderr")"
+			sleep 0.1
+		done
+		die "$arm not ready after 10 s"
+		;;
 	tc-floor)
 		# Classic BPF "return 0" (no match: the packet goes on) on both
 		# hooks of lo: the cost of running a tc program per packet.
@@ -462,16 +529,18 @@ for arm in $ARMS; do
 	fi
 done
 
-ROWS="$RESULTS/rows.tsv" # round arm rps requests p99 cpu_s us_per_req rss_mib loss idle_pct
+# Traced exchanges per request: wrk's end and the server's end.
+X_PER_REQ=2
+ROWS="$RESULTS/rows.tsv" # round arm rps requests p99 cpu_s us_per_req rss_mib loss idle_pct bpf_ns packets
 : >"$ROWS"
-fmt='%-5s %-13s %10s %10s %8s %7s %10s %8s %8s %6s\n'
+fmt='%-5s %-14s %10s %10s %8s %7s %10s %8s %8s %8s %8s %8s %6s\n'
 # shellcheck disable=SC2059 # the format is a constant
-printf "\n$fmt" round arm "req/s" requests "p99 ms" "cpu s" "cpu us/req" "RSS MiB" loss "idle%"
+printf "\n$fmt" round arm "req/s" requests "p99 ms" "cpu s" "cpu us/req" "cpu us/x" "bpf us/x" "us/pkt" "RSS MiB" loss "idle%"
 for ((r = 1; r <= ROUNDS; r++)); do
 	for arm in $ARMS; do
 		start_tracer "$arm" "$r"
-		t0=0
-		[[ -n "$TRACER_PID" ]] && t0="$(cpu_ticks "$TRACER_PID")"
+		t0=0 b0=0
+		[[ -n "$TRACER_PID" ]] && t0="$(cpu_ticks "$TRACER_PID")" && b0="$(bpf_ns "$TRACER_PID")"
 		read -r j0 i0 < <(cpu_jiffies)
 		if is_h2 "$arm"; then
 			run_h2load "$(url_of "$arm")" "$DUR" "$RESULTS/$arm-$r.wrk"
@@ -481,9 +550,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		read -r j1 i1 < <(cpu_jiffies)
 		# Share of all CPUs' time nobody ran during the load.
 		idle="$(awk -v a="$j0" -v b="$j1" -v x="$i0" -v y="$i1" 'BEGIN { if (b > a) printf "%.1f", 100 * (y - x) / (b - a); else print "nan" }')"
-		cpu_s=- us_req=- rss_mib=-
+		cpu_s=- us_req=- rss_mib=- bpf_ns=-
 		if [[ -n "$TRACER_PID" ]]; then
 			t1="$(cpu_ticks "$TRACER_PID")"
+			[[ "$BPFSTATS" == 1 ]] && bpf_ns=$(($(bpf_ns "$TRACER_PID") - b0))
 			rss_mib="$(awk -v k="$(vm_hwm_kib "$TRACER_PID")" 'BEGIN { printf "%.1f", k / 1024 }')"
 			stop_pid "$TRACER_PID" INT
 			wait "$TRACER_PID" 2>/dev/null || true
@@ -501,15 +571,23 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		fi
 		[[ "$cpu_s" != - ]] && us_req="$(awk -v c="$cpu_s" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n; else print "nan" }')"
 		loss="$(loss_of "$arm" "$r" "$reqs")"
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss" "$idle" >>"$ROWS"
+		pkts="$(packets_of "$arm" "$r")"
+		pkts="${pkts:--}"
+		us_x=- bpf_x=- us_pkt=-
+		[[ "$us_req" != - ]] && us_x="$(awk -v u="$us_req" -v x="$X_PER_REQ" 'BEGIN { printf "%.2f", u / x }')"
+		[[ "$bpf_ns" != - && "$bpf_ns" != 0 ]] && bpf_x="$(awk -v b="$bpf_ns" -v n="$reqs" -v x="$X_PER_REQ" 'BEGIN { if (n > 0) printf "%.2f", b / 1000 / n / x; else print "nan" }')"
+		[[ "$pkts" != - && "$cpu_s" != - ]] && us_pkt="$(awk -v c="$cpu_s" -v p="$pkts" 'BEGIN { if (p > 0) printf "%.3f", c * 1e6 / p; else print "nan" }')"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss" "$idle" "$bpf_x" "$us_pkt" >>"$ROWS"
 		# shellcheck disable=SC2059
-		printf "$fmt" "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss" "$idle"
+		printf "$fmt" "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$us_x" "$bpf_x" "$us_pkt" "$rss_mib" "$loss" "$idle"
 	done
 done
 
 col() { awk -F'\t' -v arm="$1" -v c="$2" '$2 == arm { print $c }' "$ROWS"; }
 echo
-printf '%-13s %10s %7s %10s %11s %8s %10s %6s\n' arm "req/s" ratio "p99 ms" "cpu us/req" "RSS MiB" "loss" "idle%"
+sfmt='%-14s %10s %7s %8s %10s %8s %8s %8s %8s %10s %6s\n'
+# shellcheck disable=SC2059 # the format is a constant
+printf "$sfmt" arm "req/s" ratio "p99 ms" "cpu us/req" "cpu us/x" "bpf us/x" "us/pkt" "RSS MiB" "loss" "idle%"
 for arm in $ARMS; do
 	rps="$(col "$arm" 3 | median)"
 	base="$(col "$(baseline_of "$arm")" 3 | median)"
@@ -519,10 +597,30 @@ for arm in $ARMS; do
 	[[ "$us" == nan ]] && us=-
 	rss="$(col "$arm" 8 | grep -v '^-$' | sort -g | tail -1 || true)"
 	loss="$(col "$arm" 9 | awk '$1 ~ /^[0-9]+$/ { s += $1; n++ } END { if (n) print s; else print "-" }')"
-	printf '%-13s %10s %7s %10s %11s %8s %10s %6s\n' "$arm" "$rps" "$ratio" "$(col "$arm" 5 | median)" "${us:--}" "${rss:--}" "$loss" "$(col "$arm" 10 | median)"
+	us_x=-
+	[[ -n "$us" && "$us" != - ]] && us_x="$(awk -v u="$us" -v x="$X_PER_REQ" 'BEGIN { printf "%.2f", u / x }')"
+	bpf_x="$(col "$arm" 11 | grep -v -E '^(-|nan)$' | median || true)"
+	[[ "$bpf_x" == nan ]] && bpf_x=-
+	us_pkt="$(col "$arm" 12 | grep -v -E '^(-|nan)$' | median || true)"
+	[[ "$us_pkt" == nan ]] && us_pkt=-
+	# shellcheck disable=SC2059
+	printf "$sfmt" "$arm" "$rps" "$ratio" "$(col "$arm" 5 | median)" "${us:--}" "$us_x" "${bpf_x:--}" "${us_pkt:--}" "${rss:--}" "$loss" "$(col "$arm" 10 | median)"
 done
 echo
 echo "ratio: median req/s over the median of the arm's workload baseline (none: HTTP, none-huge: 4 MiB responses, none-tls: HTTPS, none-h2: h2c, none-h2-tls: h2 over TLS, none-go-tls: HTTPS to a Go server);"
 echo "p99: wrk's; h2load reports none (-)."
+echo "cpu us/x, bpf us/x: the tracer's CPU and its BPF programs' run time per traced exchange ($X_PER_REQ per request: both ends traced); us/pkt: tracer CPU per packet it reports seeing"
 echo "loss: sum over rounds (hdrtap: lost events, or with LOSS=1 missing X-Seq; packets: events lost; tcpdump: dropped by kernel)"
 echo "idle%: median share of all CPUs' time left idle during the load (/proc/stat): time the tracer made the workload wait"
+
+if [[ "$CALLGRIND" == 1 ]]; then
+	# Instructions of the userspace pipeline per traced exchange (4 events
+	# in, 4 NDJSON records out): the run minus the same run that only
+	# builds its events, over the exchanges.
+	collected() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$PIPELINE_COUNT" "$@" 2>&1 | awk '/Collected/ { print $NF }'; }
+	n=20000
+	full="$(collected "$n")"
+	build="$(collected "$n" build)"
+	echo
+	awk -v a="$full" -v b="$build" -v n="$n" 'BEGIN { printf "userspace pipeline (callgrind, examples/pipeline_count %d): %.1fk instructions per request traced at both ends (4 events in, 4 NDJSON records out), %.1fk per traced exchange\n", n, (a - b) / n / 1000, (a - b) / n / 2000 }'
+fi

@@ -13,6 +13,9 @@ const OBJECTS: &[(&str, &[&str])] = &[
         &["l7/syscalls.bpf.c", "l7/openssl.bpf.c", "l7/gotls.bpf.c"],
     ),
     ("packets", &["net/packets.bpf.c"]),
+    // Count-only programs for bench/suite.sh's floor arms, loaded by
+    // examples/floors.rs from the object itself (no skeleton).
+    ("floors", &["bench/floors.bpf.c"]),
 ];
 
 fn main() {
@@ -20,7 +23,7 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let clang = env::var("HDRTAP_CLANG").unwrap_or_else(|_| "clang-19".into());
     let include = root.join("include");
-    for dir in ["include", "lib", "l7", "net"] {
+    for dir in ["include", "lib", "l7", "net", "bench"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-env-changed=HDRTAP_CLANG");
@@ -76,6 +79,9 @@ fn main() {
         linker
             .link()
             .unwrap_or_else(|e| panic!("linking {name}.bpf.o: {e:#}"));
+        if *name == "floors" {
+            continue;
+        }
         SkeletonBuilder::new()
             .obj(&obj)
             .generate(out.join(format!("{name}.skel.rs")))
