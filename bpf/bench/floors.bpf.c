@@ -11,10 +11,11 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2); /* 0: runs; 1: payloads read (the iou set) */
 	__type(key, __u32);
 	__type(value, __u64);
 } floor_runs SEC(".maps");
@@ -51,5 +52,33 @@ SEC("tp/tcp/tcp_sendmsg_locked") int tcp_send(void *ctx) { return count(); }
 SEC("tp/sock/sock_recv_length") int tcp_recv(void *ctx) { return count(); }
 SEC("tp_btf/tcp_sendmsg_locked") int tcpbtf_send(void *ctx) { return count(); }
 SEC("tp_btf/sock_recv_length") int tcpbtf_recv(void *ctx) { return count(); }
+
+/*
+ * Not a floor: can a socket-layer hook read what io_uring sends? At
+ * tcp_sendmsg_locked the msghdr's iterator still points at the sender's
+ * buffer (ITER_UBUF for IORING_OP_SEND and for send(2)); read its first four
+ * bytes and count those that start an HTTP request. sock_recv_length has no
+ * msghdr, so the receive side has nothing to read (see docs/PERFORMANCE.md).
+ */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(iou_send, const struct sock *sk, const struct msghdr *msg)
+{
+	__u32 k = 1;
+	__u64 *c;
+	char head[4] = {};
+	const char *ubuf;
+
+	count();
+	if (BPF_CORE_READ(msg, msg_iter.iter_type) != ITER_UBUF)
+		return 0;
+	ubuf = BPF_CORE_READ(msg, msg_iter.ubuf);
+	ubuf += BPF_CORE_READ(msg, msg_iter.iov_offset);
+	if (bpf_probe_read_user(head, sizeof(head), ubuf) || __builtin_memcmp(head, "GET ", 4))
+		return 0;
+	c = bpf_map_lookup_elem(&floor_runs, &k);
+	if (c)
+		*c += 1;
+	return 0;
+}
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

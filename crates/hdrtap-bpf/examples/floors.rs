@@ -8,6 +8,9 @@
 //! `sock` (sock:sock_send_length and sock:sock_recv_length, classic
 //! tracepoints), `sock-btf` (the same as tp_btf), `tcp` (tcp:tcp_sendmsg_locked
 //! and sock:sock_recv_length, classic), `tcp-btf` (the same as tp_btf).
+//! Not a floor: `iou` reads the first bytes each tcp_sendmsg_locked sends
+//! from the sender's buffer and counts the HTTP requests among them, to show
+//! that a socket-layer hook reads what io_uring sends (docs/PERFORMANCE.md).
 use std::time::{Duration, Instant};
 
 use libbpf_rs::{MapCore, MapFlags, ObjectBuilder};
@@ -23,6 +26,7 @@ fn prefix(set: &str) -> Option<&'static str> {
         "sock-btf" => "sockbtf_",
         "tcp" => "tcp_",
         "tcp-btf" => "tcpbtf_",
+        "iou" => "iou_",
         _ => return None,
     })
 }
@@ -31,7 +35,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let set = args.next().unwrap_or_default();
     let Some(prefix) = prefix(&set) else {
-        eprintln!("floors: unknown set {set:?}; one of sys, sock, sock-btf, tcp, tcp-btf");
+        eprintln!("floors: unknown set {set:?}; one of sys, sock, sock-btf, tcp, tcp-btf, iou");
         std::process::exit(2)
     };
     let secs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3600);
@@ -59,17 +63,21 @@ fn run(prefix: &str, hold: Duration) -> Result<(), libbpf_rs::Error> {
     while t.elapsed() < hold {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let runs: u64 = obj
-        .maps()
-        .find(|m| m.name() == "floor_runs")
-        .and_then(|m| m.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY).ok())
-        .flatten()
-        .map(|cpus| {
-            cpus.iter()
-                .filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes))
-                .sum()
-        })
-        .unwrap_or(0);
-    eprintln!("runs {runs}");
+    let slot = |k: u32| -> u64 {
+        obj.maps()
+            .find(|m| m.name() == "floor_runs")
+            .and_then(|m| m.lookup_percpu(&k.to_ne_bytes(), MapFlags::ANY).ok())
+            .flatten()
+            .map(|cpus| {
+                cpus.iter()
+                    .filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    eprintln!("runs {}", slot(0));
+    if prefix == "iou_" {
+        eprintln!("http requests read from senders' buffers {}", slot(1));
+    }
     Ok(())
 }
