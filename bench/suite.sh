@@ -322,11 +322,12 @@ CLK_TCK="$(getconf CLK_TCK)"
 cpu_jiffies() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6; exit }' /proc/stat; }
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 # Run time (ns) of the BPF programs process $1 holds, each program once
-# (fdinfo of its program fds; zero unless kernel.bpf_stats_enabled).
+# (the fdinfo of its program fds; a link's fd names its program too, with
+# no run time; zero unless kernel.bpf_stats_enabled).
 bpf_ns() {
 	local f
 	for f in /proc/"$1"/fdinfo/*; do
-		awk '/^prog_id:/ { id = $2 } /^run_time_ns:/ { ns = $2 } END { if (id != "") print id, ns + 0 }' "$f" 2>/dev/null
+		awk '/^prog_id:/ { id = $2 } /^run_time_ns:/ { ns = $2 } END { if (id != "" && ns != "") print id, ns }' "$f" 2>/dev/null
 	done | sort -u -k1,1 | awk '{ s += $2 } END { print s + 0 }'
 }
 # Packets the tracer of a packet arm says it saw, from its exit line.

@@ -30,15 +30,40 @@ static __always_inline int count(void)
 	return 0;
 }
 
-/* The syscall exits hdrtap http's syscall path runs on (classic tracepoints). */
-SEC("tp/syscalls/sys_exit_read") int sys_read(void *ctx) { return count(); }
-SEC("tp/syscalls/sys_exit_write") int sys_write(void *ctx) { return count(); }
-SEC("tp/syscalls/sys_exit_readv") int sys_readv(void *ctx) { return count(); }
-SEC("tp/syscalls/sys_exit_writev") int sys_writev(void *ctx) { return count(); }
-SEC("tp/syscalls/sys_exit_sendto") int sys_sendto(void *ctx) { return count(); }
-SEC("tp/syscalls/sys_exit_recvfrom") int sys_recvfrom(void *ctx) { return count(); }
-SEC("tp/syscalls/sys_exit_sendmsg") int sys_sendmsg(void *ctx) { return count(); }
-SEC("tp/syscalls/sys_exit_recvmsg") int sys_recvmsg(void *ctx) { return count(); }
+/* An empty hash, looked up by tgid: what one lookup that misses adds (the
+ * sys-hash set), as hdrtap http's pid filter and connection lookup do. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} floor_hash SEC(".maps");
+
+static __always_inline int count_after_lookup(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (bpf_map_lookup_elem(&floor_hash, &tgid))
+		return 0;
+	return count();
+}
+
+/* The syscall exits hdrtap http's syscall path runs on (classic
+ * tracepoints): sys_ counts, syshash_ looks up first. */
+#define SYS_EXIT(name)                                                        \
+	SEC("tp/syscalls/sys_exit_" #name) int sys_##name(void *ctx) { return count(); } \
+	SEC("tp/syscalls/sys_exit_" #name) int syshash_##name(void *ctx)          \
+	{                                                                     \
+		return count_after_lookup();                                  \
+	}
+SYS_EXIT(read)
+SYS_EXIT(write)
+SYS_EXIT(readv)
+SYS_EXIT(writev)
+SYS_EXIT(sendto)
+SYS_EXIT(recvfrom)
+SYS_EXIT(sendmsg)
+SYS_EXIT(recvmsg)
 
 /* The socket layer: every sock_sendmsg/sock_recvmsg, whatever the syscall. */
 SEC("tp/sock/sock_send_length") int sock_send(void *ctx) { return count(); }

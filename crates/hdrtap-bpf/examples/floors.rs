@@ -5,6 +5,7 @@
 //!     floors SET [SECONDS]
 //!
 //! SET: `sys` (the eight syscall exits hdrtap http's syscall path uses),
+//! `sys-hash` (the same, each run looking up its tgid in an empty hash first),
 //! `sock` (sock:sock_send_length and sock:sock_recv_length, classic
 //! tracepoints), `sock-btf` (the same as tp_btf), `tcp` (tcp:tcp_sendmsg_locked
 //! and sock:sock_recv_length, classic), `tcp-btf` (the same as tp_btf).
@@ -22,6 +23,7 @@ const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/floors.bpf.o"));
 fn prefix(set: &str) -> Option<&'static str> {
     Some(match set {
         "sys" => "sys_",
+        "sys-hash" => "syshash_",
         "sock" => "sock_",
         "sock-btf" => "sockbtf_",
         "tcp" => "tcp_",
@@ -35,7 +37,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let set = args.next().unwrap_or_default();
     let Some(prefix) = prefix(&set) else {
-        eprintln!("floors: unknown set {set:?}; one of sys, sock, sock-btf, tcp, tcp-btf, iou");
+        eprintln!(
+            "floors: unknown set {set:?}; one of sys, sys-hash, sock, sock-btf, tcp, tcp-btf, iou"
+        );
         std::process::exit(2)
     };
     let secs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3600);
