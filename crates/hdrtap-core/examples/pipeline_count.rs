@@ -13,7 +13,7 @@
 //!
 //! `pipeline_count N packets` (and `N packets-build`) does the same for
 //! `hdrtap packets`: N TCP/IPv4 packet events with timestamp options, as tc
-//! sees them on lo, decoded and written as NDJSON.
+//! sees them on lo, through the packet pipeline and written as NDJSON.
 use hdrtap_abi::build::{data_event, DataSpec};
 use hdrtap_abi::{decode, Direction, Event, KernelRole};
 use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
@@ -88,10 +88,11 @@ fn main() {
 /// Decode and write `n` packet events (or only build them).
 fn packets(n: u64, build_only: bool) {
     use hdrtap_abi::build::{packet_event, PacketSpec};
-    use hdrtap_abi::decode_packet;
-    use hdrtap_core::output::OutputRecord;
+    use hdrtap_core::output::{Format, Writer};
     use hdrtap_core::packet::build::{build, FrameSpec};
-    use hdrtap_core::packet::decode_event;
+    use hdrtap_core::packet::flag;
+    use hdrtap_core::pipeline::PacketPipeline;
+    use hdrtap_core::sink::Record;
     use std::net::Ipv4Addr;
     use std::sync::Arc;
 
@@ -123,19 +124,34 @@ fn packets(n: u64, build_only: bool) {
         println!("{} packet events built", events.len());
         return;
     }
-    let ifname: Arc<str> = Arc::from("lo");
-    let mut out = Vec::with_capacity(1 << 20);
-    let mut written = 0usize;
+    // What `hdrtap packets --json -o FILE` does per event: the pipeline
+    // (decode, interface name, the record's Arc, id), the writer's
+    // NDJSON line, the per-record stats the binary counts (flags and
+    // owner, a stand-in for its `PacketSession::count`), and the drop.
+    let names = [(1u32, Arc::<str>::from("lo"))].into_iter().collect();
+    let ids = Arc::new(hdrtap_core::pipeline::Ids::default());
+    let mut pipeline = PacketPipeline::new(names, Box::new(|_| None), 0, ids);
+    let mut writer = Writer::new(Box::new(std::io::sink()), Format::Json, false);
+    let mut batch: Vec<Record> = Vec::with_capacity(1024);
+    let (mut written, mut flagged, mut owned) = (0usize, 0u64, 0u64);
     for chunk in events.chunks(256) {
         for ev in chunk {
-            if let Ok(p) = decode_packet(ev) {
-                decode_event(&p, &ifname, 0).write_json(&mut out);
-                out.push(b'\n');
-                written += 1;
-            }
+            pipeline.event(ev);
         }
-        out.clear();
+        pipeline.drain(&mut batch);
+        for rec in batch.drain(..) {
+            writer.write(&rec).expect("io::sink");
+            if let Record::Packet(p) = &rec {
+                let has = |f| p.headers.flags.contains(&f);
+                flagged += u64::from(has(flag::TRUNCATED) || has(flag::MALFORMED));
+                flagged += u64::from(has(flag::FRAGMENT) || has(flag::SNAPPED));
+                owned += u64::from(p.owner.is_some());
+            }
+            written += 1;
+        }
     }
+    writer.flush().expect("io::sink");
     assert_eq!(written as u64, n);
+    assert_eq!((flagged, owned), (0, n));
     println!("{n} packets written");
 }
