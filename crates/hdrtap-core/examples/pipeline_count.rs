@@ -20,6 +20,12 @@ use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
 use hdrtap_core::output::push_record_json;
 use hdrtap_core::redact::Redactor;
 
+/// The hdrtap binary's allocator: records are allocated per event and
+/// freed per batch, and glibc's malloc counts several times mimalloc's
+/// instructions for that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const REQUEST: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk/4.1.0\r\nAccept: */*\r\nX-Seq: 123456\r\nAuthorization: Bearer abcdefghijklmnop\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 22 Nov 2026 01:00:00 GMT\r\nContent-Type: text/html\r\nContent-Length: 512\r\nLast-Modified: Sun, 22 Nov 2026 00:00:00 GMT\r\nConnection: keep-alive\r\nETag: \"6b0231aa-200\"\r\nAccept-Ranges: bytes\r\n\r\n";
 
