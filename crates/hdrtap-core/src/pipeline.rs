@@ -209,8 +209,8 @@ impl PacketPipeline {
                 // Straight into the Arc the sinks share: a record is
                 // several hundred bytes, and moving it between vectors
                 // showed in perf.
-                let rec = crate::packet::decode_event(&ev, &name, self.clock_offset_ns);
-                self.records.push(Arc::new(rec));
+                let rec = crate::packet::decode_event_arc(&ev, name, self.clock_offset_ns);
+                self.records.push(rec);
             }
             Err(e) => {
                 self.decode_errors += 1;

@@ -422,7 +422,102 @@ fn fast_json_equals_serde_json() {
     }
 }
 
+/// decode_event as it was before records were decoded in place (built by
+/// value, headers from decode_frame): the reference the in-place path is
+/// tested against.
+fn decode_event_reference(
+    ev: &PacketEvent<'_>,
+    ifname: &Arc<str>,
+    clock_offset_ns: i64,
+) -> PacketRecord {
+    let link = if u32::from(ev.link) == abi::HDRTAP_LINK_RAW_IP {
+        Link::RawIp
+    } else {
+        Link::Ether
+    };
+    let accel = ev
+        .has_flag(abi::HDRTAP_PKT_F_VLAN_ACCEL)
+        .then_some((ev.vlan_proto, ev.vlan_tci));
+    let mut headers = decode_frame(ev.data, link, accel, ev.protocol, ev.wire_len);
+    let extra = if accel.is_some() && link == Link::Ether && ev.data.len() >= 12 {
+        4
+    } else {
+        0
+    };
+    if ev.has_flag(abi::HDRTAP_PKT_F_SNAPPED) {
+        headers.flag(flag::SNAPPED);
+    }
+    if ev.has_flag(abi::HDRTAP_PKT_F_LOAD_FAILED) {
+        headers.flag(flag::NO_DATA);
+    }
+    let owner = (u32::from(ev.owner) != abi::HDRTAP_OWNER_NONE && ev.tgid != 0).then(|| Owner {
+        pid: ev.tgid,
+        tid: ev.tid,
+        comm: crate::record::comm_text(&ev.comm),
+    });
+    PacketRecord {
+        id: 0,
+        ts_unix_ns: (ev.ts_ns as i64).saturating_add(clock_offset_ns).max(0) as u64,
+        // decode_packet refused any other byte.
+        hook: Hook::from_raw(ev.hook).unwrap_or(Hook::Tc),
+        dir: if u32::from(ev.dir) == abi::HDRTAP_PKT_OUT {
+            Dir::Out
+        } else {
+            Dir::In
+        },
+        ifindex: ev.ifindex,
+        ifname: Arc::clone(ifname),
+        wire_len: ev.wire_len.saturating_add(extra),
+        cap_len: (ev.data.len() as u32).saturating_add(extra),
+        owner,
+        sock_cookie: ev.sock_cookie,
+        headers,
+    }
+}
+
 proptest! {
+    /// The pipeline's record, decoded in its Arc, is the record
+    /// decode_event builds, on mutated and cut packets of both families,
+    /// with and without an offloaded VLAN tag, an owner and snap flags.
+    #[test]
+    fn record_decoded_in_its_arc_equals_decode_event(
+        pos in 0usize..120, byte in any::<u8>(), cut in 0usize..140,
+        flags in 0u16..8, owner in 0u8..2, raw_ip in any::<bool>(),
+    ) {
+        let mut v6 = FrameSpec::udp6(a6(), b6(), 1, 2);
+        if let L3::V6 { ext, .. } = &mut v6.l3 {
+            *ext = vec![(0, pad_options(6)), (44, fragment(0, true, 1))];
+        }
+        let mut vlan = tcp_syn_with_options();
+        vlan.vlans = vec![(0x8100, 6)];
+        for mut f in [build(&v6), build(&tcp_syn_with_options()), build(&vlan)] {
+            if let Some(b) = f.get_mut(pos) {
+                *b = byte;
+            }
+            f.truncate(cut);
+            let spec = PacketSpec {
+                tgid: 9,
+                tid: 10,
+                comm: "curl".into(),
+                owner,
+                sock_cookie: 77,
+                flags,
+                vlan_proto: 0x8100,
+                vlan_tci: 0x2007,
+                link: if raw_ip { hdrtap_abi::HDRTAP_LINK_RAW_IP as u8 } else { 0 },
+                ..Default::default()
+            };
+            let raw = packet_event(&spec, &f);
+            let ev = hdrtap_abi::decode_packet(&raw).unwrap();
+            let name: Arc<str> = "lo".into();
+            let want = decode_event_reference(&ev, &name, -3);
+            prop_assert_eq!(&decode_event(&ev, &name, -3), &want);
+            let got = decode_event_arc(&ev, Arc::clone(&name), -3);
+            prop_assert_eq!(&*got, &want);
+            prop_assert_eq!(record_json(&got), record_json(&want));
+        }
+    }
+
     #[test]
     fn never_panics_on_garbage(data in proptest::collection::vec(any::<u8>(), 0..200), raw_ip in any::<bool>(), wire in 0u32..400) {
         let link = if raw_ip { Link::RawIp } else { Link::Ether };
