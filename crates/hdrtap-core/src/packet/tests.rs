@@ -547,3 +547,18 @@ proptest! {
         }
     }
 }
+
+/// The precomputed flags arrays are serde's array of names, for every
+/// flags byte.
+#[test]
+fn tcp_flags_table_matches_serde_for_every_byte() {
+    for bits in 0..=255u8 {
+        let (text, len) = format::TCP_FLAGS_JSON[usize::from(bits)];
+        let want = serde_json::to_string(&TcpFlags(bits)).unwrap();
+        assert_eq!(
+            &text[..usize::from(len)],
+            want.as_bytes(),
+            "flags {bits:#04x}"
+        );
+    }
+}
