@@ -381,6 +381,17 @@ if [[ " $ARMS " == *" tc-floor "* ]] && tc qdisc show dev lo | grep -q clsact; t
 	die "lo already has a clsact qdisc; the tc-floor arm would replace its filters"
 fi
 
+# Wait until the example behind TRACER_PID (smoke, floors) says "attached".
+wait_attached() { # arm round seconds
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -q "^attached" "$RESULTS/$1-$2.stderr" 2>/dev/null && return 0
+		kill -0 "$TRACER_PID" 2>/dev/null || die "$1 exited before ready: $(cat "$RESULTS/$1-$2.stderr")"
+		sleep 0.1
+	done
+	die "$1 not ready after $3 s"
+}
+
 # Start the tracer of an arm; sets TRACER_PID (empty for baselines).
 start_tracer() { # arm round
 	local arm="$1" r="$2" out=/dev/null
@@ -423,22 +434,14 @@ start_tracer() { # arm round
 		[[ "$arm" == http-hooks ]] && pid_filter=(SMOKE_PID=1)
 		env "${pid_filter[@]}" "$SMOKE" $((DUR + 60)) >/dev/null 2>"$RESULTS/$arm-$r.stderr" &
 		TRACER_PID=$!
-		for ((i = 0; i < 300; i++)); do
-			grep -q "^attached" "$RESULTS/$arm-$r.stderr" 2>/dev/null && return 0
-			kill -0 "$TRACER_PID" 2>/dev/null || die "$arm exited before ready: $(cat "$RESULTS/$arm-$r.stderr")"
-			sleep 0.1
-		done
-		die "$arm not ready after 30 s"
+		wait_attached "$arm" "$r" 30
+		return 0
 		;;
 	floor-*)
 		"$FLOORS" "${arm#floor-}" $((DUR + 60)) >/dev/null 2>"$RESULTS/$arm-$r.stderr" &
 		TRACER_PID=$!
-		for ((i = 0; i < 100; i++)); do
-			grep -q "^attached" "$RESULTS/$arm-$r.stderr" 2>/dev/null && return 0
-			kill -0 "$TRACER_PID" 2>/dev/null || die "$arm exited before ready: $(cat "$RESULTS/$arm-$r.stderr")"
-			sleep 0.1
-		done
-		die "$arm not ready after 10 s"
+		wait_attached "$arm" "$r" 10
+		return 0
 		;;
 	tc-floor)
 		# Classic BPF "return 0" (no match: the packet goes on) on both
