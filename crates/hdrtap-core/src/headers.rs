@@ -161,20 +161,33 @@ impl Headers {
     where
         F: FnMut(&str, &str) -> Option<String>,
     {
-        self.replace_values_marked(|name, value, _| f(name, value))
+        self.replace_values_marked(0, |name, value, _, out| match f(name, value) {
+            Some(new) => {
+                out.push_str(&new);
+                true
+            }
+            None => false,
+        })
     }
 
-    /// [`Headers::replace_values`], with each line's [`mark`] bits.
-    pub fn replace_values_marked<F>(&mut self, mut f: F) -> usize
+    /// [`Headers::replace_values`] from line `from` on, with each line's
+    /// [`mark`] bits, and the new value written by `f` into a buffer
+    /// (cleared for each line, one for the whole block): `f` returns true
+    /// when it wrote one.
+    pub fn replace_values_marked<F>(&mut self, from: usize, mut f: F) -> usize
     where
-        F: FnMut(&str, &str, u8) -> Option<String>,
+        F: FnMut(&str, &str, u8, &mut String) -> bool,
     {
         let mut replaced = 0;
-        for i in 0..self.len() {
+        // Room for a redaction marker, so the usual new value is written
+        // without growing the buffer.
+        let mut new = String::with_capacity(64);
+        for i in from..self.len() {
             let Some((name, value)) = self.get(i) else {
                 continue;
             };
-            if let Some(new) = f(name, value, self.marks(i)) {
+            new.clear();
+            if f(name, value, self.marks(i), &mut new) {
                 replaced += usize::from(self.replace_value(i, &new));
             }
         }

@@ -580,7 +580,10 @@ impl Redactor {
     /// from redacted headers. Returns how many values were replaced.
     pub fn apply(&self, rec: &mut HttpRecord) -> usize {
         let mut n = 0;
-        // The usual record has no secret: one pass that changes nothing.
+        // The usual record has no secret: one pass over the bytes that
+        // changes nothing (header_needs is the cheap test; header writes
+        // the new value), and the lines before the first secret are not
+        // looked at again.
         let marked = rec.headers.any_marks();
         let first = rec
             .headers
@@ -591,21 +594,12 @@ impl Redactor {
                 self.header_needs(name, value, m)
             });
         if let Some(first) = first {
-            // One buffer for every new value of the record, each written
-            // over its old value in place (see Headers::replace_value).
-            let mut new = String::with_capacity(64);
-            for i in first..rec.headers.len() {
-                let m = rec.headers.marks(i);
-                let Some((name, value)) = rec.headers.get(i) else {
-                    continue;
-                };
-                new.clear();
-                if self.header_needs(name.as_bytes(), value.as_bytes(), m)
-                    && self.header(name, value, m, &mut new)
-                {
-                    n += usize::from(rec.headers.replace_value(i, &new));
-                }
-            }
+            n += rec
+                .headers
+                .replace_values_marked(first, |name, value, m, new| {
+                    self.header_needs(name.as_bytes(), value.as_bytes(), m)
+                        && self.header(name, value, m, new)
+                });
         }
         if let Some(new) = rec.target.as_deref().and_then(|t| self.target(t)) {
             rec.target = Some(new.into());
