@@ -134,33 +134,23 @@ if [[ " $ARMS " == *" bpftrace"* ]] && ! command -v bpftrace >/dev/null 2>&1; th
 	say "installing bpftrace (only the bpftrace arm needs it)"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null || die "cannot install bpftrace"
 fi
-if [[ ! -x "$HDRTAP" ]]; then
-	say "building $HDRTAP"
+# Build $1 with `cargo build --release ARGS...` unless it is there already.
+build_missing() { # path cargo-args...
+	local path="$1"
+	shift
+	[[ -x "$path" ]] && return 0
+	say "building $path"
 	# shellcheck disable=SC1091 # rustup's environment, if any
 	[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
-	(cd "$ROOT" && cargo build --release -p hdrtap)
-fi
-if [[ " $ARMS " == *" http-"* && ! -x "$SMOKE" ]]; then
-	say "building $SMOKE"
-	# shellcheck disable=SC1091
-	[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
-	(cd "$ROOT" && cargo build --release -p hdrtap-bpf --example smoke)
-fi
-if [[ " $ARMS " == *" floor-"* && ! -x "$FLOORS" ]]; then
-	say "building $FLOORS"
-	# shellcheck disable=SC1091
-	[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
-	(cd "$ROOT" && cargo build --release -p hdrtap-bpf --example floors)
-fi
+	(cd "$ROOT" && cargo build --release "$@")
+}
+build_missing "$HDRTAP" -p hdrtap
+[[ " $ARMS " == *" http-"* ]] && build_missing "$SMOKE" -p hdrtap-bpf --example smoke
+[[ " $ARMS " == *" floor-"* ]] && build_missing "$FLOORS" -p hdrtap-bpf --example floors
 if [[ "$CALLGRIND" == 1 ]]; then
 	command -v valgrind >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null ||
 		die "cannot install valgrind (CALLGRIND=0 skips the instruction count)"
-	if [[ ! -x "$PIPELINE_COUNT" ]]; then
-		say "building $PIPELINE_COUNT"
-		# shellcheck disable=SC1091
-		[[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
-		(cd "$ROOT" && cargo build --release -p hdrtap-core --example pipeline_count)
-	fi
+	build_missing "$PIPELINE_COUNT" -p hdrtap-core --example pipeline_count
 fi
 OLD_BPF_STATS="$(sysctl -n kernel.bpf_stats_enabled)"
 [[ "$BPFSTATS" == 1 ]] && sysctl -qw kernel.bpf_stats_enabled=1
@@ -626,5 +616,5 @@ if [[ "$CALLGRIND" == 1 ]]; then
 	full="$(collected "$n")"
 	build="$(collected "$n" build)"
 	echo
-	awk -v a="$full" -v b="$build" -v n="$n" 'BEGIN { printf "userspace pipeline (callgrind, examples/pipeline_count %d): %.1fk instructions per request traced at both ends (4 events in, 4 NDJSON records out), %.1fk per traced exchange\n", n, (a - b) / n / 1000, (a - b) / n / 2000 }'
+	awk -v a="$full" -v b="$build" -v n="$n" -v x="$X_PER_REQ" 'BEGIN { printf "userspace pipeline (callgrind, examples/pipeline_count %d): %.1fk instructions per request traced at both ends (4 events in, 4 NDJSON records out), %.1fk per traced exchange\n", n, (a - b) / n / 1000, (a - b) / n / x / 1000 }'
 fi
