@@ -41,6 +41,10 @@
 #   floor-tcp       tcp:tcp_sendmsg_locked (the send path with its msghdr) and
 #                   sock:sock_recv_length (there is no receive twin), classic
 #   floor-tcp-btf   the same two as tp_btf programs
+#   floor-read      not count-only: what a socket-layer capture would read,
+#                   the first 4 bytes of each send at tcp_sendmsg_locked and
+#                   the first 64 of each receive's skb (skb_copy_datagram_iovec,
+#                   bpf_skb_output into a perf buffer the example drains)
 #   tc-floor        a tc classifier on lo (ingress+egress) that returns at
 #                   once: the floor of the packets-tc arm, HTTP workload
 #   none-h2         no tracer, HTTP/2 workload: h2load (CONNS connections,
@@ -114,7 +118,7 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | floor-sys | floor-sock | floor-sock-btf | floor-tcp | floor-tcp-btf | tc-floor | http-hooks | http-capture | none-h2 | h2 | none-h2-tls | h2-tls | none-go-tls | go-tls) ;;
+	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | floor-sys | floor-sock | floor-sock-btf | floor-tcp | floor-tcp-btf | floor-read | tc-floor | http-hooks | http-capture | none-h2 | h2 | none-h2-tls | h2-tls | none-go-tls | go-tls) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
@@ -318,7 +322,7 @@ bpf_ns() {
 	local f
 	for f in /proc/"$1"/fdinfo/*; do
 		awk '/^prog_id:/ { id = $2 } /^run_time_ns:/ { ns = $2 } END { if (id != "" && ns != "") print id, ns }' "$f" 2>/dev/null
-	done | sort -u -k1,1 | awk '{ s += $2 } END { print s + 0 }'
+	done | sort -u -k1,1 | awk '{ s += $2 } END { printf "%.0f\n", s }'
 }
 # Packets the tracer of a packet arm says it saw, from its exit line.
 packets_of() { # arm round

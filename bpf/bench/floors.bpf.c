@@ -83,10 +83,9 @@ SEC("tp_btf/sock_recv_length") int tcpbtf_recv(void *ctx) { return count(); }
  * tcp_sendmsg_locked the msghdr's iterator still points at the sender's
  * buffer (ITER_UBUF for IORING_OP_SEND and for send(2)); read its first four
  * bytes and count those that start an HTTP request. sock_recv_length has no
- * msghdr, so the receive side has nothing to read (see docs/PERFORMANCE.md).
+ * msghdr; the read set below reads receives another way.
  */
-SEC("tp_btf/tcp_sendmsg_locked")
-int BPF_PROG(iou_send, const struct sock *sk, const struct msghdr *msg)
+static __always_inline int read_send(const struct msghdr *msg)
 {
 	__u32 k = 1;
 	__u64 *c;
@@ -104,6 +103,66 @@ int BPF_PROG(iou_send, const struct sock *sk, const struct msghdr *msg)
 	if (c)
 		*c += 1;
 	return 0;
+}
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(iou_send, const struct sock *sk, const struct msghdr *msg)
+{
+	return read_send(msg);
+}
+
+/*
+ * Not a floor either: can a socket-layer hook read what a socket receives,
+ * io_uring's receives included? skb:skb_copy_datagram_iovec runs as TCP
+ * copies a queued skb to the reader (any syscall, or io_uring), in the
+ * reader's context. Its payload sits in page fragments (on loopback all of
+ * it), which a tracing program cannot address by itself, but
+ * bpf_skb_output copies an skb's bytes, fragments included, into a perf
+ * buffer. The copy starts at the skb's first payload byte; the reader is at
+ * copied_seq, so `off` says where this copy begins. The read set pairs this
+ * with iou_send's read of each send.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} rx_events SEC(".maps");
+
+/* What precedes the skb's bytes in each rx_events record. */
+struct rx_meta {
+	__u32 tgid;
+	__u32 off;  /* the copy's first byte, counted from the skb's payload */
+	__u32 len;  /* bytes this copy takes */
+	__u32 cap;  /* skb bytes that follow this header */
+};
+
+#define RX_CAP 64
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(rd_recv, const struct sk_buff *skb, int len)
+{
+	struct sock *sk = skb->sk;
+	struct rx_meta m = {};
+	__u32 seq, avail;
+
+	count();
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	if (bpf_probe_read_kernel(&seq, sizeof(seq), &skb->cb)) /* TCP_SKB_CB(skb)->seq */
+		return 0;
+	m.tgid = bpf_get_current_pid_tgid() >> 32;
+	m.off = BPF_CORE_READ((struct tcp_sock *)sk, copied_seq) - seq;
+	m.len = len;
+	avail = skb->len;
+	m.cap = avail < RX_CAP ? avail : RX_CAP;
+	bpf_skb_output((void *)skb, &rx_events, ((__u64)m.cap << 32) | BPF_F_CURRENT_CPU, &m, sizeof(m));
+	return 0;
+}
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(rd_send, const struct sock *sk, const struct msghdr *msg)
+{
+	return read_send(msg);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
