@@ -518,6 +518,161 @@ fn socket_hook_matches_tshark_field_by_field() {
     hook_matches_tshark("socket", None, true);
 }
 
+/// `hdrtap packets -w FILE`: a pcapng that tshark reads back holding the
+/// same packets, field by field, as the records of a JSON capture running
+/// beside it, each with its direction, its interface, and a comment naming
+/// the process and socket the record names; the file is 0600.
+#[test]
+fn pcapng_file_holds_what_the_records_say() {
+    use std::os::unix::fs::PermissionsExt;
+    let _g = setup();
+    let scene = Scene::new();
+    let t = &scene.topo;
+    let wrapper = t.wrapper_a();
+    let snaplen = SNAPLEN.to_string();
+    let args = ["-i", IF_A, "--hook", "tc", "--snaplen", &snaplen];
+    let hd = Hdrtap::start_wrapped(&wrapper, &["packets", "--json"], &args);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, ready, stderr) = (
+        dir.path().join("cap.pcapng"),
+        dir.path().join("ready"),
+        dir.path().join("stderr"),
+    );
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..])
+        .arg(hdrtap_bin())
+        .arg("packets")
+        .args(args)
+        .arg("-w")
+        .arg(&file)
+        .arg("--ready-file")
+        .arg(&ready);
+    let mut w = spawn_until_ready(&mut cmd, &ready, &stderr, "hdrtap packets -w");
+    scene.drive(true);
+    std::thread::sleep(Duration::from_millis(300));
+    send_signal(w.id(), libc::SIGINT);
+    let status = w.wait().unwrap();
+    let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(status.success(), "hdrtap packets -w: {status}\n{err}");
+    let cap = hd.stop();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "capture file mode {mode:o}");
+
+    let extra = [
+        "frame.comment",
+        "frame.packet_flags_direction",
+        "frame.interface_name",
+    ];
+    // tshark's view, with the three pcapng fields in the field map.
+    let seen: Vec<Fields> = tshark::dissect(&file, SNAPLEN, &extra)
+        .into_iter()
+        .map(|(mut f, layers)| {
+            for name in extra {
+                if let Some(v) = layers[name][0].as_str() {
+                    f.insert(name.into(), vec![v.to_string()]);
+                }
+            }
+            f
+        })
+        .collect();
+    // The records', with what the file should say of each.
+    let records: Vec<Fields> = cap
+        .records
+        .iter()
+        .filter(|r| kind(r) == "packet")
+        .map(|r| {
+            let mut f = from_hdrtap(r);
+            let mut comment = Vec::new();
+            if let Some(pid) = r["pid"].as_u64() {
+                comment.push(format!(
+                    "pid={pid} tid={} comm={}",
+                    r["tid"],
+                    r["comm"].as_str().unwrap()
+                ));
+            }
+            if let Some(c) = r["sock_cookie"].as_u64() {
+                comment.push(format!("sock_cookie={c}"));
+            }
+            if !comment.is_empty() {
+                f.insert("frame.comment".into(), vec![comment.join(" ")]);
+            }
+            let dir = if r["dir"] == "in" {
+                "0x00000001"
+            } else {
+                "0x00000002"
+            };
+            f.insert("frame.packet_flags_direction".into(), vec![dir.into()]);
+            f.insert("frame.interface_name".into(), vec![IF_A.into()]);
+            f
+        })
+        .collect();
+    let ts_win = window("pcapng", seen, |f| f);
+    let hd_win = window("records", records, |f| f);
+    let problems = compare(&ts_win, &hd_win);
+    assert!(
+        problems.is_empty(),
+        "{} difference(s) between the pcapng ({} packets) and the records ({}):\n{}",
+        problems.len(),
+        ts_win.len(),
+        hd_win.len(),
+        problems.join("\n")
+    );
+    assert!(
+        ts_win.len() >= 40,
+        "only {} packets in the window",
+        ts_win.len()
+    );
+    // Some packets carry a process (the curl and python3 of the scene).
+    let owned = ts_win
+        .iter()
+        .filter(|f| f.contains_key("frame.comment"))
+        .count();
+    assert!(owned > 0, "no packet names its process");
+    // The summary counts the packets written.
+    assert!(err.contains("packet records"), "{err}");
+}
+
+/// `hdrtap packets -w - | tshark -r -`: pcapng on stdout, as tcpdump
+/// users pipe it; -c stops after N packets with the file whole.
+#[test]
+fn pcapng_on_stdout_pipes_into_tshark() {
+    let _g = setup();
+    let scene = Scene::new();
+    let t = &scene.topo;
+    let wrapper = t.wrapper_a().join(" ");
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let out = dir.path().join("tshark.txt");
+    let err = dir.path().join("hdrtap.stderr");
+    let pipeline = format!(
+        "{wrapper} {} packets -q -i {IF_A} -c 6 -w - --ready-file {} 'tcp port 8080' 2>{} \
+         | tshark -r - -T fields -e frame.len -e tcp.dstport > {} 2>/dev/null",
+        hdrtap_bin().display(),
+        ready.display(),
+        err.display(),
+        out.display()
+    );
+    let mut sh = Command::new("sh").args(["-c", &pipeline]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "hdrtap did not start");
+        assert!(sh.try_wait().unwrap().is_none(), "the pipeline ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    scene.drive(true);
+    let status = sh.wait().unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(status.success(), "{pipeline}: {status}\n{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}\n{stderr}");
+    assert!(stderr.contains("6 packet records"), "{stderr}");
+    for l in lines {
+        let (len, _) = l.split_once('\t').unwrap_or_else(|| panic!("{l:?}"));
+        assert!(len.parse::<u32>().unwrap() >= 54, "{l}");
+    }
+}
+
 #[test]
 fn xdp_hook_matches_tshark_on_ingress() {
     // XDP sees received frames only: tshark keeps the inbound ones. No TCP

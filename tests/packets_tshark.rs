@@ -460,32 +460,40 @@ impl Tshark {
             assert!(Instant::now() < deadline, "tshark did not stop");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let mut cmd = Command::new("tshark");
-        cmd.arg("-r").arg(&self.pcap).args([
-            "-o",
-            "tcp.relative_sequence_numbers:FALSE",
-            "-T",
-            "json",
-        ]);
-        for (f, _) in TSHARK_FIELDS {
-            cmd.args(["-e", f]);
-        }
-        let out = cmd.output().expect("run tshark -r");
-        assert!(
-            out.status.success(),
-            "tshark -r failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                let layers = p["_source"]["layers"].clone();
-                (from_tshark(&layers, snaplen), layers)
-            })
-            .collect()
+        dissect(&self.pcap, snaplen, &[])
     }
+}
+
+/// Every packet of the capture file `pcap` as tshark dissects it: (field
+/// map, raw layers). `extra` fields are asked for too and left in the
+/// layers (e.g. `frame.comment`), not in the field map.
+pub fn dissect(pcap: &std::path::Path, snaplen: u64, extra: &[&str]) -> Vec<(Fields, Value)> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
+        .arg(pcap)
+        .args(["-o", "tcp.relative_sequence_numbers:FALSE", "-T", "json"]);
+    for f in TSHARK_FIELDS
+        .iter()
+        .map(|f| f.0)
+        .chain(extra.iter().copied())
+    {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("run tshark -r");
+    assert!(
+        out.status.success(),
+        "tshark -r failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let layers = p["_source"]["layers"].clone();
+            (from_tshark(&layers, snaplen), layers)
+        })
+        .collect()
 }
 
 impl Drop for Tshark {

@@ -25,6 +25,7 @@ pub mod http2;
 pub mod live;
 pub mod output;
 pub mod packet;
+pub mod pcapng;
 pub mod pipeline;
 pub mod readback;
 pub mod record;

@@ -819,6 +819,20 @@ impl OutputRecord for HttpRecord {
 /// otherwise leaves one that the next records are appended to). Shared by
 /// [`Writer`] and the file sink.
 pub(crate) fn write_lines(w: &mut impl Write, data: &[u8]) -> (usize, io::Result<()>) {
+    let (done, res) = write_prefix(w, data);
+    let whole = match res {
+        Ok(()) => done,
+        Err(_) => data
+            .get(..done)
+            .and_then(|w| w.iter().rposition(|&b| b == b'\n'))
+            .map_or(0, |i| i + 1),
+    };
+    (whole, res)
+}
+
+/// Write `data` to `w`, retrying short writes: how many bytes went out,
+/// and the error that stopped the rest.
+fn write_prefix(w: &mut (impl Write + ?Sized), data: &[u8]) -> (usize, io::Result<()>) {
     let mut done = 0;
     let res = loop {
         match data.get(done..) {
@@ -831,14 +845,7 @@ pub(crate) fn write_lines(w: &mut impl Write, data: &[u8]) -> (usize, io::Result
             },
         }
     };
-    let whole = match res {
-        Ok(()) => done,
-        Err(_) => data
-            .get(..done)
-            .and_then(|w| w.iter().rposition(|&b| b == b'\n'))
-            .map_or(0, |i| i + 1),
-    };
-    (whole, res)
+    (done, res)
 }
 
 /// Cut `file` back to `len` bytes (after [`write_lines`] failed part-way).
@@ -864,6 +871,22 @@ pub struct Writer {
     committed: u64,
     /// Lines lost by failed writes and not yet reported ([`Writer::take_dropped`]).
     dropped: u64,
+    /// Writing pcapng blocks instead of lines ([`Writer::pcapng`]).
+    pcap: Option<Box<PcapOut>>,
+}
+
+/// A pcapng [`Writer`]'s state: the encoder, and where each block in the
+/// buffer ends, since binary blocks have no newline to cut at.
+#[derive(Debug)]
+struct PcapOut {
+    enc: crate::pcapng::Encoder,
+    /// Per buffered block: its end in `buf`, the interface blocks encoded
+    /// up to it, and whether it is a packet (a record, counted if lost).
+    ends: Vec<(usize, usize, bool)>,
+    /// Interface blocks already in the output.
+    committed_ifaces: usize,
+    /// The section header is in the output.
+    header_out: bool,
 }
 
 /// Bytes gathered before a write.
@@ -912,7 +935,24 @@ impl Writer {
             file: None,
             committed: 0,
             dropped: 0,
+            pcap: None,
         }
+    }
+
+    /// Write packets as pcapng to `out` (a file from [`Writer::file`] or
+    /// stdout) instead of lines: packet records become blocks, other
+    /// records are skipped. `snaplen` goes in each interface's block; the
+    /// records must keep their bytes ([`crate::pipeline::PacketPipeline::keep_frames`]).
+    pub fn pcapng(mut self, snaplen: u32) -> Self {
+        let mut enc = crate::pcapng::Encoder::new(snaplen);
+        enc.take(&mut self.buf);
+        self.pcap = Some(Box::new(PcapOut {
+            enc,
+            ends: vec![(self.buf.len(), 0, false)],
+            committed_ifaces: 0,
+            header_out: false,
+        }));
+        self
     }
 
     /// The format in use.
@@ -929,6 +969,20 @@ impl Writer {
     /// Write one record of any kind as one line (stats records only in
     /// JSON format).
     pub fn write(&mut self, rec: &crate::sink::Record) -> io::Result<()> {
+        if let Some(p) = &mut self.pcap {
+            let crate::sink::Record::Packet(pkt) = rec else {
+                return Ok(());
+            };
+            if !p.enc.packet(pkt) {
+                return Ok(());
+            }
+            p.enc.take(&mut self.buf);
+            p.ends.push((self.buf.len(), p.enc.interfaces(), true));
+            if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
+                self.flush()?;
+            }
+            return Ok(());
+        }
         let written = match self.format {
             Format::Json => rec.write(Format::Json, &mut self.buf),
             Format::Human => rec.write_view(self.view, &mut self.buf),
@@ -959,12 +1013,18 @@ impl Writer {
     /// partial line that the next records were appended to).
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            let (whole, res) = write_lines(&mut self.out, &self.buf);
-            let lost = self
-                .buf
-                .get(whole..)
-                .map_or(0, |r| r.iter().filter(|&&b| b == b'\n').count());
-            self.dropped += lost as u64;
+            let (whole, res) = match &mut self.pcap {
+                Some(p) => p.write(&mut self.out, &self.buf, &mut self.dropped),
+                None => {
+                    let (whole, res) = write_lines(&mut self.out, &self.buf);
+                    let lost = self
+                        .buf
+                        .get(whole..)
+                        .map_or(0, |r| r.iter().filter(|&&b| b == b'\n').count());
+                    self.dropped += lost as u64;
+                    (whole, res)
+                }
+            };
             if res.is_err() {
                 if let Some(f) = &mut self.file {
                     use std::io::Seek;
@@ -978,6 +1038,9 @@ impl Writer {
             }
             self.committed += whole as u64;
             self.buf.clear();
+            if let Some(p) = &mut self.pcap {
+                p.refill(&mut self.buf);
+            }
             res?;
         }
         self.out.flush()
@@ -986,6 +1049,44 @@ impl Writer {
     /// Lines lost to failed writes since the last call.
     pub fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
+    }
+}
+
+impl PcapOut {
+    /// Write the buffered blocks; on an error, the blocks not written whole
+    /// are lost (packets among them counted in `dropped`) and the encoder
+    /// writes again the interface blocks (or section header) among them.
+    /// Returns the bytes of whole blocks written, as [`write_lines`] does.
+    fn write(
+        &mut self,
+        out: &mut dyn Write,
+        buf: &[u8],
+        dropped: &mut u64,
+    ) -> (usize, io::Result<()>) {
+        let (done, res) = write_prefix(out, buf);
+        let kept = self.ends.iter().filter(|e| e.0 <= done).count();
+        let (whole, ifaces) = match kept.checked_sub(1).and_then(|i| self.ends.get(i)) {
+            Some(&(end, ifaces, _)) => (end, ifaces),
+            None => (0, self.committed_ifaces),
+        };
+        if res.is_err() {
+            *dropped += self.ends[kept..].iter().filter(|e| e.2).count() as u64;
+            // A lost section header is encoded again ([`PcapOut::refill`]).
+            self.enc.rewind(ifaces, !self.header_out && whole == 0);
+        }
+        self.header_out |= whole > 0;
+        self.committed_ifaces = ifaces;
+        self.ends.clear();
+        (whole, res)
+    }
+
+    /// After a flush emptied `buf`: put back what must precede the next
+    /// blocks (a section header lost to a failed write).
+    fn refill(&mut self, buf: &mut Vec<u8>) {
+        self.enc.take(buf);
+        if !buf.is_empty() {
+            self.ends.push((buf.len(), 0, false));
+        }
     }
 }
 
@@ -1016,6 +1117,63 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(meta.len(), 0, "truncated");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// pcapng on a "full disk": blocks are never split, the packets lost
+    /// are counted, and the interface block lost with them is written again
+    /// before the next packet on that interface.
+    #[test]
+    fn pcapng_writes_whole_blocks_and_rewrites_lost_interfaces() {
+        use crate::packet::{Frame, Link};
+        struct Full(usize, std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Full {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+                }
+                let n = b.len().min(self.0);
+                self.0 -= n;
+                self.1.lock().unwrap().extend_from_slice(&b[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let ev = hdrtap_abi::build::packet_event(&Default::default(), &[0u8; 60]);
+        let mut rec = crate::packet::decode_event(
+            &hdrtap_abi::decode_packet(&ev).unwrap(),
+            &std::sync::Arc::from("lo"),
+            0,
+        );
+        rec.frame = Some(Frame {
+            link: Link::Ether,
+            bytes: vec![7; 60].into(),
+        });
+        let rec = crate::sink::Record::Packet(std::sync::Arc::new(rec));
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Room for the section header and a few bytes more: the interface
+        // block and both packets are lost.
+        let mut w =
+            Writer::new(Box::new(Full(usize::MAX, got.clone())), Format::Json, false).pcapng(128);
+        let shb_len = w.buf.len();
+        w.out = Box::new(Full(shb_len + 10, got.clone()));
+        w.write(&rec).unwrap();
+        w.write(&rec).unwrap();
+        assert!(w.flush().is_err());
+        assert_eq!(w.take_dropped(), 2);
+        assert_eq!(got.lock().unwrap().len(), shb_len + 10);
+        // Room again: the interface block comes back before the packet.
+        w.out = Box::new(Full(usize::MAX, got.clone()));
+        w.write(&rec).unwrap();
+        let pending = w.buf.clone();
+        w.flush().unwrap();
+        assert_eq!(
+            u32::from_ne_bytes(pending[..4].try_into().unwrap()),
+            1,
+            "an IDB first"
+        );
+        assert_eq!(w.take_dropped(), 0);
     }
 
     /// Regression (tests/fault_sink.rs): a write that fails part-way (disk

@@ -149,6 +149,8 @@ pub struct PacketPipeline {
     pub decode_errors: u64,
     /// Events the caller dropped because handling them panicked.
     pub panics: u64,
+    /// Keep each packet's bytes ([`PacketPipeline::keep_frames`]).
+    keep_frames: bool,
 }
 
 impl std::fmt::Debug for PacketPipeline {
@@ -178,7 +180,14 @@ impl PacketPipeline {
             records: Vec::with_capacity(1024),
             decode_errors: 0,
             panics: 0,
+            keep_frames: false,
         }
+    }
+
+    /// Keep each packet's bytes in its record (for `hdrtap packets -w`).
+    pub fn keep_frames(mut self, keep: bool) -> Self {
+        self.keep_frames = keep;
+        self
     }
 
     fn name(&mut self, ifindex: u32) -> Arc<str> {
@@ -209,7 +218,13 @@ impl PacketPipeline {
                 // Straight into the Arc the sinks share: a record is
                 // several hundred bytes, and moving it between vectors
                 // showed in perf.
-                let rec = crate::packet::decode_event_arc(&ev, name, self.clock_offset_ns);
+                let mut rec = crate::packet::decode_event_arc(&ev, name, self.clock_offset_ns);
+                if self.keep_frames {
+                    // A new Arc has no other reference: get_mut succeeds.
+                    if let Some(r) = Arc::get_mut(&mut rec) {
+                        r.frame = Some(crate::packet::frame_of(&ev));
+                    }
+                }
                 self.records.push(rec);
             }
             Err(e) => {

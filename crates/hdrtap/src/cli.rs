@@ -384,6 +384,13 @@ pub struct PacketsArgs {
     #[command(flatten)]
     pub common: CaptureCommon,
 
+    /// Write the packets to FILE as pcapng (Wireshark, tshark, tcpdump -r), `-` for stdout,
+    /// instead of records. Each packet's comment names its process (pid, tid, comm) and socket
+    /// cookie when the kernel knew them. A new file gets mode 0600; a symbolic link is refused.
+    #[arg(short = 'w', long = "write", value_name = "FILE", conflicts_with_all = ["json", "output"],
+          group = "print_beside")]
+    pub write: Option<PathBuf>,
+
     /// Do not attribute packets to processes (skips the three socket tracing programs).
     #[arg(long)]
     pub no_process: bool,
@@ -410,6 +417,7 @@ pub struct PacketsArgs {
 /// The options every capture command shares (`hdrtap http`, `hdrtap
 /// packets`), also filled from `hdrtap run`'s configuration file.
 #[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("print_beside").args(["output"]).multiple(true)))]
 pub struct CaptureCommon {
     /// Write NDJSON (one object per record, see docs/SCHEMA.md) instead of readable lines.
     #[arg(long)]
@@ -420,8 +428,9 @@ pub struct CaptureCommon {
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// With --json -o FILE: also print readable lines on stdout while the file gets NDJSON.
-    #[arg(long, requires = "output")]
+    /// With --json -o FILE (or packets' -w FILE): also print readable lines on stdout while
+    /// the file gets NDJSON (or pcapng).
+    #[arg(long, requires = "print_beside")]
     pub print: bool,
 
     /// Stop after N records (HTTP messages or packets; alerts and stats do not count),
@@ -815,7 +824,8 @@ mod tests {
         for bad in [
             vec!["hdrtap", "packets", "-c", "5", "--bogus", "tcp"],
             vec!["hdrtap", "packets", "-s", "8"],
-            vec!["hdrtap", "packets", "-w", "x.pcap"],
+            vec!["hdrtap", "packets", "-w", "x.pcapng", "--json"],
+            vec!["hdrtap", "packets", "-w", "x.pcapng", "-o", "y"],
             vec!["hdrtap", "http", "-c", "0"],
         ] {
             assert!(Cli::try_parse_from(&bad).is_err(), "accepted {bad:?}");

@@ -716,6 +716,8 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                 tc_attach: value_enum(err_at, &["packets", "tc_attach"], p.tc_attach.as_deref())?
                     .unwrap_or(TcAttachArg::Auto),
                 drop_caps: p.drop_caps,
+                // The daemon's outputs are its sinks; pcapng is the CLI's -w.
+                write: None,
                 numeric: 0,
                 // One argument, as after "--" on the command line.
                 filter: p.filter.iter().cloned().collect(),

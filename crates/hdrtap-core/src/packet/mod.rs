@@ -365,6 +365,42 @@ pub struct PacketRecord {
     /// Socket cookie of the packet's socket (0 when unknown).
     pub sock_cookie: u64,
     pub headers: Headers,
+    /// The captured bytes themselves, kept only for outputs that write
+    /// packets (pcapng: `hdrtap packets -w`); see [`frame_of`].
+    pub frame: Option<Frame>,
+}
+
+/// A packet's captured bytes as a capture file holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// How the bytes start (a capture file's link type).
+    pub link: Link,
+    /// The first `cap_len` bytes of the packet, an offloaded VLAN tag put
+    /// back where it was on the wire.
+    pub bytes: Box<[u8]>,
+}
+
+/// The frame `ev` carries, as the wire had it: the kernel hands a VLAN tag
+/// the NIC took off (HDRTAP_PKT_F_VLAN_ACCEL) beside the bytes, and it goes
+/// back after the two MAC addresses, as [`PacketRecord::wire_len`] counts it.
+pub fn frame_of(ev: &PacketEvent<'_>) -> Frame {
+    let link = if u32::from(ev.link) == abi::HDRTAP_LINK_RAW_IP {
+        Link::RawIp
+    } else {
+        Link::Ether
+    };
+    let bytes = match ev.data.split_at_checked(12) {
+        Some((macs, rest)) if link == Link::Ether && ev.has_flag(abi::HDRTAP_PKT_F_VLAN_ACCEL) => {
+            let mut b = Vec::with_capacity(ev.data.len() + 4);
+            b.extend_from_slice(macs);
+            b.extend_from_slice(&ev.vlan_proto.to_be_bytes());
+            b.extend_from_slice(&ev.vlan_tci.to_be_bytes());
+            b.extend_from_slice(rest);
+            b.into_boxed_slice()
+        }
+        _ => ev.data.into(),
+    };
+    Frame { link, bytes }
 }
 
 /// Decode a ring-buffer packet event. `ifname` names `ev.ifindex`;
@@ -407,6 +443,7 @@ impl PacketRecord {
             owner: None,
             sock_cookie: 0,
             headers: Headers::default(),
+            frame: None,
         }
     }
 }

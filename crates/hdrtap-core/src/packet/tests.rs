@@ -472,6 +472,7 @@ fn decode_event_reference(
         owner,
         sock_cookie: ev.sock_cookie,
         headers,
+        frame: None,
     }
 }
 
@@ -540,7 +541,7 @@ proptest! {
             let rec = decode_frame(&f, Link::Ether, None, 0, 140);
             let r = PacketRecord {
                 id: 3, ts_unix_ns: 0, hook: Hook::Tc, dir: Dir::In, ifindex: 1, ifname: "x".into(),
-                wire_len: 140, cap_len: f.len() as u32, owner: None, sock_cookie: 0, headers: rec,
+                wire_len: 140, cap_len: f.len() as u32, owner: None, sock_cookie: 0, headers: rec, frame: None,
             };
             let _ = record_line(&r);
             prop_assert_eq!(record_json(&r), format::record_json_serde(&r));

@@ -12,6 +12,7 @@ use hdrtap_bpf::packets::{
 };
 use hdrtap_bpf::{caps, sys, RingBuffer};
 use hdrtap_core::filter;
+use hdrtap_core::output::{Format, Writer};
 use hdrtap_core::packet::flag;
 use hdrtap_core::pipeline::PacketPipeline;
 use hdrtap_core::sink::Record;
@@ -122,8 +123,36 @@ pub(crate) fn pick_interfaces(named: &[String]) -> anyhow::Result<Vec<Interface>
 
 pub fn run(args: &PacketsArgs) -> anyhow::Result<ExitCode> {
     let ctl = Control::cli(&args.common)?;
-    let output = || common::direct_output(&args.common, |_| Default::default());
+    let output = || match &args.write {
+        Some(path) => pcapng_output(args, path),
+        None => common::direct_output(&args.common, |_| Default::default()),
+    };
     Ok(common::print_summary(capture(args, output, ctl)?))
+}
+
+/// `-w FILE`: packets as pcapng to the file (or stdout), and with --print
+/// readable lines on stdout besides.
+fn pcapng_output(args: &PacketsArgs, path: &std::path::Path) -> anyhow::Result<Output> {
+    let to_stdout = path.as_os_str() == "-";
+    if to_stdout && args.common.print {
+        bail!("--print and -w - would both write to stdout: give -w a file");
+    }
+    if to_stdout && sys::is_tty(1) {
+        bail!(
+            "-w - writes binary pcapng: pipe it (hdrtap packets -w - | tshark -r -) or give a file"
+        );
+    }
+    let writer = if to_stdout {
+        Writer::new(Box::new(std::io::stdout()), Format::Json, false)
+    } else {
+        Writer::file(path, Format::Json)
+            .with_context(|| format!("cannot open capture file {}", path.display()))?
+    };
+    let print = args
+        .common
+        .print
+        .then(|| Writer::stdout(Format::Human, sys::is_tty(1)));
+    Ok(Output::Direct(writer.pcapng(args.snaplen), print))
 }
 
 /// Check the arguments and privileges, load and attach the packet capture,
@@ -209,22 +238,25 @@ pub fn capture(
 
     // The callback only decodes (see `hdrtap http`): writing happens
     // outside it.
-    let pipeline = Rc::new(RefCell::new(PacketPipeline::new(
-        ifaces
-            .iter()
-            .map(|i| (i.index, Arc::from(i.name.as_str())))
-            .collect(),
-        // An interface that appeared after start (or an index never seen).
-        Box::new(|ifindex| {
-            interfaces()
-                .ok()?
-                .into_iter()
-                .find(|i| i.index == ifindex)
-                .map(|i| i.name)
-        }),
-        sys::monotonic_to_realtime_offset_ns(),
-        Arc::clone(&ctl.ids),
-    )));
+    let pipeline = Rc::new(RefCell::new(
+        PacketPipeline::new(
+            ifaces
+                .iter()
+                .map(|i| (i.index, Arc::from(i.name.as_str())))
+                .collect(),
+            // An interface that appeared after start (or an index never seen).
+            Box::new(|ifindex| {
+                interfaces()
+                    .ok()?
+                    .into_iter()
+                    .find(|i| i.index == ifindex)
+                    .map(|i| i.name)
+            }),
+            sys::monotonic_to_realtime_offset_ns(),
+            Arc::clone(&ctl.ids),
+        )
+        .keep_frames(args.write.is_some()),
+    ));
     let cb_pipeline = Rc::clone(&pipeline);
     let ring = probe
         .ring_buffer(move |raw: &[u8]| {

@@ -69,6 +69,10 @@ fn every_cli_option_has_a_config_key() {
         ("verbose", "(global: -v)"),
         ("color", "(none: sinks write no colour codes)"),
         ("read", "(none: hdrtap show FILE reads a file back)"),
+        (
+            "write",
+            "(none yet: pcapng is hdrtap packets -w; the daemon has no pcapng sink)",
+        ),
     ];
     for sub in ["http", "packets"] {
         let cmd = Cli::command();
