@@ -632,6 +632,82 @@ fn pcapng_file_holds_what_the_records_say() {
     assert!(err.contains("packet records"), "{err}");
 }
 
+/// `-w FILE -C 1 -W 2`: tcpdump's rotation. 10,000 UDP datagrams of 400
+/// bytes make about five million bytes of pcapng: there are exactly two
+/// files, FILE0 and FILE1, each a whole capture tshark reads (its own
+/// section and interface block), the first of about a million bytes, and
+/// together they hold fewer packets than were written (the oldest were
+/// written over).
+#[test]
+fn pcapng_rotates_like_tcpdump() {
+    let _g = setup();
+    let topo = Topology::new();
+    let wrapper = topo.wrapper_a();
+    let dir = tempfile::tempdir().unwrap();
+    let (base, ready, stderr) = (
+        dir.path().join("ring"),
+        dir.path().join("ready"),
+        dir.path().join("stderr"),
+    );
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..])
+        .arg(hdrtap_bin())
+        .args([
+            "packets", "-i", IF_A, "-s", "512", "-C", "1", "-W", "2", "-w",
+        ])
+        .arg(&base)
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg("udp port 5000");
+    let mut w = spawn_until_ready(&mut cmd, &ready, &stderr, "hdrtap packets -w -C -W");
+    let send = "import socket, time\n\
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        for i in range(10000):\n\
+        \x20   s.sendto(b'x' * 400, ('10.77.0.2', 5000))\n\
+        \x20   if i % 500 == 0: time.sleep(0.01)\n";
+    let out = topo.in_a("python3").args(["-c", send]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    send_signal(w.id(), libc::SIGINT);
+    let status = w.wait().unwrap();
+    let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(status.success(), "{status}\n{err}");
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("ring"))
+        .collect();
+    files.sort();
+    assert_eq!(files, ["ring0", "ring1"], "{err}");
+    let mut in_files = 0;
+    for f in &files {
+        let path = dir.path().join(f);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            (900_000..1_100_000).contains(&len) || f == "ring1",
+            "{f}: {len} bytes"
+        );
+        let n = tshark::dissect(&path, SNAPLEN, &[]).len();
+        assert!(n > 0, "tshark read no packet from {f}");
+        in_files += n;
+    }
+    // "N packet records" in the summary: all that were written.
+    let written: usize = err
+        .split_whitespace()
+        .zip(err.split_whitespace().skip(1))
+        .find(|(_, b)| *b == "packet")
+        .and_then(|(a, _)| a.parse().ok())
+        .unwrap_or_else(|| panic!("no record count in: {err}"));
+    assert!(
+        in_files < written,
+        "{in_files} packets in the files, {written} written"
+    );
+}
+
 /// `hdrtap packets -w - | tshark -r -`: pcapng on stdout, as tcpdump
 /// users pipe it; -c stops after N packets with the file whole.
 #[test]

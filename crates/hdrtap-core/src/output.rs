@@ -873,6 +873,18 @@ pub struct Writer {
     dropped: u64,
     /// Writing pcapng blocks instead of lines ([`Writer::pcapng`]).
     pcap: Option<Box<PcapOut>>,
+    /// A new file every so many bytes ([`Writer::rotate`]).
+    rotation: Option<Box<Rotation>>,
+}
+
+/// Where a rotating file output is ([`Writer::rotate`]).
+#[derive(Debug)]
+struct Rotation {
+    base: std::path::PathBuf,
+    limit: u64,
+    count: Option<u32>,
+    /// The file being written, as numbered by [`rotated_name`].
+    index: u32,
 }
 
 /// A pcapng [`Writer`]'s state: the encoder, and where each block in the
@@ -903,6 +915,75 @@ impl Writer {
     /// A symbolic link is refused (O_NOFOLLOW: the records must not land
     /// wherever the link points), and an existing file is set to 0600 too.
     pub fn file(path: &Path, format: Format) -> io::Result<Self> {
+        let (f, handle) = open_output_file(path)?;
+        let mut w = Writer::new(Box::new(f), format, false);
+        w.file = Some(handle);
+        Ok(w)
+    }
+
+    /// With [`Writer::pcapng`] on a file: once the file holds more than
+    /// `limit` bytes, the next packet starts a new file (tcpdump's `-C`),
+    /// named by [`rotated_name`] from `base`; with `count`, after `count`
+    /// files the first is written over again (`-W`). The writer must have
+    /// been opened on `rotated_name(base, 0, count)`.
+    pub fn rotate(mut self, base: &Path, limit: u64, count: Option<u32>) -> Self {
+        self.rotation = Some(Box::new(Rotation {
+            base: base.to_path_buf(),
+            limit,
+            count,
+            index: 0,
+        }));
+        self
+    }
+
+    /// Close the current file and open the next of the rotation, starting
+    /// a new pcapng section in it.
+    fn rotate_now(&mut self) -> io::Result<()> {
+        self.flush()?;
+        let Some(r) = &mut self.rotation else {
+            return Ok(());
+        };
+        r.index = match r.count {
+            Some(n) => (r.index + 1) % n.max(1),
+            None => r.index + 1,
+        };
+        let path = rotated_name(&r.base, r.index, r.count);
+        let (f, handle) = open_output_file(&path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+        })?;
+        self.out = Box::new(f);
+        self.file = Some(handle);
+        self.committed = 0;
+        if let Some(p) = &mut self.pcap {
+            let snaplen = p.enc.snaplen();
+            **p = PcapOut::new(snaplen, &mut self.buf);
+        }
+        Ok(())
+    }
+}
+
+/// The name of file `index` of a rotation on `base`, as tcpdump names
+/// them: without a count, `base`, `base1`, `base2`, ...; with a count of N,
+/// `base0` … `base{N-1}`, zero-padded to the width of N-1.
+pub fn rotated_name(base: &Path, index: u32, count: Option<u32>) -> std::path::PathBuf {
+    let mut name = base.as_os_str().to_os_string();
+    match count {
+        Some(n) => {
+            let width = n.saturating_sub(1).max(1).to_string().len();
+            name.push(format!("{index:0width$}"));
+        }
+        None if index == 0 => {}
+        None => name.push(index.to_string()),
+    }
+    name.into()
+}
+
+/// Open `path` for writing as every output file is: created with mode 0600
+/// (records may hold secrets if redaction is off) and truncated, a symbolic
+/// link refused, an existing file set to 0600. Returns the file and a
+/// second handle (to cut a failed write back).
+fn open_output_file(path: &Path) -> io::Result<(std::fs::File, std::fs::File)> {
+    {
         let f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -919,11 +1000,11 @@ impl Writer {
             })?;
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let handle = f.try_clone()?;
-        let mut w = Writer::new(Box::new(f), format, false);
-        w.file = Some(handle);
-        Ok(w)
+        Ok((f, handle))
     }
+}
 
+impl Writer {
     /// Write to any sink.
     pub fn new(out: Box<dyn Write + Send>, format: Format, line_buffered: bool) -> Self {
         Writer {
@@ -936,6 +1017,7 @@ impl Writer {
             committed: 0,
             dropped: 0,
             pcap: None,
+            rotation: None,
         }
     }
 
@@ -944,14 +1026,7 @@ impl Writer {
     /// records are skipped. `snaplen` goes in each interface's block; the
     /// records must keep their bytes ([`crate::pipeline::PacketPipeline::keep_frames`]).
     pub fn pcapng(mut self, snaplen: u32) -> Self {
-        let mut enc = crate::pcapng::Encoder::new(snaplen);
-        enc.take(&mut self.buf);
-        self.pcap = Some(Box::new(PcapOut {
-            enc,
-            ends: vec![(self.buf.len(), 0, false)],
-            committed_ifaces: 0,
-            header_out: false,
-        }));
+        self.pcap = Some(Box::new(PcapOut::new(snaplen, &mut self.buf)));
         self
     }
 
@@ -969,19 +1044,8 @@ impl Writer {
     /// Write one record of any kind as one line (stats records only in
     /// JSON format).
     pub fn write(&mut self, rec: &crate::sink::Record) -> io::Result<()> {
-        if let Some(p) = &mut self.pcap {
-            let crate::sink::Record::Packet(pkt) = rec else {
-                return Ok(());
-            };
-            if !p.enc.packet(pkt) {
-                return Ok(());
-            }
-            p.enc.take(&mut self.buf);
-            p.ends.push((self.buf.len(), p.enc.interfaces(), true));
-            if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
-                self.flush()?;
-            }
-            return Ok(());
+        if self.pcap.is_some() {
+            return self.write_packet(rec);
         }
         let written = match self.format {
             Format::Json => rec.write(Format::Json, &mut self.buf),
@@ -990,6 +1054,33 @@ impl Writer {
         if !written {
             return Ok(());
         }
+        if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// [`Writer::write`] in pcapng: a packet record becomes its blocks (in
+    /// the next file of a rotation if this one is full), others nothing.
+    fn write_packet(&mut self, rec: &crate::sink::Record) -> io::Result<()> {
+        let crate::sink::Record::Packet(pkt) = rec else {
+            return Ok(());
+        };
+        let full = self
+            .rotation
+            .as_ref()
+            .is_some_and(|r| self.committed + self.buf.len() as u64 > r.limit);
+        if full {
+            self.rotate_now()?;
+        }
+        let Some(p) = &mut self.pcap else {
+            return Ok(());
+        };
+        if !p.enc.packet(pkt) {
+            return Ok(());
+        }
+        p.enc.take(&mut self.buf);
+        p.ends.push((self.buf.len(), p.enc.interfaces(), true));
         if self.line_buffered || self.buf.len() >= WRITE_CHUNK {
             self.flush()?;
         }
@@ -1053,6 +1144,18 @@ impl Writer {
 }
 
 impl PcapOut {
+    /// A new section: its header goes into `buf` (empty: a new file).
+    fn new(snaplen: u32, buf: &mut Vec<u8>) -> Self {
+        let mut enc = crate::pcapng::Encoder::new(snaplen);
+        enc.take(buf);
+        PcapOut {
+            enc,
+            ends: vec![(buf.len(), 0, false)],
+            committed_ifaces: 0,
+            header_out: false,
+        }
+    }
+
     /// Write the buffered blocks; on an error, the blocks not written whole
     /// are lost (packets among them counted in `dropped`) and the encoder
     /// writes again the interface blocks (or section header) among them.
@@ -1116,6 +1219,104 @@ mod tests {
         let meta = std::fs::metadata(&target).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(meta.len(), 0, "truncated");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// tcpdump's names for rotated files.
+    #[test]
+    fn rotated_names_are_tcpdumps() {
+        let b = Path::new("/tmp/cap");
+        let names = |count| {
+            [0, 1, 2, 10]
+                .map(|i| rotated_name(b, i, count).display().to_string())
+                .to_vec()
+        };
+        assert_eq!(
+            names(None),
+            ["/tmp/cap", "/tmp/cap1", "/tmp/cap2", "/tmp/cap10"]
+        );
+        assert_eq!(
+            names(Some(3)),
+            ["/tmp/cap0", "/tmp/cap1", "/tmp/cap2", "/tmp/cap10"]
+        );
+        assert_eq!(
+            rotated_name(b, 7, Some(12)).display().to_string(),
+            "/tmp/cap07"
+        );
+    }
+
+    /// pcapng with rotation: a new file once one holds more than the limit,
+    /// each a whole capture (its own section and interface blocks), 0600,
+    /// and with a count the first file written over again.
+    #[test]
+    fn pcapng_rotation_starts_whole_files_and_wraps() {
+        use crate::packet::{Frame, Link};
+        use std::os::unix::fs::PermissionsExt;
+        let ev = hdrtap_abi::build::packet_event(&Default::default(), &[0u8; 60]);
+        let rec = |n: u8| {
+            let mut r = crate::packet::decode_event(
+                &hdrtap_abi::decode_packet(&ev).unwrap(),
+                &std::sync::Arc::from("lo"),
+                0,
+            );
+            r.frame = Some(Frame {
+                link: Link::Ether,
+                bytes: vec![n; 60].into(),
+            });
+            crate::sink::Record::Packet(std::sync::Arc::new(r))
+        };
+        let dir = std::env::temp_dir().join(format!("hdrtap-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("cap");
+        let mut w = Writer::file(&rotated_name(&base, 0, Some(3)), Format::Json)
+            .unwrap()
+            .pcapng(128)
+            .rotate(&base, 400, Some(3));
+        for n in 0..20 {
+            w.write(&rec(n)).unwrap();
+            // As the capture loop does after each batch.
+            w.flush().unwrap();
+        }
+        w.flush().unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["cap0", "cap1", "cap2"]);
+        let mut firsts = Vec::new();
+        for f in &files {
+            let path = dir.join(f);
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            let bytes = std::fs::read(&path).unwrap();
+            let mut rd = pcap_file::pcapng::PcapNgReader::new(bytes.as_slice()).unwrap();
+            let mut packets = Vec::new();
+            while let Some(b) = rd.next_block() {
+                if let pcap_file::pcapng::Block::EnhancedPacket(p) = b.unwrap() {
+                    assert_eq!(p.interface_id, 0);
+                    packets.push(p.data[0]);
+                }
+            }
+            assert!(!packets.is_empty(), "{f} holds no packet");
+            // Over the limit by at most the packet that crossed it.
+            assert!(meta.len() < 400 + 200, "{f}: {} bytes", meta.len());
+            firsts.push(packets[0]);
+        }
+        // 20 packets of about 100 bytes, 3-4 a file: the files wrapped (no
+        // file starts with packet 0), and the last packet was kept.
+        assert!(
+            files.iter().any(|f| {
+                let b = std::fs::read(dir.join(f)).unwrap();
+                b.windows(60).any(|w| w.iter().all(|&x| x == 19))
+            }),
+            "the last packet is in no file"
+        );
+        assert!(
+            firsts.iter().all(|&n| n > 0),
+            "the first file was not written over: {firsts:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -65,6 +65,11 @@ impl Encoder {
         out.append(self.blocks.get_mut());
     }
 
+    /// The snaplen each interface block gives.
+    pub fn snaplen(&self) -> u32 {
+        self.snaplen
+    }
+
     /// Interface blocks encoded so far.
     pub fn interfaces(&self) -> usize {
         self.ifaces.len()

@@ -391,6 +391,15 @@ pub struct PacketsArgs {
           group = "print_beside")]
     pub write: Option<PathBuf>,
 
+    /// With -w FILE: once the file holds more than MB million bytes, go on in a new one, as
+    /// tcpdump -C: FILE, FILE1, FILE2, ... (with -W: FILE0 ... FILE{N-1}, zero-padded).
+    #[arg(short = 'C', value_name = "MB", requires = "write", value_parser = ROTATE_MB.parser())]
+    pub rotate_mb: Option<u64>,
+
+    /// With -C: keep at most N files, writing over the oldest (a ring of files, as tcpdump -W).
+    #[arg(short = 'W', value_name = "N", requires = "rotate_mb", value_parser = ROTATE_FILES.parser())]
+    pub rotate_files: Option<u32>,
+
     /// Do not attribute packets to processes (skips the three socket tracing programs).
     #[arg(long)]
     pub no_process: bool,
@@ -518,6 +527,10 @@ pub const PID: Bounds<u32> = Bounds::new(1, u32::MAX, 1);
 pub const PORT: Bounds<u16> = Bounds::new(1, u16::MAX, 1);
 pub const DURATION: Bounds<u64> = Bounds::new(1, 31_536_000, 1);
 pub const COUNT: Bounds<u64> = Bounds::new(1, u64::MAX, 1);
+/// `hdrtap packets -C`: millions of bytes per capture file.
+pub const ROTATE_MB: Bounds<u64> = Bounds::new(1, 1_000_000, 100);
+/// `hdrtap packets -W`: capture files in the ring.
+pub const ROTATE_FILES: Bounds<u32> = Bounds::new(1, 100_000, 10);
 pub const STATS_INTERVAL: Bounds<u64> = Bounds::new(1, 86_400, 10);
 pub const MAX_HEADER_BYTES: Bounds<u32> = Bounds::new(256, 262_144, 16 * 1024);
 pub const CALL_CAPTURE: Bounds<u32> = Bounds::new(

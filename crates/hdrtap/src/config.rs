@@ -718,6 +718,8 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                 drop_caps: p.drop_caps,
                 // The daemon's outputs are its sinks; pcapng is the CLI's -w.
                 write: None,
+                rotate_mb: None,
+                rotate_files: None,
                 numeric: 0,
                 // One argument, as after "--" on the command line.
                 filter: p.filter.iter().cloned().collect(),

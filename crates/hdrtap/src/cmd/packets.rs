@@ -12,7 +12,7 @@ use hdrtap_bpf::packets::{
 };
 use hdrtap_bpf::{caps, sys, RingBuffer};
 use hdrtap_core::filter;
-use hdrtap_core::output::{Format, Writer};
+use hdrtap_core::output::{rotated_name, Format, Writer};
 use hdrtap_core::packet::flag;
 use hdrtap_core::pipeline::PacketPipeline;
 use hdrtap_core::sink::Record;
@@ -142,17 +142,25 @@ fn pcapng_output(args: &PacketsArgs, path: &std::path::Path) -> anyhow::Result<O
             "-w - writes binary pcapng: pipe it (hdrtap packets -w - | tshark -r -) or give a file"
         );
     }
-    let writer = if to_stdout {
+    if to_stdout && args.rotate_mb.is_some() {
+        bail!("-C rotates capture files: give -w a file, not -");
+    }
+    let first = rotated_name(path, 0, args.rotate_files);
+    let mut writer = if to_stdout {
         Writer::new(Box::new(std::io::stdout()), Format::Json, false)
     } else {
-        Writer::file(path, Format::Json)
-            .with_context(|| format!("cannot open capture file {}", path.display()))?
-    };
+        Writer::file(&first, Format::Json)
+            .with_context(|| format!("cannot open capture file {}", first.display()))?
+    }
+    .pcapng(args.snaplen);
+    if let Some(mb) = args.rotate_mb {
+        writer = writer.rotate(path, mb.saturating_mul(1_000_000), args.rotate_files);
+    }
     let print = args
         .common
         .print
         .then(|| Writer::stdout(Format::Human, sys::is_tty(1)));
-    Ok(Output::Direct(writer.pcapng(args.snaplen), print))
+    Ok(Output::Direct(writer, print))
 }
 
 /// Check the arguments and privileges, load and attach the packet capture,

@@ -73,6 +73,8 @@ fn every_cli_option_has_a_config_key() {
             "write",
             "(none yet: pcapng is hdrtap packets -w; the daemon has no pcapng sink)",
         ),
+        ("rotate_mb", "(none yet: -w's rotation)"),
+        ("rotate_files", "(none yet: -w's rotation)"),
     ];
     for sub in ["http", "packets"] {
         let cmd = Cli::command();
