@@ -96,6 +96,10 @@ pub struct HttpFilter {
     pub header: Option<(String, Option<String>)>,
     pub min_latency_ns: Option<u64>,
     pub side: Option<Role>,
+    /// Container id prefixes; empty: any (and no container needed).
+    pub containers: Vec<String>,
+    /// systemd unit names (`nginx` stands for `nginx.service`); empty: any.
+    pub units: Vec<String>,
 }
 
 impl HttpFilter {
@@ -108,12 +112,27 @@ impl HttpFilter {
             || self.header.is_some()
             || self.min_latency_ns.is_some()
             || self.side.is_some()
+            || !self.containers.is_empty()
+            || !self.units.is_empty()
     }
 
     /// Whether `r` passes.
     pub fn matches(&self, r: &HttpRecord) -> bool {
         if self.side.is_some_and(|s| s != r.role) {
             return false;
+        }
+        let workload = r.process.workload.as_deref();
+        if !self.containers.is_empty()
+            && !workload.is_some_and(|w| self.containers.iter().any(|c| w.container_starts_with(c)))
+        {
+            return false;
+        }
+        if !self.units.is_empty() {
+            let unit = workload.and_then(|w| w.unit.as_deref());
+            let named = |u: &str, want: &str| u == want || u.strip_suffix(".service") == Some(want);
+            if !unit.is_some_and(|u| self.units.iter().any(|want| named(u, want))) {
+                return false;
+            }
         }
         let request = r.kind == HttpKind::Request;
         let (method, target, host) = if request {
@@ -290,6 +309,38 @@ mod tests {
         assert!(!HttpFilter::default().is_active());
         assert_eq!(strip_port("[::1]:80"), "::1");
         assert_eq!(strip_port("::1"), "::1");
+    }
+
+    /// `--container` takes id prefixes, `--unit` unit names (`nginx` for
+    /// `nginx.service`); a record with no such workload never passes.
+    #[test]
+    fn container_and_unit_filters() {
+        let id = "0123456789abcdef".repeat(4);
+        let mut docker = resp("GET", "/x", "h", 200, 1);
+        docker.process.workload = Some(std::sync::Arc::new(crate::cgroup::Workload::from_path(
+            &format!("/system.slice/docker-{id}.scope"),
+        )));
+        let mut nginx = resp("GET", "/x", "h", 200, 1);
+        nginx.process.workload = Some(std::sync::Arc::new(crate::cgroup::Workload::from_path(
+            "/system.slice/nginx.service",
+        )));
+        let bare = resp("GET", "/x", "h", 200, 1);
+        let f = |containers: &[&str], units: &[&str]| HttpFilter {
+            containers: containers.iter().map(|s| s.to_string()).collect(),
+            units: units.iter().map(|s| s.to_string()).collect(),
+            ..HttpFilter::default()
+        };
+        let short = f(&["0123456789ab"], &[]);
+        assert!(short.is_active());
+        assert!(short.matches(&docker) && !short.matches(&nginx) && !short.matches(&bare));
+        assert!(!f(&["fff"], &[]).matches(&docker));
+        for u in ["nginx", "nginx.service"] {
+            let by_unit = f(&[], &[u]);
+            assert!(
+                by_unit.matches(&nginx) && !by_unit.matches(&docker) && !by_unit.matches(&bare)
+            );
+        }
+        assert!(f(&[], &[&format!("docker-{id}.scope")]).matches(&docker));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! its own thread behind a bounded queue (`hdrtap run`).
 #![forbid(unsafe_code)]
 
+pub mod cgroup;
 pub mod filter;
 pub mod filter_http;
 pub mod headers;

@@ -225,6 +225,9 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
     push_json_str(out, &rec.process.comm);
     out.extend_from_slice(b",\"cgroup_id\":");
     push_u64(out, rec.process.cgroup_id);
+    if let Some(w) = &rec.process.workload {
+        push_workload(out, w);
+    }
     out.extend_from_slice(b",\"local\":");
     push_endpoint(out, &rec.local);
     out.extend_from_slice(b",\"remote\":");
@@ -410,6 +413,27 @@ pub fn h2_error_name(code: u32) -> &'static str {
 }
 
 /// The JSON object of one record (without newline).
+/// `"cgroup":…` and the unit, container and pod fields that apply, each
+/// after a comma.
+pub(crate) fn push_workload(out: &mut Vec<u8>, w: &crate::cgroup::Workload) {
+    out.extend_from_slice(b",\"cgroup\":");
+    push_json_str(out, &w.cgroup);
+    let fields = [
+        ("unit", w.unit.as_deref()),
+        ("container_id", w.container_id.as_deref()),
+        ("container_runtime", w.container_runtime),
+        ("pod_uid", w.pod_uid.as_deref()),
+    ];
+    for (name, v) in fields {
+        if let Some(v) = v {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+            push_json_str(out, v);
+        }
+    }
+}
+
 pub fn record_json(rec: &HttpRecord) -> String {
     let mut out = Vec::with_capacity(256 + rec.header_bytes);
     push_record_json(&mut out, rec);
@@ -1444,6 +1468,7 @@ mod tests {
                 tid: 11,
                 comm: "nginx".into(),
                 cgroup_id: 3,
+                workload: None,
             },
             local: Endpoint {
                 ip: "::1".parse::<IpAddr>().unwrap(),

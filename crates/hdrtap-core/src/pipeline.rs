@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use hdrtap_abi::Event;
 
+use crate::cgroup::Cgroups;
 use crate::http::HttpTracker;
 use crate::packet::PacketRecord;
 use crate::record::HttpRecord;
@@ -44,6 +45,8 @@ pub struct HttpPipeline {
     ids: Arc<Ids>,
     records: Vec<Arc<HttpRecord>>,
     alerts: Vec<Alert>,
+    /// Names each record's cgroup ([`HttpPipeline::with_cgroups`]).
+    cgroups: Option<Cgroups>,
     /// Ring-buffer records that could not be decoded.
     pub decode_errors: u64,
     /// Events the caller dropped because handling them panicked.
@@ -64,9 +67,17 @@ impl HttpPipeline {
             ids,
             records: Vec::with_capacity(1024),
             alerts: Vec::new(),
+            cgroups: None,
             decode_errors: 0,
             panics: 0,
         }
+    }
+
+    /// Give each record the unit, container and pod its cgroup names
+    /// (before the rules and the outputs see it).
+    pub fn with_cgroups(mut self, cgroups: Cgroups) -> Self {
+        self.cgroups = Some(cgroups);
+        self
     }
 
     /// One ring-buffer record.
@@ -99,6 +110,9 @@ impl HttpPipeline {
             // The tracker's Arc is the only one yet: make_mut never clones.
             let rec = Arc::make_mut(&mut shared);
             rec.id = self.ids.next();
+            if let Some(cg) = &mut self.cgroups {
+                rec.process.workload = cg.lookup(rec.process.cgroup_id);
+            }
             // First: every later stage, the rules included, and every
             // output sees only the redacted record.
             self.redactor.apply(rec);

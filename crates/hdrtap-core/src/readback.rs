@@ -250,6 +250,17 @@ fn http(v: &Value, kind: HttpKind) -> Result<HttpRecord, ReadError> {
             tid: u32_field(v, "tid")?,
             comm: str_field(v, "comm")?.into(),
             cgroup_id: opt_u64(v, "cgroup_id")?.unwrap_or(0),
+            workload: match opt_str(v, "cgroup")? {
+                None => None,
+                Some(cgroup) => Some(std::sync::Arc::new(crate::cgroup::Workload {
+                    cgroup: cgroup.into(),
+                    unit: opt_str(v, "unit")?.map(Into::into),
+                    container_id: opt_str(v, "container_id")?.map(Into::into),
+                    container_runtime: opt_str(v, "container_runtime")?
+                        .map(|r| intern(r, crate::cgroup::RUNTIMES)),
+                    pod_uid: opt_str(v, "pod_uid")?.map(Into::into),
+                })),
+            },
         },
         local: endpoint(v, "local")?,
         remote: endpoint(v, "remote")?,
@@ -338,6 +349,14 @@ mod tests {
             ..Default::default()
         }));
         resp.headers.push_marked("", "v", mark::NAME_UNKNOWN);
+        resp.process.workload = Some(std::sync::Arc::new(crate::cgroup::Workload::from_path(
+            &format!(
+                "/kubepods/burstable/pod{}/crio-{}",
+                "1b2c3d4e-5f60-7182-93a4-b5c6d7e8f901",
+                "ab".repeat(32)
+            ),
+        )));
+        assert!(record_json(&resp).contains(r#""container_runtime":"cri-o""#));
         for rec in [req, resp] {
             let json = record_json(&rec);
             let back = match parse_line(&json).unwrap() {

@@ -98,6 +98,10 @@ pub struct Process {
     pub tid: u32,
     pub comm: CompactString,
     pub cgroup_id: u64,
+    /// The unit, container and pod the cgroup names (JSON `cgroup`,
+    /// `unit`, `container_id`, `container_runtime`, `pod_uid`); `None`
+    /// until looked up, or when the cgroup is gone.
+    pub workload: Option<std::sync::Arc<crate::cgroup::Workload>>,
 }
 
 /// Anomalies a record can carry (JSON `flags`, omitted when empty).
@@ -445,6 +449,7 @@ pub(crate) fn test_request(headers: &[(&str, &str)]) -> HttpRecord {
             tid: 1,
             comm: "t".into(),
             cgroup_id: 0,
+            workload: None,
         },
         local: ep,
         remote: ep,

@@ -242,6 +242,24 @@ pub struct HttpFilterArgs {
     /// both ends are on the machine.
     #[arg(long, value_enum)]
     pub side: Option<SideArg>,
+
+    /// Only messages of processes in this container: an id or its prefix, as `docker ps`
+    /// shows it (repeatable, or a comma list). Read from the process's cgroup.
+    #[arg(long = "container", value_name = "ID", value_delimiter = ',', value_parser = parse_container)]
+    pub containers: Vec<String>,
+
+    /// Only messages of processes in this systemd unit: nginx.service (or nginx),
+    /// session-3.scope (repeatable, or a comma list). Read from the process's cgroup.
+    #[arg(long = "unit", value_name = "NAME", value_delimiter = ',')]
+    pub units: Vec<String>,
+}
+
+/// `--container`: hex digits, as container ids are.
+pub fn parse_container(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not a container id (1 to 64 hex digits)"));
+    }
+    Ok(s.to_ascii_lowercase())
 }
 
 /// How readable records are drawn (`hdrtap http`, `hdrtap show`).

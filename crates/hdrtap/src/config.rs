@@ -85,6 +85,10 @@ struct HttpCfg {
     header: Option<String>,
     min_latency: Option<String>,
     side: Option<String>,
+    #[serde(default)]
+    containers: Vec<String>,
+    #[serde(default)]
+    units: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -665,6 +669,10 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                         parse_latency,
                     )?,
                     side: value_enum::<SideArg>(err_at, &["http", "side"], h.side.as_deref())?,
+                    containers: each(err_at, &["http", "containers"], &h.containers, |v| {
+                        cli::parse_container(v)
+                    })?,
+                    units: h.units.clone(),
                 },
                 // Sinks draw their own lines, without colour.
                 view: ViewArgs::default(),

@@ -1131,6 +1131,7 @@ impl Sink for Cx<'_, '_> {
                 tid: meta.tid,
                 comm: crate::record::comm_text(&meta.comm),
                 cgroup_id: meta.cgroup_id,
+                workload: None,
             },
             local: sh.local,
             remote: sh.remote,

@@ -1257,6 +1257,7 @@ impl Conn {
                 tid: meta.tid,
                 comm: crate::record::comm_text(&meta.comm),
                 cgroup_id: meta.cgroup_id,
+                workload: None,
             },
             local: self.local,
             remote: self.remote,

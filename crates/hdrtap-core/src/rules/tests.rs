@@ -17,6 +17,7 @@ fn rec(kind: HttpKind, target: &str, headers: &[(&str, &str)]) -> HttpRecord {
             tid: 11,
             comm: "nginx".into(),
             cgroup_id: 0,
+            workload: None,
         },
         local: ep("10.0.0.1", 80),
         remote: ep("10.0.0.2", 5555),

@@ -148,6 +148,21 @@ fn http_attrs(a: &mut Attrs, r: &HttpRecord) {
     network(a, &r.local, &r.remote);
     process(a, r.process.pid, r.process.tid, &r.process.comm);
     a.add("hdrtap.cgroup_id", uint(r.process.cgroup_id));
+    if let Some(w) = &r.process.workload {
+        // OpenTelemetry's container and k8s resource names, as attributes.
+        a.add("hdrtap.cgroup", s(&w.cgroup));
+        let named = [
+            ("hdrtap.unit", w.unit.as_deref()),
+            ("container.id", w.container_id.as_deref()),
+            ("container.runtime", w.container_runtime),
+            ("k8s.pod.uid", w.pod_uid.as_deref()),
+        ];
+        for (key, v) in named {
+            if let Some(v) = v {
+                a.add(key, s(v));
+            }
+        }
+    }
     a.add("hdrtap.tls", boolean(r.tls));
     if let Some(lib) = &r.tls_library {
         a.add("hdrtap.tls_library", s(&**lib));

@@ -25,6 +25,7 @@ fn request() -> HttpRecord {
             tid: 101,
             comm: "curl".into(),
             cgroup_id: 9,
+            workload: None,
         },
         local: ep("127.0.0.1", 40000),
         remote: ep("127.0.0.1", 8080),

@@ -36,6 +36,7 @@ fn response_to(
             tid: 1,
             comm: "nginx".into(),
             cgroup_id: 0,
+            workload: None,
         },
         local: ep,
         remote: ep,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use hdrtap_bpf::tls::TlsCapture;
 use hdrtap_bpf::{caps, sys, HttpOptions, HttpProbe, RingBuffer};
+use hdrtap_core::cgroup::Cgroups;
 use hdrtap_core::filter_http::HttpFilter;
 use hdrtap_core::http::HttpTracker;
 use hdrtap_core::http1::TrackerConfig;
@@ -125,12 +126,19 @@ pub fn capture(
     // The ring-buffer callback only decodes and parses; records are written
     // outside it, so a failing write can never unwind through libbpf
     // (which would abort).
-    let pipeline = Rc::new(RefCell::new(HttpPipeline::new(
+    let mut pipeline = HttpPipeline::new(
         HttpTracker::new(h1, h2),
         redactor,
         rules,
         Arc::clone(&ctl.ids),
-    )));
+    );
+    match Cgroups::system() {
+        Some(cg) => pipeline = pipeline.with_cgroups(cg),
+        None => tracing::warn!(
+            "no cgroup v2 hierarchy at /sys/fs/cgroup: records carry no unit, container or pod"
+        ),
+    }
+    let pipeline = Rc::new(RefCell::new(pipeline));
     if let Some(tls) = &tls {
         super::tls::name_libraries(pipeline.borrow_mut().tracker_mut(), tls.libraries());
     }
@@ -338,6 +346,8 @@ pub fn http_filter(args: &HttpFilterArgs) -> HttpFilter {
             crate::cli::SideArg::Client => Role::Client,
             crate::cli::SideArg::Server => Role::Server,
         }),
+        containers: args.containers.clone(),
+        units: args.units.clone(),
     }
 }
 
