@@ -127,6 +127,7 @@ fn records_name_the_unit_container_and_pod_of_their_process() {
     let all = Hdrtap::start(&["--port", &p, "--no-tls"]);
     let by_container = Hdrtap::start(&["--port", &p, "--no-tls", "--container", &DOCKER[..12]]);
     let by_unit = Hdrtap::start(&["--port", &p, "--no-tls", "--unit", "webapp"]);
+    let packets = Hdrtap::start_with(&["packets", "--json"], &["-i", "lo", "tcp", "port", &p]);
 
     let url = |path: &str| format!("http://127.0.0.1:{port}/{path}");
     run_in(
@@ -142,6 +143,7 @@ fn records_name_the_unit_container_and_pod_of_their_process() {
     run_in(&tree.root, &["curl", "-s", "-o", "/dev/null", &url("root")]);
     std::thread::sleep(Duration::from_millis(500));
     let (cap, cap_c, cap_u) = (all.stop(), by_container.stop(), by_unit.stop());
+    let cap_p = packets.stop();
     let _ = server.kill();
     let _ = server.wait();
 
@@ -203,6 +205,49 @@ fn records_name_the_unit_container_and_pod_of_their_process() {
         fields(&find("root", "client")),
         [s("/"), None, None, None, None]
     );
+
+    // Packets whose process is known name its container too.
+    let pkts: Vec<&Value> = cap_p
+        .records
+        .iter()
+        .filter(|r| kind(r) == "packet")
+        .collect();
+    let owned_by = |comm: &str| -> Vec<&Value> {
+        pkts.iter().copied().filter(|r| r["comm"] == comm).collect()
+    };
+    let docker_pkts: Vec<&Value> = owned_by("curl")
+        .into_iter()
+        .filter(|r| r["container_id"] == DOCKER)
+        .collect();
+    assert!(
+        !docker_pkts.is_empty(),
+        "no packet of the docker curl\n{}",
+        cap_p.dump_all()
+    );
+    assert!(docker_pkts
+        .iter()
+        .all(|r| r["container_runtime"] == "docker" && r["cgroup"] == docker_name.as_str()));
+    let server_pkts = owned_by("python3");
+    assert!(
+        !server_pkts.is_empty(),
+        "no packet of the server\n{}",
+        cap_p.dump_all()
+    );
+    for r in server_pkts {
+        assert_eq!(
+            fields(r)[2..],
+            [s(CONTAINERD), s("containerd"), s(POD_A)],
+            "{r}"
+        );
+    }
+    for r in &pkts {
+        if r["pid"].is_null() {
+            assert!(
+                r.get("cgroup").is_none(),
+                "a packet without a process names a cgroup: {r}"
+            );
+        }
+    }
 
     // --container DOCKER-prefix: only the docker curl's messages.
     let targets = |c: &Capture| {

@@ -590,6 +590,18 @@ fn pcapng_file_holds_what_the_records_say() {
                     r["comm"].as_str().unwrap()
                 ));
             }
+            // The cgroup's names, where the record has them (a test run
+            // inside a systemd session or a container has some).
+            for (key, field) in [
+                ("unit", "unit"),
+                ("container", "container_id"),
+                ("runtime", "container_runtime"),
+                ("pod_uid", "pod_uid"),
+            ] {
+                if let Some(v) = r[field].as_str() {
+                    comment.push(format!("{key}={v}"));
+                }
+            }
             if let Some(c) = r["sock_cookie"].as_u64() {
                 comment.push(format!("sock_cookie={c}"));
             }

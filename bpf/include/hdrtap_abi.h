@@ -367,6 +367,7 @@ struct hdrtap_pkt_event {
 	__u16 vlan_proto; /* its TPID, host order (0x8100 or 0x88a8) */
 	__u16 protocol;   /* skb->protocol, host order; 0 for XDP */
 	__u16 _pad0;
+	__u64 cgroup_id;  /* owning task's cgroup v2 id when known, else 0 */
 	char comm[HDRTAP_COMM_LEN]; /* owning thread's name when known */
 	__u8 data[];      /* cap_len bytes from the start of the packet */
 };
@@ -453,15 +454,17 @@ struct hdrtap_sock_owner {
 	__u32 tgid;
 	__u32 tid;
 	char comm[HDRTAP_COMM_LEN];
+	__u64 cgroup_id;
 };
 
-#define HDRTAP_PKT_EVENT_SIZE 72
+#define HDRTAP_PKT_EVENT_SIZE 80
 #define HDRTAP_PF_INSN_SIZE 40
 #define HDRTAP_PF_PROG_SIZE (8 + HDRTAP_PF_MAX_INSNS * HDRTAP_PF_INSN_SIZE)
 
 _Static_assert(sizeof(struct hdrtap_pkt_event) == HDRTAP_PKT_EVENT_SIZE, "packet event size");
 _Static_assert(__builtin_offsetof(struct hdrtap_pkt_event, ifindex) == HDRTAP_EVENT_HDR_SIZE, "ifindex offset");
-_Static_assert(__builtin_offsetof(struct hdrtap_pkt_event, comm) == 56, "packet comm offset");
+_Static_assert(__builtin_offsetof(struct hdrtap_pkt_event, cgroup_id) == 56, "packet cgroup_id offset");
+_Static_assert(__builtin_offsetof(struct hdrtap_pkt_event, comm) == 64, "packet comm offset");
 _Static_assert(sizeof(struct hdrtap_pf_insn) == HDRTAP_PF_INSN_SIZE, "filter insn size");
 _Static_assert(sizeof(struct hdrtap_pf_prog) == HDRTAP_PF_PROG_SIZE, "filter prog size");
 _Static_assert((HDRTAP_PKT_SNAPLEN_MAX & (HDRTAP_PKT_SNAPLEN_MAX - 1)) == 0, "snaplen max is a power of two");

@@ -190,6 +190,7 @@ static __always_inline void owner_note_cookie(__u64 cookie)
 		return;
 	o.tgid = id >> 32;
 	o.tid = (__u32)id;
+	o.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(o.comm, sizeof(o.comm));
 	bpf_map_update_elem(&owners, &cookie, &o, BPF_ANY);
 }
@@ -413,6 +414,7 @@ static __always_inline void handle(void *ctx, int kind, struct pkt_meta *m)
 	e->hdr.conn_id = cookie;
 	e->hdr.tgid = 0;
 	e->hdr.tid = 0;
+	e->cgroup_id = 0;
 	__builtin_memset(e->comm, 0, sizeof(e->comm));
 	e->owner = HDRTAP_OWNER_NONE;
 	if (cookie) {
@@ -420,6 +422,7 @@ static __always_inline void handle(void *ctx, int kind, struct pkt_meta *m)
 		if (o) {
 			e->hdr.tgid = o->tgid;
 			e->hdr.tid = o->tid;
+			e->cgroup_id = o->cgroup_id;
 			__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
 			e->owner = owner;
 			ctr_add(HDRTAP_PCTR_OWNER_KNOWN, 1);

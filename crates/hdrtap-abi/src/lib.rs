@@ -376,7 +376,8 @@ fn decode_tuple(r: &Reader<'_>, base: usize) -> Result<Tuple, DecodeError> {
 const _: () = assert!(size_of::<raw::hdrtap_pkt_event>() == raw::HDRTAP_PKT_EVENT_SIZE as usize);
 const _: () =
     assert!(offset_of!(raw::hdrtap_pkt_event, ifindex) == raw::HDRTAP_EVENT_HDR_SIZE as usize);
-const _: () = assert!(offset_of!(raw::hdrtap_pkt_event, comm) == 56);
+const _: () = assert!(offset_of!(raw::hdrtap_pkt_event, cgroup_id) == 56);
+const _: () = assert!(offset_of!(raw::hdrtap_pkt_event, comm) == 64);
 const _: () = assert!(size_of::<raw::hdrtap_pf_insn>() == raw::HDRTAP_PF_INSN_SIZE as usize);
 const _: () = assert!(size_of::<raw::hdrtap_skip_key>() == 16);
 const _: () = assert!(size_of::<raw::hdrtap_pf_prog>() == raw::HDRTAP_PF_PROG_SIZE as usize);
@@ -452,6 +453,8 @@ pub struct PacketEvent<'a> {
     pub vlan_proto: u16,
     /// skb->protocol (host order), 0 for XDP.
     pub protocol: u16,
+    /// Owning task's cgroup v2 id (0 when unknown).
+    pub cgroup_id: u64,
     /// Owning thread's name, NUL-padded.
     pub comm: [u8; raw::HDRTAP_COMM_LEN as usize],
     /// The first bytes of the packet.
@@ -548,6 +551,7 @@ pub fn decode_packet(buf: &[u8]) -> Result<PacketEvent<'_>, DecodeError> {
         vlan_tci: r.u16(off!(hdrtap_pkt_event.vlan_tci)),
         vlan_proto: r.u16(off!(hdrtap_pkt_event.vlan_proto)),
         protocol: r.u16(off!(hdrtap_pkt_event.protocol)),
+        cgroup_id: r.u64(off!(hdrtap_pkt_event.cgroup_id)),
         comm: r.bytes(off!(hdrtap_pkt_event.comm)),
         data: &buf[PKT_EVENT_SIZE..PKT_EVENT_SIZE + usize::from(cap_len)],
     })
@@ -791,6 +795,8 @@ pub mod build {
         pub vlan_tci: u16,
         pub vlan_proto: u16,
         pub protocol: u16,
+        /// Owning task's cgroup v2 id (0: unknown).
+        pub cgroup_id: u64,
         pub comm: String,
     }
 
@@ -811,6 +817,7 @@ pub mod build {
                 vlan_tci: 0,
                 vlan_proto: 0,
                 protocol: 0,
+                cgroup_id: 0,
                 comm: String::new(),
             }
         }
@@ -876,6 +883,11 @@ pub mod build {
             &mut b,
             off!(hdrtap_pkt_event.protocol),
             &spec.protocol.to_ne_bytes(),
+        );
+        put(
+            &mut b,
+            off!(hdrtap_pkt_event.cgroup_id),
+            &spec.cgroup_id.to_ne_bytes(),
         );
         let comm = spec.comm.as_bytes();
         let n = comm.len().min(raw::HDRTAP_COMM_LEN as usize - 1);

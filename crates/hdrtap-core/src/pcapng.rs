@@ -157,6 +157,19 @@ fn comment(rec: &PacketRecord) -> Option<String> {
     if let Some(o) = &rec.owner {
         parts.push(format!("pid={} tid={} comm={}", o.pid, o.tid, o.comm));
     }
+    if let Some(w) = &rec.workload {
+        let named = [
+            ("unit", w.unit.as_deref()),
+            ("container", w.container_id.as_deref()),
+            ("runtime", w.container_runtime),
+            ("pod_uid", w.pod_uid.as_deref()),
+        ];
+        for (k, v) in named {
+            if let Some(v) = v {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+    }
     if rec.sock_cookie != 0 {
         parts.push(format!("sock_cookie={}", rec.sock_cookie));
     }
@@ -189,6 +202,7 @@ mod tests {
             pid: 4242,
             tid: 4243,
             comm: "curl".into(),
+            cgroup_id: 0,
         });
         r.sock_cookie = if owner { 8193 } else { 0 };
         r.frame = Some(Frame {

@@ -165,6 +165,8 @@ pub struct PacketPipeline {
     pub panics: u64,
     /// Keep each packet's bytes ([`PacketPipeline::keep_frames`]).
     keep_frames: bool,
+    /// Names each owner's cgroup ([`PacketPipeline::with_cgroups`]).
+    cgroups: Option<Cgroups>,
 }
 
 impl std::fmt::Debug for PacketPipeline {
@@ -195,7 +197,15 @@ impl PacketPipeline {
             decode_errors: 0,
             panics: 0,
             keep_frames: false,
+            cgroups: None,
         }
+    }
+
+    /// Give each packet whose owner is known the unit, container and pod
+    /// its cgroup names.
+    pub fn with_cgroups(mut self, cgroups: Cgroups) -> Self {
+        self.cgroups = Some(cgroups);
+        self
     }
 
     /// Keep each packet's bytes in its record (for `hdrtap packets -w`).
@@ -233,10 +243,15 @@ impl PacketPipeline {
                 // several hundred bytes, and moving it between vectors
                 // showed in perf.
                 let mut rec = crate::packet::decode_event_arc(&ev, name, self.clock_offset_ns);
-                if self.keep_frames {
-                    // A new Arc has no other reference: get_mut succeeds.
-                    if let Some(r) = Arc::get_mut(&mut rec) {
+                // A new Arc has no other reference: get_mut succeeds.
+                if let Some(r) = Arc::get_mut(&mut rec) {
+                    if self.keep_frames {
                         r.frame = Some(crate::packet::frame_of(&ev));
+                    }
+                    if let Some(cg) = &mut self.cgroups {
+                        if ev.cgroup_id != 0 && r.owner.is_some() {
+                            r.workload = cg.lookup(ev.cgroup_id);
+                        }
                     }
                 }
                 self.records.push(rec);

@@ -28,6 +28,18 @@ struct JsonPacket<'a> {
     tid: Option<u32>,
     comm: Option<&'a str>,
     #[serde(skip_serializing_if = "is_zero")]
+    cgroup_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_runtime: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_uid: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
     sock_cookie: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     eth: Option<&'a Eth>,
@@ -72,6 +84,15 @@ fn json_view(rec: &PacketRecord) -> JsonPacket<'_> {
         pid: rec.owner.as_ref().map(|o| o.pid),
         tid: rec.owner.as_ref().map(|o| o.tid),
         comm: rec.owner.as_ref().map(|o| o.comm.as_str()),
+        cgroup_id: rec.owner.as_ref().map_or(0, |o| o.cgroup_id),
+        cgroup: rec.workload.as_ref().map(|w| w.cgroup.as_str()),
+        unit: rec.workload.as_ref().and_then(|w| w.unit.as_deref()),
+        container_id: rec
+            .workload
+            .as_ref()
+            .and_then(|w| w.container_id.as_deref()),
+        container_runtime: rec.workload.as_ref().and_then(|w| w.container_runtime),
+        pod_uid: rec.workload.as_ref().and_then(|w| w.pod_uid.as_deref()),
         sock_cookie: rec.sock_cookie,
         eth: h.eth.as_ref(),
         vlan: &h.vlan,
@@ -488,8 +509,15 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &PacketRecord) {
             num(out, o.tid);
             k!(out, "comm");
             crate::output::push_json_str(out, &o.comm);
+            if o.cgroup_id != 0 {
+                k!(out, "cgroup_id");
+                num(out, o.cgroup_id);
+            }
         }
         None => out.extend_from_slice(b",\"pid\":null,\"tid\":null,\"comm\":null"),
+    }
+    if let Some(w) = &rec.workload {
+        crate::output::push_workload(out, w);
     }
     if rec.sock_cookie != 0 {
         k!(out, "sock_cookie");

@@ -342,6 +342,8 @@ pub struct Owner {
     pub tid: u32,
     /// Inline up to 24 bytes, as HTTP records' task names: no allocation.
     pub comm: CompactString,
+    /// The task's cgroup v2 id (0 when the kernel did not say).
+    pub cgroup_id: u64,
 }
 
 /// One packet as seen by one hook.
@@ -365,6 +367,9 @@ pub struct PacketRecord {
     /// Socket cookie of the packet's socket (0 when unknown).
     pub sock_cookie: u64,
     pub headers: Headers,
+    /// The unit, container and pod the owner's cgroup names, when looked
+    /// up ([`crate::pipeline::PacketPipeline::with_cgroups`]).
+    pub workload: Option<Arc<crate::cgroup::Workload>>,
     /// The captured bytes themselves, kept only for outputs that write
     /// packets (pcapng: `hdrtap packets -w`); see [`frame_of`].
     pub frame: Option<Frame>,
@@ -443,6 +448,7 @@ impl PacketRecord {
             owner: None,
             sock_cookie: 0,
             headers: Headers::default(),
+            workload: None,
             frame: None,
         }
     }
@@ -475,6 +481,7 @@ fn fill_event(rec: &mut PacketRecord, ev: &PacketEvent<'_>, clock_offset_ns: i64
         pid: ev.tgid,
         tid: ev.tid,
         comm: crate::record::comm_text(&ev.comm),
+        cgroup_id: ev.cgroup_id,
     });
     rec.ts_unix_ns = (ev.ts_ns as i64).saturating_add(clock_offset_ns).max(0) as u64;
     // decode_packet refused any other byte.

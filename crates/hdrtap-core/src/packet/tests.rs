@@ -454,6 +454,7 @@ fn decode_event_reference(
         pid: ev.tgid,
         tid: ev.tid,
         comm: crate::record::comm_text(&ev.comm),
+        cgroup_id: ev.cgroup_id,
     });
     PacketRecord {
         id: 0,
@@ -472,6 +473,7 @@ fn decode_event_reference(
         owner,
         sock_cookie: ev.sock_cookie,
         headers,
+        workload: None,
         frame: None,
     }
 }
@@ -541,7 +543,7 @@ proptest! {
             let rec = decode_frame(&f, Link::Ether, None, 0, 140);
             let r = PacketRecord {
                 id: 3, ts_unix_ns: 0, hook: Hook::Tc, dir: Dir::In, ifindex: 1, ifname: "x".into(),
-                wire_len: 140, cap_len: f.len() as u32, owner: None, sock_cookie: 0, headers: rec, frame: None,
+                wire_len: 140, cap_len: f.len() as u32, owner: None, sock_cookie: 0, headers: rec, workload: None, frame: None,
             };
             let _ = record_line(&r);
             prop_assert_eq!(record_json(&r), format::record_json_serde(&r));
@@ -562,4 +564,34 @@ fn tcp_flags_table_matches_serde_for_every_byte() {
             "flags {bits:#04x}"
         );
     }
+}
+
+/// A packet whose owner's cgroup is known: `cgroup_id` and the workload
+/// fields follow `comm`, written by hand exactly as serde writes them.
+#[test]
+fn owner_cgroup_and_workload_in_json() {
+    let spec = PacketSpec {
+        tgid: 42,
+        tid: 43,
+        cgroup_id: 777,
+        owner: abi::HDRTAP_OWNER_LOOKUP as u8,
+        comm: "curl".into(),
+        ..Default::default()
+    };
+    let frame = build(&tcp_syn_with_options());
+    let ev_bytes = packet_event(&spec, &frame);
+    let ev = hdrtap_abi::decode_packet(&ev_bytes).unwrap();
+    assert_eq!(ev.cgroup_id, 777);
+    let mut rec = decode_event(&ev, &Arc::from("lo"), 0);
+    assert_eq!(rec.owner.as_ref().map(|o| o.cgroup_id), Some(777));
+    rec.workload = Some(Arc::new(crate::cgroup::Workload::from_path(&format!(
+        "/system.slice/docker-{}.scope",
+        "ab".repeat(32)
+    ))));
+    let json = record_json(&rec);
+    assert_eq!(json, format::record_json_serde(&rec));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["cgroup_id"], 777);
+    assert_eq!(v["container_runtime"], "docker");
+    assert_eq!(v["unit"], format!("docker-{}.scope", "ab".repeat(32)));
 }

@@ -11,6 +11,7 @@ use hdrtap_bpf::packets::{
     interfaces, Attached, Directions, Interface, OwnerMode, PacketOptions, PacketProbe, TcMode,
 };
 use hdrtap_bpf::{caps, sys, RingBuffer};
+use hdrtap_core::cgroup::Cgroups;
 use hdrtap_core::filter;
 use hdrtap_core::output::{rotated_name, Format, Writer};
 use hdrtap_core::packet::flag;
@@ -246,25 +247,28 @@ pub fn capture(
 
     // The callback only decodes (see `hdrtap http`): writing happens
     // outside it.
-    let pipeline = Rc::new(RefCell::new(
-        PacketPipeline::new(
-            ifaces
-                .iter()
-                .map(|i| (i.index, Arc::from(i.name.as_str())))
-                .collect(),
-            // An interface that appeared after start (or an index never seen).
-            Box::new(|ifindex| {
-                interfaces()
-                    .ok()?
-                    .into_iter()
-                    .find(|i| i.index == ifindex)
-                    .map(|i| i.name)
-            }),
-            sys::monotonic_to_realtime_offset_ns(),
-            Arc::clone(&ctl.ids),
-        )
-        .keep_frames(args.write.is_some()),
-    ));
+    let pipeline = PacketPipeline::new(
+        ifaces
+            .iter()
+            .map(|i| (i.index, Arc::from(i.name.as_str())))
+            .collect(),
+        // An interface that appeared after start (or an index never seen).
+        Box::new(|ifindex| {
+            interfaces()
+                .ok()?
+                .into_iter()
+                .find(|i| i.index == ifindex)
+                .map(|i| i.name)
+        }),
+        sys::monotonic_to_realtime_offset_ns(),
+        Arc::clone(&ctl.ids),
+    )
+    .keep_frames(args.write.is_some());
+    // Packets whose process is known name its unit, container and pod.
+    let pipeline = Rc::new(RefCell::new(match Cgroups::system() {
+        Some(cg) => pipeline.with_cgroups(cg),
+        None => pipeline,
+    }));
     let cb_pipeline = Rc::clone(&pipeline);
     let ring = probe
         .ring_buffer(move |raw: &[u8]| {
