@@ -518,6 +518,46 @@ fn socket_hook_matches_tshark_field_by_field() {
     hook_matches_tshark("socket", None, true);
 }
 
+/// `hdrtap packets ARGS -w FILE` running in a namespace.
+struct Writing {
+    child: std::process::Child,
+    stderr: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Writing {
+    /// Start it through `wrapper` (`ip netns exec NS`); returns once every
+    /// program is attached.
+    fn start(wrapper: &[&str], args: &[&str], file: &std::path::Path) -> Writing {
+        let dir = tempfile::tempdir().unwrap();
+        let (ready, stderr) = (dir.path().join("ready"), dir.path().join("stderr"));
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..])
+            .arg(hdrtap_bin())
+            .arg("packets")
+            .args(args)
+            .arg("-w")
+            .arg(file)
+            .arg("--ready-file")
+            .arg(&ready);
+        let child = spawn_until_ready(&mut cmd, &ready, &stderr, "hdrtap packets -w");
+        Writing {
+            child,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    /// Stop it with SIGINT; its stderr, once it exited 0.
+    fn stop(mut self) -> String {
+        send_signal(self.child.id(), libc::SIGINT);
+        let status = self.child.wait().unwrap();
+        let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        assert!(status.success(), "hdrtap packets -w: {status}\n{err}");
+        err
+    }
+}
+
 /// `hdrtap packets -w FILE`: a pcapng that tshark reads back holding the
 /// same packets, field by field, as the records of a JSON capture running
 /// beside it, each with its direction, its interface, and a comment naming
@@ -533,27 +573,11 @@ fn pcapng_file_holds_what_the_records_say() {
     let args = ["-i", IF_A, "--hook", "tc", "--snaplen", &snaplen];
     let hd = Hdrtap::start_wrapped(&wrapper, &["packets", "--json"], &args);
     let dir = tempfile::tempdir().unwrap();
-    let (file, ready, stderr) = (
-        dir.path().join("cap.pcapng"),
-        dir.path().join("ready"),
-        dir.path().join("stderr"),
-    );
-    let mut cmd = Command::new(wrapper[0]);
-    cmd.args(&wrapper[1..])
-        .arg(hdrtap_bin())
-        .arg("packets")
-        .args(args)
-        .arg("-w")
-        .arg(&file)
-        .arg("--ready-file")
-        .arg(&ready);
-    let mut w = spawn_until_ready(&mut cmd, &ready, &stderr, "hdrtap packets -w");
+    let file = dir.path().join("cap.pcapng");
+    let w = Writing::start(&wrapper, &args, &file);
     scene.drive(true);
     std::thread::sleep(Duration::from_millis(300));
-    send_signal(w.id(), libc::SIGINT);
-    let status = w.wait().unwrap();
-    let err = std::fs::read_to_string(&stderr).unwrap_or_default();
-    assert!(status.success(), "hdrtap packets -w: {status}\n{err}");
+    let err = w.stop();
     let cap = hd.stop();
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "capture file mode {mode:o}");
@@ -656,22 +680,19 @@ fn pcapng_rotates_like_tcpdump() {
     let topo = Topology::new();
     let wrapper = topo.wrapper_a();
     let dir = tempfile::tempdir().unwrap();
-    let (base, ready, stderr) = (
-        dir.path().join("ring"),
-        dir.path().join("ready"),
-        dir.path().join("stderr"),
-    );
-    let mut cmd = Command::new(wrapper[0]);
-    cmd.args(&wrapper[1..])
-        .arg(hdrtap_bin())
-        .args([
-            "packets", "-i", IF_A, "-s", "512", "-C", "1", "-W", "2", "-w",
-        ])
-        .arg(&base)
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg("udp port 5000");
-    let mut w = spawn_until_ready(&mut cmd, &ready, &stderr, "hdrtap packets -w -C -W");
+    let base = dir.path().join("ring");
+    let args = [
+        "-i",
+        IF_A,
+        "-s",
+        "512",
+        "-C",
+        "1",
+        "-W",
+        "2",
+        "udp port 5000",
+    ];
+    let w = Writing::start(&wrapper, &args, &base);
     let send = "import socket, time\n\
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
         for i in range(10000):\n\
@@ -684,10 +705,7 @@ fn pcapng_rotates_like_tcpdump() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::thread::sleep(Duration::from_millis(300));
-    send_signal(w.id(), libc::SIGINT);
-    let status = w.wait().unwrap();
-    let err = std::fs::read_to_string(&stderr).unwrap_or_default();
-    assert!(status.success(), "{status}\n{err}");
+    let err = w.stop();
     let mut files: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -125,6 +125,19 @@ impl Workload {
         w
     }
 
+    /// The names that apply, as (JSON field, value), in JSON order:
+    /// `unit`, `container_id`, `container_runtime`, `pod_uid`.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("unit", self.unit.as_deref()),
+            ("container_id", self.container_id.as_deref()),
+            ("container_runtime", self.container_runtime),
+            ("pod_uid", self.pod_uid.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+    }
+
     /// Whether `id` starts this workload's container id (as `docker ps`
     /// shows a short one).
     pub fn container_starts_with(&self, id: &str) -> bool {

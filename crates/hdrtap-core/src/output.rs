@@ -418,19 +418,11 @@ pub fn h2_error_name(code: u32) -> &'static str {
 pub(crate) fn push_workload(out: &mut Vec<u8>, w: &crate::cgroup::Workload) {
     out.extend_from_slice(b",\"cgroup\":");
     push_json_str(out, &w.cgroup);
-    let fields = [
-        ("unit", w.unit.as_deref()),
-        ("container_id", w.container_id.as_deref()),
-        ("container_runtime", w.container_runtime),
-        ("pod_uid", w.pod_uid.as_deref()),
-    ];
-    for (name, v) in fields {
-        if let Some(v) = v {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
-            push_json_str(out, v);
-        }
+    for (name, v) in w.fields() {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        push_json_str(out, v);
     }
 }
 
@@ -928,6 +920,46 @@ struct PcapOut {
 /// Bytes gathered before a write.
 const WRITE_CHUNK: usize = 256 * 1024;
 
+/// The name of file `index` of a rotation on `base`, as tcpdump names
+/// them: without a count, `base`, `base1`, `base2`, ...; with a count of N,
+/// `base0` … `base{N-1}`, zero-padded to the width of N-1.
+pub fn rotated_name(base: &Path, index: u32, count: Option<u32>) -> std::path::PathBuf {
+    let mut name = base.as_os_str().to_os_string();
+    match count {
+        Some(n) => {
+            let width = n.saturating_sub(1).max(1).to_string().len();
+            name.push(format!("{index:0width$}"));
+        }
+        None if index == 0 => {}
+        None => name.push(index.to_string()),
+    }
+    name.into()
+}
+
+/// Open `path` for writing as every output file is: created with mode 0600
+/// (records may hold secrets if redaction is off) and truncated, a symbolic
+/// link refused, an existing file set to 0600. Returns the file and a
+/// second handle (to cut a failed write back).
+fn open_output_file(path: &Path) -> io::Result<(std::fs::File, std::fs::File)> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                io::Error::other("it is a symbolic link, which hdrtap does not follow")
+            } else {
+                e
+            }
+        })?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let handle = f.try_clone()?;
+    Ok((f, handle))
+}
+
 impl Writer {
     /// Write to standard output.
     pub fn stdout(format: Format, line_buffered: bool) -> Self {
@@ -984,51 +1016,6 @@ impl Writer {
         }
         Ok(())
     }
-}
-
-/// The name of file `index` of a rotation on `base`, as tcpdump names
-/// them: without a count, `base`, `base1`, `base2`, ...; with a count of N,
-/// `base0` … `base{N-1}`, zero-padded to the width of N-1.
-pub fn rotated_name(base: &Path, index: u32, count: Option<u32>) -> std::path::PathBuf {
-    let mut name = base.as_os_str().to_os_string();
-    match count {
-        Some(n) => {
-            let width = n.saturating_sub(1).max(1).to_string().len();
-            name.push(format!("{index:0width$}"));
-        }
-        None if index == 0 => {}
-        None => name.push(index.to_string()),
-    }
-    name.into()
-}
-
-/// Open `path` for writing as every output file is: created with mode 0600
-/// (records may hold secrets if redaction is off) and truncated, a symbolic
-/// link refused, an existing file set to 0600. Returns the file and a
-/// second handle (to cut a failed write back).
-fn open_output_file(path: &Path) -> io::Result<(std::fs::File, std::fs::File)> {
-    {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-                    io::Error::other("it is a symbolic link, which hdrtap does not follow")
-                } else {
-                    e
-                }
-            })?;
-        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        let handle = f.try_clone()?;
-        Ok((f, handle))
-    }
-}
-
-impl Writer {
     /// Write to any sink.
     pub fn new(out: Box<dyn Write + Send>, format: Format, line_buffered: bool) -> Self {
         Writer {
@@ -1220,6 +1207,24 @@ impl PcapOut {
 #[cfg(test)]
 mod tests {
 
+    /// A writer onto a disk with `.0` bytes left (then ENOSPC), keeping
+    /// what was written in `.1`.
+    struct Full(usize, std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Full {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = b.len().min(self.0);
+            self.0 -= n;
+            self.1.lock().unwrap().extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     /// `-o`: a symbolic link is refused, whatever it points to; an existing
     /// file is truncated and made 0600.
     #[test]
@@ -1274,20 +1279,9 @@ mod tests {
     /// and with a count the first file written over again.
     #[test]
     fn pcapng_rotation_starts_whole_files_and_wraps() {
-        use crate::packet::{Frame, Link};
         use std::os::unix::fs::PermissionsExt;
-        let ev = hdrtap_abi::build::packet_event(&Default::default(), &[0u8; 60]);
         let rec = |n: u8| {
-            let mut r = crate::packet::decode_event(
-                &hdrtap_abi::decode_packet(&ev).unwrap(),
-                &std::sync::Arc::from("lo"),
-                0,
-            );
-            r.frame = Some(Frame {
-                link: Link::Ether,
-                bytes: vec![n; 60].into(),
-            });
-            crate::sink::Record::Packet(std::sync::Arc::new(r))
+            crate::sink::Record::Packet(std::sync::Arc::new(crate::pcapng::test_packet(1, "lo", n)))
         };
         let dir = std::env::temp_dir().join(format!("hdrtap-rotate-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -1349,33 +1343,9 @@ mod tests {
     /// before the next packet on that interface.
     #[test]
     fn pcapng_writes_whole_blocks_and_rewrites_lost_interfaces() {
-        use crate::packet::{Frame, Link};
-        struct Full(usize, std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Full {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                if self.0 == 0 {
-                    return Err(io::Error::from_raw_os_error(28)); // ENOSPC
-                }
-                let n = b.len().min(self.0);
-                self.0 -= n;
-                self.1.lock().unwrap().extend_from_slice(&b[..n]);
-                Ok(n)
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let ev = hdrtap_abi::build::packet_event(&Default::default(), &[0u8; 60]);
-        let mut rec = crate::packet::decode_event(
-            &hdrtap_abi::decode_packet(&ev).unwrap(),
-            &std::sync::Arc::from("lo"),
-            0,
-        );
-        rec.frame = Some(Frame {
-            link: Link::Ether,
-            bytes: vec![7; 60].into(),
-        });
-        let rec = crate::sink::Record::Packet(std::sync::Arc::new(rec));
+        let rec = crate::sink::Record::Packet(std::sync::Arc::new(crate::pcapng::test_packet(
+            1, "lo", 7,
+        )));
         let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         // Room for the section header and a few bytes more: the interface
         // block and both packets are lost.
@@ -1406,21 +1376,6 @@ mod tests {
     /// last whole line and later lines follow it cleanly.
     #[test]
     fn failed_writes_count_lost_lines_and_leave_no_partial_line() {
-        struct Full(usize, std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Full {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                if self.0 == 0 {
-                    return Err(io::Error::from_raw_os_error(28)); // ENOSPC
-                }
-                let n = b.len().min(self.0);
-                self.0 -= n;
-                self.1.lock().unwrap().extend_from_slice(&b[..n]);
-                Ok(n)
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
         let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut w = Writer::new(Box::new(Full(25, got.clone())), Format::Json, false);
         for s in ["0123456789", "abcdefghij", "ABCDEFGHIJ"] {

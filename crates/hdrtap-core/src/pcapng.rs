@@ -157,18 +157,13 @@ fn comment(rec: &PacketRecord) -> Option<String> {
     if let Some(o) = &rec.owner {
         parts.push(format!("pid={} tid={} comm={}", o.pid, o.tid, o.comm));
     }
-    if let Some(w) = &rec.workload {
-        let named = [
-            ("unit", w.unit.as_deref()),
-            ("container", w.container_id.as_deref()),
-            ("runtime", w.container_runtime),
-            ("pod_uid", w.pod_uid.as_deref()),
-        ];
-        for (k, v) in named {
-            if let Some(v) = v {
-                parts.push(format!("{k}={v}"));
-            }
-        }
+    for (field, v) in rec.workload.iter().flat_map(|w| w.fields()) {
+        let key = match field {
+            "container_id" => "container",
+            "container_runtime" => "runtime",
+            other => other,
+        };
+        parts.push(format!("{key}={v}"));
     }
     if rec.sock_cookie != 0 {
         parts.push(format!("sock_cookie={}", rec.sock_cookie));
@@ -176,24 +171,32 @@ fn comment(rec: &PacketRecord) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
+/// A packet record on interface `ifindex` named `name` whose 60 bytes are
+/// all `fill`, kept for writing (tests here and in `output`).
+#[cfg(test)]
+pub(crate) fn test_packet(ifindex: u32, name: &str, fill: u8) -> PacketRecord {
+    let ev = hdrtap_abi::build::packet_event(&Default::default(), &[0u8; 60]);
+    let mut r = crate::packet::decode_event(
+        &hdrtap_abi::decode_packet(&ev).expect("a packet event"),
+        &std::sync::Arc::from(name),
+        0,
+    );
+    r.ifindex = ifindex;
+    r.frame = Some(crate::packet::Frame {
+        link: Link::Ether,
+        bytes: vec![fill; 60].into(),
+    });
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::{Frame, Hook, Owner};
+    use crate::packet::{Hook, Owner};
     use pcap_file::pcapng::{Block, PcapNgReader};
-    use std::sync::Arc;
 
     fn record(ifindex: u32, name: &str, dir: Dir, owner: bool) -> PacketRecord {
-        let mut r = crate::packet::decode_event(
-            &hdrtap_abi::decode_packet(&hdrtap_abi::build::packet_event(
-                &Default::default(),
-                &[0u8; 60],
-            ))
-            .unwrap(),
-            &Arc::from(name),
-            0,
-        );
-        r.ifindex = ifindex;
+        let mut r = test_packet(ifindex, name, 0xab);
         r.dir = dir;
         r.hook = Hook::Tc;
         r.ts_unix_ns = 1_700_000_000_123_456_789;
@@ -205,10 +208,6 @@ mod tests {
             cgroup_id: 0,
         });
         r.sock_cookie = if owner { 8193 } else { 0 };
-        r.frame = Some(Frame {
-            link: Link::Ether,
-            bytes: vec![0xab; 60].into(),
-        });
         r
     }
 

@@ -151,16 +151,14 @@ fn http_attrs(a: &mut Attrs, r: &HttpRecord) {
     if let Some(w) = &r.process.workload {
         // OpenTelemetry's container and k8s resource names, as attributes.
         a.add("hdrtap.cgroup", s(&w.cgroup));
-        let named = [
-            ("hdrtap.unit", w.unit.as_deref()),
-            ("container.id", w.container_id.as_deref()),
-            ("container.runtime", w.container_runtime),
-            ("k8s.pod.uid", w.pod_uid.as_deref()),
-        ];
-        for (key, v) in named {
-            if let Some(v) = v {
-                a.add(key, s(v));
-            }
+        for (field, v) in w.fields() {
+            let key = match field {
+                "unit" => "hdrtap.unit",
+                "container_id" => "container.id",
+                "container_runtime" => "container.runtime",
+                _ => "k8s.pod.uid",
+            };
+            a.add(key, s(v));
         }
     }
     a.add("hdrtap.tls", boolean(r.tls));
