@@ -18,7 +18,7 @@
 //! Pod names and namespaces are not in the path: they need the kubelet or
 //! the API server (docs/SCHEMA.md says how they would be added).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -155,12 +155,11 @@ impl Workload {
 pub struct Cgroups {
     root: PathBuf,
     known: HashMap<u64, Arc<Workload>>,
-    missing: HashSet<u64>,
     scanned: Option<Instant>,
-    /// The last id looked up and its answer: records come in runs of one
+    /// The last id found and what it names: records come in runs of one
     /// process.
-    last: Option<(u64, Option<Arc<Workload>>)>,
-    /// Scans done (for the stats).
+    last: Option<(u64, Arc<Workload>)>,
+    /// Scans done so far.
     pub scans: u64,
 }
 
@@ -174,7 +173,6 @@ impl Cgroups {
         Cgroups {
             root: root.into(),
             known: HashMap::new(),
-            missing: HashSet::new(),
             scanned: None,
             last: None,
             scans: 0,
@@ -195,27 +193,17 @@ impl Cgroups {
     /// What cgroup `id` names, or `None` if it is not (or no longer) in the
     /// hierarchy.
     pub fn lookup(&mut self, id: u64) -> Option<Arc<Workload>> {
-        if let Some((last, Some(w))) = &self.last {
+        if let Some((last, w)) = &self.last {
             if *last == id {
                 return Some(Arc::clone(w));
             }
         }
-        let found = match self.known.get(&id) {
-            Some(w) => Some(Arc::clone(w)),
-            None if self.missing.contains(&id) && !self.may_scan() => None,
-            None => {
-                if self.may_scan() {
-                    self.scan();
-                }
-                let w = self.known.get(&id).cloned();
-                if w.is_none() {
-                    self.missing.insert(id);
-                }
-                w
-            }
-        };
-        self.last = Some((id, found.clone()));
-        found
+        if !self.known.contains_key(&id) && self.may_scan() {
+            self.scan();
+        }
+        let found = self.known.get(&id).cloned()?;
+        self.last = Some((id, Arc::clone(&found)));
+        Some(found)
     }
 
     fn may_scan(&self) -> bool {
@@ -227,7 +215,6 @@ impl Cgroups {
         use std::os::unix::fs::MetadataExt;
         self.scanned = Some(Instant::now());
         self.scans += 1;
-        self.missing.clear();
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
             let Ok(meta) = std::fs::metadata(&dir) else {
