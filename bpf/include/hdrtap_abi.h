@@ -112,6 +112,13 @@ enum hdrtap_data_flags {
 	 * Not a loss: the parser already knows these bytes are body.
 	 */
 	HDRTAP_DF_SKIPPED = 1 << 6,
+	/*
+	 * tcp_seq holds the TCP sequence number of the event's first byte,
+	 * read from the socket when the call returned (tcp_sock.write_seq
+	 * after a send, copied_seq after a receive, less the bytes moved).
+	 * Set on socket data events of TCP connections, never on TLS ones.
+	 */
+	HDRTAP_DF_SEQ = 1 << 7,
 };
 
 /*
@@ -196,9 +203,11 @@ struct hdrtap_data_event {
 	__u8 _pad0;
 	__u16 tls_lib;    /* HDRTAP_DF_TLS: id of the hooked library file (the uprobe's
 			   * attach cookie, assigned by userspace); 0 otherwise */
-	__u8 _pad1[4];
+	__u32 tcp_seq;    /* HDRTAP_DF_SEQ: TCP sequence number of the byte at pos */
 	char comm[HDRTAP_COMM_LEN];
 	struct hdrtap_tuple tuple;
+	__u64 sock_cookie;/* the socket's cookie (SO_COOKIE, bpf_get_socket_cookie),
+			   * the key of packet records' conn_id; 0 if it has none yet */
 	__u8 data[];      /* cap_len bytes */
 };
 
@@ -264,7 +273,7 @@ struct hdrtap_comm_key {
 /* Layout pins (the Rust side asserts the same numbers). */
 #define HDRTAP_TUPLE_SIZE 40
 #define HDRTAP_EVENT_HDR_SIZE 32
-#define HDRTAP_DATA_EVENT_SIZE 136
+#define HDRTAP_DATA_EVENT_SIZE 144
 #define HDRTAP_CLOSE_EVENT_SIZE 48
 #define HDRTAP_FILE_EVENT_SIZE 24
 
@@ -277,6 +286,8 @@ _Static_assert(__builtin_offsetof(struct hdrtap_data_event, tls_lib) == 74, "tls
 _Static_assert(__builtin_offsetof(struct hdrtap_data_event, pos) == HDRTAP_EVENT_HDR_SIZE, "pos offset");
 _Static_assert(__builtin_offsetof(struct hdrtap_data_event, comm) == 80, "comm offset");
 _Static_assert(__builtin_offsetof(struct hdrtap_data_event, tuple) == 96, "tuple offset");
+_Static_assert(__builtin_offsetof(struct hdrtap_data_event, tcp_seq) == 76, "tcp_seq offset");
+_Static_assert(__builtin_offsetof(struct hdrtap_data_event, sock_cookie) == 136, "sock_cookie offset");
 _Static_assert((HDRTAP_CHUNK_MAX & (HDRTAP_CHUNK_MAX - 1)) == 0, "chunk is a power of two");
 
 /* ========================================================================

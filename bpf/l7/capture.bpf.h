@@ -87,6 +87,8 @@ struct stream {
 
 struct conn {
 	struct hdrtap_tuple tuple;
+	__u64 sk;               /* the struct sock (TCP): read for sequence numbers */
+	__u64 cookie;           /* its socket cookie, once it has one */
 	__u8 state;             /* enum conn_state */
 	__u8 role;              /* enum hdrtap_role */
 	struct stream sock;     /* CONN_SOCKET */
@@ -121,6 +123,8 @@ struct copy_ctx {
 	__u16 stop;      /* nonzero: copy nothing; the flag to set instead */
 	__u64 head_ptr;  /* the call's first contiguous bytes (body_scan) */
 	__u64 head_len;
+	__u32 seq;       /* HDRTAP_DF_SEQ: TCP sequence number of the call's first byte */
+	__u32 _pad;
 };
 
 struct scratch {
@@ -255,6 +259,9 @@ static __always_inline struct conn *conn_create(__u32 tgid, int fd, __u8 role, _
 	c.sock.gate = gate;
 	if (kind == HDRTAP_FD_TCP) {
 		hdrtap_sock_tuple(sk, &c.tuple);
+		c.sk = (__u64)sk;
+		/* Given at connect() or when established (sock_cookie below). */
+		c.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 		if (filter_port_on && !bpf_map_lookup_elem(&filter_ports, &c.tuple.lport) &&
 		    !bpf_map_lookup_elem(&filter_ports, &c.tuple.rport))
 			c.state = CONN_IGNORED;
@@ -316,6 +323,8 @@ static __always_inline void event_fill(struct scratch *s, const struct conn *c,
 	s->ev.tls_lib = tls_lib;
 	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
 	__builtin_memcpy(&s->ev.tuple, &c->tuple, sizeof(c->tuple));
+	s->ev.sock_cookie = c->cookie;
+	s->ev.tcp_seq = 0;
 }
 
 
@@ -339,6 +348,7 @@ static __always_inline void flush(struct copy_ctx *cc, struct scratch *s, __u64 
 	if (orig == 0)
 		return;
 	s->ev.pos = cc->base_pos + cc->done;
+	s->ev.tcp_seq = cc->seq + (__u32)cc->done;
 	s->ev.orig_len = orig;
 	s->ev.cap_len = cap;
 	s->ev.flags = cc->flags | flags;

@@ -277,6 +277,27 @@ __noinline int sniff(struct stream *st, __u64 first_ptr, __u64 first_len)
 	return 1;
 }
 
+/*
+ * The TCP sequence number of the first byte a call that just returned moved:
+ * the socket's next byte to queue (write_seq) or to hand to the reader
+ * (copied_seq), less the call's bytes. A connection found before its socket
+ * had a cookie (opened before hdrtap) takes it now if something gave it one
+ * since (hdrtap packets' tc egress).
+ */
+static __always_inline void tcp_seq_of_call(struct conn *c, struct copy_ctx *cc, __u8 dir)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)c->sk;
+	__u32 now;
+
+	if (dir == HDRTAP_DIR_EGRESS)
+		now = BPF_CORE_READ(tp, write_seq);
+	else
+		now = BPF_CORE_READ(tp, copied_seq);
+	cc->seq = now - (__u32)cc->total;
+	if (!c->cookie)
+		c->cookie = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_cookie.counter);
+}
+
 static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir, __u8 source)
 {
 	long ret = ctx->ret;
@@ -378,10 +399,14 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx, __u8 kind, __u8 dir
 		return 0;
 	cc.base_pos = stream_claim(&c->sock, dir, cc.total);
 	cc.budget = call_capture;
+	if (c->sk && !cc.stop) {
+		tcp_seq_of_call(c, &cc, dir);
+		cc.flags |= HDRTAP_DF_SEQ;
+	}
 	event_fill(s, c, &c->sock, id, fd, cc.total, dir, source, 0);
 	/* Past the gate, a connection of unknown role was found mid-stream. */
 	if (c->role == HDRTAP_ROLE_UNKNOWN)
-		cc.flags = HDRTAP_DF_MIDSTREAM;
+		cc.flags |= HDRTAP_DF_MIDSTREAM;
 	cc.head_ptr = first_ptr;
 	cc.head_len = first_len;
 	s->cc = cc;
@@ -460,6 +485,25 @@ int tp_exit_connect(struct sys_exit_ctx *ctx)
 		return 0;
 	conn_create(id >> 32, PT_REGS_PARM1_SYSCALL(call_regs()), HDRTAP_ROLE_CLIENT,
 		    GATE_SNIFF);
+	return 0;
+}
+
+/*
+ * TP_PROTO(const struct sock *sk, const int oldstate, const int newstate).
+ * Every TCP socket gets its cookie when it connects (SYN_SENT) or is
+ * established (a server's child, before accept() returns it), so that
+ * conn_create, a classic tracepoint that can only read the cookie, finds
+ * one: HTTP records then carry the same sock_cookie as the packets of their
+ * connection (hdrtap packets' conn_id).
+ */
+#define TCP_ESTABLISHED_STATE 1
+#define TCP_SYN_SENT_STATE 2
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sock_cookie, struct sock *sk, int oldstate, int newstate)
+{
+	if (newstate == TCP_SYN_SENT_STATE || newstate == TCP_ESTABLISHED_STATE)
+		bpf_get_socket_cookie(sk);
 	return 0;
 }
 

@@ -38,6 +38,8 @@ const _: () = assert!(offset_of!(raw::hdrtap_data_event, comm) == 80);
 const _: () = assert!(offset_of!(raw::hdrtap_data_event, tuple) == 96);
 const _: () = assert!(raw::HDRTAP_CHUNK_MAX.is_power_of_two());
 const _: () = assert!(offset_of!(raw::hdrtap_data_event, tls_lib) == 74);
+const _: () = assert!(offset_of!(raw::hdrtap_data_event, tcp_seq) == 76);
+const _: () = assert!(offset_of!(raw::hdrtap_data_event, sock_cookie) == 136);
 const _: () = assert!(size_of::<raw::hdrtap_file_event>() == raw::HDRTAP_FILE_EVENT_SIZE as usize);
 
 /// Size of a data event's fixed part; payload follows.
@@ -108,6 +110,10 @@ pub struct DataEvent<'a> {
     pub source: u8,
     /// With `HDRTAP_DF_TLS`: id of the hooked TLS library file (0 otherwise).
     pub tls_lib: u16,
+    /// With `HDRTAP_DF_SEQ`: the TCP sequence number of the byte at `pos`.
+    pub tcp_seq: Option<u32>,
+    /// The socket's cookie (packet records' `conn_id`); 0 if it had none.
+    pub sock_cookie: u64,
     /// Task name, NUL-padded.
     pub comm: [u8; raw::HDRTAP_COMM_LEN as usize],
     pub tuple: Tuple,
@@ -283,6 +289,10 @@ pub fn decode(buf: &[u8]) -> Result<Event<'_>, DecodeError> {
                 role,
                 source: r.u8(off!(hdrtap_data_event.source)),
                 tls_lib: r.u16(off!(hdrtap_data_event.tls_lib)),
+                tcp_seq: (u32::from(r.u16(off!(hdrtap_data_event.flags))) & raw::HDRTAP_DF_SEQ
+                    != 0)
+                    .then(|| r.u32(off!(hdrtap_data_event.tcp_seq))),
+                sock_cookie: r.u64(off!(hdrtap_data_event.sock_cookie)),
                 comm: r.bytes(off!(hdrtap_data_event.comm)),
                 tuple,
                 data: &buf[DATA_EVENT_SIZE..DATA_EVENT_SIZE + cap_len as usize],
@@ -645,6 +655,9 @@ pub mod build {
         pub source: u8,
         /// Library id of a TLS event (with flag `HDRTAP_DF_TLS`).
         pub tls_lib: u16,
+        /// TCP sequence number of the first byte (with flag `HDRTAP_DF_SEQ`).
+        pub tcp_seq: u32,
+        pub sock_cookie: u64,
     }
 
     impl Default for DataSpec {
@@ -665,6 +678,8 @@ pub mod build {
                 comm: "test".into(),
                 source: raw::HDRTAP_SRC_WRITE as u8,
                 tls_lib: 0,
+                tcp_seq: 0,
+                sock_cookie: 0,
                 tuple: Tuple {
                     local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
                     local_port: 40000,
@@ -753,6 +768,16 @@ pub mod build {
             &mut b,
             off!(hdrtap_data_event.tls_lib),
             &spec.tls_lib.to_ne_bytes(),
+        );
+        put(
+            &mut b,
+            off!(hdrtap_data_event.tcp_seq),
+            &spec.tcp_seq.to_ne_bytes(),
+        );
+        put(
+            &mut b,
+            off!(hdrtap_data_event.sock_cookie),
+            &spec.sock_cookie.to_ne_bytes(),
         );
         let comm = spec.comm.as_bytes();
         let n = comm.len().min(raw::HDRTAP_COMM_LEN as usize - 1);

@@ -23,6 +23,7 @@ pub mod headers;
 pub mod http;
 pub mod http1;
 pub mod http2;
+pub mod link;
 pub mod live;
 pub mod output;
 pub mod packet;

@@ -217,6 +217,10 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
     push_rfc3339_ns(out, rec.ts_unix_ns);
     out.extend_from_slice(b"\",\"conn_id\":");
     push_u64(out, rec.conn_id);
+    if rec.sock_cookie != 0 {
+        out.extend_from_slice(b",\"sock_cookie\":");
+        push_u64(out, rec.sock_cookie);
+    }
     out.extend_from_slice(b",\"pid\":");
     push_u64(out, rec.process.pid.into());
     out.extend_from_slice(b",\"tid\":");
@@ -332,6 +336,17 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
     } else {
         b",\"truncated\":false".as_slice()
     });
+    if let Some(r) = &rec.tcp_seq {
+        out.extend_from_slice(b",\"tcp_seq\":{\"first\":");
+        push_u64(out, r.first.into());
+        out.extend_from_slice(b",\"last\":");
+        push_u64(out, r.last.into());
+        out.extend_from_slice(if r.whole {
+            b",\"whole\":true}".as_slice()
+        } else {
+            b",\"whole\":false}".as_slice()
+        });
+    }
     if !rec.flags.is_empty() {
         out.extend_from_slice(b",\"flags\":[");
         for (i, f) in rec.flags.iter().enumerate() {
@@ -354,6 +369,20 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
     }
     if let Some(h2) = &rec.h2 {
         push_h2_extras(out, h2);
+    }
+    if let Some(link) = &rec.packets {
+        out.extend_from_slice(b",\"packets\":[");
+        for (i, id) in link.ids.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_u64(out, *id);
+        }
+        out.extend_from_slice(if link.complete {
+            b"],\"packets_complete\":true".as_slice()
+        } else {
+            b"],\"packets_complete\":false".as_slice()
+        });
     }
     out.push(b'}');
 }
@@ -1418,6 +1447,7 @@ mod tests {
             id: 42,
             ts_unix_ns: 1_700_000_000_123_456_789,
             conn_id: 5,
+            sock_cookie: 0,
             process: Process {
                 pid: 10,
                 tid: 11,
@@ -1456,6 +1486,8 @@ mod tests {
             anomalies: 0,
             framing: Default::default(),
             h2: None,
+            tcp_seq: None,
+            packets: None,
         }
     }
 

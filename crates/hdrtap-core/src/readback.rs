@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::headers::mark;
 use crate::record::{
-    anomaly, flag, Endpoint, Grpc, H2Info, Headers, HttpKind, HttpRecord, Process, RequestRef, Role,
+    anomaly, flag, Endpoint, Grpc, H2Info, Headers, HttpKind, HttpRecord, PacketLink, Process,
+    RequestRef, Role, SeqRange,
 };
 use crate::rules::{Alert, Severity, RULES};
 
@@ -245,6 +246,7 @@ fn http(v: &Value, kind: HttpKind) -> Result<HttpRecord, ReadError> {
         id: u64_field(v, "id")?,
         ts_unix_ns: ts_field(v)?,
         conn_id: u64_field(v, "conn_id")?,
+        sock_cookie: opt_u64(v, "sock_cookie")?.unwrap_or(0),
         process: Process {
             pid: u32_field(v, "pid")?,
             tid: u32_field(v, "tid")?,
@@ -286,7 +288,47 @@ fn http(v: &Value, kind: HttpKind) -> Result<HttpRecord, ReadError> {
         anomalies,
         framing: Default::default(),
         h2,
+        tcp_seq: tcp_seq(v)?,
+        packets: packets(v)?,
     })
+}
+
+/// `tcp_seq`: {"first", "last", "whole"}, when present.
+fn tcp_seq(v: &Value) -> Result<Option<SeqRange>, ReadError> {
+    let Some(r) = v.get("tcp_seq") else {
+        return Ok(None);
+    };
+    let seq = |name: &str| -> Result<u32, ReadError> {
+        r.get(name)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("\"tcp_seq.{name}\" is not a sequence number"))
+    };
+    Ok(Some(SeqRange {
+        first: seq("first")?,
+        last: seq("last")?,
+        whole: r.get("whole").and_then(Value::as_bool).unwrap_or(false),
+    }))
+}
+
+/// `packets` and `packets_complete`, when present.
+fn packets(v: &Value) -> Result<Option<Box<PacketLink>>, ReadError> {
+    let Some(ids) = v.get("packets") else {
+        return Ok(None);
+    };
+    let ids = ids
+        .as_array()
+        .ok_or("\"packets\" is not an array")?
+        .iter()
+        .map(|id| id.as_u64().ok_or("\"packets\" holds a non-id"))
+        .collect::<Result<Vec<u64>, _>>()?;
+    Ok(Some(Box::new(PacketLink {
+        ids,
+        complete: v
+            .get("packets_complete")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })))
 }
 
 fn alert(v: &Value) -> Result<Alert, ReadError> {

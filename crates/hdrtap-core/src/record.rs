@@ -384,6 +384,9 @@ pub struct HttpRecord {
     pub ts_unix_ns: u64,
     /// Kernel connection id: equal on every record of one connection.
     pub conn_id: u64,
+    /// The TCP socket's cookie, as packet records carry it (their
+    /// `conn_id`); 0 when the socket had none (JSON: absent).
+    pub sock_cookie: u64,
     pub process: Process,
     pub local: Endpoint,
     pub remote: Endpoint,
@@ -428,6 +431,60 @@ pub struct HttpRecord {
     pub framing: Framing,
     /// HTTP/2 only (boxed: HTTP/1 records stay small).
     pub h2: Option<Box<H2Info>>,
+    /// Plain HTTP/1: where the message lies in its TCP stream.
+    pub tcp_seq: Option<SeqRange>,
+    /// `hdrtap http --with-packets`: the packet records that carried it
+    /// (boxed: absent on almost every record).
+    pub packets: Option<Box<PacketLink>>,
+}
+
+/// The TCP sequence numbers of a message's first and last byte, as read
+/// from the socket when the process moved them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqRange {
+    pub first: u32,
+    pub last: u32,
+    /// True when `last` is the body's last byte (no body, or a
+    /// Content-Length one); false when only the header block's end was
+    /// known when the record left (a chunked body, one that ends at close).
+    pub whole: bool,
+}
+
+impl SeqRange {
+    /// The range starting at sequence number `first`, `len` bytes long
+    /// (at least 1).
+    pub fn new(first: u32, len: u64, whole: bool) -> Self {
+        SeqRange {
+            first,
+            last: first.wrapping_add((len.max(1) - 1) as u32),
+            whole,
+        }
+    }
+
+    /// Bytes in the range (up to 4 GiB: sequence numbers wrap).
+    pub fn len(&self) -> u64 {
+        u64::from(self.last.wrapping_sub(self.first)) + 1
+    }
+
+    /// Never empty; here for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The offset of sequence number `seq` in the range, if it is inside.
+    pub fn offset(&self, seq: u32) -> Option<u64> {
+        let off = u64::from(seq.wrapping_sub(self.first));
+        (off < self.len()).then_some(off)
+    }
+}
+
+/// The packets of one message (`--with-packets`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PacketLink {
+    /// Ids of the packet records, in capture order.
+    pub ids: Vec<u64>,
+    /// Every byte of the message's sequence range was in one of them.
+    pub complete: bool,
 }
 
 /// A plain request record (`GET /` from 127.0.0.1:80 to itself, client
@@ -444,6 +501,7 @@ pub(crate) fn test_request(headers: &[(&str, &str)]) -> HttpRecord {
         id: 0,
         ts_unix_ns: 0,
         conn_id: 1,
+        sock_cookie: 0,
         process: Process {
             pid: 1,
             tid: 1,
@@ -470,6 +528,8 @@ pub(crate) fn test_request(headers: &[(&str, &str)]) -> HttpRecord {
         anomalies: 0,
         framing: Framing::of(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))),
         h2: None,
+        tcp_seq: None,
+        packets: None,
     }
 }
 

@@ -28,6 +28,15 @@ pub(crate) struct Meta {
     pub cgroup_id: u64,
     /// Task name, NUL-padded.
     pub comm: [u8; hdrtap_abi::HDRTAP_COMM_LEN as usize],
+    /// The socket's cookie (0: none).
+    pub sock_cookie: u64,
+    /// The TCP sequence number of stream offset 0 of this direction (the
+    /// event's sequence number less its offset, modulo 2^32), when the
+    /// kernel read one.
+    pub seq_base: Option<u32>,
+    /// The stream offset of the byte this metadata was asked for
+    /// (`Sink::meta_at`); the event's first byte otherwise.
+    pub pos: u64,
 }
 
 impl Meta {
@@ -39,7 +48,20 @@ impl Meta {
             tid: ev.tid,
             cgroup_id: ev.cgroup_id,
             comm: ev.comm,
+            sock_cookie: ev.sock_cookie,
+            seq_base: ev.tcp_seq.map(|s| s.wrapping_sub(ev.pos as u32)),
+            pos: ev.pos,
         }
+    }
+
+    /// The same, describing the byte at stream offset `pos`.
+    pub fn at(self, pos: u64) -> Self {
+        Meta { pos, ..self }
+    }
+
+    /// The TCP sequence number of the byte this metadata describes.
+    pub fn seq(&self) -> Option<u32> {
+        self.seq_base.map(|b| b.wrapping_add(self.pos as u32))
     }
 }
 
@@ -153,6 +175,9 @@ mod tests {
             tid: 0,
             cgroup_id: 0,
             comm: [0; 16],
+            sock_cookie: 0,
+            seq_base: None,
+            pos: 0,
         }
     }
 

@@ -107,11 +107,11 @@ use hdrtap_abi::{CloseEvent, DataEvent, Direction, KernelRole};
 use serde::Serialize;
 
 use crate::record::{
-    flag, CompactString, Endpoint, HttpKind, HttpRecord, Process, RequestRef, Role,
+    flag, CompactString, Endpoint, HttpKind, HttpRecord, Process, RequestRef, Role, SeqRange,
 };
 use crate::stream::{DirStream, Meta};
 use crate::table::LruTable;
-use parse::{framing, tail, Machine, Next, Parsed, ReqInfo, Sink};
+use parse::{framing, tail, Body, Machine, Next, Parsed, ReqInfo, Sink};
 
 /// Limits and clock of an [`Http1Tracker`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,14 +379,20 @@ impl Http1Tracker {
             switches,
         };
         let meta = Meta::of(ev);
+        // Where the captured bytes end in the stream; the lost ones end
+        // where they start.
+        let data_end = conn.shared.data_end.get(d).copied().unwrap_or(0);
         if adm.lost > 0 {
-            conn.gap(d, adm.lost, &mut env);
+            let lost_at = data_end
+                .saturating_sub(adm.data.len() as u64)
+                .saturating_sub(adm.lost);
+            conn.gap(d, adm.lost, lost_at, &mut env);
         }
         if !adm.data.is_empty() {
             conn.feed(d, adm.data, meta, &mut env);
         }
         if adm.uncaptured > 0 {
-            conn.gap(d, adm.uncaptured, &mut env);
+            conn.gap(d, adm.uncaptured, data_end, &mut env);
         }
         if cfg.skip_bodies_from > 0 {
             if let Some(dir) = conn.dirs.get_mut(d) {
@@ -720,6 +726,14 @@ impl Conn {
         let Some(dir) = self.dirs.get_mut(d) else {
             return;
         };
+        // The stream offset of data[0] (data ends where the captured bytes do).
+        let data_pos = self
+            .shared
+            .data_end
+            .get(d)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(data.len() as u64);
         if dir.stream.pend.is_empty() {
             // Fast path: parse straight from the event's bytes.
             let mut off = 0;
@@ -733,6 +747,7 @@ impl Conn {
                     prev: meta,
                     cur: meta,
                     boundary: 0,
+                    input_pos: data_pos + off as u64,
                 };
                 // The event starts at offset 0 (on a second pass, after a
                 // resume, the input no longer starts at the event start).
@@ -780,6 +795,9 @@ impl Conn {
                     Some(b) => (b, b),
                     None => (0, usize::MAX),
                 };
+                // The buffer ends with this piece of the event.
+                let pend_pos =
+                    (data_pos + piece_end as u64).saturating_sub(stream.pend.len() as u64);
                 let mut cx = Cx {
                     shared,
                     env,
@@ -787,6 +805,7 @@ impl Conn {
                     prev: stream.pend_meta,
                     cur: meta,
                     boundary: b_meta,
+                    input_pos: pend_pos + off as u64,
                 };
                 off += m.run(tail(&stream.pend, off), b_start, &mut cx);
                 match self.settle(d, env) {
@@ -827,8 +846,9 @@ impl Conn {
         }
     }
 
-    /// `len` bytes of direction `d` are missing after what was received.
-    fn gap(&mut self, d: usize, len: u64, env: &mut Env<'_>) {
+    /// `len` bytes of direction `d` are missing after what was received,
+    /// from stream offset `at`.
+    fn gap(&mut self, d: usize, len: u64, at: u64, env: &mut Env<'_>) {
         let Conn { shared, dirs } = &mut *self;
         let Some(Dir { stream, m, .. }) = dirs.get_mut(d) else {
             return;
@@ -841,6 +861,7 @@ impl Conn {
             prev: meta,
             cur: meta,
             boundary: usize::MAX,
+            input_pos: at.saturating_sub(stream.pend.len() as u64),
         };
         if m.gap(&stream.pend, len, &mut cx) {
             shared.lost_msgs |= 1 << d;
@@ -935,6 +956,8 @@ impl Conn {
         };
         let meta = stream.pend_meta;
         let len = stream.pend.len();
+        // The held bytes end where this direction's captured bytes do.
+        let end = shared.data_end.get(d).copied().unwrap_or(0);
         let mut cx = Cx {
             shared,
             env,
@@ -942,6 +965,7 @@ impl Conn {
             prev: meta,
             cur: meta,
             boundary: len,
+            input_pos: end.saturating_sub(len as u64),
         };
         let n = m.run(&stream.pend, len, &mut cx);
         stream.pend.drain(..n.min(len));
@@ -952,6 +976,7 @@ impl Conn {
         let Conn { shared, dirs } = self;
         for (d, Dir { stream, m, .. }) in dirs.iter_mut().enumerate() {
             let meta = stream.pend_meta;
+            let end = shared.data_end.get(d).copied().unwrap_or(0);
             let mut cx = Cx {
                 shared,
                 env,
@@ -959,6 +984,7 @@ impl Conn {
                 prev: meta,
                 cur: meta,
                 boundary: usize::MAX,
+                input_pos: end.saturating_sub(stream.pend.len() as u64),
             };
             m.finish(&stream.pend, &mut cx);
             stream.pend.clear();
@@ -975,15 +1001,18 @@ struct Cx<'c, 'e> {
     prev: Meta,
     cur: Meta,
     boundary: usize,
+    /// The stream offset of the input's first byte.
+    input_pos: u64,
 }
 
 impl Sink for Cx<'_, '_> {
     fn meta_at(&self, at: usize) -> Meta {
-        if at < self.boundary {
+        let m = if at < self.boundary {
             self.prev
         } else {
             self.cur
-        }
+        };
+        m.at(self.input_pos.saturating_add(at as u64))
     }
 
     fn head(&mut self, p: Parsed, meta: Meta) -> Next {
@@ -1116,6 +1145,24 @@ impl Sink for Cx<'_, '_> {
                 next
             }
         };
+        // Where the message lies in the TCP stream: from its first byte
+        // through its body when the framing says how long that is.
+        let tcp_seq = (!sh.tls).then(|| meta.seq()).flatten().map(|first| {
+            let body = match next {
+                Next::Idle | Next::AwaitTunnel | Next::Tunnel => Some(0),
+                Next::Body {
+                    body: Body::Length(n),
+                    ..
+                } => Some(n),
+                _ => None,
+            };
+            let head = p.header_bytes as u64;
+            SeqRange::new(
+                first,
+                head.saturating_add(body.unwrap_or(0)),
+                body.is_some(),
+            )
+        });
         // Built in the Arc the sinks share, so that the record (several
         // hundred bytes) is not moved again on its way out (perf had put
         // 15% of hdrtap's CPU in memmove, much of it such moves).
@@ -1126,6 +1173,7 @@ impl Sink for Cx<'_, '_> {
                 .ts_ns
                 .saturating_add_signed(self.env.cfg.clock_offset_ns),
             conn_id: sh.conn_id,
+            sock_cookie: meta.sock_cookie,
             process: Process {
                 pid: meta.tgid,
                 tid: meta.tid,
@@ -1152,6 +1200,8 @@ impl Sink for Cx<'_, '_> {
             anomalies: p.anomalies,
             framing: p.framing,
             h2: None,
+            tcp_seq,
+            packets: None,
         }));
         next
     }

@@ -1252,6 +1252,7 @@ impl Conn {
             id: 0,
             ts_unix_ns: meta.ts_ns.saturating_add_signed(env.cfg.clock_offset_ns),
             conn_id: self.conn_id,
+            sock_cookie: meta.sock_cookie,
             process: Process {
                 pid: meta.tgid,
                 tid: meta.tid,
@@ -1281,6 +1282,8 @@ impl Conn {
                 stream_id: stream,
                 ..H2Info::default()
             })),
+            tcp_seq: None,
+            packets: None,
         }
     }
 

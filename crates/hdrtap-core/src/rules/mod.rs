@@ -18,13 +18,14 @@
 //! use hdrtap_core::rules::{Rules, RulesConfig};
 //! # use hdrtap_core::record::*;
 //! # let ep = Endpoint { ip: "127.0.0.1".parse().unwrap(), port: 80 };
-//! # let mut rec = HttpRecord { kind: HttpKind::Request, id: 7, ts_unix_ns: 0, conn_id: 1,
+//! # let mut rec = HttpRecord { kind: HttpKind::Request, id: 7, ts_unix_ns: 0, conn_id: 1, sock_cookie: 0,
 //! #   process: Process { pid: 1, tid: 1, comm: "nginx".into(), cgroup_id: 0, workload: None },
 //! #   local: ep, remote: ep, role: Role::Server, version: "HTTP/1.1",
 //! #   method: Some("GET".into()), target: Some("/".into()), status: None, reason: None,
 //! #   latency_ns: None, request: None, headers: Headers::default(), header_bytes: 0,
 //! #   truncated: false, tls: false, tls_library: None, flags: vec![], anomalies: 0,
-//! #   framing: Framing::default(), h2: None };
+//! #   framing: Framing::default(), h2: None,
+//! #   tcp_seq: None, packets: None };
 //! rec.target = Some("/static/..%2f..%2fetc/passwd".into());
 //! let mut rules = Rules::new(RulesConfig::default());
 //! let mut alerts = Vec::new();

@@ -12,6 +12,7 @@ fn rec(kind: HttpKind, target: &str, headers: &[(&str, &str)]) -> HttpRecord {
         id: 9,
         ts_unix_ns: 1,
         conn_id: 3,
+        sock_cookie: 0,
         process: Process {
             pid: 10,
             tid: 11,
@@ -541,6 +542,8 @@ fn h2rec(kind: HttpKind, flags: &[&'static str], h2: H2Info, header_bytes: usize
         flags: flags.to_vec(),
         header_bytes,
         h2: Some(Box::new(h2)),
+        tcp_seq: None,
+        packets: None,
         ..rec(kind, "/", &[(":method", "GET"), (":path", "/")])
     }
 }

@@ -20,6 +20,7 @@ fn request() -> HttpRecord {
         id: 17,
         ts_unix_ns: 1_700_000_000_000_000_001,
         conn_id: 4,
+        sock_cookie: 0,
         process: Process {
             pid: 100,
             tid: 101,
@@ -53,6 +54,8 @@ fn request() -> HttpRecord {
         anomalies: 0,
         framing: Default::default(),
         h2: None,
+        tcp_seq: None,
+        packets: None,
     }
 }
 

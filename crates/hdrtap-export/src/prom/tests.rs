@@ -31,6 +31,7 @@ fn response_to(
         id: 1,
         ts_unix_ns: 0,
         conn_id: 1,
+        sock_cookie: 0,
         process: Process {
             pid: 1,
             tid: 1,
@@ -61,6 +62,8 @@ fn response_to(
         anomalies: 0,
         framing: Default::default(),
         h2: None,
+        tcp_seq: None,
+        packets: None,
     }))
 }
 
