@@ -37,6 +37,7 @@ TEST_PACKAGES=(
 	bsdutils # script: a pty for the terminal view tests (tests/cli.rs)
 	man-db python3-yaml systemd # man, PyYAML, systemd-analyze: the root-free packaging checks (crates/hdrtap/tests/packaging.rs)
 	tmux # tests/top.rs drives hdrtap top in a detached pane (send-keys, capture-pane)
+	nftables # nft: tests/http_packets.rs drops segments to force retransmissions (this kernel has no netem)
 )
 
 if [[ "$mode" == test ]]; then

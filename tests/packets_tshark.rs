@@ -452,7 +452,13 @@ impl Tshark {
     }
 
     /// Stop, then dissect every packet: (field map, raw layers).
-    pub fn stop(mut self, snaplen: u64) -> Vec<(Fields, Value)> {
+    pub fn stop(self, snaplen: u64) -> Vec<(Fields, Value)> {
+        self.stop_with_fields(snaplen, &[])
+    }
+
+    /// Stop, then dissect every packet asking for `extra` fields too (left
+    /// in the raw layers).
+    pub fn stop_with_fields(mut self, snaplen: u64, extra: &[&str]) -> Vec<(Fields, Value)> {
         let mut child = self.child.take().unwrap();
         hdrtap_tests::send_signal(child.id(), libc::SIGINT);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -460,7 +466,7 @@ impl Tshark {
             assert!(Instant::now() < deadline, "tshark did not stop");
             std::thread::sleep(Duration::from_millis(50));
         }
-        dissect(&self.pcap, snaplen, &[])
+        dissect(&self.pcap, snaplen, extra)
     }
 }
 

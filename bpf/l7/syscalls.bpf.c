@@ -277,6 +277,11 @@ __noinline int sniff(struct stream *st, __u64 first_ptr, __u64 first_len)
 	return 1;
 }
 
+#define TCP_TIME_WAIT_STATE 6
+#define TCP_CLOSE_WAIT_STATE 8
+#define TCP_LAST_ACK_STATE 9
+#define TCP_CLOSING_STATE 11
+
 /*
  * The TCP sequence number of the first byte a call that just returned moved:
  * the socket's next byte to queue (write_seq) or to hand to the reader
@@ -288,11 +293,22 @@ static __always_inline void tcp_seq_of_call(struct conn *c, struct copy_ctx *cc,
 {
 	struct tcp_sock *tp = (struct tcp_sock *)c->sk;
 	__u32 now;
+	__u8 state;
 
-	if (dir == HDRTAP_DIR_EGRESS)
+	if (dir == HDRTAP_DIR_EGRESS) {
 		now = BPF_CORE_READ(tp, write_seq);
-	else
+	} else {
 		now = BPF_CORE_READ(tp, copied_seq);
+		/* A read that reached the peer's FIN counted it in copied_seq
+		 * (one sequence number, no byte): everything received is read
+		 * and the socket is in a state only a FIN leads to. */
+		if (now == BPF_CORE_READ(tp, rcv_nxt)) {
+			state = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_state);
+			if (state == TCP_CLOSE_WAIT_STATE || state == TCP_CLOSING_STATE ||
+			    state == TCP_LAST_ACK_STATE || state == TCP_TIME_WAIT_STATE)
+				now--;
+		}
+	}
 	cc->seq = now - (__u32)cc->total;
 	if (!c->cookie)
 		c->cookie = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_cookie.counter);

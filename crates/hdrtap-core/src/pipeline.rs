@@ -263,6 +263,12 @@ impl PacketPipeline {
         }
     }
 
+    /// The records decoded since the last call, without ids (for a caller
+    /// that writes only some of them: `hdrtap http --with-packets`).
+    pub fn take(&mut self) -> std::vec::Drain<'_, Arc<PacketRecord>> {
+        self.records.drain(..)
+    }
+
     /// The records finished since the last call, each with its id.
     pub fn drain(&mut self, out: &mut Vec<Record>) {
         for mut rec in self.records.drain(..) {

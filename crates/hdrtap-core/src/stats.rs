@@ -98,6 +98,41 @@ pub struct Stats {
     /// cannot show (`hdrtap doctor --tls` says which and why: Go older than
     /// 1.17, rustls, NSS, Java, stripped programs with TLS built in).
     pub tls_uncovered_processes: u64,
+    /// `hdrtap http --with-packets` only: the packet capture and the join.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub with_packets: Option<LinkCounters>,
+}
+
+/// The packets `hdrtap http --with-packets` captured and linked.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LinkCounters {
+    /// TCP packets the kernel captured.
+    pub link_packets_captured: u64,
+    /// Packet events lost to a full ring buffer (their records link less).
+    pub link_packets_lost: u64,
+    /// Packets written because a record linked them.
+    pub link_packets_linked: u64,
+    /// Packets dropped unclaimed when too many waited (not by age).
+    pub link_packets_evicted: u64,
+    /// Records with a TCP sequence range, linked.
+    pub link_records: u64,
+    /// Of them, records whose range the packets found do not cover.
+    pub link_records_incomplete: u64,
+}
+
+impl LinkCounters {
+    /// The summary line at exit.
+    pub fn summary(&self) -> String {
+        format!(
+            "hdrtap: packets: {} TCP packets captured, {} lost to a full ring buffer, {} linked to {} records ({} not wholly covered), {} dropped unclaimed past the limit",
+            self.link_packets_captured,
+            self.link_packets_lost,
+            self.link_packets_linked,
+            self.link_records,
+            self.link_records_incomplete,
+            self.link_packets_evicted,
+        )
+    }
 }
 
 impl Stats {

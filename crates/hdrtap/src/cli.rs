@@ -189,6 +189,19 @@ pub struct HttpArgs {
     /// OpenSSL in new processes; with --no-tls: none). See docs/PRIVILEGES.md.
     #[arg(long)]
     pub drop_caps: bool,
+
+    /// Also capture TCP packets (tc) on these interfaces (a comma list; alone: every interface
+    /// that is up) and link each plain HTTP/1 record to the packets that carried its message:
+    /// they are written as packet records before it, and it lists their ids in "packets".
+    #[arg(long, value_name = "IFACE", num_args = 0.., value_delimiter = ',',
+          require_equals = true, conflicts_with = "drop_caps")]
+    pub with_packets: Option<Vec<String>>,
+
+    /// With --with-packets: how long records wait for their packets (retransmissions come
+    /// late), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000, requires = "with_packets",
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub packets_wait: u64,
 }
 
 /// Which processes and connections `hdrtap http` and `hdrtap top` capture

@@ -647,6 +647,9 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                 no_tls: !h.tls,
                 no_rules: !f.rules.enabled,
                 drop_caps: h.drop_caps,
+                // The daemon does not join packets (hdrtap http --with-packets does).
+                with_packets: None,
+                packets_wait: 1000,
                 filter: HttpFilterArgs {
                     methods: each(err_at, &["http", "methods"], &h.methods, |v| {
                         cli::parse_method(v)

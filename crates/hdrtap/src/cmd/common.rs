@@ -220,6 +220,10 @@ pub trait Session {
     fn drain(&mut self, out: &mut Vec<Record>);
     /// A record reached the output: count it.
     fn count(&mut self, rec: &Record);
+    /// Whether `rec` counts towards `-c N` (HTTP messages or packets).
+    fn counts(&self, rec: &Record) -> bool {
+        matches!(rec, Record::Http(_) | Record::Packet(_))
+    }
     /// Capture is stopping: take what is left in the ring buffer and end
     /// whatever is still open.
     fn finish(&mut self);
@@ -318,7 +322,7 @@ fn publish<S: Session>(session: &mut S, board: &StatusBoard) {
 
 /// With `-c N`: cut `batch` after the record that makes `left` zero (the
 /// alerts on it, which follow it, stay). Returns true once N were reached.
-fn cut_at_count(batch: &mut Vec<Record>, left: &mut Option<u64>) -> bool {
+fn cut_at_count<S: Session>(session: &S, batch: &mut Vec<Record>, left: &mut Option<u64>) -> bool {
     let Some(n) = left.as_mut() else {
         return false;
     };
@@ -326,7 +330,7 @@ fn cut_at_count(batch: &mut Vec<Record>, left: &mut Option<u64>) -> bool {
         .iter()
         .enumerate()
         .find_map(|(i, rec)| {
-            if !matches!(rec, Record::Http(_) | Record::Packet(_)) {
+            if !session.counts(rec) {
                 return None;
             }
             if *n == 0 {
@@ -364,7 +368,7 @@ pub fn run_loop<S: Session>(
         }
         session.poll(POLL)?;
         session.drain(&mut batch);
-        counted = cut_at_count(&mut batch, &mut count_left);
+        counted = cut_at_count(session, &mut batch, &mut count_left);
         if emit(session, output, &mut batch) || flush(session, output) {
             output_closed = true;
             break;
@@ -398,7 +402,7 @@ pub fn run_loop<S: Session>(
     if !output_closed && !counted {
         session.finish();
         session.drain(&mut batch);
-        cut_at_count(&mut batch, &mut count_left);
+        cut_at_count(session, &mut batch, &mut count_left);
         output_closed = emit(session, output, &mut batch);
     }
     // Refresh the counters even when the output is gone: the summary needs them.

@@ -8,19 +8,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use hdrtap_bpf::packets::PacketProbe;
 use hdrtap_bpf::tls::TlsCapture;
 use hdrtap_bpf::{caps, sys, HttpOptions, HttpProbe, RingBuffer};
 use hdrtap_core::cgroup::Cgroups;
 use hdrtap_core::filter_http::HttpFilter;
 use hdrtap_core::http::HttpTracker;
 use hdrtap_core::http1::TrackerConfig;
+use hdrtap_core::link::Linker;
 use hdrtap_core::pipeline::HttpPipeline;
+use hdrtap_core::pipeline::PacketPipeline;
 use hdrtap_core::record::HttpKind;
 use hdrtap_core::redact::Redactor;
 use hdrtap_core::rules::{Rules, RulesConfig};
 use hdrtap_core::sink::Record;
+use hdrtap_core::stats::LinkCounters;
 use hdrtap_core::stats::Stats;
 use hdrtap_core::summary::TrafficSummary;
+use std::time::Instant;
 
 use super::common::{self, Control, Output, Session};
 use crate::cli::{HttpArgs, HttpFilterArgs, HttpScope};
@@ -161,10 +166,47 @@ pub fn capture(
         None => probe.ring_buffer(callback),
     }
     .context("cannot open the ring buffer")?;
+    // --with-packets: the packet capture beside it, read in the same loop.
+    let packets = match &args.with_packets {
+        Some(names) => Some(super::packets::capture_for_link(
+            names,
+            args.common.ring_mib << 20,
+        )?),
+        None => None,
+    };
+    let link = match &packets {
+        Some((pprobe, ifaces, _)) => {
+            let pipeline = super::packets::pipeline(ifaces, Arc::clone(&ctl.ids), false);
+            let ring = super::packets::ring(pprobe, &pipeline)?;
+            let wait = Duration::from_millis(args.packets_wait);
+            Some(LinkSide {
+                probe: pprobe,
+                ring,
+                pipeline,
+                // Packets wait for a record at least ten seconds: a
+                // request may sit in the socket that long before it is read.
+                linker: Linker::new(
+                    wait,
+                    wait.max(LINK_KEEP),
+                    LINK_MAX_PACKETS,
+                    Arc::clone(&ctl.ids),
+                ),
+                finished: false,
+            })
+        }
+        None => None,
+    };
 
     let filters = describe_filters(args);
+    let linking = match &packets {
+        Some((_, _, on)) => format!(
+            "; linking records to their TCP packets on {on} (records wait {} ms)",
+            args.packets_wait
+        ),
+        None => String::new(),
+    };
     let what = format!(
-        "tracing HTTP/1.x and HTTP/2 on TCP{filters} ({} probes attached); {}; redacting {}{}",
+        "tracing HTTP/1.x and HTTP/2 on TCP{filters} ({} probes attached); {}; redacting {}{}{linking}",
         probe.attached(),
         super::tls::describe(tls.as_ref()),
         if names.is_empty() {
@@ -214,8 +256,51 @@ pub fn capture(
         filter: http_filter(&args.filter),
         tls,
         uncovered,
+        link,
     };
     common::run_loop(&mut session, &mut output, &ctl)
+}
+
+/// How long captured packets wait for a record to claim them at least.
+const LINK_KEEP: Duration = Duration::from_secs(10);
+/// Packets waiting for a record at most (about 1 KiB each).
+const LINK_MAX_PACKETS: usize = 100_000;
+
+/// `--with-packets`: the packet capture and the join.
+struct LinkSide<'a> {
+    probe: &'a PacketProbe,
+    ring: RingBuffer<'a>,
+    pipeline: Rc<RefCell<PacketPipeline>>,
+    linker: Linker,
+    /// Capture is stopping: no record waits any more.
+    finished: bool,
+}
+
+impl LinkSide<'_> {
+    /// Read the packet ring without waiting and offer what it held.
+    fn poll(&mut self) -> anyhow::Result<()> {
+        PacketProbe::poll(&self.ring, Duration::ZERO).context("reading the packet ring buffer")?;
+        let now = Instant::now();
+        let mut p = self.pipeline.borrow_mut();
+        for rec in p.take() {
+            self.linker.packet(rec, now);
+        }
+        Ok(())
+    }
+
+    fn counters(&self) -> LinkCounters {
+        let kernel = self.probe.counters().unwrap_or_default();
+        let get = |i: u32| kernel.get(i as usize).copied().unwrap_or(0);
+        let s = &self.linker.stats;
+        LinkCounters {
+            link_packets_captured: get(hdrtap_abi::HDRTAP_PCTR_EVENTS),
+            link_packets_lost: get(hdrtap_abi::HDRTAP_PCTR_RINGBUF_DROPS),
+            link_packets_linked: s.packets_linked,
+            link_packets_evicted: s.packets_evicted,
+            link_records: s.records,
+            link_records_incomplete: s.records_incomplete,
+        }
+    }
 }
 
 struct HttpSession<'a> {
@@ -230,6 +315,8 @@ struct HttpSession<'a> {
     tls: Option<TlsCapture>,
     /// The count of processes whose HTTPS cannot be shown, once surveyed.
     uncovered: Option<std::sync::mpsc::Receiver<u64>>,
+    /// `--with-packets`.
+    link: Option<LinkSide<'a>>,
 }
 
 impl Session for HttpSession<'_> {
@@ -237,7 +324,15 @@ impl Session for HttpSession<'_> {
     const SOURCE: &'static str = "http";
 
     fn poll(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        // Packets before and after the wait: a message's packets are then
+        // offered before its record leaves.
+        if let Some(link) = &mut self.link {
+            link.poll()?;
+        }
         HttpProbe::poll(&self.ring, timeout).context("reading the ring buffer")?;
+        if let Some(link) = &mut self.link {
+            link.poll()?;
+        }
         // Time-bound records (HTTP/2 resets nothing else carried).
         self.pipeline.borrow_mut().tick(sys::monotonic_ns());
         // Long bodies just seen: the kernel need not copy the rest of them.
@@ -270,6 +365,18 @@ impl Session for HttpSession<'_> {
         let from = out.len();
         self.pipeline.borrow_mut().drain(out);
         self.stats.filtered_out += self.filter.retain(out, from);
+        if let Some(link) = &mut self.link {
+            // Records wait for their packets; those whose wait is over
+            // leave, after the packets they link.
+            let now = Instant::now();
+            link.linker.hold(out.drain(from..), now);
+            link.linker.release(now, link.finished, out);
+        }
+    }
+
+    fn counts(&self, rec: &Record) -> bool {
+        // The packets written with --with-packets do not count for -c.
+        matches!(rec, Record::Http(_))
     }
 
     fn count(&mut self, rec: &Record) {
@@ -294,11 +401,17 @@ impl Session for HttpSession<'_> {
     fn finish(&mut self) {
         let _ = self.ring.consume();
         self.pipeline.borrow_mut().finish();
+        if let Some(link) = &mut self.link {
+            // The last packets; the records still waiting leave now.
+            let _ = link.poll();
+            link.finished = true;
+        }
     }
 
     fn stats(&mut self) -> &Stats {
         refresh_stats(self.probe, &self.pipeline, &mut self.stats);
         self.stats.tls_libraries = self.tls.as_ref().map_or(0, |t| t.libraries().len() as u64);
+        self.stats.with_packets = self.link.as_ref().map(LinkSide::counters);
         if let Some(n) = self.uncovered.as_ref().and_then(|rx| rx.try_recv().ok()) {
             self.stats.tls_uncovered_processes = n;
             self.uncovered = None;
@@ -317,6 +430,9 @@ impl Session for HttpSession<'_> {
     fn summary(&self) -> Vec<String> {
         let mut lines = self.traffic.lines();
         lines.push(self.stats.summary());
+        if let Some(link) = &self.stats.with_packets {
+            lines.push(link.summary());
+        }
         let panics = self.pipeline.borrow().panics;
         if panics > 0 {
             lines.push(format!("hdrtap: {panics} events hit an internal error and were dropped (please report this)"));

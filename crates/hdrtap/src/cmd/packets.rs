@@ -21,7 +21,7 @@ use hdrtap_core::stats::PacketStats;
 
 use super::common::{self, Control, Output, Session};
 use crate::cli::{DirectionArg, PacketsArgs, TcAttachArg};
-use hdrtap_abi::Hook;
+use hdrtap_abi::{self as abi, Hook};
 
 struct PacketSession<'a> {
     probe: &'a PacketProbe,
@@ -245,46 +245,8 @@ pub fn capture(
         }
     }
 
-    // The callback only decodes (see `hdrtap http`): writing happens
-    // outside it.
-    let pipeline = PacketPipeline::new(
-        ifaces
-            .iter()
-            .map(|i| (i.index, Arc::from(i.name.as_str())))
-            .collect(),
-        // An interface that appeared after start (or an index never seen).
-        Box::new(|ifindex| {
-            interfaces()
-                .ok()?
-                .into_iter()
-                .find(|i| i.index == ifindex)
-                .map(|i| i.name)
-        }),
-        sys::monotonic_to_realtime_offset_ns(),
-        Arc::clone(&ctl.ids),
-    )
-    .keep_frames(args.write.is_some());
-    // Packets whose process is known name its unit, container and pod.
-    let pipeline = Rc::new(RefCell::new(match Cgroups::system() {
-        Some(cg) => pipeline.with_cgroups(cg),
-        None => pipeline,
-    }));
-    let cb_pipeline = Rc::clone(&pipeline);
-    let ring = probe
-        .ring_buffer(move |raw: &[u8]| {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
-                    p.event(raw);
-                }
-            }));
-            if outcome.is_err() {
-                if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
-                    p.panics += 1;
-                }
-            }
-            0
-        })
-        .context("cannot open the ring buffer")?;
+    let pipeline = pipeline(&ifaces, Arc::clone(&ctl.ids), args.write.is_some());
+    let ring = ring(&probe, &pipeline)?;
 
     let mut extras = Vec::new();
     if !program.insns.is_empty() {
@@ -319,6 +281,106 @@ pub fn capture(
         stats: PacketStats::default(),
     };
     common::run_loop(&mut session, &mut output, &ctl)
+}
+
+/// The decoding pipeline of packets captured on `ifaces`, records with
+/// their bytes if `keep_frames`.
+pub(crate) fn pipeline(
+    ifaces: &[Interface],
+    ids: Arc<common::Ids>,
+    keep_frames: bool,
+) -> Rc<RefCell<PacketPipeline>> {
+    let pipeline = PacketPipeline::new(
+        ifaces
+            .iter()
+            .map(|i| (i.index, Arc::from(i.name.as_str())))
+            .collect(),
+        // An interface that appeared after start (or an index never seen).
+        Box::new(|ifindex| {
+            interfaces()
+                .ok()?
+                .into_iter()
+                .find(|i| i.index == ifindex)
+                .map(|i| i.name)
+        }),
+        sys::monotonic_to_realtime_offset_ns(),
+        ids,
+    )
+    .keep_frames(keep_frames);
+    // Packets whose process is known name its unit, container and pod.
+    Rc::new(RefCell::new(match Cgroups::system() {
+        Some(cg) => pipeline.with_cgroups(cg),
+        None => pipeline,
+    }))
+}
+
+/// The ring buffer of `probe`, feeding `pipeline`. The callback only
+/// decodes (see `hdrtap http`): writing happens outside it.
+pub(crate) fn ring<'a>(
+    probe: &'a PacketProbe,
+    pipeline: &Rc<RefCell<PacketPipeline>>,
+) -> anyhow::Result<RingBuffer<'a>> {
+    let cb_pipeline = Rc::clone(pipeline);
+    probe
+        .ring_buffer(move |raw: &[u8]| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
+                    p.event(raw);
+                }
+            }));
+            if outcome.is_err() {
+                if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
+                    p.panics += 1;
+                }
+            }
+            0
+        })
+        .context("cannot open the ring buffer")
+}
+
+/// `hdrtap http --with-packets`: TCP packets, by tc, on the interfaces
+/// named (every one that is up when none is), attributed to processes.
+/// Returns the loaded and attached capture, its interfaces and what it
+/// captures (for the start-up line).
+pub(crate) fn capture_for_link(
+    named: &[String],
+    ring_bytes: u32,
+) -> anyhow::Result<(PacketProbe, Vec<Interface>, String)> {
+    let unmet = caps::unmet(&caps::packets_needs(Hook::Tc), caps::effective());
+    if !unmet.is_empty() {
+        bail!(
+            "--with-packets needs root or these capabilities: {} (see docs/PRIVILEGES.md)",
+            caps::describe_unmet(&unmet)
+        );
+    }
+    let ifaces = pick_interfaces(named)?;
+    let opts = PacketOptions {
+        snaplen: abi::HDRTAP_PKT_SNAPLEN_DEFAULT,
+        sample: 1,
+        directions: Directions::BOTH,
+        owners: true,
+        owner_fallback: false,
+        ring_bytes,
+    };
+    let mut probe = PacketProbe::load(&opts).context("cannot load the packet capture programs")?;
+    let tcp = filter::compile("tcp").map_err(|e| anyhow::anyhow!("{e}"))?;
+    probe
+        .set_filter(&tcp.encode())
+        .context("cannot install the filter")?;
+    let mut described = Vec::new();
+    for i in &ifaces {
+        if let Some(link) = i.link() {
+            probe
+                .set_link(i.index, link)
+                .context("cannot configure the interface table")?;
+        }
+        let dirs = directions(DirectionArg::Auto, i.is_loopback());
+        let how = probe
+            .attach_tc(i.index, dirs, TcMode::Auto)
+            .with_context(|| format!("cannot attach to {}", i.name))?;
+        described.push(format!("{} ({})", i.name, describe(how, Hook::Tc, dirs)));
+    }
+    Ok((probe, ifaces, described.join(", ")))
 }
 
 /// The directions to capture on one interface. `auto` takes one copy of

@@ -171,6 +171,8 @@ fn http_args(args: &TopArgs) -> HttpArgs {
         no_tls: args.no_tls,
         no_rules: true,
         drop_caps: false,
+        with_packets: None,
+        packets_wait: 1000,
     }
 }
 
