@@ -380,6 +380,18 @@ mod tests {
         req.id = 7;
         req.flags = vec![flag::MIDSTREAM, flag::NON_UTF8];
         req.anomalies = anomaly::OBS_FOLD;
+        req.sock_cookie = 4242;
+        req.tcp_seq = Some(SeqRange::new(u32::MAX - 3, 100, true));
+        req.packets = Some(Box::new(PacketLink {
+            ids: vec![5, 6],
+            complete: false,
+        }));
+        let json = record_json(&req);
+        assert!(
+            json.contains(r#""tcp_seq":{"first":4294967292,"last":95,"whole":true}"#),
+            "{json}"
+        );
+        assert!(json.contains(r#""packets":[5,6],"packets_complete":false"#));
         let mut resp = test_response(Role::Server, ("GET", "/x?y=1", Some("h")), 503, 12);
         resp.id = 8;
         resp.h2 = Some(Box::new(H2Info {
