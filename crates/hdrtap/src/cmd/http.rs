@@ -265,6 +265,8 @@ pub fn capture(
 const LINK_KEEP: Duration = Duration::from_secs(10);
 /// Packets waiting for a record at most (about 1 KiB each).
 const LINK_MAX_PACKETS: usize = 100_000;
+/// Polls of the packet ring (256 events each) per turn of the loop at most.
+const LINK_POLL_BATCHES: usize = 64;
 
 /// `--with-packets`: the packet capture and the join.
 struct LinkSide<'a> {
@@ -277,9 +279,17 @@ struct LinkSide<'a> {
 }
 
 impl LinkSide<'_> {
-    /// Read the packet ring without waiting and offer what it held.
+    /// Read the packet ring without waiting and offer what it held: all
+    /// of it, up to LINK_POLL_BATCHES polls (a busy interface must not
+    /// wait for the HTTP ring's timeout).
     fn poll(&mut self) -> anyhow::Result<()> {
-        PacketProbe::poll(&self.ring, Duration::ZERO).context("reading the packet ring buffer")?;
+        for _ in 0..LINK_POLL_BATCHES {
+            PacketProbe::poll(&self.ring, Duration::ZERO)
+                .context("reading the packet ring buffer")?;
+            if hdrtap_bpf::ring_fill(&self.ring).is_none_or(|(used, _)| used == 0) {
+                break;
+            }
+        }
         let now = Instant::now();
         let mut p = self.pipeline.borrow_mut();
         for rec in p.take() {
