@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use hdrtap_tests::*;
 
 const DOCKER: &str = "d0c0e1d0c0e1d0c0e1d0c0e1d0c0e1d0c0e1d0c0e1d0c0e1d0c0e1d0c0e1d0c0";
+/// A container started after hdrtap, its id sharing DOCKER's first 12 digits.
+const DOCKER_LATE: &str = "d0c0e1d0c0e12222222222222222222222222222222222222222222222222222";
 const CONTAINERD: &str = "c0417a1ed0c0417a1ed0c0417a1ed0c0417a1ed0c0417a1ed0c0417a1ed0c041";
 const CRIO: &str = "c7105000c7105000c7105000c7105000c7105000c7105000c7105000c7105000";
 const PODMAN: &str = "90d3a0090d3a0090d3a0090d3a0090d3a0090d3a0090d3a0090d3a0090d3a009";
@@ -130,6 +132,10 @@ fn records_name_the_unit_container_and_pod_of_their_process() {
     let packets = Hdrtap::start_with(&["packets", "--json"], &["-i", "lo", "tcp", "port", &p]);
 
     let url = |path: &str| format!("http://127.0.0.1:{port}/{path}");
+    // Made after the captures started: the kernel's --container filter has
+    // not classified it, and must not lose its traffic.
+    let (late_cg, _) = tree.make(&format!("system.slice/docker-{DOCKER_LATE}.scope"));
+    run_in(&late_cg, &["curl", "-s", "-o", "/dev/null", &url("late")]);
     run_in(
         &docker_cg,
         &["curl", "-s", "-o", "/dev/null", &url("docker")],
@@ -265,6 +271,24 @@ fn records_name_the_unit_container_and_pod_of_their_process() {
         t.sort();
         t
     };
-    assert_eq!(targets(&cap_c), ["client /docker"], "{}", cap_c.dump_all());
+    assert_eq!(
+        targets(&cap_c),
+        ["client /docker", "client /late"],
+        "{}",
+        cap_c.dump_all()
+    );
     assert_eq!(targets(&cap_u), ["client /unit"], "{}", cap_u.dump_all());
+    // The kernel left out the connections of the cgroups that do not match
+    // (the server's, the other clients'), and only with a filter.
+    let filtered = |c: &Capture| {
+        c.stats()
+            .last()
+            .and_then(|s| s["conns_cgroup_filtered"].as_u64())
+            .unwrap_or_else(|| panic!("no conns_cgroup_filtered\n{}", c.dump_all()))
+    };
+    assert_eq!(filtered(&cap), 0);
+    // --container: the server's five accepted connections and the crio,
+    // podman, unit and root clients'; --unit: the server's and four clients'.
+    assert!(filtered(&cap_c) >= 9, "{}", filtered(&cap_c));
+    assert!(filtered(&cap_u) >= 9, "{}", filtered(&cap_u));
 }

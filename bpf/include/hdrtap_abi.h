@@ -238,6 +238,7 @@ enum hdrtap_counter {
 	HDRTAP_CTR_BODY_SKIPPED_BYTES,/* body bytes not copied: map skips said they are body */
 	HDRTAP_CTR_BODIES_FRAMED,     /* response bodies the kernel framed itself (body_scan) */
 	HDRTAP_CTR_TLS_BIO_FDS,       /* SSLs tied to a socket by the thread's read before SSL_read (memory BIOs) */
+	HDRTAP_CTR_CONNS_CGROUP_OUT,  /* connections not tracked: their cgroup is in filter_cgroups_out */
 	HDRTAP_CTR_MAX,
 };
 

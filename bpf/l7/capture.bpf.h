@@ -42,6 +42,7 @@ L7_CONFIG(__u32, self_tgid, 0);        /* hdrtap itself: never traced */
 L7_CONFIG(__u8, filter_pid_on, 0);     /* only tgids in filter_pids */
 L7_CONFIG(__u8, filter_comm_on, 0);    /* only comms in filter_comms */
 L7_CONFIG(__u8, filter_port_on, 0);    /* only conns with a port in filter_ports */
+L7_CONFIG(__u8, filter_cgroup_on, 0);  /* not conns made in a cgroup of filter_cgroups_out */
 L7_CONFIG(__u32, call_capture, HDRTAP_DEFAULT_CALL_CAPTURE); /* bytes per call */
 L7_CONFIG(__u64, wakeup_bytes, 1 << 20); /* wake the reader past this much data */
 L7_CONFIG(__u64, wakeup_big_bytes, 1 << 16); /* the same, for events of RB_BIG_EVENT bytes */
@@ -204,6 +205,19 @@ L7_SHARED struct {
 	__type(value, __u8);
 } filter_ports SEC(".maps");
 
+/*
+ * --container/--unit: the cgroup ids userspace found not to match. A
+ * cgroup it has not classified yet (one made since its last scan) is not
+ * here, so its connections are tracked and userspace's own filter decides:
+ * a container started after hdrtap loses nothing.
+ */
+L7_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} filter_cgroups_out SEC(".maps");
+
 L7_SHARED __u64 next_conn_id;
 
 #include "../lib/maps.bpf.h" /* ctr_add, rb_flags: after counters and events */
@@ -265,6 +279,14 @@ static __always_inline struct conn *conn_create(__u32 tgid, int fd, __u8 role, _
 		if (filter_port_on && !bpf_map_lookup_elem(&filter_ports, &c.tuple.lport) &&
 		    !bpf_map_lookup_elem(&filter_ports, &c.tuple.rport))
 			c.state = CONN_IGNORED;
+		if (filter_cgroup_on && c.state != CONN_IGNORED) {
+			__u64 cg = bpf_get_current_cgroup_id();
+
+			if (bpf_map_lookup_elem(&filter_cgroups_out, &cg)) {
+				c.state = CONN_IGNORED;
+				ctr_add(HDRTAP_CTR_CONNS_CGROUP_OUT, 1);
+			}
+		}
 		if (filter_comm_on) {
 			struct hdrtap_comm_key ck = {};
 

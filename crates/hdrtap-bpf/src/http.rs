@@ -34,6 +34,9 @@ pub struct HttpOptions {
     /// and stops copying it when at least this many of its bytes are still
     /// to come; 0: only when userspace asks (`HttpProbe::skip_body`).
     pub kernel_body_skip: u64,
+    /// Connections made in a cgroup given to [`HttpProbe::filter_cgroups_out`]
+    /// are not tracked (`--container`, `--unit`).
+    pub cgroup_filter: bool,
 }
 
 impl Default for HttpOptions {
@@ -47,6 +50,7 @@ impl Default for HttpOptions {
             max_conns: 65536,
             tls: false,
             kernel_body_skip: u64::from(abi::HDRTAP_SKIP_BODY_MIN),
+            cgroup_filter: false,
         }
     }
 }
@@ -96,6 +100,7 @@ impl HttpProbe {
             ro.wakeup_big_bytes = u64::from(opts.ring_bytes / 64);
             ro.tls_on = u8::from(opts.tls);
             ro.body_skip_min = opts.kernel_body_skip;
+            ro.filter_cgroup_on = u8::from(opts.cgroup_filter);
         }
         open.maps
             .events
@@ -188,6 +193,24 @@ impl HttpProbe {
             }
         }
         Ok(())
+    }
+
+    /// Stop tracking connections made in these cgroups (ids that
+    /// `--container`/`--unit` do not match; needs
+    /// [`HttpOptions::cgroup_filter`]). Returns how many were stored: the
+    /// map holds 16,384, and a cgroup not stored is simply not filtered in
+    /// the kernel.
+    pub fn filter_cgroups_out(&self, ids: &[u64]) -> usize {
+        let one = [1u8];
+        ids.iter()
+            .take_while(|id| {
+                self.skel
+                    .maps
+                    .filter_cgroups_out
+                    .update(&id.to_ne_bytes(), &one, MapFlags::ANY)
+                    .is_ok()
+            })
+            .count()
     }
 
     /// Number of attached programs.

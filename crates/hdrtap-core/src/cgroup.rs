@@ -161,6 +161,9 @@ pub struct Cgroups {
     last: Option<(u64, Arc<Workload>)>,
     /// Scans done so far.
     pub scans: u64,
+    /// With [`Cgroups::tracking_new`]: ids learnt since [`Cgroups::fresh`]
+    /// last took them.
+    new_ids: Option<Vec<u64>>,
 }
 
 impl Cgroups {
@@ -176,7 +179,31 @@ impl Cgroups {
             scanned: None,
             last: None,
             scans: 0,
+            new_ids: None,
         }
+    }
+
+    /// Keep the ids each scan learns for [`Cgroups::fresh`].
+    pub fn tracking_new(mut self) -> Self {
+        self.new_ids = Some(Vec::new());
+        self
+    }
+
+    /// With [`Cgroups::tracking_new`]: the cgroups learnt since the last
+    /// call (every one at the first), after a scan of the hierarchy if one
+    /// may run ([`Cgroups::RESCAN`]).
+    pub fn fresh(&mut self) -> Vec<(u64, Arc<Workload>)> {
+        if self.may_scan() {
+            self.scan();
+        }
+        let ids = self
+            .new_ids
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        ids.into_iter()
+            .filter_map(|id| self.known.get(&id).map(|w| (id, Arc::clone(w))))
+            .collect()
     }
 
     /// The machine's cgroup v2 hierarchy: `/sys/fs/cgroup` (unified), or
@@ -224,6 +251,9 @@ impl Cgroups {
                 let rel = relative(&self.root, &dir);
                 self.known
                     .insert(meta.ino(), Arc::new(Workload::from_path(&rel)));
+                if let Some(new) = &mut self.new_ids {
+                    new.push(meta.ino());
+                }
             }
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
@@ -376,6 +406,40 @@ mod tests {
             Some("docker")
         );
         assert_eq!(cg.scans, 2);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// `fresh` hands over each cgroup once: every one at the first call,
+    /// then those the next scan learnt.
+    #[test]
+    fn fresh_gives_each_cgroup_once() {
+        let root = std::env::temp_dir().join(format!("hdrtap-cgf-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("system.slice/a.service")).unwrap();
+        let mut cg = Cgroups::new(&root).tracking_new();
+        let mut first: Vec<String> = cg
+            .fresh()
+            .iter()
+            .map(|(_, w)| w.cgroup.to_string())
+            .collect();
+        first.sort();
+        assert_eq!(first, ["/", "/system.slice", "/system.slice/a.service"]);
+        assert!(
+            cg.fresh().is_empty(),
+            "no scan within a second, nothing new"
+        );
+        std::fs::create_dir_all(root.join("system.slice/b.service")).unwrap();
+        cg.scanned = cg.scanned.map(|t| t - Cgroups::RESCAN);
+        let next: Vec<String> = cg
+            .fresh()
+            .iter()
+            .map(|(_, w)| w.cgroup.to_string())
+            .collect();
+        assert_eq!(next, ["/system.slice/b.service"]);
+        // Without tracking, scans keep nothing for fresh().
+        let mut plain = Cgroups::new(&root);
+        assert!(plain.lookup(1).is_none());
+        assert!(plain.fresh().is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

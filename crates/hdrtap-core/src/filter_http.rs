@@ -14,6 +14,7 @@ use std::collections::HashSet;
 
 use glob::Pattern;
 
+use crate::cgroup::Workload;
 use crate::record::{HttpKind, HttpRecord, Role};
 use crate::sink::Record;
 
@@ -116,12 +117,15 @@ impl HttpFilter {
             || !self.units.is_empty()
     }
 
-    /// Whether `r` passes.
-    pub fn matches(&self, r: &HttpRecord) -> bool {
-        if self.side.is_some_and(|s| s != r.role) {
-            return false;
-        }
-        let workload = r.process.workload.as_deref();
+    /// Whether `--container` or `--unit` is set: which processes pass
+    /// depends on their cgroup alone, so the kernel can filter too.
+    pub fn by_workload(&self) -> bool {
+        !self.containers.is_empty() || !self.units.is_empty()
+    }
+
+    /// Whether a process in a cgroup naming `workload` passes `--container`
+    /// and `--unit`.
+    pub fn workload_matches(&self, workload: Option<&Workload>) -> bool {
         if !self.containers.is_empty()
             && !workload.is_some_and(|w| self.containers.iter().any(|c| w.container_starts_with(c)))
         {
@@ -133,6 +137,17 @@ impl HttpFilter {
             if !unit.is_some_and(|u| self.units.iter().any(|want| named(u, want))) {
                 return false;
             }
+        }
+        true
+    }
+
+    /// Whether `r` passes.
+    pub fn matches(&self, r: &HttpRecord) -> bool {
+        if self.side.is_some_and(|s| s != r.role) {
+            return false;
+        }
+        if !self.workload_matches(r.process.workload.as_deref()) {
+            return false;
         }
         let request = r.kind == HttpKind::Request;
         let (method, target, host) = if request {

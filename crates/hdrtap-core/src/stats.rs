@@ -98,6 +98,9 @@ pub struct Stats {
     /// cannot show (`hdrtap doctor --tls` says which and why: Go older than
     /// 1.17, rustls, NSS, Java, stripped programs with TLS built in).
     pub tls_uncovered_processes: u64,
+    /// Connections the kernel did not track because `--container`/`--unit`
+    /// do not match the cgroup of the process that made them.
+    pub conns_cgroup_filtered: u64,
     /// `hdrtap http --with-packets` only: the packet capture and the join.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub with_packets: Option<LinkCounters>,
@@ -154,6 +157,7 @@ impl Stats {
         self.tls_no_fd = get(a::HDRTAP_CTR_TLS_NO_FD);
         self.tls_busy = get(a::HDRTAP_CTR_TLS_BUSY);
         self.tls_bio_fds = get(a::HDRTAP_CTR_TLS_BIO_FDS);
+        self.conns_cgroup_filtered = get(a::HDRTAP_CTR_CONNS_CGROUP_OUT);
         self.body_bytes_not_copied = get(a::HDRTAP_CTR_BODY_SKIPPED_BYTES);
         self.bodies_framed_in_kernel = get(a::HDRTAP_CTR_BODIES_FRAMED);
     }

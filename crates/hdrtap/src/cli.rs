@@ -194,7 +194,7 @@ pub struct HttpArgs {
     /// that is up) and link each plain HTTP/1 record to the packets that carried its message:
     /// they are written as packet records before it, and it lists their ids in "packets".
     #[arg(long, value_name = "IFACE", num_args = 0.., value_delimiter = ',',
-          require_equals = true, conflicts_with = "drop_caps")]
+          require_equals = true, conflicts_with_all = ["drop_caps", "read"])]
     pub with_packets: Option<Vec<String>>,
 
     /// With --with-packets: how long records wait for their packets (retransmissions come

@@ -93,7 +93,17 @@ pub fn capture(
     )
     .context("cannot get a random redaction key")?;
 
+    // --container/--unit: cgroups that do not match are filtered in the
+    // kernel too, once classified (a cgroup made later is classified at
+    // the next scan; until then userspace's filter alone decides).
+    let filter = http_filter(&args.filter);
+    let mut kernel_cgroups = if filter.by_workload() {
+        Cgroups::system().map(Cgroups::tracking_new)
+    } else {
+        None
+    };
     let opts = HttpOptions {
+        cgroup_filter: kernel_cgroups.is_some(),
         pids: args.scope.pids.clone(),
         comms: args.scope.comms.clone(),
         ports: args.scope.ports.clone(),
@@ -103,6 +113,9 @@ pub fn capture(
         ..HttpOptions::default()
     };
     let mut probe = HttpProbe::load(&opts).context("cannot load the HTTP capture programs")?;
+    if let Some(cg) = &mut kernel_cgroups {
+        filter_cgroups(&probe, cg, &filter);
+    }
     probe
         .attach()
         .context("cannot attach the HTTP capture programs")?;
@@ -253,12 +266,36 @@ pub fn capture(
         pipeline,
         stats: Stats::default(),
         traffic: TrafficSummary::default(),
-        filter: http_filter(&args.filter),
+        filter,
+        kernel_cgroups,
+        next_cgroup_scan: Instant::now() + CGROUP_SCAN,
         tls,
         uncovered,
         link,
     };
     common::run_loop(&mut session, &mut output, &ctl)
+}
+
+/// How often new cgroups are classified for the kernel's `--container` /
+/// `--unit` filter.
+const CGROUP_SCAN: Duration = Duration::from_secs(2);
+
+/// Tell the kernel which of the cgroups `cg` learnt since the last call
+/// `--container`/`--unit` leave out.
+fn filter_cgroups(probe: &HttpProbe, cg: &mut Cgroups, filter: &HttpFilter) {
+    let out: Vec<u64> = cg
+        .fresh()
+        .into_iter()
+        .filter(|(_, w)| !filter.workload_matches(Some(w.as_ref())))
+        .map(|(id, _)| id)
+        .collect();
+    let stored = probe.filter_cgroups_out(&out);
+    if stored < out.len() {
+        tracing::debug!(
+            "kernel cgroup filter full: {} cgroups left to the userspace filter",
+            out.len() - stored
+        );
+    }
 }
 
 /// How long captured packets wait for a record to claim them at least.
@@ -322,6 +359,9 @@ struct HttpSession<'a> {
     traffic: TrafficSummary,
     /// `--method`, `--status`, ...: what is written.
     filter: HttpFilter,
+    /// `--container`/`--unit`: the cgroups classified for the kernel's filter.
+    kernel_cgroups: Option<Cgroups>,
+    next_cgroup_scan: Instant,
     tls: Option<TlsCapture>,
     /// The count of processes whose HTTPS cannot be shown, once surveyed.
     uncovered: Option<std::sync::mpsc::Receiver<u64>>,
@@ -345,6 +385,13 @@ impl Session for HttpSession<'_> {
         }
         // Time-bound records (HTTP/2 resets nothing else carried).
         self.pipeline.borrow_mut().tick(sys::monotonic_ns());
+        if let Some(cg) = &mut self.kernel_cgroups {
+            let now = Instant::now();
+            if now >= self.next_cgroup_scan {
+                self.next_cgroup_scan = now + CGROUP_SCAN;
+                filter_cgroups(self.probe, cg, &self.filter);
+            }
+        }
         // Long bodies just seen: the kernel need not copy the rest of them.
         for skip in self.pipeline.borrow_mut().tracker_mut().take_skips() {
             let dir = skip.dir.index() as u32;

@@ -75,6 +75,11 @@ fn every_cli_option_has_a_config_key() {
         ),
         ("rotate_mb", "(none yet: -w's rotation)"),
         ("rotate_files", "(none yet: -w's rotation)"),
+        (
+            "with_packets",
+            "(none: the daemon does not join records to packets; hdrtap http --with-packets does)",
+        ),
+        ("packets_wait", "(none: with --with-packets)"),
     ];
     for sub in ["http", "packets"] {
         let cmd = Cli::command();
