@@ -2,9 +2,11 @@
 //! commands, the sink fanout for `hdrtap run`), signals, the ready file,
 //! per-run record ids, and the poll → drain → write → stats loop with its
 //! orderly stop (take what is left, final stats record, summary).
+use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::path::Path;
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,6 +208,52 @@ pub fn direct_output(
         writer.with_view(view(to_stdout && tty)),
         print,
     ))
+}
+
+/// A pipeline a ring buffer feeds, one raw event at a time.
+pub trait Feed {
+    fn event(&mut self, raw: &[u8]);
+    /// Count an event dropped because handling it panicked.
+    fn panicked(&mut self);
+}
+
+impl Feed for hdrtap_core::pipeline::HttpPipeline {
+    fn event(&mut self, raw: &[u8]) {
+        hdrtap_core::pipeline::HttpPipeline::event(self, raw);
+    }
+    fn panicked(&mut self) {
+        self.panics += 1;
+    }
+}
+
+impl Feed for hdrtap_core::pipeline::PacketPipeline {
+    fn event(&mut self, raw: &[u8]) {
+        hdrtap_core::pipeline::PacketPipeline::event(self, raw);
+    }
+    fn panicked(&mut self) {
+        self.panics += 1;
+    }
+}
+
+/// The ring-buffer callback feeding `pipeline`. It only decodes and
+/// parses: records are written outside it, so a failing write can never
+/// unwind through libbpf (which would abort), and a panic while handling
+/// an event is caught and counted, never propagated.
+pub fn ring_callback<P: Feed>(pipeline: &Rc<RefCell<P>>) -> impl FnMut(&[u8]) -> i32 + use<P> {
+    let pipeline = Rc::clone(pipeline);
+    move |raw: &[u8]| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Ok(mut p) = pipeline.try_borrow_mut() {
+                p.event(raw);
+            }
+        }));
+        if outcome.is_err() {
+            if let Ok(mut p) = pipeline.try_borrow_mut() {
+                p.panicked();
+            }
+        }
+        0
+    }
 }
 
 /// One running capture: a ring buffer feeding a pipeline of records.

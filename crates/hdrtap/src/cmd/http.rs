@@ -95,7 +95,10 @@ pub fn capture(
 
     // --container/--unit: cgroups that do not match are filtered in the
     // kernel too, once classified (a cgroup made later is classified at
-    // the next scan; until then userspace's filter alone decides).
+    // the next scan; until then userspace's filter alone decides). A cache
+    // of its own: its scans must not spend the record cache's rescan
+    // budget (one a second), or a record from a cgroup made just after
+    // one of them would go unnamed, and --container would drop it.
     let filter = http_filter(&args.filter);
     let mut kernel_cgroups = if filter.by_workload() {
         Cgroups::system().map(Cgroups::tracking_new)
@@ -141,9 +144,8 @@ pub fn capture(
     }
     let rules = rules.map(Rules::new);
     let rules_on = rules.as_ref().map(|r| r.enabled().count());
-    // The ring-buffer callback only decodes and parses; records are written
-    // outside it, so a failing write can never unwind through libbpf
-    // (which would abort).
+    // The ring-buffer callback only decodes and parses
+    // (common::ring_callback); records are written after each poll.
     let mut pipeline = HttpPipeline::new(
         HttpTracker::new(h1, h2),
         redactor,
@@ -160,20 +162,7 @@ pub fn capture(
     if let Some(tls) = &tls {
         super::tls::name_libraries(pipeline.borrow_mut().tracker_mut(), tls.libraries());
     }
-    let cb_pipeline = Rc::clone(&pipeline);
-    let callback = move |raw: &[u8]| {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
-                p.event(raw);
-            }
-        }));
-        if outcome.is_err() {
-            if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
-                p.panics += 1;
-            }
-        }
-        0
-    };
+    let callback = common::ring_callback(&pipeline);
     let ring = match &tls {
         Some(tls) => tls.ring_buffer(&probe, callback),
         None => probe.ring_buffer(callback),

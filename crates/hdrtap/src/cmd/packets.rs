@@ -314,27 +314,13 @@ pub(crate) fn pipeline(
     }))
 }
 
-/// The ring buffer of `probe`, feeding `pipeline`. The callback only
-/// decodes (see `hdrtap http`): writing happens outside it.
+/// The ring buffer of `probe`, feeding `pipeline` ([`common::ring_callback`]).
 pub(crate) fn ring<'a>(
     probe: &'a PacketProbe,
     pipeline: &Rc<RefCell<PacketPipeline>>,
 ) -> anyhow::Result<RingBuffer<'a>> {
-    let cb_pipeline = Rc::clone(pipeline);
     probe
-        .ring_buffer(move |raw: &[u8]| {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
-                    p.event(raw);
-                }
-            }));
-            if outcome.is_err() {
-                if let Ok(mut p) = cb_pipeline.try_borrow_mut() {
-                    p.panics += 1;
-                }
-            }
-            0
-        })
+        .ring_buffer(common::ring_callback(pipeline))
         .context("cannot open the ring buffer")
 }
 
