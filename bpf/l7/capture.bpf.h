@@ -346,7 +346,6 @@ static __always_inline void event_fill(struct scratch *s, const struct conn *c,
 	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
 	__builtin_memcpy(&s->ev.tuple, &c->tuple, sizeof(c->tuple));
 	s->ev.sock_cookie = c->cookie;
-	s->ev.tcp_seq = 0;
 }
 
 

@@ -70,12 +70,6 @@ pub struct Linker {
     pub stats: LinkStats,
 }
 
-/// An IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4
-/// peer) as the IPv4 address packets carry.
-fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
-}
-
 impl Linker {
     /// Records leave after `wait`; packets are kept `keep` (at least
     /// `wait`), at most `max_packets` of them.
@@ -108,7 +102,7 @@ impl Linker {
             (None, Some(v6)) => (IpAddr::V6(v6.src), IpAddr::V6(v6.dst)),
             _ => return,
         };
-        let flow = (canonical(src), tcp.sport, canonical(dst), tcp.dport);
+        let flow = (src.to_canonical(), tcp.sport, dst.to_canonical(), tcp.dport);
         let seq = tcp.seq;
         self.stats.packets += 1;
         if self.held >= self.max_packets {
@@ -185,7 +179,14 @@ impl Linker {
         } else {
             (&rec.remote, &rec.local)
         };
-        let flow = (canonical(from.ip), from.port, canonical(to.ip), to.port);
+        // An IPv4-mapped address (a dual-stack socket's view of an IPv4
+        // peer) as the IPv4 address packets carry.
+        let flow = (
+            from.ip.to_canonical(),
+            from.port,
+            to.ip.to_canonical(),
+            to.port,
+        );
         let rlen = range.len();
         let mut ids = Vec::new();
         let mut spans: Vec<(u64, u64)> = Vec::new();

@@ -1146,8 +1146,9 @@ impl Sink for Cx<'_, '_> {
             }
         };
         // Where the message lies in the TCP stream: from its first byte
-        // through its body when the framing says how long that is.
-        let tcp_seq = (!sh.tls).then(|| meta.seq()).flatten().map(|first| {
+        // through its body when the framing says how long that is (only
+        // socket events carry sequence numbers, never TLS plaintext).
+        let tcp_seq = meta.seq().map(|first| {
             let body = match next {
                 Next::Idle | Next::AwaitTunnel | Next::Tunnel => Some(0),
                 Next::Body {
