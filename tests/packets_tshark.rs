@@ -470,6 +470,20 @@ impl Tshark {
     }
 }
 
+impl Tshark {
+    /// Stop, then hand the capture file to `f` (before it is deleted).
+    pub fn stop_then<T>(mut self, f: impl FnOnce(&std::path::Path) -> T) -> T {
+        let mut child = self.child.take().unwrap();
+        hdrtap_tests::send_signal(child.id(), libc::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "tshark did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        f(&self.pcap)
+    }
+}
+
 /// Every packet of the capture file `pcap` as tshark dissects it: (field
 /// map, raw layers). `extra` fields are asked for too and left in the
 /// layers (e.g. `frame.comment`), not in the field map.

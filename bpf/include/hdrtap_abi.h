@@ -309,6 +309,14 @@ enum hdrtap_pkt_event_kind {
 /* Largest and default --snaplen (bytes of each packet copied). */
 #define HDRTAP_PKT_SNAPLEN_MAX 512
 #define HDRTAP_PKT_SNAPLEN_DEFAULT 256
+/*
+ * The same for `hdrtap http --source packets` (l7_mode): TCP payload is
+ * reassembled in userspace, so a segment is copied whole up to this, a
+ * GRO/GSO super-packet included. The ring record is sized to the copy
+ * (HDRTAP_PKT_L7_CLASS_* below), not to the largest one.
+ */
+#define HDRTAP_PKT_L7_SNAPLEN_MAX 65535
+#define HDRTAP_PKT_L7_SNAPLEN_DEFAULT 65535
 
 /* VLAN tags the kernel parser looks through (an offloaded tag counts). */
 #define HDRTAP_PKT_VLAN_MAX 2

@@ -63,6 +63,8 @@ struct pkt_info {
 	__u8 icmp_code;
 	__u8 family;       /* 4 or 6 when addresses are set */
 	__u8 _pad[2];
+	__u32 ip_end;      /* TCP: offset where the IP datagram ends (its length field) */
+	__u32 tcp_data;    /* TCP: offset of the payload (after the TCP header) */
 };
 
 static __always_inline int pkt_load(void *ctx, int kind, __u32 off, void *to, __u32 len)
@@ -102,6 +104,7 @@ static __always_inline void pkt_parse_l4(void *ctx, int kind, __u32 off, struct 
 		pi->sport = (__u16)h[0] << 8 | h[1];
 		pi->dport = (__u16)h[2] << 8 | h[3];
 		pi->tcp_flags = h[13];
+		pi->tcp_data = off + (__u32)(h[12] >> 4) * 4;
 		pi->present |= PF_BIT(HDRTAP_PF_SRC_PORT) | PF_BIT(HDRTAP_PF_DST_PORT) |
 			       PF_BIT(HDRTAP_PF_TCP_FLAGS);
 		if ((h[12] >> 4) < 5)
@@ -150,6 +153,8 @@ static __always_inline void pkt_parse_ipv4(void *ctx, int kind, __u32 off, struc
 	pi->l4_proto = h[9];
 	pi->present |= PF_BIT(HDRTAP_PF_SRC_ADDR) | PF_BIT(HDRTAP_PF_DST_ADDR) |
 		       PF_BIT(HDRTAP_PF_L4_PROTO);
+	/* 0 on a GSO packet past 64 KiB (BIG TCP): the packet's end then. */
+	pi->ip_end = off + ((__u32)h[2] << 8 | h[3]);
 	frag = ((__u16)h[6] << 8 | h[7]) & 0x1fff;
 	if (frag) {
 		pi->flags |= HDRTAP_PKT_F_FRAGMENT;
@@ -174,6 +179,8 @@ static __always_inline void pkt_parse_ipv6(void *ctx, int kind, __u32 off, struc
 		return;
 	}
 	pi->family = 6;
+	/* 0 with a jumbogram (or BIG TCP): the packet's end then. */
+	pi->ip_end = off + 40 + ((__u32)h[4] << 8 | h[5]);
 	pkt_addr6(pi->src, &h[8]);
 	pkt_addr6(pi->dst, &h[24]);
 	pi->present |= PF_BIT(HDRTAP_PF_SRC_ADDR) | PF_BIT(HDRTAP_PF_DST_ADDR) |

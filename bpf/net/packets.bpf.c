@@ -56,6 +56,9 @@ const volatile __u8 dir_mask = 3;       /* 1 << HDRTAP_PKT_IN | 1 << HDRTAP_PKT_
 const volatile __u8 owner_on = 1;       /* attribute packets to processes */
 const volatile __u8 owner_sys = 0;      /* the syscall fallback (owner_sys_*) is in use */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader past this much data */
+/* `hdrtap http --source packets`: TCP segments that carry payload, SYN, FIN
+ * or RST only, copied whole up to snaplen (<= HDRTAP_PKT_L7_SNAPLEN_MAX). */
+const volatile __u8 l7_mode = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -353,6 +356,64 @@ static __always_inline __u8 link_of(__u32 ifindex)
 	return l ? *l : HDRTAP_LINK_ETHER;
 }
 
+/* Ring records of l7_mode come in these payload sizes: a record is sized
+ * to its packet within a factor of 8, and each reserve has the constant
+ * size the verifier asks for. */
+#define L7_CLASS_0 256
+#define L7_CLASS_1 2048
+#define L7_CLASS_2 16384
+#define L7_CLASS_3 65536
+
+/* A ring record with room for `cap` bytes of packet (NULL: ring full). */
+static __always_inline struct hdrtap_pkt_event *l7_reserve(__u64 cap)
+{
+	if (cap <= L7_CLASS_0)
+		return bpf_ringbuf_reserve(&events, sizeof(struct hdrtap_pkt_event) + L7_CLASS_0, 0);
+	if (cap <= L7_CLASS_1)
+		return bpf_ringbuf_reserve(&events, sizeof(struct hdrtap_pkt_event) + L7_CLASS_1, 0);
+	if (cap <= L7_CLASS_2)
+		return bpf_ringbuf_reserve(&events, sizeof(struct hdrtap_pkt_event) + L7_CLASS_2, 0);
+	return bpf_ringbuf_reserve(&events, sizeof(struct hdrtap_pkt_event) + L7_CLASS_3, 0);
+}
+
+/* Copy the first cap bytes of the packet into e->data (sized by
+ * l7_reserve(cap)); nonzero when the copy failed. Each class's bound is a
+ * constant the verifier can check the length against. */
+static __always_inline int l7_load(void *ctx, int kind, struct hdrtap_pkt_event *e, __u64 cap)
+{
+	__u64 n = cap - 1;
+
+	barrier_var(n);
+	if (cap <= L7_CLASS_0) {
+		if (n < L7_CLASS_0)
+			return pkt_load(ctx, kind, 0, e->data, n + 1);
+	} else if (cap <= L7_CLASS_1) {
+		if (n < L7_CLASS_1)
+			return pkt_load(ctx, kind, 0, e->data, n + 1);
+	} else if (cap <= L7_CLASS_2) {
+		if (n < L7_CLASS_2)
+			return pkt_load(ctx, kind, 0, e->data, n + 1);
+	} else if (n < L7_CLASS_3) {
+		return pkt_load(ctx, kind, 0, e->data, n + 1);
+	}
+	return -1;
+}
+
+/* l7_mode: a TCP segment the reassembler needs (payload, SYN, FIN, RST). */
+static __always_inline int l7_wanted(const struct pkt_info *pi, __u32 wire_len)
+{
+	__u32 end = pi->ip_end;
+
+	if (pi->l4_proto != PKT_IPPROTO_TCP || !(pi->present & PF_BIT(HDRTAP_PF_SRC_PORT)) ||
+	    (pi->flags & (HDRTAP_PKT_F_MALFORMED | HDRTAP_PKT_F_FRAGMENT)))
+		return 0;
+	if (pi->tcp_flags & 0x07) /* FIN SYN RST */
+		return 1;
+	if (end == 0 || end > wire_len)
+		end = wire_len;
+	return end > pi->tcp_data;
+}
+
 static __always_inline void handle(void *ctx, int kind, struct pkt_meta *m)
 {
 	struct pf_run *run = scratch_get();
@@ -378,9 +439,9 @@ static __always_inline void handle(void *ctx, int kind, struct pkt_meta *m)
 	filtering = prog && prog->len;
 	lookup = owner_on && m->dir == HDRTAP_PKT_IN && (kind == PKT_CTX_XDP || m->hook == HDRTAP_HOOK_TC);
 	__builtin_memset(&run->pi, 0, sizeof(run->pi));
-	if (filtering || lookup)
+	if (filtering || lookup || l7_mode)
 		pkt_parse(ctx, kind, m->link, m->accel, m->vlan_tci, m->protocol, &run->pi);
-	if (filtering && !pf_accept(run)) {
+	if ((filtering && !pf_accept(run)) || (l7_mode && !l7_wanted(&run->pi, m->wire_len))) {
 		ctr_add(HDRTAP_PCTR_FILTERED, 1);
 		return;
 	}
@@ -402,7 +463,11 @@ static __always_inline void handle(void *ctx, int kind, struct pkt_meta *m)
 		}
 	}
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e) + snaplen, 0);
+	cap = m->wire_len < snaplen ? m->wire_len : (__u64)snaplen;
+	if (l7_mode)
+		e = l7_reserve(cap);
+	else
+		e = bpf_ringbuf_reserve(&events, sizeof(*e) + snaplen, 0);
 	if (!e) {
 		ctr_add(HDRTAP_PCTR_RINGBUF_DROPS, 1);
 		return;
@@ -442,14 +507,20 @@ static __always_inline void handle(void *ctx, int kind, struct pkt_meta *m)
 	if (m->accel)
 		e->flags |= HDRTAP_PKT_F_VLAN_ACCEL;
 
-	cap = m->wire_len < snaplen ? m->wire_len : (__u64)snaplen;
 	if (cap < m->wire_len) {
 		e->flags |= HDRTAP_PKT_F_SNAPPED;
 		ctr_add(HDRTAP_PCTR_SNAPPED, 1);
 	}
-	/* The verifier must see 1 <= length <= snaplen on the register passed;
-	 * barrier_var() keeps clang from dropping the (to it) redundant check. */
-	if (cap > 0) {
+	if (l7_mode) {
+		if (cap > 0 && l7_load(ctx, kind, e, cap)) {
+			e->flags |= HDRTAP_PKT_F_LOAD_FAILED;
+			ctr_add(HDRTAP_PCTR_LOAD_FAILS, 1);
+			cap = 0;
+		}
+	} else if (cap > 0) {
+		/* The verifier must see 1 <= length <= snaplen on the register
+		 * passed; barrier_var() keeps clang from dropping the (to it)
+		 * redundant check. */
 		__u64 n = cap - 1;
 
 		barrier_var(n);

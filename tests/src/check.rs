@@ -219,6 +219,15 @@ fn check_common(
     );
     want("tls", &rec["tls"], json!(exp.tls_library.is_some()));
     want(
+        "source",
+        &rec["source"],
+        json!(if exp.tls_library.is_some() {
+            "tls"
+        } else {
+            "syscall"
+        }),
+    );
+    want(
         "tls_library",
         &rec["tls_library"],
         exp.tls_library.as_ref().map_or(Value::Null, |l| json!(l)),

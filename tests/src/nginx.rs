@@ -100,10 +100,17 @@ impl Nginx {
         Self::start_opts(dual_stack, tls, 1024, false)
     }
 
+    /// Plain HTTP on port 80 of every address (`[::]:80 ipv6only=off`) of
+    /// network namespace `netns`, which the test made (so port 80 is free).
+    pub fn start_in_netns(netns: &str) -> Nginx {
+        Self::try_start(80, true, false, 1024, false, Some(netns))
+            .unwrap_or_else(|e| panic!("nginx did not start in {netns}: {e}"))
+    }
+
     fn start_opts(dual_stack: bool, tls: bool, conns: u32, h2: bool) -> Nginx {
         let mut last_err = String::new();
         for _ in 0..5 {
-            match Self::try_start(free_port(), dual_stack, tls, conns, h2) {
+            match Self::try_start(free_port(), dual_stack, tls, conns, h2, None) {
                 Ok(n) => return n,
                 Err(e) => last_err = e,
             }
@@ -117,6 +124,7 @@ impl Nginx {
         tls: bool,
         conns: u32,
         h2: bool,
+        netns: Option<&str>,
     ) -> Result<Nginx, String> {
         let dir = tempfile::Builder::new()
             .prefix("hdrtap-nginx-")
@@ -236,7 +244,15 @@ http {{
 "#
         );
         fs::write(d.join("nginx.conf"), conf).unwrap();
-        let mut child = Command::new("nginx")
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "nginx"]);
+                c
+            }
+            None => Command::new("nginx"),
+        };
+        let mut child = cmd
             .arg("-p")
             .arg(d)
             .arg("-c")
@@ -261,10 +277,18 @@ http {{
                     fs::read_to_string(d.join("error.log")).unwrap_or_default()
                 ));
             }
-            if addrs
-                .iter()
-                .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
-            {
+            let listening = match netns {
+                // Only the namespace reaches it: ask from inside.
+                Some(ns) => Command::new("ip")
+                    .args(["netns", "exec", ns, "curl", "-s", "-o", "/dev/null"])
+                    .args(["--max-time", "1", &format!("http://127.0.0.1:{port}/")])
+                    .status()
+                    .is_ok_and(|s| s.success()),
+                None => addrs
+                    .iter()
+                    .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok()),
+            };
+            if listening {
                 break;
             }
             if Instant::now() >= deadline {

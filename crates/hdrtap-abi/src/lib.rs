@@ -512,7 +512,7 @@ pub fn decode_packet(buf: &[u8]) -> Result<PacketEvent<'_>, DecodeError> {
     }
     let cap_len = r.u16(off!(hdrtap_pkt_event.cap_len));
     let have = buf.len() - PKT_EVENT_SIZE;
-    if usize::from(cap_len) > have || u32::from(cap_len) > raw::HDRTAP_PKT_SNAPLEN_MAX {
+    if usize::from(cap_len) > have || u32::from(cap_len) > raw::HDRTAP_PKT_L7_SNAPLEN_MAX {
         return Err(DecodeError::BadLength {
             cap_len: cap_len.into(),
             have,

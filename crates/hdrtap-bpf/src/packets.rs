@@ -121,6 +121,10 @@ pub struct PacketOptions {
     pub owner_fallback: bool,
     /// Ring-buffer size in bytes (a power of two, multiple of the page size).
     pub ring_bytes: u32,
+    /// `hdrtap http --source packets`: only TCP segments with payload,
+    /// SYN, FIN or RST, copied whole up to `snaplen`
+    /// (1..=HDRTAP_PKT_L7_SNAPLEN_MAX), for the reassembler.
+    pub l7: bool,
 }
 
 impl Default for PacketOptions {
@@ -132,6 +136,7 @@ impl Default for PacketOptions {
             owners: true,
             owner_fallback: false,
             ring_bytes: 16 << 20,
+            l7: false,
         }
     }
 }
@@ -325,6 +330,7 @@ impl PacketProbe {
                 .as_deref_mut()
                 .ok_or_else(|| BpfError::Invalid("packets object has no .rodata".into()))?;
             ro.snaplen = opts.snaplen;
+            ro.l7_mode = u8::from(opts.l7);
             ro.sample_n = opts.sample;
             ro.dir_mask = opts.directions.mask();
             ro.owner_on = u8::from(owners != OwnerMode::Off);
@@ -809,11 +815,15 @@ fn validate(opts: &PacketOptions) -> Result<(), BpfError> {
             opts.ring_bytes
         )));
     }
-    if opts.snaplen == 0 || opts.snaplen > abi::HDRTAP_PKT_SNAPLEN_MAX {
+    let max = if opts.l7 {
+        abi::HDRTAP_PKT_L7_SNAPLEN_MAX
+    } else {
+        abi::HDRTAP_PKT_SNAPLEN_MAX
+    };
+    if opts.snaplen == 0 || opts.snaplen > max {
         return Err(BpfError::Invalid(format!(
-            "snaplen {} must be between 1 and {}",
-            opts.snaplen,
-            abi::HDRTAP_PKT_SNAPLEN_MAX
+            "snaplen {} must be between 1 and {max}",
+            opts.snaplen
         )));
     }
     if opts.sample == 0 {

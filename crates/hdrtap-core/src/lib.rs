@@ -39,3 +39,4 @@ mod stream;
 pub mod summary;
 mod table;
 pub mod text;
+pub mod wire;

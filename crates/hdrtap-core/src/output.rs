@@ -217,20 +217,31 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
     push_rfc3339_ns(out, rec.ts_unix_ns);
     out.extend_from_slice(b"\",\"conn_id\":");
     push_u64(out, rec.conn_id);
+    match &rec.interface {
+        Some(ifname) => {
+            out.extend_from_slice(b",\"source\":\"packet\",\"interface\":");
+            push_json_str(out, ifname);
+        }
+        None if rec.tls => out.extend_from_slice(b",\"source\":\"tls\""),
+        None => out.extend_from_slice(b",\"source\":\"syscall\""),
+    }
     if rec.sock_cookie != 0 {
         out.extend_from_slice(b",\"sock_cookie\":");
         push_u64(out, rec.sock_cookie);
     }
-    out.extend_from_slice(b",\"pid\":");
-    push_u64(out, rec.process.pid.into());
-    out.extend_from_slice(b",\"tid\":");
-    push_u64(out, rec.process.tid.into());
-    out.extend_from_slice(b",\"comm\":");
-    push_json_str(out, &rec.process.comm);
-    out.extend_from_slice(b",\"cgroup_id\":");
-    push_u64(out, rec.process.cgroup_id);
-    if let Some(w) = &rec.process.workload {
-        push_workload(out, w);
+    // From packets, a process only where the kernel knew the socket's owner.
+    if rec.interface.is_none() || rec.process.pid != 0 {
+        out.extend_from_slice(b",\"pid\":");
+        push_u64(out, rec.process.pid.into());
+        out.extend_from_slice(b",\"tid\":");
+        push_u64(out, rec.process.tid.into());
+        out.extend_from_slice(b",\"comm\":");
+        push_json_str(out, &rec.process.comm);
+        out.extend_from_slice(b",\"cgroup_id\":");
+        push_u64(out, rec.process.cgroup_id);
+        if let Some(w) = &rec.process.workload {
+            push_workload(out, w);
+        }
     }
     out.extend_from_slice(b",\"local\":");
     push_endpoint(out, &rec.local);
@@ -1488,6 +1499,7 @@ mod tests {
             h2: None,
             tcp_seq: None,
             packets: None,
+            interface: None,
         }
     }
 

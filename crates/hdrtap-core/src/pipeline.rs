@@ -92,6 +92,28 @@ impl HttpPipeline {
         }
     }
 
+    /// One data event made outside the kernel (`wire`: bytes reassembled
+    /// from packets); `edit` sees each record it finishes.
+    pub fn data(&mut self, ev: &hdrtap_abi::DataEvent<'_>, edit: impl FnMut(&mut HttpRecord)) {
+        let from = self.records.len();
+        self.tracker.on_data(ev, &mut self.records);
+        self.edit_from(from, edit);
+    }
+
+    /// A connection ended (made outside the kernel, as [`Self::data`]).
+    pub fn close(&mut self, ev: &hdrtap_abi::CloseEvent, edit: impl FnMut(&mut HttpRecord)) {
+        let from = self.records.len();
+        self.tracker.on_close(ev, &mut self.records);
+        self.edit_from(from, edit);
+    }
+
+    fn edit_from(&mut self, from: usize, mut edit: impl FnMut(&mut HttpRecord)) {
+        for rec in self.records.iter_mut().skip(from) {
+            // The tracker's Arc is the only one yet: make_mut never clones.
+            edit(Arc::make_mut(rec));
+        }
+    }
+
     /// Time passed: what waits on time comes out (CLOCK_MONOTONIC).
     pub fn tick(&mut self, now_mono_ns: u64) {
         self.tracker.tick(now_mono_ns, &mut self.records);

@@ -140,7 +140,7 @@ fn intern(s: &str, known: impl IntoIterator<Item = &'static str>) -> &'static st
 }
 
 /// Every flag name [`crate::record::flag`] defines.
-const FLAGS: [&str; 14] = [
+const FLAGS: [&str; 15] = [
     flag::MIDSTREAM,
     flag::GAP,
     flag::MALFORMED,
@@ -155,6 +155,7 @@ const FLAGS: [&str; 14] = [
     flag::HEADER_BLOCK_FLOOD,
     flag::RAPID_RESET,
     flag::PAIRING_GUESSED,
+    flag::CONFLICT,
 ];
 
 const VERSIONS: [&str; 4] = ["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/1.x"];
@@ -241,16 +242,35 @@ fn http(v: &Value, kind: HttpKind) -> Result<HttpRecord, ReadError> {
             .find(|(_, n)| *n == name)
             .map_or(0, |(b, _)| *b);
     }
+    let id = u64_field(v, "id")?;
+    let ts_unix_ns = ts_field(v)?;
+    let conn_id = u64_field(v, "conn_id")?;
+    // Records reassembled from packets name their interface, and a
+    // process only when the kernel knew the socket's owner.
+    let interface = match opt_str(v, "source")? {
+        Some("packet") => Some(Arc::from(str_field(v, "interface")?)),
+        _ => None,
+    };
+    let wire = interface.is_some();
+    let (pid, tid, comm) = if wire && v.get("pid").is_none() {
+        (0, 0, "")
+    } else {
+        (
+            u32_field(v, "pid")?,
+            u32_field(v, "tid")?,
+            str_field(v, "comm")?,
+        )
+    };
     Ok(HttpRecord {
         kind,
-        id: u64_field(v, "id")?,
-        ts_unix_ns: ts_field(v)?,
-        conn_id: u64_field(v, "conn_id")?,
+        id,
+        ts_unix_ns,
+        conn_id,
         sock_cookie: opt_u64(v, "sock_cookie")?.unwrap_or(0),
         process: Process {
-            pid: u32_field(v, "pid")?,
-            tid: u32_field(v, "tid")?,
-            comm: str_field(v, "comm")?.into(),
+            pid,
+            tid,
+            comm: comm.into(),
             cgroup_id: opt_u64(v, "cgroup_id")?.unwrap_or(0),
             workload: match opt_str(v, "cgroup")? {
                 None => None,
@@ -290,6 +310,7 @@ fn http(v: &Value, kind: HttpKind) -> Result<HttpRecord, ReadError> {
         h2,
         tcp_seq: tcp_seq(v)?,
         packets: packets(v)?,
+        interface,
     })
 }
 
@@ -411,7 +432,21 @@ mod tests {
             ),
         )));
         assert!(record_json(&resp).contains(r#""container_runtime":"cri-o""#));
-        for rec in [req, resp] {
+        // From packets: an interface, and no process when none was known.
+        let mut wire = test_request(&[("Host", "w")]);
+        wire.interface = Some("eth1".into());
+        wire.process.pid = 0;
+        wire.process.tid = 0;
+        wire.process.comm = "".into();
+        wire.process.cgroup_id = 0;
+        wire.flags = vec![flag::CONFLICT];
+        let json = record_json(&wire);
+        assert!(
+            json.contains(r#""source":"packet","interface":"eth1""#),
+            "{json}"
+        );
+        assert!(!json.contains(r#""pid""#), "{json}");
+        for rec in [req, resp, wire] {
             let json = record_json(&rec);
             let back = match parse_line(&json).unwrap() {
                 ReadRecord::Http(r) => r,

@@ -112,6 +112,10 @@ pub mod flag {
     /// Bytes of this message's header block were lost (ring buffer full,
     /// failed read, or per-call capture cap); headers may be incomplete.
     pub const GAP: &str = "gap";
+    /// From packets (`--source packets`): a retransmission of some of this
+    /// message's bytes differed from their first copy, which is the one
+    /// shown (a middlebox or an attacker rewrote them, or an evasion try).
+    pub const CONFLICT: &str = "conflict";
     /// The header block was not valid HTTP/1.x (or its Content-Length or a
     /// request's transfer coding leaves its end unknown). HTTP/1: every
     /// line is still in `headers`, as sent and in wire order (a line with
@@ -436,6 +440,10 @@ pub struct HttpRecord {
     /// `hdrtap http --with-packets`: the packet records that carried it
     /// (boxed: absent on almost every record).
     pub packets: Option<Box<PacketLink>>,
+    /// `hdrtap http --source packets`: the interface whose packets the
+    /// message was reassembled from (JSON `"source":"packet"` and
+    /// `interface`); `None` for messages seen at the process's socket I/O.
+    pub interface: Option<Arc<str>>,
 }
 
 /// The TCP sequence numbers of a message's first and last byte, as read
@@ -530,6 +538,7 @@ pub(crate) fn test_request(headers: &[(&str, &str)]) -> HttpRecord {
         h2: None,
         tcp_seq: None,
         packets: None,
+        interface: None,
     }
 }
 

@@ -104,6 +104,10 @@ pub struct Stats {
     /// `hdrtap http --with-packets` only: the packet capture and the join.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub with_packets: Option<LinkCounters>,
+    /// `hdrtap http --source packets|both` only: the reassembly of TCP
+    /// from packets.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<crate::wire::WireCounters>,
 }
 
 /// The packets `hdrtap http --with-packets` captured and linked.
@@ -279,6 +283,7 @@ impl Stats {
             + self.tls_no_fd
             + self.tls_busy
             > 0
+            || self.wire.is_some_and(|w| w.any_loss())
     }
 }
 

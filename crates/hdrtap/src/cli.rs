@@ -202,6 +202,87 @@ pub struct HttpArgs {
     #[arg(long, value_name = "MS", default_value_t = 1000, requires = "with_packets",
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub packets_wait: u64,
+
+    #[command(flatten)]
+    pub wire: WireArgs,
+}
+
+/// `hdrtap http --source packets|both`: HTTP reassembled from TCP packets.
+#[derive(Debug, Clone, Args)]
+pub struct WireArgs {
+    /// Where HTTP comes from. syscalls: the socket I/O of local processes (and HTTPS from
+    /// their TLS libraries). packets: TCP payload reassembled from the packets on -i
+    /// interfaces, so also traffic no local process sends or receives (a router, bridge or
+    /// mirror port); plain HTTP only. both: the two at once, each record saying its "source".
+    #[arg(long, value_enum, default_value_t = SourceArg::Syscalls,
+          conflicts_with_all = ["read"])]
+    pub source: SourceArg,
+
+    /// With --source packets|both: capture on this interface (repeatable, or a comma list).
+    /// Default, or `any`: every interface that is up.
+    #[arg(short, long = "interface", value_name = "IFACE", value_delimiter = ',')]
+    pub interfaces: Vec<String>,
+
+    /// With --source packets|both: the packet hook, socket (an AF_PACKET socket filter, the
+    /// default) or tc (ingress+egress).
+    #[arg(long, default_value = "socket", value_parser = wire_hook_parser())]
+    pub hook: Hook,
+
+    /// With --source packets|both: which direction to capture (as hdrtap packets; auto takes
+    /// each packet of a loopback interface once).
+    #[arg(long, value_enum, default_value_t = DirectionArg::Auto)]
+    pub direction: DirectionArg,
+
+    /// With --source packets|both: bytes of each packet the kernel copies at most. Segments
+    /// longer than this (GRO/GSO super-packets) lose their tail: counted, and a record whose
+    /// header block falls in it is flagged gap.
+    #[arg(short = 's', long, value_name = "BYTES", default_value_t = WIRE_SNAPLEN.default,
+          value_parser = WIRE_SNAPLEN.parser())]
+    pub snaplen: u32,
+
+    /// With --source packets|both: a tcpdump-style filter on the packets, evaluated in the
+    /// kernel with `tcp and (...)` around it, e.g. `port 80` or `host 10.0.0.5 and port 8080`.
+    #[arg(value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+impl Default for WireArgs {
+    /// HTTP from syscalls only (what `hdrtap run` and `hdrtap top` capture).
+    fn default() -> Self {
+        WireArgs {
+            source: SourceArg::Syscalls,
+            interfaces: Vec::new(),
+            hook: Hook::Socket,
+            direction: DirectionArg::Auto,
+            snaplen: WIRE_SNAPLEN.default,
+            filter: Vec::new(),
+        }
+    }
+}
+
+/// `--source`: where `hdrtap http` reads HTTP from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceArg {
+    Syscalls,
+    Packets,
+    Both,
+}
+
+impl SourceArg {
+    pub fn syscalls(self) -> bool {
+        self != SourceArg::Packets
+    }
+
+    pub fn packets(self) -> bool {
+        self != SourceArg::Syscalls
+    }
+}
+
+/// Packet hooks HTTP can be read from (XDP sees one direction only).
+fn wire_hook_parser() -> impl clap::builder::TypedValueParser<Value = Hook> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new([Hook::Socket.name(), Hook::Tc.name()])
+        .try_map(|s: String| Hook::from_name(&s).ok_or("not a hook"))
 }
 
 /// Which processes and connections `hdrtap http` and `hdrtap top` capture
@@ -577,6 +658,12 @@ pub const SNAPLEN: Bounds<u32> = Bounds::new(
     14,
     hdrtap_abi::HDRTAP_PKT_SNAPLEN_MAX,
     hdrtap_abi::HDRTAP_PKT_SNAPLEN_DEFAULT,
+);
+/// `hdrtap http --source packets -s`: whole segments by default.
+pub const WIRE_SNAPLEN: Bounds<u32> = Bounds::new(
+    128,
+    hdrtap_abi::HDRTAP_PKT_L7_SNAPLEN_MAX,
+    hdrtap_abi::HDRTAP_PKT_L7_SNAPLEN_DEFAULT,
 );
 pub const SAMPLE: Bounds<u32> = Bounds::new(1, 1_000_000, 1);
 

@@ -650,6 +650,7 @@ fn build(f: File, err_at: ErrAt<'_>) -> Result<Plan, ConfigError> {
                 // The daemon does not join packets (hdrtap http --with-packets does).
                 with_packets: None,
                 packets_wait: 1000,
+                wire: Default::default(),
                 filter: HttpFilterArgs {
                     methods: each(err_at, &["http", "methods"], &h.methods, |v| {
                         cli::parse_method(v)

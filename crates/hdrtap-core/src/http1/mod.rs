@@ -1203,6 +1203,7 @@ impl Sink for Cx<'_, '_> {
             h2: None,
             tcp_seq,
             packets: None,
+            interface: None,
         }));
         next
     }

@@ -1284,6 +1284,7 @@ impl Conn {
             })),
             tcp_seq: None,
             packets: None,
+            interface: None,
         }
     }
 

@@ -25,7 +25,7 @@
 //! #   latency_ns: None, request: None, headers: Headers::default(), header_bytes: 0,
 //! #   truncated: false, tls: false, tls_library: None, flags: vec![], anomalies: 0,
 //! #   framing: Framing::default(), h2: None,
-//! #   tcp_seq: None, packets: None };
+//! #   tcp_seq: None, packets: None, interface: None };
 //! rec.target = Some("/static/..%2f..%2fetc/passwd".into());
 //! let mut rules = Rules::new(RulesConfig::default());
 //! let mut alerts = Vec::new();

@@ -544,6 +544,7 @@ fn h2rec(kind: HttpKind, flags: &[&'static str], h2: H2Info, header_bytes: usize
         h2: Some(Box::new(h2)),
         tcp_seq: None,
         packets: None,
+        interface: None,
         ..rec(kind, "/", &[(":method", "GET"), (":path", "/")])
     }
 }

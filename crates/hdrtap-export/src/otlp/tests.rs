@@ -56,6 +56,7 @@ fn request() -> HttpRecord {
         h2: None,
         tcp_seq: None,
         packets: None,
+        interface: None,
     }
 }
 

@@ -64,6 +64,7 @@ fn response_to(
         h2: None,
         tcp_seq: None,
         packets: None,
+        interface: None,
     }))
 }
 

@@ -83,7 +83,18 @@ pub fn capture(
     make_output: impl FnOnce() -> anyhow::Result<Output>,
     mut ctl: Control,
 ) -> anyhow::Result<Vec<String>> {
-    require_privileges("hdrtap http")?;
+    let source = args.wire.source;
+    if !source.packets() && (!args.wire.filter.is_empty() || !args.wire.interfaces.is_empty()) {
+        bail!(
+            "a filter expression and -i are for packets: add --source packets (or both); the syscall capture is narrowed with --pid, --comm and --port"
+        );
+    }
+    if source == crate::cli::SourceArg::Packets && args.with_packets.is_some() {
+        bail!("--with-packets links syscall records to packets: with --source packets the records come from packets already");
+    }
+    if source.syscalls() {
+        require_privileges("hdrtap http")?;
+    }
     let mut output = make_output()?;
     let redactor = Redactor::from_params(
         args.no_redact,
@@ -115,17 +126,28 @@ pub fn capture(
         tls: !args.no_tls,
         ..HttpOptions::default()
     };
-    let mut probe = HttpProbe::load(&opts).context("cannot load the HTTP capture programs")?;
-    if let Some(cg) = &mut kernel_cgroups {
-        filter_cgroups(&probe, cg, &filter);
-    }
-    probe
-        .attach()
-        .context("cannot attach the HTTP capture programs")?;
-    let tls = if args.no_tls || !super::tls::privileged() {
-        None
+    let probe = if source.syscalls() {
+        let mut probe = HttpProbe::load(&opts).context("cannot load the HTTP capture programs")?;
+        if let Some(cg) = &mut kernel_cgroups {
+            filter_cgroups(&probe, cg, &filter);
+        }
+        probe
+            .attach()
+            .context("cannot attach the HTTP capture programs")?;
+        Some(probe)
     } else {
-        super::tls::start(&probe)?
+        kernel_cgroups = None;
+        None
+    };
+    let tls = match &probe {
+        Some(probe) if !args.no_tls && super::tls::privileged() => super::tls::start(probe)?,
+        _ => None,
+    };
+    // --source packets|both: the packet capture, its own trackers.
+    let wire_cap = if source.packets() {
+        Some(super::wire::load(&args.wire, args.common.ring_mib << 20)?)
+    } else {
+        None
     };
 
     let h1 = TrackerConfig {
@@ -142,32 +164,55 @@ pub fn capture(
         0 => {}
         n => names.push(format!("{n} query parameters and userinfo in URLs")),
     }
-    let rules = rules.map(Rules::new);
+    let rules_cfg = rules;
+    let rules = rules_cfg.clone().map(Rules::new);
     let rules_on = rules.as_ref().map(|r| r.enabled().count());
     // The ring-buffer callback only decodes and parses
     // (common::ring_callback); records are written after each poll.
-    let mut pipeline = HttpPipeline::new(
-        HttpTracker::new(h1, h2),
-        redactor,
-        rules,
-        Arc::clone(&ctl.ids),
-    );
-    match Cgroups::system() {
-        Some(cg) => pipeline = pipeline.with_cgroups(cg),
-        None => tracing::warn!(
+    let cgroups = Cgroups::system();
+    if cgroups.is_none() {
+        tracing::warn!(
             "no cgroup v2 hierarchy at /sys/fs/cgroup: records carry no unit, container or pod"
-        ),
+        );
     }
-    let pipeline = Rc::new(RefCell::new(pipeline));
+    let new_pipeline = |redactor: Redactor, rules: Option<Rules>| {
+        let p = HttpPipeline::new(
+            HttpTracker::new(h1.clone(), h2.clone()),
+            redactor,
+            rules,
+            Arc::clone(&ctl.ids),
+        );
+        match Cgroups::system() {
+            Some(cg) => p.with_cgroups(cg),
+            None => p,
+        }
+    };
+    // Packets and syscalls share the redaction key (a secret hashes the
+    // same in both) and the rules.
+    let wire = match &wire_cap {
+        Some(cap) => Some(super::wire::WireSide::new(
+            cap,
+            new_pipeline(redactor.clone(), rules_cfg.map(Rules::new)),
+        )?),
+        None => None,
+    };
+    let pipeline = Rc::new(RefCell::new(new_pipeline(redactor, rules)));
     if let Some(tls) = &tls {
         super::tls::name_libraries(pipeline.borrow_mut().tracker_mut(), tls.libraries());
     }
-    let callback = common::ring_callback(&pipeline);
-    let ring = match &tls {
-        Some(tls) => tls.ring_buffer(&probe, callback),
-        None => probe.ring_buffer(callback),
-    }
-    .context("cannot open the ring buffer")?;
+    let ring = match &probe {
+        Some(probe) => {
+            let callback = common::ring_callback(&pipeline);
+            Some(
+                match &tls {
+                    Some(tls) => tls.ring_buffer(probe, callback),
+                    None => probe.ring_buffer(callback),
+                }
+                .context("cannot open the ring buffer")?,
+            )
+        }
+        None => None,
+    };
     // --with-packets: the packet capture beside it, read in the same loop.
     let packets = match &args.with_packets {
         Some(names) => Some(super::packets::capture_for_link(
@@ -207,10 +252,23 @@ pub fn capture(
         ),
         None => String::new(),
     };
+    let from = match (&probe, &wire_cap) {
+        (Some(probe), None) => format!(
+            "({} probes attached); {}",
+            probe.attached(),
+            super::tls::describe(tls.as_ref())
+        ),
+        (Some(probe), Some(cap)) => format!(
+            "({} probes attached); {}; and {}",
+            probe.attached(),
+            super::tls::describe(tls.as_ref()),
+            cap.described
+        ),
+        (None, Some(cap)) => cap.described.clone(),
+        (None, None) => String::new(),
+    };
     let what = format!(
-        "tracing HTTP/1.x and HTTP/2 on TCP{filters} ({} probes attached); {}; redacting {}{}{linking}",
-        probe.attached(),
-        super::tls::describe(tls.as_ref()),
+        "tracing HTTP/1.x and HTTP/2 on TCP{filters} {from}; redacting {}{}{linking}",
         if names.is_empty() {
             "nothing".to_string()
         } else {
@@ -250,8 +308,9 @@ pub fn capture(
         rx
     });
     let mut session = HttpSession {
-        probe: &probe,
+        probe: probe.as_ref(),
         ring,
+        wire,
         pipeline,
         stats: Stats::default(),
         traffic: TrafficSummary::default(),
@@ -340,8 +399,11 @@ impl LinkSide<'_> {
 }
 
 struct HttpSession<'a> {
-    probe: &'a HttpProbe,
-    ring: RingBuffer<'a>,
+    /// The syscall capture (`--source syscalls|both`).
+    probe: Option<&'a HttpProbe>,
+    ring: Option<RingBuffer<'a>>,
+    /// The packet capture (`--source packets|both`).
+    wire: Option<super::wire::WireSide<'a>>,
     pipeline: Rc<RefCell<HttpPipeline>>,
     stats: Stats,
     /// The traffic written, for the exit summary.
@@ -368,17 +430,29 @@ impl Session for HttpSession<'_> {
         if let Some(link) = &mut self.link {
             link.poll()?;
         }
-        HttpProbe::poll(&self.ring, timeout).context("reading the ring buffer")?;
+        match (&self.ring, &mut self.wire) {
+            (Some(ring), wire) => {
+                HttpProbe::poll(ring, timeout).context("reading the ring buffer")?;
+                if let Some(wire) = wire {
+                    wire.poll(Duration::ZERO)?;
+                }
+            }
+            (None, Some(wire)) => wire.poll(timeout)?,
+            (None, None) => std::thread::sleep(timeout),
+        }
         if let Some(link) = &mut self.link {
             link.poll()?;
         }
         // Time-bound records (HTTP/2 resets nothing else carried).
         self.pipeline.borrow_mut().tick(sys::monotonic_ns());
+        let Some(probe) = self.probe else {
+            return Ok(());
+        };
         if let Some(cg) = &mut self.kernel_cgroups {
             let now = Instant::now();
             if now >= self.next_cgroup_scan {
                 self.next_cgroup_scan = now + CGROUP_SCAN;
-                filter_cgroups(self.probe, cg, &self.filter);
+                filter_cgroups(probe, cg, &self.filter);
             }
         }
         // Long bodies just seen: the kernel need not copy the rest of them.
@@ -390,7 +464,7 @@ impl Session for HttpSession<'_> {
                 until = skip.until,
                 "asking the kernel to skip a body"
             );
-            if let Err(e) = self.probe.skip_body(skip.conn_id, dir, skip.until) {
+            if let Err(e) = probe.skip_body(skip.conn_id, dir, skip.until) {
                 // Only an optimisation: the bytes are then copied as before.
                 tracing::debug!("cannot ask the kernel to skip a body: {e}");
             }
@@ -398,7 +472,7 @@ impl Session for HttpSession<'_> {
         // New processes may have brought new TLS libraries: hook them, and
         // name them before their first events are read.
         if let Some(tls) = &mut self.tls {
-            let fresh = tls.process(self.probe);
+            let fresh = tls.process(probe);
             if !fresh.is_empty() {
                 super::tls::name_libraries(self.pipeline.borrow_mut().tracker_mut(), fresh);
             }
@@ -410,6 +484,9 @@ impl Session for HttpSession<'_> {
     fn drain(&mut self, out: &mut Vec<Record>) {
         let from = out.len();
         self.pipeline.borrow_mut().drain(out);
+        if let Some(wire) = &mut self.wire {
+            wire.drain(out);
+        }
         self.stats.filtered_out += self.filter.retain(out, from);
         if let Some(link) = &mut self.link {
             // Records wait for their packets; those whose wait is over
@@ -445,8 +522,13 @@ impl Session for HttpSession<'_> {
     /// Take what is still in the ring buffer and end every connection (a
     /// header block still open becomes a record flagged incomplete).
     fn finish(&mut self) {
-        let _ = self.ring.consume();
+        if let Some(ring) = &self.ring {
+            let _ = ring.consume();
+        }
         self.pipeline.borrow_mut().finish();
+        if let Some(wire) = &mut self.wire {
+            wire.finish();
+        }
         if let Some(link) = &mut self.link {
             // The last packets; the records still waiting leave now.
             let _ = link.poll();
@@ -455,7 +537,17 @@ impl Session for HttpSession<'_> {
     }
 
     fn stats(&mut self) -> &Stats {
-        refresh_stats(self.probe, &self.pipeline, &mut self.stats);
+        match (self.probe, &self.wire) {
+            (Some(probe), _) => refresh_stats(probe, &self.pipeline, &mut self.stats),
+            // Packets only: the trackers' counts are the reassembled streams'.
+            (None, Some(wire)) => {
+                let w = wire.wire();
+                let t = w.pipeline().tracker();
+                self.stats.set_trackers(t.http1_stats(), t.http2_stats());
+            }
+            (None, None) => {}
+        }
+        self.stats.wire = self.wire.as_ref().map(super::wire::WireSide::counters);
         self.stats.tls_libraries = self.tls.as_ref().map_or(0, |t| t.libraries().len() as u64);
         self.stats.with_packets = self.link.as_ref().map(LinkSide::counters);
         if let Some(n) = self.uncovered.as_ref().and_then(|rx| rx.try_recv().ok()) {
@@ -466,7 +558,11 @@ impl Session for HttpSession<'_> {
     }
 
     fn ring_fill(&self) -> Option<(u64, u64)> {
-        hdrtap_bpf::ring_fill(&self.ring)
+        match (&self.ring, &self.wire) {
+            (Some(ring), _) => hdrtap_bpf::ring_fill(ring),
+            (None, Some(wire)) => wire.ring_fill(),
+            (None, None) => None,
+        }
     }
 
     fn output_error(&mut self) {
@@ -479,7 +575,10 @@ impl Session for HttpSession<'_> {
         if let Some(link) = &self.stats.with_packets {
             lines.push(link.summary());
         }
-        let panics = self.pipeline.borrow().panics;
+        if let Some(wire) = &self.stats.wire {
+            lines.push(wire.summary());
+        }
+        let panics = self.pipeline.borrow().panics + self.wire.as_ref().map_or(0, |w| w.panics());
         if panics > 0 {
             lines.push(format!("hdrtap: {panics} events hit an internal error and were dropped (please report this)"));
         }

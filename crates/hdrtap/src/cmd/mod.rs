@@ -8,3 +8,4 @@ pub mod run;
 pub mod show;
 pub mod tls;
 pub mod top;
+pub mod wire;

@@ -204,6 +204,7 @@ pub fn capture(
         owners: !args.no_process,
         owner_fallback: false,
         ring_bytes: args.common.ring_mib << 20,
+        l7: false,
     };
     let mut probe = PacketProbe::load(&opts).context("cannot load the packet capture programs")?;
     probe
@@ -347,6 +348,7 @@ pub(crate) fn capture_for_link(
         owners: true,
         owner_fallback: false,
         ring_bytes,
+        l7: false,
     };
     let mut probe = PacketProbe::load(&opts).context("cannot load the packet capture programs")?;
     let tcp = filter::compile("tcp").map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -373,7 +375,7 @@ pub(crate) fn capture_for_link(
 /// each packet on a loopback interface, the received one: tcpdump shows lo
 /// that way (libpcap ignores the outgoing copies there), and half the
 /// records cost half as much.
-fn directions(arg: DirectionArg, loopback: bool) -> Directions {
+pub(crate) fn directions(arg: DirectionArg, loopback: bool) -> Directions {
     match arg {
         DirectionArg::Auto if loopback => Directions::IN,
         DirectionArg::Auto | DirectionArg::Both => Directions::BOTH,
@@ -382,7 +384,7 @@ fn directions(arg: DirectionArg, loopback: bool) -> Directions {
     }
 }
 
-fn describe(how: Attached, hook: Hook, dirs: Directions) -> String {
+pub(crate) fn describe(how: Attached, hook: Hook, dirs: Directions) -> String {
     let d = match (dirs.ingress, dirs.egress) {
         (true, true) => "in+out",
         (true, false) => "in",

@@ -173,6 +173,7 @@ fn http_args(args: &TopArgs) -> HttpArgs {
         drop_caps: false,
         with_packets: None,
         packets_wait: 1000,
+        wire: Default::default(),
     }
 }
 

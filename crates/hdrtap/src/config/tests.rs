@@ -80,6 +80,10 @@ fn every_cli_option_has_a_config_key() {
             "(none: the daemon does not join records to packets; hdrtap http --with-packets does)",
         ),
         ("packets_wait", "(none: with --with-packets)"),
+        (
+            "source",
+            "(none yet: the daemon reads HTTP from syscalls; hdrtap http --source packets reads packets)",
+        ),
     ];
     for sub in ["http", "packets"] {
         let cmd = Cli::command();
