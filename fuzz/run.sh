@@ -19,7 +19,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-	targets=(abi_decode http1_stream http2_stream packet_decode filter_parse config_parse)
+	targets=(abi_decode http1_stream http2_stream packet_decode tcp_reassembly filter_parse config_parse)
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || {
 	echo "[fuzz] cargo-fuzz is not installed: cargo install cargo-fuzz --locked (scripts/setup.sh does)" >&2

@@ -417,3 +417,77 @@ fn reordered_lost_and_duplicated_segments_still_match_tshark() {
     assert_eq!(n("wire_conflict_bytes"), 0, "{stats}");
     assert_eq!(n("wire_gaps"), 0, "every hole filled: {stats}");
 }
+
+/// `--source both` on the server's own machine (S, tc on its interface):
+/// each message twice, once from nginx's syscalls and once from the
+/// packets, with the same lines; the packet records name nginx where the
+/// kernel knew its socket's owner (tc: egress by the packet's socket,
+/// ingress by its tuple; the owner once nginx has used the socket).
+#[test]
+fn both_sources_on_the_server_give_each_message_from_each() {
+    require_root();
+    let t = Router::new();
+    let nginx = Nginx::start_in_netns(&t.s);
+    let wrapper = ["ip", "netns", "exec", t.s.as_str()];
+    let cap = Hdrtap::start_wrapped(
+        &wrapper,
+        &["http", "--json"],
+        &[
+            "--source", "both", "-i", "ws", "--hook", "tc", "--no-tls", "--comm", "nginx", "port",
+            "80",
+        ],
+    );
+    let out = t
+        .cmd(&t.c, "curl")
+        .args(["-sS", "--max-time", "30", "-H", "X-Test-Id: both-1"])
+        .args([
+            format!("http://{SERVER}/"),
+            format!("http://{SERVER}/status/404"),
+        ])
+        .stdout(Stdio::null())
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "curl: {out:?}");
+    let cap = cap.stop_when_http_count(8);
+    let records: Vec<&Value> = cap.http().collect();
+    assert_eq!(records.len(), 8, "{}", cap.dump_all());
+    let by = |source: &str| -> Vec<&Value> {
+        records
+            .iter()
+            .copied()
+            .filter(|r| r["source"] == source)
+            .collect()
+    };
+    let (sys, wire) = (by("syscall"), by("packet"));
+    assert_eq!((sys.len(), wire.len()), (4, 4), "{}", cap.dump_all());
+    for r in &sys {
+        assert_eq!(r["role"], "server", "{r}");
+        assert!(r.get("interface").is_none(), "{r}");
+    }
+    for r in &wire {
+        assert_eq!(r["interface"], "ws", "{r}");
+        assert_eq!(r["local"]["ip"], "10.78.1.2", "the client's end: {r}");
+        // The kernel knows a socket's owner from the owner's first call on
+        // it: a connection's first request arrives before nginx read it.
+        if kind(r) == "http_response" || r.get("pid").is_some() {
+            assert_eq!(r["pid"], nginx.pid(), "the kernel knew nginx's socket: {r}");
+            assert_eq!(r["comm"], "nginx", "{r}");
+        }
+    }
+    assert!(
+        wire.iter()
+            .any(|r| kind(r) == "http_request" && r["pid"] == nginx.pid()),
+        "the second request of the connection names nginx: {}",
+        cap.dump_all()
+    );
+    // The same messages, line for line, from each source.
+    let lines = |v: &[&Value]| {
+        let mut l: Vec<String> = v
+            .iter()
+            .map(|r| format!("{} {} {}", kind(r), r["target"], r["headers"]))
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(lines(&sys), lines(&wire));
+}

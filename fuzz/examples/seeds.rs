@@ -518,6 +518,59 @@ fn packet_seeds(dir: &Path) {
     }
 }
 
+/// `tcp_reassembly` scripts: one step per segment (see hdrtap_fuzz::tcp_reassembly).
+fn tcp_seeds(dir: &Path) {
+    // (control byte, sequence offset, payload)
+    type Step<'a> = (u8, u16, &'a [u8]);
+    let req: &[u8] = b"GET /a HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer x\r\n\r\n";
+    let resp: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let syn: u8 = 1 << 3;
+    let fin: u8 = 1 << 4;
+    let rst: u8 = 1 << 5;
+    let rl = req.len() as u16;
+    let pl = resp.len() as u16;
+    let scripts: Vec<(&str, Vec<Step>)> = vec![
+        (
+            "exchange",
+            vec![
+                (syn, 0, b""),
+                (1 | syn, 0, b""),
+                (0, 1, req),
+                (1, 1, resp),
+                (fin, 1 + rl, b""),
+                (1 | fin, 1 + pl, b""),
+            ],
+        ),
+        (
+            "reordered",
+            vec![(0, 20, &req[20..]), (0, 0, &req[..10]), (0, 10, &req[10..20]), (1, 0, resp)],
+        ),
+        (
+            "duplicates-and-conflict",
+            vec![(0, 0, req), (0, 0, req), (0, 30, &req[..8]), (0, rl + 4, b"GET"), (0, rl + 4, b"PUT"), (0, rl, b"GET ")],
+        ),
+        (
+            "snapped-and-lost",
+            vec![(0x40, 0, req), (0, rl + 100, req), (1, 0, resp), (0, rl, b"x"), (rst, 0, b"")],
+        ),
+        (
+            "pipelined-two-conns",
+            vec![(0, 0, req), (2, 0, req), (0, rl, req), (1, 0, resp), (3, 0, resp), (1, pl, resp)],
+        ),
+        ("garbage", vec![(0x80, 0, b"\x45\x00\x00"), (0, 0, req), (0x80, 0, b"")]),
+    ];
+    for (name, steps) in scripts {
+        let mut v = Vec::new();
+        for (ctl, seq, payload) in steps {
+            v.push(ctl);
+            v.extend(seq.to_le_bytes());
+            v.push(payload.len() as u8);
+            v.extend(payload);
+        }
+        write(dir, name, &v);
+    }
+}
+
 fn filter_seeds(dir: &Path) {
     let exprs = [
         "",
@@ -782,12 +835,14 @@ fn main() {
     http2_seeds(&base.join("http2_stream"));
     abi_seeds(&base.join("abi_decode"));
     packet_seeds(&base.join("packet_decode"));
+    tcp_seeds(&base.join("tcp_reassembly"));
     filter_seeds(&base.join("filter_parse"));
     for t in [
         "http1_stream",
         "http2_stream",
         "abi_decode",
         "packet_decode",
+        "tcp_reassembly",
         "filter_parse",
         "config_parse",
     ] {

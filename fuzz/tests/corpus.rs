@@ -102,3 +102,8 @@ fn scripts_round_trip() {
 fn http2_stream() {
     run("http2_stream", hdrtap_fuzz::http2_stream, 12);
 }
+
+#[test]
+fn tcp_reassembly() {
+    run("tcp_reassembly", hdrtap_fuzz::tcp_reassembly, 5);
+}

@@ -649,8 +649,16 @@ fn push_start(line: &mut String, rec: &HttpRecord, view: View) {
     };
     line.push_str(&time_of_day(rec.ts_unix_ns));
     line.push(' ');
-    push_escaped(line, &rec.process.comm);
-    line.push_str(&format!("[{}] {role} {src} > {dst}: ", rec.process.pid));
+    // From packets: the interface, and a process only when one was known.
+    if let Some(ifname) = &rec.interface {
+        push_escaped(line, ifname);
+        line.push(' ');
+    }
+    if rec.interface.is_none() || rec.process.pid != 0 {
+        push_escaped(line, &rec.process.comm);
+        line.push_str(&format!("[{}] ", rec.process.pid));
+    }
+    line.push_str(&format!("{role} {src} > {dst}: "));
     if rec.tls {
         line.push_str("TLS(");
         push_escaped(line, rec.tls_library.as_deref().unwrap_or("?"));
