@@ -18,6 +18,9 @@
 #   tls             hdrtap http --json, HTTPS workload (OpenSSL uprobes)
 #   packets-tc      hdrtap packets -i lo --hook tc --json, HTTP workload
 #   packets-xdp     hdrtap packets -i lo --hook xdp --json, HTTP workload
+#   http-wire       hdrtap http --source packets -i lo port PORT --json (HTTP
+#                   reassembled from the packets; each request is seen once,
+#                   on the wire: one traced exchange per request)
 #   tcpdump-128     tcpdump -i lo -s 128 -w FILE, HTTP workload
 #   tcpdump-full    tcpdump -i lo -s 0 -w FILE, HTTP workload
 #   bpftrace        bpftrace counting the syscalls hdrtap http hooks (a floor)
@@ -118,7 +121,7 @@ die() {
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -gt 0 ]] || die "ROUNDS must be a positive integer"
 for arm in $ARMS; do
 	case "$arm" in
-	none | http | http-b | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | floor-sys | floor-sock | floor-sock-btf | floor-tcp | floor-tcp-btf | floor-read | tc-floor | http-hooks | http-capture | none-h2 | h2 | none-h2-tls | h2-tls | none-go-tls | go-tls) ;;
+	none | http | http-b | http-wire | tls-b | packets-tc-b | none-huge | http-huge | none-tls | tls | packets-tc | packets-xdp | tcpdump-128 | tcpdump-full | bpftrace | bpftrace-tls | bpftrace-tls-public | floor-sys | floor-sock | floor-sock-btf | floor-tcp | floor-tcp-btf | floor-read | tc-floor | http-hooks | http-capture | none-h2 | h2 | none-h2-tls | h2-tls | none-go-tls | go-tls) ;;
 	*) die "unknown arm '$arm'" ;;
 	esac
 done
@@ -328,6 +331,7 @@ bpf_ns() {
 packets_of() { # arm round
 	case "$1" in
 	packets-*) grep -o -E 'the kernel saw [0-9]+ packets' "$RESULTS/$1-$2.stderr" | grep -o -E '[0-9]+' | head -1 ;;
+	http-wire) grep -o -E 'packets: [0-9]+ TCP segments read' "$RESULTS/$1-$2.stderr" | grep -o -E '[0-9]+' | head -1 ;;
 	tcpdump-*) grep -o -E '^[0-9]+ packets captured' "$RESULTS/$1-$2.stderr" | grep -o -E '^[0-9]+' ;;
 	esac
 }
@@ -401,6 +405,11 @@ start_tracer() { # arm round
 		# shellcheck disable=SC2086 # a flag list on purpose
 		"$bin" http --json -o "$out" --ready-file "$WORK/ready" $HTTP_ARGS \
 			>/dev/null 2>"$RESULTS/$arm-$r.stderr" &
+		;;
+	http-wire)
+		# shellcheck disable=SC2086
+		"$HDRTAP" http --source packets -i lo --json -o "$out" --ready-file "$WORK/ready" \
+			$HTTP_ARGS port "$PORT" >/dev/null 2>"$RESULTS/$arm-$r.stderr" &
 		;;
 	packets-tc | packets-xdp | packets-tc-b)
 		local bin="$HDRTAP" hook="${arm#packets-}"
@@ -507,6 +516,7 @@ PY
 		fi
 		;;
 	packets-*) grep -o -E '[0-9]+ lost' "$RESULTS/$arm-$r.stderr" | grep -o -E '[0-9]+' | head -1 || echo "?" ;;
+	http-wire) grep -o -E '[0-9]+ lost to a full ring buffer' "$RESULTS/$arm-$r.stderr" | grep -o -E '^[0-9]+' | head -1 || echo "?" ;;
 	tcpdump-*) grep -o -E '[0-9]+ packets dropped by kernel' "$RESULTS/$arm-$r.stderr" | grep -o -E '^[0-9]+' || echo "?" ;;
 	*) echo - ;;
 	esac
@@ -527,8 +537,10 @@ for arm in $ARMS; do
 	fi
 done
 
-# Traced exchanges per request: wrk's end and the server's end.
+# Traced exchanges per request: wrk's end and the server's end (http-wire
+# sees each request once, on the wire).
 X_PER_REQ=2
+x_of() { if [[ "$1" == http-wire ]]; then echo 1; else echo "$X_PER_REQ"; fi; }
 ROWS="$RESULTS/rows.tsv" # round arm rps requests p99 cpu_s us_per_req rss_mib loss idle_pct bpf_ns packets
 : >"$ROWS"
 fmt='%-5s %-14s %10s %10s %8s %7s %10s %8s %8s %8s %8s %8s %6s\n'
@@ -572,8 +584,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		pkts="$(packets_of "$arm" "$r")"
 		pkts="${pkts:--}"
 		us_x=- bpf_x=- us_pkt=-
-		[[ "$us_req" != - ]] && us_x="$(awk -v u="$us_req" -v x="$X_PER_REQ" 'BEGIN { printf "%.2f", u / x }')"
-		[[ "$bpf_ns" != - && "$bpf_ns" != 0 ]] && bpf_x="$(awk -v b="$bpf_ns" -v n="$reqs" -v x="$X_PER_REQ" 'BEGIN { if (n > 0) printf "%.2f", b / 1000 / n / x; else print "nan" }')"
+		[[ "$us_req" != - ]] && us_x="$(awk -v u="$us_req" -v x="$(x_of "$arm")" 'BEGIN { printf "%.2f", u / x }')"
+		[[ "$bpf_ns" != - && "$bpf_ns" != 0 ]] && bpf_x="$(awk -v b="$bpf_ns" -v n="$reqs" -v x="$(x_of "$arm")" 'BEGIN { if (n > 0) printf "%.2f", b / 1000 / n / x; else print "nan" }')"
 		[[ "$pkts" != - && "$cpu_s" != - ]] && us_pkt="$(awk -v c="$cpu_s" -v p="$pkts" 'BEGIN { if (p > 0) printf "%.3f", c * 1e6 / p; else print "nan" }')"
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$arm" "$rps" "$reqs" "$p99" "$cpu_s" "$us_req" "$rss_mib" "$loss" "$idle" "$bpf_x" "$us_pkt" >>"$ROWS"
 		# shellcheck disable=SC2059
@@ -596,7 +608,7 @@ for arm in $ARMS; do
 	rss="$(col "$arm" 8 | grep -v '^-$' | sort -g | tail -1 || true)"
 	loss="$(col "$arm" 9 | awk '$1 ~ /^[0-9]+$/ { s += $1; n++ } END { if (n) print s; else print "-" }')"
 	us_x=-
-	[[ -n "$us" && "$us" != - ]] && us_x="$(awk -v u="$us" -v x="$X_PER_REQ" 'BEGIN { printf "%.2f", u / x }')"
+	[[ -n "$us" && "$us" != - ]] && us_x="$(awk -v u="$us" -v x="$(x_of "$arm")" 'BEGIN { printf "%.2f", u / x }')"
 	bpf_x="$(col "$arm" 11 | grep -v -E '^(-|nan)$' | median || true)"
 	[[ "$bpf_x" == nan ]] && bpf_x=-
 	us_pkt="$(col "$arm" 12 | grep -v -E '^(-|nan)$' | median || true)"

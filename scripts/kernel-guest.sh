@@ -88,6 +88,8 @@ run_cell packets-xdp packets-xdp "packets --hook xdp -i lo -q -d 2" -- "$TEST_pa
 	xdp_hook_matches_tshark_on_ingress
 run_cell packets-socket packets-socket "packets --hook socket -i lo -q -d 2" -- "$TEST_packets" --exact \
 	socket_hook_matches_tshark_field_by_field
+run_cell http-packets packets-socket "http --source packets -i lo -q -d 2" -- "$TEST_http_wire" --exact \
+	a_router_logs_http_field_exact_against_tshark
 run_cell attribution attribution "packets -i lo -q -d 2" -- "$TEST_owners"
 run_cell sigkill http "http -q -d 2" -- "$TEST_fault_kill"
 

@@ -19,6 +19,7 @@ CELLS = [
     ("packets-tc", "packets: tc"),
     ("packets-xdp", "packets: xdp"),
     ("packets-socket", "packets: socket"),
+    ("http-packets", "http from packets"),
     ("attribution", "process attribution"),
     ("sigkill", "SIGKILL cleanup"),
 ]

@@ -68,7 +68,9 @@ pub fn load(w: &WireArgs, ring_bytes: u32) -> anyhow::Result<WireCapture> {
             .iter()
             .copied()
             .fold(Directions::NONE, Directions::union),
-        owners: true,
+        // The socket filter sees no socket: the tracing programs that note
+        // sockets' owners would run on every send and receive for nothing.
+        owners: w.hook == Hook::Tc,
         owner_fallback: false,
         ring_bytes,
         l7: true,
@@ -97,7 +99,7 @@ pub fn load(w: &WireArgs, ring_bytes: u32) -> anyhow::Result<WireCapture> {
         program.source,
         w.snaplen
     );
-    if probe.owners() == OwnerMode::Off {
+    if w.hook == Hook::Tc && probe.owners() == OwnerMode::Off {
         what.push_str(", no process attribution");
     }
     Ok(WireCapture {
