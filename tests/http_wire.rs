@@ -20,6 +20,8 @@
 //! connection.
 #![forbid(unsafe_code)]
 
+#[path = "netns/mod.rs"]
+mod netns;
 #[path = "packets_tshark.rs"]
 mod tshark;
 
@@ -28,6 +30,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hdrtap_tests::*;
+use netns::{Topology, IF_A, IP4_A, IP4_B};
 use serde_json::Value;
 use tshark::Tshark;
 
@@ -490,4 +493,92 @@ fn both_sources_on_the_server_give_each_message_from_each() {
         l
     };
     assert_eq!(lines(&sys), lines(&wire));
+}
+
+/// Hand-built segments through an AF_PACKET socket (this kernel has no
+/// netem): a request cut in five segments sent out of order, one twice,
+/// and one rewritten (a conflicting overlap), then the response. Sent
+/// from B to a MAC address nobody has, so that A's stack drops them
+/// (no RST ends the connection) while A's socket filter still sees them.
+#[test]
+fn hand_built_out_of_order_and_conflicting_segments() {
+    use hdrtap_core::packet::build::{build, FrameSpec, L4};
+
+    require_root();
+    let topo = Topology::new();
+    let cap = Hdrtap::start_wrapped(
+        &topo.wrapper_a(),
+        &["http", "--json"],
+        &[
+            "--source",
+            "packets",
+            "-i",
+            IF_A,
+            "--no-redact",
+            "--stats-interval",
+            "1",
+            "port",
+            "8080",
+        ],
+    );
+    let req = b"GET /inject?a=1 HTTP/1.1\r\nHost: injected\r\nX-Evasion: first-copy\r\n\r\n";
+    let resp = b"HTTP/1.1 204 No Content\r\nServer: hand\r\n\r\n";
+    let (c, s) = (IP4_B, IP4_A);
+    let seg = |from_client: bool, seq: u32, flags: u8, payload: &[u8]| {
+        let (src, dst, sp, dp) = if from_client {
+            (c, s, 40404, 8080)
+        } else {
+            (s, c, 8080, 40404)
+        };
+        let mut f = FrameSpec::tcp4(src, dst, sp, dp, flags);
+        f.dst = [2, 0, 0, 0, 0, 0x99];
+        if let L4::Tcp { seq: q, .. } = &mut f.l4 {
+            *q = seq;
+        }
+        f.payload = payload.to_vec();
+        build(&f)
+    };
+    let (syn, ack, psh) = (0x02, 0x10, 0x08);
+    let c0 = 7000u32; // client ISN
+    let s0 = 9000u32; // server ISN
+    let at = |i: usize| c0 + 1 + i as u32;
+    // Cut points: [0,10) [10,30) [30,45) [45,60) [60,end)
+    let cuts = [0, 10, 30, 45, 60, req.len()];
+    let part = |k: usize| &req[cuts[k]..cuts[k + 1]];
+    let mut evil = part(3).to_vec();
+    evil[..5].copy_from_slice(b"XXXXX");
+    let frames = vec![
+        seg(true, c0, syn, b""),
+        seg(false, s0, syn | ack, b""),
+        seg(true, at(cuts[4]), ack | psh, part(4)),
+        seg(true, at(cuts[1]), ack, part(1)),
+        seg(true, at(cuts[3]), ack, part(3)),
+        seg(true, at(cuts[3]), ack, &evil),
+        seg(true, at(cuts[1]), ack, part(1)),
+        seg(true, at(cuts[2]), ack, part(2)),
+        seg(true, at(cuts[0]), ack, part(0)),
+        seg(false, s0 + 1, ack | psh, resp),
+    ];
+    topo.inject(&frames);
+    let cap = cap.stop_when_http_count(2);
+    let recs: Vec<&Value> = cap.http().collect();
+    assert_eq!(recs.len(), 2, "{}", cap.dump_all());
+    let (q, r) = (recs[0], recs[1]);
+    assert_eq!(q["target"], "/inject?a=1", "{q}");
+    assert_eq!(
+        q["headers"],
+        serde_json::json!([["Host", "injected"], ["X-Evasion", "first-copy"]]),
+        "the first copy of every byte: {q}"
+    );
+    assert_eq!(q["flags"], serde_json::json!(["conflict"]), "{q}");
+    assert_eq!(q["local"]["port"], 40404, "{q}");
+    assert_eq!(r["status"], 204, "{r}");
+    assert_eq!(r["request"]["target"], "/inject?a=1", "{r}");
+    assert!(r.get("flags").is_none(), "{r}");
+    let stats = cap.stats().last().expect("a stats record").clone();
+    let n = |k: &str| stats[k].as_u64().unwrap();
+    assert_eq!(n("wire_conflict_bytes"), 15, "{stats}");
+    assert!(n("wire_out_of_order") >= 3, "{stats}");
+    assert_eq!(n("wire_duplicate_bytes"), 20, "part 1 twice: {stats}");
+    assert_eq!(n("wire_lost_bytes"), 0, "{stats}");
 }

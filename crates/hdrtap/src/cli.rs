@@ -49,7 +49,8 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Log every HTTP/1.x request and response on this machine: start line and every header.
+    /// Log every HTTP request and response on this machine (or, --source packets, on an
+    /// interface's wire): start line and every header.
     #[command(after_long_help = HTTP_EXAMPLES)]
     Http(HttpArgs),
     /// A live table of HTTP endpoints in the terminal: rate, error share, latency percentiles.
@@ -110,6 +111,8 @@ EXAMPLES:
   hdrtap http --no-redact              # show secrets (Authorization, Cookie, ?token=, ...) in clear
   hdrtap http --no-tls                 # plaintext HTTP only, no TLS library uprobes
   hdrtap doctor --tls                  # which processes' HTTPS hdrtap can show, and why not
+  hdrtap http --source packets -i eth1 port 80   # a router or mirror port: HTTP from the packets
+  hdrtap http --source both -i eth0 --hook tc    # each local message from its process and the wire
 
 HTTPS is shown in cleartext (records with \"tls\": true) for programs using OpenSSL
 (libssl.so.3 / 1.1) or GnuTLS (libgnutls.so.30), shared or linked in statically with

@@ -99,3 +99,21 @@ fn top_without_a_terminal_is_one_line_error() {
     assert!(err.contains("hdrtap http --json"), "{err}");
     assert!(out.stdout.is_empty(), "wrote to stdout: {:?}", out.stdout);
 }
+
+/// `hdrtap http`'s packet options without `--source packets|both`, and
+/// process scopes with packets only: one line saying what to do instead.
+#[test]
+fn packet_options_need_the_packet_source() {
+    let args = ["http", "port", "80"];
+    assert_one_line_error(&args, &hdrtap(&args), &["--source packets"]);
+    let args = ["http", "-i", "lo"];
+    assert_one_line_error(&args, &hdrtap(&args), &["--source packets"]);
+    let args = ["http", "--source", "packets", "--comm", "nginx"];
+    assert_one_line_error(&args, &hdrtap(&args), &["--pid and --comm"]);
+    let args = ["http", "--source", "packets", "--hook", "xdp"];
+    assert_one_line_error(&args, &hdrtap(&args), &["xdp"]);
+    let args = ["http", "--source", "packets", "-s", "10"];
+    assert_one_line_error(&args, &hdrtap(&args), &["10"]);
+    let args = ["http", "--source", "wire"];
+    assert_one_line_error(&args, &hdrtap(&args), &["wire"]);
+}

@@ -89,6 +89,11 @@ pub fn capture(
             "a filter expression and -i are for packets: add --source packets (or both); the syscall capture is narrowed with --pid, --comm and --port"
         );
     }
+    if source == crate::cli::SourceArg::Packets
+        && (!args.scope.pids.is_empty() || !args.scope.comms.is_empty())
+    {
+        bail!("--pid and --comm pick processes, which packets do not name: with --source packets narrow the capture with --port or a filter expression (host 10.0.0.5 and port 80)");
+    }
     if source == crate::cli::SourceArg::Packets && args.with_packets.is_some() {
         bail!("--with-packets links syscall records to packets: with --source packets the records come from packets already");
     }
@@ -145,7 +150,11 @@ pub fn capture(
     };
     // --source packets|both: the packet capture, its own trackers.
     let wire_cap = if source.packets() {
-        Some(super::wire::load(&args.wire, args.common.ring_mib << 20)?)
+        Some(super::wire::load(
+            &args.wire,
+            &args.scope.ports,
+            args.common.ring_mib << 20,
+        )?)
     } else {
         None
     };

@@ -35,8 +35,9 @@ pub struct WireCapture {
     pub described: String,
 }
 
-/// Load and attach the L7 packet capture `w` asks for.
-pub fn load(w: &WireArgs, ring_bytes: u32) -> anyhow::Result<WireCapture> {
+/// Load and attach the L7 packet capture `w` asks for, on `ports` only
+/// when there are some (`--port`).
+pub fn load(w: &WireArgs, ports: &[u16], ring_bytes: u32) -> anyhow::Result<WireCapture> {
     let unmet = caps::unmet(&caps::packets_needs(w.hook), caps::effective());
     if !unmet.is_empty() {
         bail!(
@@ -49,12 +50,15 @@ pub fn load(w: &WireArgs, ring_bytes: u32) -> anyhow::Result<WireCapture> {
             caps::describe_unmet(&unmet)
         );
     }
-    // HTTP rides on TCP: the user's expression narrows that.
-    let expr = if w.filter.is_empty() {
-        "tcp".to_string()
-    } else {
-        format!("tcp and ({})", w.filter.join(" "))
-    };
+    // HTTP rides on TCP: --port and the user's expression narrow that.
+    let mut expr = "tcp".to_string();
+    if !ports.is_empty() {
+        let ports: Vec<String> = ports.iter().map(|p| format!("port {p}")).collect();
+        expr.push_str(&format!(" and ({})", ports.join(" or ")));
+    }
+    if !w.filter.is_empty() {
+        expr.push_str(&format!(" and ({})", w.filter.join(" ")));
+    }
     let program = filter::compile(&expr).map_err(|e| anyhow::anyhow!("{e}"))?;
     let ifaces = pick_interfaces(&w.interfaces)?;
     let dirs: Vec<Directions> = ifaces
