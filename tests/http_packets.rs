@@ -97,23 +97,11 @@ fn records_link_exactly_the_packets_tshark_shows() {
     }
     // Every fourth data segment towards the server is lost (nft's own
     // counter: deterministic), after tc and AF_PACKET saw it.
-    let mut nft = topo.in_a("nft");
-    nft.args(["-f", "-"]).stdin(Stdio::piped());
-    let mut child = nft.spawn().expect("spawn nft (apt-get install nftables)");
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .as_mut()
-            .unwrap()
-            .write_all(
-                b"table inet hdrtap_loss {\n chain pre {\n  type filter hook prerouting priority raw;\n  \
-                  tcp dport 8080 ip length > 200 numgen inc mod 4 == 1 counter drop\n }\n}\n",
-            )
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success(), "nft failed");
+    nft(
+        topo.in_a("nft"),
+        "table inet hdrtap_loss {\n chain pre {\n  type filter hook prerouting priority raw;\n  \
+         tcp dport 8080 ip length > 200 numgen inc mod 4 == 1 counter drop\n }\n}\n",
+    );
 
     let _server = ChildGuard(
         topo.in_a("python3")

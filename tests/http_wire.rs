@@ -127,23 +127,7 @@ impl Router {
     }
 
     fn nft(&self, ns: &str, rules: &str) {
-        let mut child = self
-            .cmd(ns, "nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("spawn nft (apt-get install nftables)");
-        {
-            use std::io::Write;
-            child
-                .stdin
-                .as_mut()
-                .unwrap()
-                .write_all(rules.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        assert!(child.wait().unwrap().success(), "nft failed: {rules}");
+        netns::nft(self.cmd(ns, "nft"), rules);
     }
 }
 

@@ -458,19 +458,10 @@ impl Tshark {
 
     /// Stop, then dissect every packet asking for `extra` fields too (left
     /// in the raw layers).
-    pub fn stop_with_fields(mut self, snaplen: u64, extra: &[&str]) -> Vec<(Fields, Value)> {
-        let mut child = self.child.take().unwrap();
-        hdrtap_tests::send_signal(child.id(), libc::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "tshark did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        dissect(&self.pcap, snaplen, extra)
+    pub fn stop_with_fields(self, snaplen: u64, extra: &[&str]) -> Vec<(Fields, Value)> {
+        self.stop_then(|pcap| dissect(pcap, snaplen, extra))
     }
-}
 
-impl Tshark {
     /// Stop, then hand the capture file to `f` (before it is deleted).
     pub fn stop_then<T>(mut self, f: impl FnOnce(&std::path::Path) -> T) -> T {
         let mut child = self.child.take().unwrap();

@@ -234,6 +234,23 @@ fn remove_stale() {
     }
 }
 
+/// Load nftables `rules` with `nft` (a command to run it, e.g. in a
+/// namespace): the tests' segment drops, as this kernel has no netem.
+pub fn nft(mut nft: Command, rules: &str) {
+    let mut child = nft
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn nft (apt-get install nftables)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft failed: {rules}");
+}
+
 /// A child killed when dropped.
 pub struct ChildGuard(pub Child);
 

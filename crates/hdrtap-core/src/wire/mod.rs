@@ -156,6 +156,24 @@ struct Flow {
     cookie: u64,
 }
 
+impl Flow {
+    /// What every data event of this connection at `ts_ns` shares.
+    fn base(&self, ts_ns: u64, owner: Option<Owner>) -> EventBase {
+        EventBase {
+            conn_id: self.id,
+            ts_ns,
+            owner,
+            cookie: self.cookie,
+            tuple: Tuple {
+                local_ip: self.client.0,
+                local_port: self.client.1,
+                remote_ip: self.server.0,
+                remote_port: self.server.1,
+            },
+        }
+    }
+}
+
 /// The process a packet's socket belongs to, as the kernel found it.
 #[derive(Debug, Clone, Copy)]
 struct Owner {
@@ -237,11 +255,8 @@ pub struct WireHttp {
     /// Connection ids by flow id (for the interface of a record).
     names: HashMap<u32, Arc<str>>,
     lookup: NameLookup,
-    /// Interface of each open connection, by id.
-    conn_if: HashMap<u64, Arc<str>>,
-    /// Where bytes of an open connection had a conflicting copy.
-    conflicts: HashMap<u64, Vec<Conflict>>,
-    pipeline: HttpPipeline,
+    /// Where the connections' bytes go.
+    out: Streams,
     next_id: u64,
     held: usize,
     counters: WireCounters,
@@ -276,9 +291,11 @@ impl WireHttp {
             flows: HashMap::new(),
             names,
             lookup,
-            conn_if: HashMap::new(),
-            conflicts: HashMap::new(),
-            pipeline,
+            out: Streams {
+                pipeline,
+                conn_if: HashMap::new(),
+                conflicts: HashMap::new(),
+            },
             next_id: 1,
             held: 0,
             counters: WireCounters::default(),
@@ -289,7 +306,7 @@ impl WireHttp {
     }
 
     pub fn pipeline(&self) -> &HttpPipeline {
-        &self.pipeline
+        &self.out.pipeline
     }
 
     /// What the reassembly counted so far.
@@ -376,7 +393,7 @@ impl WireHttp {
             self.next_id += 1;
             self.counters.wire_conns += 1;
             let ifname = self.name(ev.ifindex);
-            self.conn_if.insert(id, ifname);
+            self.out.conn_if.insert(id, ifname);
             self.flows.insert(
                 key,
                 Flow {
@@ -397,23 +414,8 @@ impl WireHttp {
             flow.cookie = ev.sock_cookie;
         }
         let d = usize::from(s.src != flow.client);
-        let base = EventBase {
-            conn_id: flow.id,
-            ts_ns: ev.ts_ns,
-            owner,
-            cookie: flow.cookie,
-            tuple: Tuple {
-                local_ip: flow.client.0,
-                local_port: flow.client.1,
-                remote_ip: flow.server.0,
-                remote_port: flow.server.1,
-            },
-        };
-        let mut feeder = Feeder {
-            pipeline: &mut self.pipeline,
-            conn_if: &self.conn_if,
-            conflicts: &mut self.conflicts,
-        };
+        let base = flow.base(ev.ts_ns, owner);
+        let out = &mut self.out;
         let Some(half) = flow.halves.get_mut(d) else {
             return;
         };
@@ -425,7 +427,7 @@ impl WireHttp {
             len: s.len,
         };
         let midstream = !half.from_syn && !s.syn;
-        let mut deliver = |c: Chunk<'_>| feeder.chunk(&base, d, midstream, &c);
+        let mut deliver = |c: Chunk<'_>| out.chunk(&base, d, midstream, &c);
         let grew = half.segment(seg, ev.ts_ns, &mut deliver);
         self.held = self.held.saturating_add_signed(grew);
         if self.held > self.cfg.max_held_bytes {
@@ -464,28 +466,13 @@ impl WireHttp {
     }
 
     fn finish_flow(&mut self, flow: &mut Flow, ts: u64) {
-        let base = EventBase {
-            conn_id: flow.id,
-            ts_ns: ts,
-            owner: None,
-            cookie: flow.cookie,
-            tuple: Tuple {
-                local_ip: flow.client.0,
-                local_port: flow.client.1,
-                remote_ip: flow.server.0,
-                remote_port: flow.server.1,
-            },
-        };
+        let base = flow.base(ts, None);
         let mut bytes = [0u64; 2];
         for (d, half) in flow.halves.iter_mut().enumerate() {
             let before = half.held_bytes;
             let midstream = !half.from_syn;
-            let mut feeder = Feeder {
-                pipeline: &mut self.pipeline,
-                conn_if: &self.conn_if,
-                conflicts: &mut self.conflicts,
-            };
-            half.flush(&mut |c: Chunk<'_>| feeder.chunk(&base, d, midstream, &c));
+            let out = &mut self.out;
+            half.flush(&mut |c: Chunk<'_>| out.chunk(&base, d, midstream, &c));
             self.held = self.held.saturating_sub(before);
             add_half(&mut self.counters, half);
             bytes[d] = half.next_pos();
@@ -498,9 +485,9 @@ impl WireHttp {
             conn_id: flow.id,
             bytes,
         };
-        let ifname = self.conn_if.remove(&flow.id);
-        let marks = self.conflicts.remove(&flow.id).unwrap_or_default();
-        self.pipeline.close(&close, |r| {
+        let ifname = self.out.conn_if.remove(&flow.id);
+        let marks = self.out.conflicts.remove(&flow.id).unwrap_or_default();
+        self.out.pipeline.close(&close, |r| {
             r.interface = ifname.clone();
             mark_conflicts(r, &marks);
         });
@@ -551,18 +538,7 @@ impl WireHttp {
             let Some(flow) = self.flows.get_mut(&key) else {
                 continue;
             };
-            let base = EventBase {
-                conn_id: flow.id,
-                ts_ns: now,
-                owner: None,
-                cookie: flow.cookie,
-                tuple: Tuple {
-                    local_ip: flow.client.0,
-                    local_port: flow.client.1,
-                    remote_ip: flow.server.0,
-                    remote_port: flow.server.1,
-                },
-            };
+            let base = flow.base(now, None);
             for (d, half) in flow.halves.iter_mut().enumerate() {
                 while half
                     .hole_since
@@ -570,12 +546,8 @@ impl WireHttp {
                 {
                     let before = half.held_bytes;
                     let midstream = !half.from_syn;
-                    let mut feeder = Feeder {
-                        pipeline: &mut self.pipeline,
-                        conn_if: &self.conn_if,
-                        conflicts: &mut self.conflicts,
-                    };
-                    half.skip_hole(&mut |c: Chunk<'_>| feeder.chunk(&base, d, midstream, &c));
+                    let out = &mut self.out;
+                    half.skip_hole(&mut |c: Chunk<'_>| out.chunk(&base, d, midstream, &c));
                     self.held = self.held.saturating_sub(before - half.held_bytes);
                 }
             }
@@ -589,7 +561,7 @@ impl WireHttp {
             self.last_sweep = now_ns;
             self.sweep(now_ns);
         }
-        self.pipeline.tick(now_ns);
+        self.out.pipeline.tick(now_ns);
     }
 
     /// Capture is stopping: every connection ends.
@@ -598,12 +570,12 @@ impl WireHttp {
         for key in keys {
             self.end(key);
         }
-        self.pipeline.finish();
+        self.out.pipeline.finish();
     }
 
     /// The records finished since the last call (ids, redaction, rules).
     pub fn drain(&mut self, out: &mut Vec<Record>) {
-        self.pipeline.drain(out);
+        self.out.pipeline.drain(out);
     }
 }
 
@@ -652,13 +624,15 @@ fn mark_conflicts(r: &mut HttpRecord, marks: &[Conflict]) {
 
 /// Where bytes in order go: a data event into the pipeline; the interface,
 /// and a conflict flag where one applies, onto the records it finishes.
-struct Feeder<'a> {
-    pipeline: &'a mut HttpPipeline,
-    conn_if: &'a HashMap<u64, Arc<str>>,
-    conflicts: &'a mut HashMap<u64, Vec<Conflict>>,
+struct Streams {
+    pipeline: HttpPipeline,
+    /// Interface of each open connection, by id.
+    conn_if: HashMap<u64, Arc<str>>,
+    /// Where bytes of an open connection had a conflicting copy.
+    conflicts: HashMap<u64, Vec<Conflict>>,
 }
 
-impl Feeder<'_> {
+impl Streams {
     fn chunk(&mut self, b: &EventBase, d: usize, midstream: bool, c: &Chunk<'_>) {
         if c.conflict {
             let v = self.conflicts.entry(b.conn_id).or_default();
