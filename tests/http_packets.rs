@@ -20,7 +20,7 @@ mod netns;
 mod tshark;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use hdrtap_tests::*;
@@ -83,17 +83,7 @@ fn records_link_exactly_the_packets_tshark_shows() {
     require_root();
     let topo = Topology::new();
     for (ns, dev) in [(&topo.ns_a, IF_A), (&topo.ns_b, IF_B)] {
-        run(Command::new("ip").args([
-            "-n",
-            ns,
-            "link",
-            "set",
-            dev,
-            "mtu",
-            "576",
-            "gso_max_segs",
-            "1",
-        ]));
+        small_segments(ns, dev);
     }
     // Every fourth data segment towards the server is lost (nft's own
     // counter: deterministic), after tc and AF_PACKET saw it.

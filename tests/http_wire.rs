@@ -84,18 +84,8 @@ impl Router {
             (&t.s, "ws", "10.78.3.2/24"),
         ] {
             ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
-            ip(&[
-                "-n",
-                ns,
-                "link",
-                "set",
-                dev,
-                "mtu",
-                "576",
-                "gso_max_segs",
-                "1",
-                "up",
-            ]);
+            netns::small_segments(ns, dev);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
         }
         ip(&["-n", &t.c, "route", "add", "default", "via", "10.78.1.1"]);
         ip(&[

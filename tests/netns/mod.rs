@@ -234,6 +234,22 @@ fn remove_stale() {
     }
 }
 
+/// Give `dev` in namespace `ns` MTU 576 and no GSO, so that header blocks
+/// and bodies leave in many small segments.
+pub fn small_segments(ns: &str, dev: &str) {
+    ip(&[
+        "-n",
+        ns,
+        "link",
+        "set",
+        dev,
+        "mtu",
+        "576",
+        "gso_max_segs",
+        "1",
+    ]);
+}
+
 /// Load nftables `rules` with `nft` (a command to run it, e.g. in a
 /// namespace): the tests' segment drops, as this kernel has no netem.
 pub fn nft(mut nft: Command, rules: &str) {
