@@ -252,7 +252,7 @@ fn slice<'a>(ev: &PacketEvent<'a>) -> Option<Sliced<'a>> {
 pub struct WireHttp {
     cfg: WireConfig,
     flows: HashMap<FlowKey, Flow>,
-    /// Connection ids by flow id (for the interface of a record).
+    /// Interface names by index.
     names: HashMap<u32, Arc<str>>,
     lookup: NameLookup,
     /// Where the connections' bytes go.
@@ -359,8 +359,8 @@ impl WireHttp {
             cgroup_id: ev.cgroup_id,
             comm: ev.comm,
         });
-        // A new SYN on a connection that carried data: the ports were
-        // reused, the old connection is over.
+        // A client's SYN that is not this connection's own (again): the
+        // ports were reused, the old connection is over.
         if s.syn && !s.ack {
             if let Some(f) = self.flows.get(&key) {
                 let h = &f.halves[0];

@@ -178,8 +178,7 @@ pub fn capture(
     let rules_on = rules.as_ref().map(|r| r.enabled().count());
     // The ring-buffer callback only decodes and parses
     // (common::ring_callback); records are written after each poll.
-    let cgroups = Cgroups::system();
-    if cgroups.is_none() {
+    if Cgroups::system().is_none() {
         tracing::warn!(
             "no cgroup v2 hierarchy at /sys/fs/cgroup: records carry no unit, container or pod"
         );
