@@ -313,7 +313,8 @@ enum hdrtap_pkt_event_kind {
  * The same for `hdrtap http --source packets` (l7_mode): TCP payload is
  * reassembled in userspace, so a segment is copied whole up to this, a
  * GRO/GSO super-packet included. The ring record is sized to the copy
- * (HDRTAP_PKT_L7_CLASS_* below), not to the largest one.
+ * (one of four sizes, l7_reserve in bpf/net/packets.bpf.c), not to the
+ * largest one.
  */
 #define HDRTAP_PKT_L7_SNAPLEN_MAX 65535
 #define HDRTAP_PKT_L7_SNAPLEN_DEFAULT 65535

@@ -170,14 +170,7 @@ mod tests {
         }
     }
 
-    fn frame(t: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-        v.push(t);
-        v.push(flags);
-        v.extend_from_slice(&stream.to_be_bytes());
-        v.extend_from_slice(payload);
-        v
-    }
+    use frame::encode as frame;
 
     /// `:status: 200` (static index 8) and `:method GET`, `:path /`.
     const STATUS_200: &[u8] = &[0x88];

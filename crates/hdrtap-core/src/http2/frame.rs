@@ -177,6 +177,17 @@ pub fn looks_like_start(b: &[u8]) -> Option<bool> {
     }
 }
 
+/// One frame's bytes: the 9-byte header, then `payload` (tests).
+#[cfg(test)]
+pub(crate) fn encode(t: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    v.push(t);
+    v.push(flags);
+    v.extend_from_slice(&stream.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

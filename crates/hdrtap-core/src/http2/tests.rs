@@ -73,14 +73,7 @@ fn status(code: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     block(&f)
 }
 
-fn frame(t: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    v.push(t);
-    v.push(flags);
-    v.extend_from_slice(&stream.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
+use super::frame::encode as frame;
 
 fn headers(stream: u32, end_stream: bool, blk: &[u8]) -> Vec<u8> {
     let f = fl::END_HEADERS | if end_stream { fl::END_STREAM } else { 0 };

@@ -457,31 +457,21 @@ fn garbage_is_counted_not_parsed() {
     assert_eq!(w.w.decode_errors, 1);
 }
 
-/// One HTTP/2 frame.
-fn h2_frame(t: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    v.push(t);
-    v.push(flags);
-    v.extend_from_slice(&stream.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
-
 #[test]
 fn h2c_with_prior_knowledge_goes_to_the_http2_tracker() {
     let mut w = Wire::new();
     w.handshake();
     let mut c = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    c.extend(h2_frame(4, 0, 0, &[]));
+    c.extend(crate::http2::frame::encode(4, 0, 0, &[]));
     // :method GET, :scheme http, :path / (static table), END_STREAM|END_HEADERS.
-    c.extend(h2_frame(1, 0x5, 1, &[0x82, 0x86, 0x84]));
+    c.extend(crate::http2::frame::encode(1, 0x5, 1, &[0x82, 0x86, 0x84]));
     // The preface and the HEADERS in two segments, the second first.
     let seq = w.seq[0];
     w.frame(0, seq + 30, "A", &c[30..], None);
     w.frame(0, seq, "A", &c[..30], None);
     w.seq[0] = seq + c.len() as u32;
-    let mut s = h2_frame(4, 0, 0, &[]);
-    s.extend(h2_frame(1, 0x5, 1, &[0x88])); // :status 200
+    let mut s = crate::http2::frame::encode(4, 0, 0, &[]);
+    s.extend(crate::http2::frame::encode(1, 0x5, 1, &[0x88])); // :status 200
     w.send(1, &s);
     let recs = w.records();
     assert_eq!(recs.len(), 2, "{recs:#?}");

@@ -215,23 +215,7 @@ pub fn capture(
         TcAttachArg::Tcx => TcMode::Tcx,
         TcAttachArg::Clsact => TcMode::Clsact,
     };
-    let mut described = Vec::new();
-    let mut clsact = false;
-    for (i, &dirs) in ifaces.iter().zip(&iface_dirs) {
-        if let Some(link) = i.link() {
-            probe
-                .set_link(i.index, link)
-                .context("cannot configure the interface table")?;
-        }
-        let how = match args.hook {
-            Hook::Tc => probe.attach_tc(i.index, dirs, tc_mode),
-            Hook::Xdp => probe.attach_xdp(i.index),
-            Hook::Socket => probe.attach_socket(i.index, dirs),
-        }
-        .with_context(|| format!("cannot attach to {}", i.name))?;
-        clsact |= matches!(how, Attached::Clsact { .. });
-        described.push(format!("{} ({})", i.name, describe(how, args.hook, dirs)));
-    }
+    let (described, clsact) = attach_each(&mut probe, &ifaces, &iface_dirs, args.hook, tc_mode)?;
     if args.drop_caps {
         // clsact filters (and a qdisc hdrtap added) are removed at exit over
         // netlink; TCX/XDP links and sockets go with their descriptors.
@@ -355,20 +339,43 @@ pub(crate) fn capture_for_link(
     probe
         .set_filter(&tcp.encode())
         .context("cannot install the filter")?;
+    let dirs: Vec<Directions> = ifaces
+        .iter()
+        .map(|i| directions(DirectionArg::Auto, i.is_loopback()))
+        .collect();
+    let (described, _) = attach_each(&mut probe, &ifaces, &dirs, Hook::Tc, TcMode::Auto)?;
+    Ok((probe, ifaces, described.join(", ")))
+}
+
+/// Attach `probe`'s `hook` to each interface for its directions (`dirs`,
+/// in the same order), the interface table filled first. Returns what each
+/// attachment is, for the start-up line, and whether a clsact filter was
+/// added (removing it at exit needs CAP_NET_ADMIN).
+pub(crate) fn attach_each(
+    probe: &mut PacketProbe,
+    ifaces: &[Interface],
+    dirs: &[Directions],
+    hook: Hook,
+    tc_mode: TcMode,
+) -> anyhow::Result<(Vec<String>, bool)> {
     let mut described = Vec::new();
-    for i in &ifaces {
+    let mut clsact = false;
+    for (i, &d) in ifaces.iter().zip(dirs) {
         if let Some(link) = i.link() {
             probe
                 .set_link(i.index, link)
                 .context("cannot configure the interface table")?;
         }
-        let dirs = directions(DirectionArg::Auto, i.is_loopback());
-        let how = probe
-            .attach_tc(i.index, dirs, TcMode::Auto)
-            .with_context(|| format!("cannot attach to {}", i.name))?;
-        described.push(format!("{} ({})", i.name, describe(how, Hook::Tc, dirs)));
+        let how = match hook {
+            Hook::Tc => probe.attach_tc(i.index, d, tc_mode),
+            Hook::Xdp => probe.attach_xdp(i.index),
+            Hook::Socket => probe.attach_socket(i.index, d),
+        }
+        .with_context(|| format!("cannot attach to {}", i.name))?;
+        clsact |= matches!(how, Attached::Clsact { .. });
+        described.push(format!("{} ({})", i.name, describe(how, hook, d)));
     }
-    Ok((probe, ifaces, described.join(", ")))
+    Ok((described, clsact))
 }
 
 /// The directions to capture on one interface. `auto` takes one copy of
@@ -384,7 +391,7 @@ pub(crate) fn directions(arg: DirectionArg, loopback: bool) -> Directions {
     }
 }
 
-pub(crate) fn describe(how: Attached, hook: Hook, dirs: Directions) -> String {
+fn describe(how: Attached, hook: Hook, dirs: Directions) -> String {
     let d = match (dirs.ingress, dirs.egress) {
         (true, true) => "in+out",
         (true, false) => "in",

@@ -15,7 +15,7 @@ use hdrtap_core::sink::Record;
 use hdrtap_core::wire::{WireConfig, WireCounters, WireHttp};
 
 use super::common;
-use super::packets::{describe, directions, pick_interfaces};
+use super::packets::{attach_each, directions, pick_interfaces};
 use crate::cli::WireArgs;
 
 impl common::Feed for WireHttp {
@@ -83,20 +83,7 @@ pub fn load(w: &WireArgs, ports: &[u16], ring_bytes: u32) -> anyhow::Result<Wire
     probe
         .set_filter(&program.encode())
         .context("cannot install the filter")?;
-    let mut described = Vec::new();
-    for (i, &d) in ifaces.iter().zip(&dirs) {
-        if let Some(link) = i.link() {
-            probe
-                .set_link(i.index, link)
-                .context("cannot configure the interface table")?;
-        }
-        let how = match w.hook {
-            Hook::Tc => probe.attach_tc(i.index, d, TcMode::Auto),
-            _ => probe.attach_socket(i.index, d),
-        }
-        .with_context(|| format!("cannot attach to {}", i.name))?;
-        described.push(format!("{} ({})", i.name, describe(how, w.hook, d)));
-    }
+    let (described, _) = attach_each(&mut probe, &ifaces, &dirs, w.hook, TcMode::Auto)?;
     let mut what = format!(
         "from packets on {}, reassembled; filter '{}', snaplen {}",
         described.join(", "),
