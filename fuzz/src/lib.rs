@@ -692,6 +692,9 @@ fn hpack_blocks(sel: u8, mut rest: &[u8]) {
 }
 
 fn check_records(out: &[Arc<HttpRecord>], max_headers: usize, versions: &[&str]) {
+    // The binary's writer copies repeated parts from its memo: the same
+    // bytes, whatever the records.
+    let mut memo = output::JsonMemo::new();
     for rec in out {
         assert!(
             rec.headers.len() <= max_headers,
@@ -705,7 +708,11 @@ fn check_records(out: &[Arc<HttpRecord>], max_headers: usize, versions: &[&str])
             "HTTP/1.x without the cut flag: {:?}",
             rec.flags
         );
-        check_json(&output::record_json(rec));
+        let json = output::record_json(rec);
+        let mut memoized = Vec::new();
+        output::push_record_json_memo(&mut memoized, rec, &mut memo);
+        assert_eq!(String::from_utf8_lossy(&memoized), json, "memoized JSON differs");
+        check_json(&json);
         check_line(&output::record_line(rec));
     }
 }

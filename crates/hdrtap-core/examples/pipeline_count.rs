@@ -17,7 +17,7 @@
 use hdrtap_abi::build::{data_event, DataSpec};
 use hdrtap_abi::{decode, Direction, Event, KernelRole};
 use hdrtap_core::http1::{Http1Tracker, TrackerConfig};
-use hdrtap_core::output::push_record_json;
+use hdrtap_core::output::{push_record_json, push_record_json_memo, JsonMemo};
 use hdrtap_core::redact::Redactor;
 
 /// The hdrtap binary's allocator: records are allocated per event and
@@ -71,6 +71,9 @@ fn main() {
     let mut recs = Vec::with_capacity(1024);
     let mut out = Vec::with_capacity(1 << 20);
     let mut written = 0usize;
+    // What the hdrtap binary's writer does; `nomemo` writes every record
+    // from scratch.
+    let mut memo = (std::env::args().nth(2).as_deref() != Some("nomemo")).then(JsonMemo::new);
     for chunk in events.chunks(256) {
         for ev in chunk {
             if let Ok(Event::Data(d)) = decode(ev) {
@@ -80,7 +83,10 @@ fn main() {
         for rec in recs.iter_mut() {
             let rec = std::sync::Arc::make_mut(rec);
             redactor.apply(rec);
-            push_record_json(&mut out, rec);
+            match memo.as_mut() {
+                Some(memo) => push_record_json_memo(&mut out, rec, memo),
+                None => push_record_json(&mut out, rec),
+            }
             out.push(b'\n');
         }
         written += recs.len();

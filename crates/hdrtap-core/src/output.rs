@@ -12,6 +12,9 @@ use chrono::{DateTime, Local, Utc};
 use crate::headers::mark;
 use crate::record::{Endpoint, H2Info, HttpKind, HttpRecord, RequestRef, Role};
 
+mod memo;
+pub use memo::JsonMemo;
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -101,7 +104,7 @@ pub(crate) fn push_json_text(out: &mut Vec<u8>, b: &[u8]) {
 /// or `\\`). Eight bytes at a time with the classic "has a byte below n /
 /// equal to n" word tricks, which are exact: the per-byte loop was the
 /// largest single cost of writing a record (callgrind).
-fn needs_escape(b: &[u8]) -> bool {
+pub(crate) fn needs_escape(b: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_less = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
@@ -206,16 +209,12 @@ pub(crate) fn push_endpoint(out: &mut Vec<u8>, ep: &Endpoint) {
     out.push(b'}');
 }
 
-/// Append the JSON object of one record (no newline). Field order and
-/// presence follow docs/SCHEMA.md.
-pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
-    out.extend_from_slice(b"{\"kind\":\"");
-    out.extend_from_slice(rec.kind.name().as_bytes());
-    out.extend_from_slice(b"\",\"id\":");
-    push_u64(out, rec.id);
-    out.extend_from_slice(b",\"ts\":\"");
-    push_rfc3339_ns(out, rec.ts_unix_ns);
-    out.extend_from_slice(b"\",\"conn_id\":");
+/// The part of a record its connection decides: `,"conn_id":` through
+/// `tls_library` (the same on every record of a connection and thread,
+/// which [`JsonMemo`] uses). Every field read here must be in the memo's
+/// key (`memo::ConnSlot`), or a hit would copy a stale value.
+fn push_conn_part(out: &mut Vec<u8>, rec: &HttpRecord) {
+    out.extend_from_slice(b",\"conn_id\":");
     push_u64(out, rec.conn_id);
     match &rec.interface {
         Some(ifname) => {
@@ -259,6 +258,50 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
     if let Some(lib) = rec.tls_library.as_deref() {
         out.extend_from_slice(b",\"tls_library\":");
         push_json_str(out, lib);
+    }
+}
+
+/// One header line, `["name","value"]`, with `null` for what `m` marks unknown.
+fn push_header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8], m: u8) {
+    out.push(b'[');
+    if m & mark::NAME_UNKNOWN != 0 {
+        out.extend_from_slice(b"null");
+    } else {
+        push_json_text(out, name);
+    }
+    out.push(b',');
+    if m & mark::VALUE_UNKNOWN != 0 {
+        out.extend_from_slice(b"null");
+    } else {
+        push_json_text(out, value);
+    }
+    out.push(b']');
+}
+
+/// Append the JSON object of one record (no newline). Field order and
+/// presence follow docs/SCHEMA.md.
+pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
+    push_record(out, rec, None);
+}
+
+/// [`push_record_json`], copying what `memo` holds of the record's
+/// connection part and header lines instead of writing them again: the
+/// same bytes (see [`JsonMemo`]).
+pub fn push_record_json_memo(out: &mut Vec<u8>, rec: &HttpRecord, memo: &mut JsonMemo) {
+    push_record(out, rec, Some(memo));
+}
+
+fn push_record(out: &mut Vec<u8>, rec: &HttpRecord, mut memo: Option<&mut JsonMemo>) {
+    out.extend_from_slice(b"{\"kind\":\"");
+    out.extend_from_slice(rec.kind.name().as_bytes());
+    out.extend_from_slice(b"\",\"id\":");
+    push_u64(out, rec.id);
+    out.extend_from_slice(b",\"ts\":\"");
+    push_rfc3339_ns(out, rec.ts_unix_ns);
+    out.push(b'"');
+    match memo.as_deref_mut() {
+        Some(m) => m.conn(out, rec, |out| push_conn_part(out, rec)),
+        None => push_conn_part(out, rec),
     }
     out.extend_from_slice(b",\"version\":");
     push_json_str(out, rec.version);
@@ -326,19 +369,11 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &HttpRecord) {
             out.push(b',');
         }
         let m = if marked { rec.headers.marks(i) } else { 0 };
-        out.push(b'[');
-        if m & mark::NAME_UNKNOWN != 0 {
-            out.extend_from_slice(b"null");
-        } else {
-            push_json_text(out, name);
+        match memo.as_deref_mut() {
+            // Marked lines (HTTP/2's unknown names and values) are rare.
+            Some(memo) if m == 0 => memo.line(out, name, value),
+            _ => push_header_line(out, name, value, m),
         }
-        out.push(b',');
-        if m & mark::VALUE_UNKNOWN != 0 {
-            out.extend_from_slice(b"null");
-        } else {
-            push_json_text(out, value);
-        }
-        out.push(b']');
     }
     out.extend_from_slice(b"],\"header_bytes\":");
     push_u64(out, rec.header_bytes as u64);
@@ -939,6 +974,8 @@ pub struct Writer {
     pcap: Option<Box<PcapOut>>,
     /// A new file every so many bytes ([`Writer::rotate`]).
     rotation: Option<Box<Rotation>>,
+    /// What HTTP records repeat, made at the first one.
+    memo: Option<Box<JsonMemo>>,
 }
 
 /// Where a rotating file output is ([`Writer::rotate`]).
@@ -1077,6 +1114,7 @@ impl Writer {
             dropped: 0,
             pcap: None,
             rotation: None,
+            memo: None,
         }
     }
 
@@ -1106,9 +1144,15 @@ impl Writer {
         if self.pcap.is_some() {
             return self.write_packet(rec);
         }
-        let written = match self.format {
-            Format::Json => rec.write(Format::Json, &mut self.buf),
-            Format::Human => rec.write_view(self.view, &mut self.buf),
+        let written = match (self.format, rec) {
+            (Format::Json, crate::sink::Record::Http(r)) => {
+                let memo = self.memo.get_or_insert_with(Default::default);
+                push_record_json_memo(&mut self.buf, r, memo);
+                self.buf.push(b'\n');
+                true
+            }
+            (Format::Json, _) => rec.write(Format::Json, &mut self.buf),
+            (Format::Human, _) => rec.write_view(self.view, &mut self.buf),
         };
         if !written {
             return Ok(());
