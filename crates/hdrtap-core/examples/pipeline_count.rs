@@ -9,7 +9,9 @@
 //! processed); the difference of the two "Collected" instruction counts
 //! divided by the exchanges is the pipeline's instructions per exchange:
 //! 4 events in, 4 records out as NDJSON, the shape of the wrk -> nginx
-//! benchmark (the events of benches/pipeline.rs).
+//! benchmark (the events of benches/pipeline.rs). The records go through
+//! the writer's memo of repeated text, as in the hdrtap binary; a second
+//! argument `nomemo` writes each afresh.
 //!
 //! `pipeline_count N packets` (and `N packets-build`) does the same for
 //! `hdrtap packets`: N TCP/IPv4 packet events with timestamp options, as tc
