@@ -151,7 +151,8 @@ impl JsonMemo {
 
     /// Append `["name","value"]` (the fragment [`super::push_header_line`]
     /// writes for an unmarked line), from the memo when the line was
-    /// written before. Lines that need escaping are written and not kept.
+    /// written before. A line that needed escaping is kept with its raw
+    /// bytes as the key; one over [`LINE_MAX`] bytes is written, not kept.
     pub(crate) fn line(&mut self, out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
         if name.len() + value.len() > LINE_MAX {
             return super::push_header_line(out, name, value, 0);
