@@ -300,7 +300,7 @@ fn push_record(out: &mut Vec<u8>, rec: &HttpRecord, mut memo: Option<&mut JsonMe
     push_rfc3339_ns(out, rec.ts_unix_ns);
     out.push(b'"');
     match memo.as_deref_mut() {
-        Some(m) => m.conn(out, rec, |out| push_conn_part(out, rec)),
+        Some(m) => m.conn(out, rec),
         None => push_conn_part(out, rec),
     }
     out.extend_from_slice(b",\"version\":");

@@ -166,31 +166,19 @@ impl JsonMemo {
         self.misses += 1;
         slot.key.clear();
         slot.frag.clear();
+        super::push_header_line(&mut slot.frag, name, value, 0);
         if super::needs_escape(name) || super::needs_escape(value) {
-            super::push_header_line(&mut slot.frag, name, value, 0);
             slot.key.extend_from_slice(name);
             slot.key.extend_from_slice(value);
-        } else {
-            let frag = &mut slot.frag;
-            frag.extend_from_slice(b"[\"");
-            frag.extend_from_slice(name);
-            frag.extend_from_slice(b"\",\"");
-            frag.extend_from_slice(value);
-            frag.extend_from_slice(b"\"]");
         }
         slot.name_len = name.len();
         slot.value_len = value.len();
         out.extend_from_slice(&slot.frag);
     }
 
-    /// Append the connection part of `rec` as `write` makes it, from the
-    /// memo when the connection's last record had the same.
-    pub(crate) fn conn(
-        &mut self,
-        out: &mut Vec<u8>,
-        rec: &HttpRecord,
-        write: impl FnOnce(&mut Vec<u8>),
-    ) {
+    /// Append the connection part of `rec` ([`super::push_conn_part`]), from
+    /// the memo when the connection's last record had the same.
+    pub(crate) fn conn(&mut self, out: &mut Vec<u8>, rec: &HttpRecord) {
         let slot = &mut self.conns[rec.conn_id as usize & (CONN_SLOTS - 1)];
         if let Some(s) = slot.as_deref() {
             if s.matches(rec) {
@@ -201,7 +189,7 @@ impl JsonMemo {
         }
         self.misses += 1;
         let start = out.len();
-        write(out);
+        super::push_conn_part(out, rec);
         let mut s = match slot.take() {
             // The slot's fragment buffer is reused.
             Some(mut old) => {
