@@ -1144,15 +1144,9 @@ impl Writer {
         if self.pcap.is_some() {
             return self.write_packet(rec);
         }
-        let written = match (self.format, rec) {
-            (Format::Json, crate::sink::Record::Http(r)) => {
-                let memo = self.memo.get_or_insert_with(Default::default);
-                push_record_json_memo(&mut self.buf, r, memo);
-                self.buf.push(b'\n');
-                true
-            }
-            (Format::Json, _) => rec.write(Format::Json, &mut self.buf),
-            (Format::Human, _) => rec.write_view(self.view, &mut self.buf),
+        let written = match self.format {
+            Format::Json => rec.write_memo(Format::Json, &mut self.buf, &mut self.memo),
+            Format::Human => rec.write_view(self.view, &mut self.buf),
         };
         if !written {
             return Ok(());

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Record, Sink, SinkCounters};
-use crate::output::Format;
+use crate::output::{Format, JsonMemo};
 
 /// Settings of a [`FileSink`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,8 @@ pub struct FileSink {
     /// Bytes in the current file.
     size: u64,
     buf: Vec<u8>,
+    /// What HTTP records repeat, for NDJSON ([`Record::write_memo`]).
+    pub(super) memo: Option<Box<JsonMemo>>,
     counters: Arc<SinkCounters>,
 }
 
@@ -65,6 +67,7 @@ impl FileSink {
             file: Some(file),
             size,
             buf: Vec::with_capacity(256 * 1024),
+            memo: None,
             counters,
         })
     }
@@ -176,7 +179,7 @@ impl Sink for FileSink {
         let mut lines = 0u64;
         for rec in batch {
             let start = buf.len();
-            if !rec.write(self.opts.format, &mut buf) {
+            if !rec.write_memo(self.opts.format, &mut buf, &mut self.memo) {
                 continue;
             }
             let max = self.opts.max_bytes;
@@ -247,6 +250,8 @@ fn gzip_file(from: &Path, to: &Path) -> io::Result<()> {
 pub struct StdoutSink {
     format: Format,
     buf: Vec<u8>,
+    /// What HTTP records repeat, for NDJSON ([`Record::write_memo`]).
+    memo: Option<Box<JsonMemo>>,
     counters: Arc<SinkCounters>,
 }
 
@@ -255,6 +260,7 @@ impl StdoutSink {
         StdoutSink {
             format,
             buf: Vec::with_capacity(64 * 1024),
+            memo: None,
             counters,
         }
     }
@@ -265,7 +271,7 @@ impl Sink for StdoutSink {
         self.buf.clear();
         let mut lines = 0;
         for rec in batch {
-            if rec.write(self.format, &mut self.buf) {
+            if rec.write_memo(self.format, &mut self.buf, &mut self.memo) {
                 lines += 1;
             }
         }

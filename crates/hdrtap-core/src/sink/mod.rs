@@ -26,7 +26,7 @@ use serde::Serialize;
 
 pub use file::{open_append, FileOptions, FileSink, StdoutSink};
 
-use crate::output::{Format, OutputRecord};
+use crate::output::{push_record_json_memo, Format, JsonMemo, OutputRecord};
 use crate::packet::PacketRecord;
 use crate::record::{HttpKind, HttpRecord};
 use crate::rules::Alert;
@@ -179,6 +179,27 @@ impl Record {
         }
         out.push(b'\n');
         true
+    }
+
+    /// [`Record::write`] through a writer's [`JsonMemo`] (made at the first
+    /// HTTP record in JSON): the same bytes, with what HTTP records repeat
+    /// (a connection's fields, header lines) copied instead of rebuilt.
+    /// Every NDJSON output of records uses it: the command line's writer and
+    /// the daemon's file and stdout sinks.
+    pub fn write_memo(
+        &self,
+        format: Format,
+        out: &mut Vec<u8>,
+        memo: &mut Option<Box<JsonMemo>>,
+    ) -> bool {
+        match (format, self) {
+            (Format::Json, Record::Http(r)) => {
+                push_record_json_memo(out, r, memo.get_or_insert_with(Default::default));
+                out.push(b'\n');
+                true
+            }
+            _ => self.write(format, out),
+        }
     }
 
     /// Append the record as one line in `format`, newline included; false

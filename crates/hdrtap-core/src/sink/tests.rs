@@ -214,6 +214,51 @@ fn all_lines(path: &Path, max_files: u32) -> Vec<String> {
 }
 
 #[test]
+fn the_file_sink_writes_what_the_plain_writer_does() {
+    // Records that repeat lines and connections, and change them: the
+    // memo's hits and misses both (see output/memo.rs).
+    let recs: Vec<Record> = (0..40u64)
+        .map(|i| {
+            let seq = (i % 3).to_string();
+            let mut r = crate::record::test_request(&[
+                ("Host", "example.com"),
+                ("ETag", "\"6b0231aa-200\""),
+                ("X-Seq", &seq),
+            ]);
+            r.id = i;
+            r.conn_id = i % 4;
+            r.process.pid = (i % 5) as u32;
+            Record::Http(Arc::new(r))
+        })
+        .chain([stats()])
+        .collect();
+    let mut want = Vec::new();
+    for r in &recs {
+        r.write(Format::Json, &mut want);
+    }
+    let dir = tempfile_dir();
+    let (mut sink, counters, path) = file_sink(dir.path(), 0, 1, false);
+    for batch in recs.chunks(7) {
+        sink.write(batch);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        String::from_utf8(want).unwrap()
+    );
+    assert_eq!(counters.records.load(Ordering::Relaxed), 41);
+    let memo = sink
+        .memo
+        .as_ref()
+        .expect("NDJSON HTTP records go through the memo");
+    assert!(
+        memo.hits > 0 && memo.misses > 0,
+        "{} {}",
+        memo.hits,
+        memo.misses
+    );
+}
+
+#[test]
 fn rotation_keeps_every_line_once_and_whole() {
     for compress in [false, true] {
         let dir = tempfile_dir();
