@@ -106,8 +106,22 @@ pub fn packet_decode(data: &[u8]) {
     let ev = abi::decode_packet(&raw).expect("a packet event built from its spec decodes");
     let name: Arc<str> = Arc::from("eth0");
     let rec = packet::decode_event(&ev, &name, 1_700_000_000_000_000_000);
-    check_json(&packet::record_json(&rec));
+    let json = packet::record_json(&rec);
+    check_json(&json);
     check_line(&packet::record_line(&rec));
+    // The writers copy a flow's repeated part from their memo: the same
+    // bytes, when it is written (a miss) and when it is copied (a hit).
+    let mut memo = None;
+    let rec = hdrtap_core::sink::Record::Packet(Arc::new(rec));
+    for _ in 0..2 {
+        let mut memoized = Vec::new();
+        assert!(rec.write_memo(output::Format::Json, &mut memoized, &mut memo));
+        assert_eq!(
+            String::from_utf8_lossy(&memoized),
+            format!("{json}\n"),
+            "memoized packet JSON differs"
+        );
+    }
 
     // The kernel parser's Rust mirror over the same bytes.
     let link_u8 = if link == Link::RawIp {

@@ -15,7 +15,8 @@
 //!
 //! `pipeline_count N packets` (and `N packets-build`) does the same for
 //! `hdrtap packets`: N TCP/IPv4 packet events with timestamp options, as tc
-//! sees them on lo, through the packet pipeline and written as NDJSON.
+//! sees them on lo, through the packet pipeline and written as NDJSON by
+//! the binary's writer (its memo keeps each flow's repeated part).
 use hdrtap_abi::build::{data_event, DataSpec};
 use hdrtap_abi::{decode, Direction, Event, KernelRole};
 use hdrtap_core::http1::{Http1Tracker, TrackerConfig};

@@ -2,15 +2,16 @@
 //! copied, not escaped again.
 //!
 //! Most of a record's text repeats: the connection's part (ids, process,
-//! addresses, role) on every record of the connection, and most header
-//! lines (`Server`, `Content-Type`, `User-Agent`, `Accept`) on every
-//! message of every connection, as HPACK exploits on the wire. The memo
-//! keeps, for each, the JSON fragment it was written as, keyed by
-//! everything the fragment is made of, so a hit is the fragment [`super`]
-//! would write again, byte for byte.
+//! addresses, role) on every record of the connection, most header lines
+//! (`Server`, `Content-Type`, `User-Agent`, `Accept`) on every message of
+//! every connection, as HPACK exploits on the wire, and a packet flow's
+//! owner and Ethernet header on every packet of the flow. The memo keeps,
+//! for each, the JSON fragment it was written as, keyed by everything the
+//! fragment is made of, so a hit is the fragment [`super`] (or the packet
+//! writer) would write again, byte for byte.
 //!
-//! Both tables are direct-mapped: a slot holds the last line (or
-//! connection) that hashed to it, and a new one takes its place. Memory
+//! The tables are direct-mapped: a slot holds the last line (connection,
+//! flow) that hashed to it, and a new one takes its place. Memory
 //! stays bounded (lines longer than [`LINE_MAX`] bytes are never kept),
 //! lines that never repeat (`X-Seq`, `Date` in a new second) cost one
 //! slot's rewrite, and no lookup ever allocates once the slots are warm.
@@ -20,12 +21,16 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 
+use crate::packet::{Eth, Owner, PacketRecord};
 use crate::record::{Endpoint, HttpRecord, Role};
 
 /// Header-line slots (a power of two).
 const LINE_SLOTS: usize = 1024;
 /// Connection slots (a power of two), indexed by connection id.
 const CONN_SLOTS: usize = 256;
+/// Packet-flow slots (a power of two), indexed by a hash of the socket
+/// cookie and the owner's thread.
+const FLOW_SLOTS: usize = 256;
 /// A header line (name and value bytes) longer than this is written, not kept.
 pub(crate) const LINE_MAX: usize = 240;
 
@@ -33,6 +38,7 @@ pub(crate) const LINE_MAX: usize = 240;
 pub struct JsonMemo {
     lines: Vec<LineSlot>,
     conns: Vec<Option<Box<ConnSlot>>>,
+    flows: Vec<Option<Box<FlowSlot>>>,
     /// Lookups answered from the memo, and those that were not.
     pub hits: u64,
     pub misses: u64,
@@ -124,6 +130,26 @@ impl ConnSlot {
     }
 }
 
+/// What the flow part of a packet record is made of
+/// ([`crate::packet::push_flow`]: owner, workload, socket cookie,
+/// Ethernet header).
+struct FlowSlot {
+    owner: Option<Owner>,
+    workload: Option<Arc<crate::cgroup::Workload>>,
+    sock_cookie: u64,
+    eth: Option<Eth>,
+    frag: Vec<u8>,
+}
+
+impl FlowSlot {
+    fn matches(&self, rec: &PacketRecord) -> bool {
+        self.sock_cookie == rec.sock_cookie
+            && self.owner == rec.owner
+            && self.eth == rec.headers.eth
+            && same_arc(&self.workload, &rec.workload)
+    }
+}
+
 /// Equal contents (the same `Arc` settles it without comparing them).
 fn same_arc<T: PartialEq + ?Sized>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
     match (a, b) {
@@ -138,6 +164,7 @@ impl Default for JsonMemo {
         JsonMemo {
             lines: (0..LINE_SLOTS).map(|_| LineSlot::default()).collect(),
             conns: (0..CONN_SLOTS).map(|_| None).collect(),
+            flows: (0..FLOW_SLOTS).map(|_| None).collect(),
             hits: 0,
             misses: 0,
         }
@@ -206,6 +233,42 @@ impl JsonMemo {
         s.frag.extend_from_slice(&out[start..]);
         *slot = Some(s);
     }
+
+    /// Append the flow part of a packet record
+    /// ([`crate::packet::push_flow`]), from the memo when the last
+    /// record of its slot had the same.
+    pub(crate) fn flow(&mut self, out: &mut Vec<u8>, rec: &PacketRecord) {
+        let slot = &mut self.flows[flow_slot(rec)];
+        if let Some(s) = slot.as_deref() {
+            if s.matches(rec) {
+                self.hits += 1;
+                out.extend_from_slice(&s.frag);
+                return;
+            }
+        }
+        self.misses += 1;
+        let start = out.len();
+        crate::packet::push_flow(out, rec);
+        // The slot's fragment buffer is reused.
+        let mut frag = slot.take().map(|old| old.frag).unwrap_or_default();
+        frag.clear();
+        frag.extend_from_slice(&out[start..]);
+        *slot = Some(Box::new(FlowSlot {
+            owner: rec.owner.clone(),
+            workload: rec.workload.clone(),
+            sock_cookie: rec.sock_cookie,
+            eth: rec.headers.eth.clone(),
+            frag,
+        }));
+    }
+}
+
+/// The slot of a packet record's flow: its socket cookie and owner thread
+/// (records without an owner share the slots of their cookie).
+fn flow_slot(rec: &PacketRecord) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let tid = rec.owner.as_ref().map_or(0, |o| u64::from(o.tid));
+    ((rec.sock_cookie ^ tid.rotate_left(32)).wrapping_mul(K) >> 56) as usize & (FLOW_SLOTS - 1)
 }
 
 /// A hash of a header line from its lengths and at most 24 of its bytes:
@@ -243,6 +306,7 @@ mod tests {
     use super::*;
     use crate::headers::mark;
     use crate::output::push_record_json;
+    use crate::packet::Mac;
     use crate::record::test_request;
 
     /// Every record written through `memo` must be the bytes the plain
@@ -311,6 +375,75 @@ mod tests {
         rec.process.workload = w.map(Arc::new);
         let misses = memo.misses;
         same(&mut memo, &rec);
+        assert_eq!(memo.misses, misses, "an equal record missed");
+    }
+
+    /// Every packet record written through `memo` must be the bytes the
+    /// plain writer makes.
+    fn same_packet(memo: &mut JsonMemo, rec: &PacketRecord) {
+        let mut memoized = Vec::new();
+        crate::packet::push_record_json_memo(&mut memoized, rec, memo);
+        assert_eq!(
+            String::from_utf8_lossy(&memoized),
+            crate::packet::record_json(rec)
+        );
+    }
+
+    #[test]
+    fn memoized_packet_records_are_the_plain_writers_bytes() {
+        let mut memo = JsonMemo::new();
+        let mut rec = crate::pcapng::test_packet(1, "lo", 0);
+        rec.sock_cookie = 7;
+        same_packet(&mut memo, &rec);
+        same_packet(&mut memo, &rec);
+        assert_eq!((memo.hits, memo.misses), (1, 1));
+        // Each part the flow fragment is made of, changed alone (and the
+        // fields around it, which are not in it).
+        let changes: [fn(&mut PacketRecord); 14] = [
+            |r| {
+                r.owner = Some(Owner {
+                    pid: 10,
+                    tid: 11,
+                    comm: "curl".into(),
+                    cgroup_id: 0,
+                })
+            },
+            |r| r.owner.as_mut().unwrap().pid += 1,
+            |r| r.owner.as_mut().unwrap().tid += FLOW_SLOTS as u32, // the same slot
+            |r| r.owner.as_mut().unwrap().comm = "wget \"x\"".into(),
+            |r| r.owner.as_mut().unwrap().cgroup_id = 5,
+            |r| r.sock_cookie += FLOW_SLOTS as u64,
+            |r| r.sock_cookie = 0,
+            |r| r.headers.eth.as_mut().unwrap().src = Mac([1, 2, 3, 4, 5, 6]),
+            |r| r.headers.eth.as_mut().unwrap().dst = Mac([6, 5, 4, 3, 2, 1]),
+            |r| r.headers.eth.as_mut().unwrap().ethertype = 0x0800,
+            |r| {
+                r.workload = Some(Arc::new(crate::cgroup::Workload {
+                    cgroup: "/system.slice/nginx.service".into(),
+                    unit: Some("nginx.service".into()),
+                    ..Default::default()
+                }))
+            },
+            |r| r.headers.eth = None,
+            |r| r.owner = None,
+            |r| {
+                r.id += 1;
+                r.wire_len += 1;
+                r.ifindex += 1;
+            },
+        ];
+        for change in changes {
+            change(&mut rec);
+            same_packet(&mut memo, &rec);
+            let hits = memo.hits;
+            same_packet(&mut memo, &rec);
+            assert_eq!(memo.hits, hits + 1, "a repeated flow missed");
+        }
+        // An equal workload in another Arc is the same fragment.
+        let w = rec.workload.as_deref().cloned();
+        rec.workload = w.map(Arc::new);
+        let misses = memo.misses;
+        same_packet(&mut memo, &rec);
         assert_eq!(memo.misses, misses, "an equal record missed");
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::*;
 #[cfg(test)]
 use crate::output::rfc3339_ns;
-use crate::output::time_of_day;
+use crate::output::{time_of_day, JsonMemo};
 
 /// The record as serde sees it: the reference the hand-written writer is
 /// tested against (tests only).
@@ -480,6 +480,16 @@ fn push_icmp(out: &mut Vec<u8>, i: &Icmp) {
 
 /// Append the JSON object of one packet record (no newline).
 pub fn push_record_json(out: &mut Vec<u8>, rec: &PacketRecord) {
+    push_record(out, rec, None);
+}
+
+/// [`push_record_json`], copying what `memo` holds of the record's flow
+/// ([`JsonMemo`]): the same bytes.
+pub fn push_record_json_memo(out: &mut Vec<u8>, rec: &PacketRecord, memo: &mut JsonMemo) {
+    push_record(out, rec, Some(memo));
+}
+
+fn push_record(out: &mut Vec<u8>, rec: &PacketRecord, memo: Option<&mut JsonMemo>) {
     let h = &rec.headers;
     out.reserve(1024);
     out.extend_from_slice(b"{\"kind\":\"packet\",\"id\":");
@@ -501,31 +511,9 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &PacketRecord) {
     num(out, rec.wire_len);
     k!(out, "cap_len");
     num(out, rec.cap_len);
-    match &rec.owner {
-        Some(o) => {
-            k!(out, "pid");
-            num(out, o.pid);
-            k!(out, "tid");
-            num(out, o.tid);
-            k!(out, "comm");
-            crate::output::push_json_str(out, &o.comm);
-            if o.cgroup_id != 0 {
-                k!(out, "cgroup_id");
-                num(out, o.cgroup_id);
-            }
-        }
-        None => out.extend_from_slice(b",\"pid\":null,\"tid\":null,\"comm\":null"),
-    }
-    if let Some(w) = &rec.workload {
-        crate::output::push_workload(out, w);
-    }
-    if rec.sock_cookie != 0 {
-        k!(out, "sock_cookie");
-        num(out, rec.sock_cookie);
-    }
-    if let Some(e) = &h.eth {
-        k!(out, "eth");
-        push_eth(out, e);
+    match memo {
+        Some(memo) => memo.flow(out, rec),
+        None => push_flow(out, rec),
     }
     if !h.vlan.is_empty() {
         k!(out, "vlan");
@@ -588,6 +576,40 @@ pub fn push_record_json(out: &mut Vec<u8>, rec: &PacketRecord) {
         out.push(b']');
     }
     out.push(b'}');
+}
+
+/// The part of a packet record that is the same on every packet of a flow
+/// on one interface, as long as its owner stays: `pid` through `eth`.
+/// Every field read here is in the key of the writer's memo of it
+/// (`output::memo::FlowSlot`), or a hit would copy a stale value.
+pub(crate) fn push_flow(out: &mut Vec<u8>, rec: &PacketRecord) {
+    let h = &rec.headers;
+    match &rec.owner {
+        Some(o) => {
+            k!(out, "pid");
+            num(out, o.pid);
+            k!(out, "tid");
+            num(out, o.tid);
+            k!(out, "comm");
+            crate::output::push_json_str(out, &o.comm);
+            if o.cgroup_id != 0 {
+                k!(out, "cgroup_id");
+                num(out, o.cgroup_id);
+            }
+        }
+        None => out.extend_from_slice(b",\"pid\":null,\"tid\":null,\"comm\":null"),
+    }
+    if let Some(w) = &rec.workload {
+        crate::output::push_workload(out, w);
+    }
+    if rec.sock_cookie != 0 {
+        k!(out, "sock_cookie");
+        num(out, rec.sock_cookie);
+    }
+    if let Some(e) = &h.eth {
+        k!(out, "eth");
+        push_eth(out, e);
+    }
 }
 
 fn ethertype_name(t: u16) -> String {

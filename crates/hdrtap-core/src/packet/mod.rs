@@ -41,6 +41,7 @@ use crate::record::CompactString;
 use hdrtap_abi::{self as abi, PacketEvent};
 use serde::Serialize;
 
+pub(crate) use format::{push_flow, push_record_json_memo};
 pub use format::{record_json, record_line};
 
 /// Anomalies a packet record can carry (JSON `flags`, omitted when empty).

@@ -182,10 +182,11 @@ impl Record {
     }
 
     /// [`Record::write`] through a writer's [`JsonMemo`] (made at the first
-    /// HTTP record in JSON): the same bytes, with what HTTP records repeat
-    /// (a connection's fields, header lines) copied instead of rebuilt.
-    /// Every NDJSON output of records uses it: the command line's writer and
-    /// the daemon's file and stdout sinks.
+    /// HTTP or packet record in JSON): the same bytes, with what records
+    /// repeat (an HTTP connection's fields, header lines, a packet flow's
+    /// owner and Ethernet header) copied instead of rebuilt. Every NDJSON
+    /// output of records uses it: the command line's writer and the
+    /// daemon's file and stdout sinks.
     pub fn write_memo(
         &self,
         format: Format,
@@ -195,6 +196,15 @@ impl Record {
         match (format, self) {
             (Format::Json, Record::Http(r)) => {
                 push_record_json_memo(out, r, memo.get_or_insert_with(Default::default));
+                out.push(b'\n');
+                true
+            }
+            (Format::Json, Record::Packet(r)) => {
+                crate::packet::push_record_json_memo(
+                    out,
+                    r,
+                    memo.get_or_insert_with(Default::default),
+                );
                 out.push(b'\n');
                 true
             }
