@@ -974,7 +974,7 @@ pub struct Writer {
     pcap: Option<Box<PcapOut>>,
     /// A new file every so many bytes ([`Writer::rotate`]).
     rotation: Option<Box<Rotation>>,
-    /// What HTTP records repeat, made at the first one.
+    /// What records repeat, made at the first HTTP or packet record.
     memo: Option<Box<JsonMemo>>,
 }
 

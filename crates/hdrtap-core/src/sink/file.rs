@@ -42,7 +42,7 @@ pub struct FileSink {
     /// Bytes in the current file.
     size: u64,
     buf: Vec<u8>,
-    /// What HTTP records repeat, for NDJSON ([`Record::write_memo`]).
+    /// What records repeat, for NDJSON ([`Record::write_memo`]).
     pub(super) memo: Option<Box<JsonMemo>>,
     counters: Arc<SinkCounters>,
 }
@@ -250,7 +250,7 @@ fn gzip_file(from: &Path, to: &Path) -> io::Result<()> {
 pub struct StdoutSink {
     format: Format,
     buf: Vec<u8>,
-    /// What HTTP records repeat, for NDJSON ([`Record::write_memo`]).
+    /// What records repeat, for NDJSON ([`Record::write_memo`]).
     memo: Option<Box<JsonMemo>>,
     counters: Arc<SinkCounters>,
 }
