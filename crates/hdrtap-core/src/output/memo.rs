@@ -91,8 +91,8 @@ struct ConnSlot {
     frag: Vec<u8>,
 }
 
-impl ConnSlot {
-    fn of(rec: &HttpRecord) -> ConnSlot {
+impl Slot<HttpRecord> for ConnSlot {
+    fn of(rec: &HttpRecord, frag: Vec<u8>) -> ConnSlot {
         ConnSlot {
             conn_id: rec.conn_id,
             interface: rec.interface.clone(),
@@ -107,11 +107,10 @@ impl ConnSlot {
             remote: rec.remote,
             role: rec.role,
             tls_library: rec.tls_library.clone(),
-            frag: Vec::new(),
+            frag,
         }
     }
 
-    /// Whether `rec`'s connection part is this slot's fragment.
     fn matches(&self, rec: &HttpRecord) -> bool {
         let p = &rec.process;
         self.conn_id == rec.conn_id
@@ -128,6 +127,10 @@ impl ConnSlot {
             && same_arc(&self.tls_library, &rec.tls_library)
             && same_arc(&self.workload, &p.workload)
     }
+
+    fn frag(&mut self) -> &mut Vec<u8> {
+        &mut self.frag
+    }
 }
 
 /// What the flow part of a packet record is made of
@@ -141,12 +144,26 @@ struct FlowSlot {
     frag: Vec<u8>,
 }
 
-impl FlowSlot {
+impl Slot<PacketRecord> for FlowSlot {
+    fn of(rec: &PacketRecord, frag: Vec<u8>) -> FlowSlot {
+        FlowSlot {
+            owner: rec.owner.clone(),
+            workload: rec.workload.clone(),
+            sock_cookie: rec.sock_cookie,
+            eth: rec.headers.eth.clone(),
+            frag,
+        }
+    }
+
     fn matches(&self, rec: &PacketRecord) -> bool {
         self.sock_cookie == rec.sock_cookie
             && self.owner == rec.owner
             && self.eth == rec.headers.eth
             && same_arc(&self.workload, &rec.workload)
+    }
+
+    fn frag(&mut self) -> &mut Vec<u8> {
+        &mut self.frag
     }
 }
 
@@ -207,31 +224,8 @@ impl JsonMemo {
     /// the memo when the connection's last record had the same.
     pub(crate) fn conn(&mut self, out: &mut Vec<u8>, rec: &HttpRecord) {
         let slot = &mut self.conns[rec.conn_id as usize & (CONN_SLOTS - 1)];
-        if let Some(s) = slot.as_deref() {
-            if s.matches(rec) {
-                self.hits += 1;
-                out.extend_from_slice(&s.frag);
-                return;
-            }
-        }
-        self.misses += 1;
-        let start = out.len();
-        super::push_conn_part(out, rec);
-        let mut s = match slot.take() {
-            // The slot's fragment buffer is reused.
-            Some(mut old) => {
-                let mut frag = std::mem::take(&mut old.frag);
-                frag.clear();
-                *old = ConnSlot {
-                    frag,
-                    ..ConnSlot::of(rec)
-                };
-                old
-            }
-            None => Box::new(ConnSlot::of(rec)),
-        };
-        s.frag.extend_from_slice(&out[start..]);
-        *slot = Some(s);
+        let hit = kept(slot, rec, out, super::push_conn_part);
+        self.count(hit);
     }
 
     /// Append the flow part of a packet record
@@ -239,28 +233,58 @@ impl JsonMemo {
     /// record of its slot had the same.
     pub(crate) fn flow(&mut self, out: &mut Vec<u8>, rec: &PacketRecord) {
         let slot = &mut self.flows[flow_slot(rec)];
-        if let Some(s) = slot.as_deref() {
-            if s.matches(rec) {
-                self.hits += 1;
-                out.extend_from_slice(&s.frag);
-                return;
-            }
-        }
-        self.misses += 1;
-        let start = out.len();
-        crate::packet::push_flow(out, rec);
-        // The slot's fragment buffer is reused.
-        let mut frag = slot.take().map(|old| old.frag).unwrap_or_default();
-        frag.clear();
-        frag.extend_from_slice(&out[start..]);
-        *slot = Some(Box::new(FlowSlot {
-            owner: rec.owner.clone(),
-            workload: rec.workload.clone(),
-            sock_cookie: rec.sock_cookie,
-            eth: rec.headers.eth.clone(),
-            frag,
-        }));
+        let hit = kept(slot, rec, out, crate::packet::push_flow);
+        self.count(hit);
     }
+
+    fn count(&mut self, hit: bool) {
+        if hit {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+    }
+}
+
+/// A slot that keeps one part of a record of type `R`: what the part is
+/// made of, and the fragment it was written as.
+trait Slot<R> {
+    /// A slot for `rec`'s part, written as `frag`.
+    fn of(rec: &R, frag: Vec<u8>) -> Self;
+    /// Whether `rec`'s part is this slot's fragment.
+    fn matches(&self, rec: &R) -> bool;
+    fn frag(&mut self) -> &mut Vec<u8>;
+}
+
+/// Append `rec`'s part from `slot` when it holds it (true), else write it
+/// with `write` and keep it there in place of what was (false). A slot's
+/// box and fragment buffer are reused: a miss allocates nothing once the
+/// slot has held a part as long.
+fn kept<R, S: Slot<R>>(
+    slot: &mut Option<Box<S>>,
+    rec: &R,
+    out: &mut Vec<u8>,
+    write: fn(&mut Vec<u8>, &R),
+) -> bool {
+    if let Some(s) = slot.as_deref_mut() {
+        if s.matches(rec) {
+            out.extend_from_slice(s.frag());
+            return true;
+        }
+    }
+    let start = out.len();
+    write(out, rec);
+    let written = &out[start..];
+    match slot.as_deref_mut() {
+        Some(old) => {
+            let mut frag = std::mem::take(old.frag());
+            frag.clear();
+            frag.extend_from_slice(written);
+            *old = S::of(rec, frag);
+        }
+        None => *slot = Some(Box::new(S::of(rec, written.to_vec()))),
+    }
+    false
 }
 
 /// The slot of a packet record's flow: its socket cookie and owner thread
