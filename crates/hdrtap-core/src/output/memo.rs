@@ -287,12 +287,15 @@ fn kept<R, S: Slot<R>>(
     false
 }
 
+/// The multiplier of the slot hashes (2^64 over the golden ratio: it
+/// spreads nearby keys over the high bits).
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// The slot of a packet record's flow: its socket cookie and owner thread
 /// (records without an owner share the slots of their cookie).
 fn flow_slot(rec: &PacketRecord) -> usize {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let tid = rec.owner.as_ref().map_or(0, |o| u64::from(o.tid));
-    ((rec.sock_cookie ^ tid.rotate_left(32)).wrapping_mul(K) >> 56) as usize & (FLOW_SLOTS - 1)
+    ((rec.sock_cookie ^ tid.rotate_left(32)).wrapping_mul(MIX) >> 56) as usize & (FLOW_SLOTS - 1)
 }
 
 /// A hash of a header line from its lengths and at most 24 of its bytes:
@@ -301,8 +304,7 @@ fn flow_slot(rec: &PacketRecord) -> usize {
 /// `Date`s a second apart). Collisions only cost a miss: a hit compares
 /// the whole line.
 fn hash2(name: &[u8], value: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mix = |h: u64, w: u64| (h.rotate_left(23) ^ w).wrapping_mul(K);
+    let mix = |h: u64, w: u64| (h.rotate_left(23) ^ w).wrapping_mul(MIX);
     let h = mix((name.len() as u64) << 32 | value.len() as u64, head8(name));
     mix(mix(h, head8(value)), tail8(value))
 }

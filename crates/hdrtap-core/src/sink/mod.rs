@@ -195,21 +195,17 @@ impl Record {
     ) -> bool {
         match (format, self) {
             (Format::Json, Record::Http(r)) => {
-                push_record_json_memo(out, r, memo.get_or_insert_with(Default::default));
-                out.push(b'\n');
-                true
+                push_record_json_memo(out, r, memo.get_or_insert_with(Default::default))
             }
-            (Format::Json, Record::Packet(r)) => {
-                crate::packet::push_record_json_memo(
-                    out,
-                    r,
-                    memo.get_or_insert_with(Default::default),
-                );
-                out.push(b'\n');
-                true
-            }
-            _ => self.write(format, out),
+            (Format::Json, Record::Packet(r)) => crate::packet::push_record_json_memo(
+                out,
+                r,
+                memo.get_or_insert_with(Default::default),
+            ),
+            _ => return self.write(format, out),
         }
+        out.push(b'\n');
+        true
     }
 
     /// Append the record as one line in `format`, newline included; false
