@@ -290,7 +290,7 @@ fn events_carry_the_packet_and_decode_like_userspace() {
                 f.flags
             );
             // Userspace decodes the event as it decodes the bytes.
-            let rec = decode_event(&e, &"lo".into(), 0);
+            let rec = decode_event(&e, "lo", 0);
             let direct = decode_frame(&pkt[..snap], Link::Ether, None, 0, pkt.len() as u32);
             assert_eq!(rec.headers.ipv4, direct.ipv4, "{name}");
             assert_eq!(rec.headers.tcp, direct.tcp, "{name}");

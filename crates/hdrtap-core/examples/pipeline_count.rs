@@ -143,7 +143,7 @@ fn packets(n: u64, build_only: bool) {
     // (decode, interface name, the record's Arc, id), the writer's
     // NDJSON line, the per-record stats the binary counts (flags and
     // owner, a stand-in for its `PacketSession::count`), and the drop.
-    let names = [(1u32, Arc::<str>::from("lo"))].into_iter().collect();
+    let names = [(1u32, "lo".into())].into_iter().collect();
     let ids = Arc::new(hdrtap_core::pipeline::Ids::default());
     let mut pipeline = PacketPipeline::new(names, Box::new(|_| None), 0, ids);
     let mut writer = Writer::new(Box::new(std::io::sink()), Format::Json, false);

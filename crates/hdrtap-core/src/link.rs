@@ -308,10 +308,9 @@ mod tests {
             ..Default::default()
         };
         let ev = hdrtap_abi::build::packet_event(&spec, &b);
-        let name = Arc::from("lo");
         Arc::new(crate::packet::decode_event(
             &hdrtap_abi::decode_packet(&ev).expect("a packet event"),
-            &name,
+            "lo",
             0,
         ))
     }

@@ -178,7 +178,7 @@ pub(crate) fn test_packet(ifindex: u32, name: &str, fill: u8) -> PacketRecord {
     let ev = hdrtap_abi::build::packet_event(&Default::default(), &[0u8; 60]);
     let mut r = crate::packet::decode_event(
         &hdrtap_abi::decode_packet(&ev).expect("a packet event"),
-        &std::sync::Arc::from(name),
+        name,
         0,
     );
     r.ifindex = ifindex;

@@ -20,7 +20,7 @@ use hdrtap_abi::Event;
 use crate::cgroup::Cgroups;
 use crate::http::HttpTracker;
 use crate::packet::PacketRecord;
-use crate::record::HttpRecord;
+use crate::record::{CompactString, HttpRecord};
 use crate::redact::Redactor;
 use crate::rules::{Alert, Rules};
 use crate::sink::Record;
@@ -172,11 +172,11 @@ pub type NameLookup = Box<dyn FnMut(u32) -> Option<String>>;
 
 /// Packet headers, from ring-buffer records to records for sinks.
 pub struct PacketPipeline {
-    names: HashMap<u32, Arc<str>>,
+    names: HashMap<u32, CompactString>,
     /// The interface of the last event: packets come in runs from one
     /// interface, and a compare is cheaper than hashing the index for the
     /// map (SipHash, about 120 instructions a packet under callgrind).
-    last_name: Option<(u32, Arc<str>)>,
+    last_name: Option<(u32, CompactString)>,
     lookup: NameLookup,
     clock_offset_ns: i64,
     ids: Arc<Ids>,
@@ -204,7 +204,7 @@ impl PacketPipeline {
     /// `names`: interface names by index known at start; `lookup` finds
     /// later ones (else `if<N>`).
     pub fn new(
-        names: HashMap<u32, Arc<str>>,
+        names: HashMap<u32, CompactString>,
         lookup: NameLookup,
         clock_offset_ns: i64,
         ids: Arc<Ids>,
@@ -236,23 +236,23 @@ impl PacketPipeline {
         self
     }
 
-    fn name(&mut self, ifindex: u32) -> Arc<str> {
+    fn name(&mut self, ifindex: u32) -> CompactString {
         if let Some((i, n)) = &self.last_name {
             if *i == ifindex {
-                return Arc::clone(n);
+                return n.clone();
             }
         }
         let name = match self.names.get(&ifindex) {
-            Some(n) => Arc::clone(n),
+            Some(n) => n.clone(),
             None => {
-                let name: Arc<str> = (self.lookup)(ifindex)
-                    .unwrap_or_else(|| format!("if{ifindex}"))
-                    .into();
-                self.names.insert(ifindex, Arc::clone(&name));
+                let name = CompactString::from(
+                    (self.lookup)(ifindex).unwrap_or_else(|| format!("if{ifindex}")),
+                );
+                self.names.insert(ifindex, name.clone());
                 name
             }
         };
-        self.last_name = Some((ifindex, Arc::clone(&name)));
+        self.last_name = Some((ifindex, name.clone()));
         name
     }
 
@@ -264,18 +264,17 @@ impl PacketPipeline {
                 // Straight into the Arc the sinks share: a record is
                 // several hundred bytes, and moving it between vectors
                 // showed in perf.
-                let mut rec = crate::packet::decode_event_arc(&ev, name, self.clock_offset_ns);
-                // A new Arc has no other reference: get_mut succeeds.
-                if let Some(r) = Arc::get_mut(&mut rec) {
-                    if self.keep_frames {
+                let (keep_frames, cgroups) = (self.keep_frames, &mut self.cgroups);
+                let rec = crate::packet::decode_event_arc(&ev, name, self.clock_offset_ns, |r| {
+                    if keep_frames {
                         r.frame = Some(crate::packet::frame_of(&ev));
                     }
-                    if let Some(cg) = &mut self.cgroups {
+                    if let Some(cg) = cgroups {
                         if ev.cgroup_id != 0 && r.owner.is_some() {
                             r.workload = cg.lookup(ev.cgroup_id);
                         }
                     }
-                }
+                });
                 self.records.push(rec);
             }
             Err(e) => {
@@ -319,9 +318,7 @@ mod tests {
             seen.set(seen.get() + 1);
             (i == 7).then(|| "new0".to_string())
         });
-        let names = [(1, Arc::from("lo")), (2, Arc::from("eth0"))]
-            .into_iter()
-            .collect();
+        let names = [(1, "lo".into()), (2, "eth0".into())].into_iter().collect();
         let mut p = PacketPipeline::new(names, lookup, 0, Arc::new(Ids::default()));
         let order = [1, 1, 2, 1, 7, 7, 9, 2, 9, 1];
         for ifindex in order {

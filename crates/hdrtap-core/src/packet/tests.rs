@@ -324,7 +324,7 @@ fn json_uses_the_documented_names() {
         &build(&s),
     );
     let ev = hdrtap_abi::decode_packet(&raw).unwrap();
-    let rec = decode_event(&ev, &"veth0".into(), 0);
+    let rec = decode_event(&ev, "veth0", 0);
     let v: serde_json::Value = serde_json::from_str(&record_json(&rec)).unwrap();
     assert_eq!(v["kind"], "packet");
     assert_eq!(
@@ -346,7 +346,7 @@ fn json_uses_the_documented_names() {
     assert!(line.contains("veth0 out tc curl[42] vlan 5 p 0, IP 10.1.2.3.40000 > 192.168.9.8.80: Flags [S], seq 3735928559"), "{line}");
 
     let raw = packet_event(&PacketSpec::default(), &build(&s));
-    let rec = decode_event(&hdrtap_abi::decode_packet(&raw).unwrap(), &"lo".into(), 0);
+    let rec = decode_event(&hdrtap_abi::decode_packet(&raw).unwrap(), "lo", 0);
     let v: serde_json::Value = serde_json::from_str(&record_json(&rec)).unwrap();
     assert!(v["pid"].is_null() && v["comm"].is_null());
 }
@@ -408,11 +408,7 @@ fn fast_json_equals_serde_json() {
             },
         ] {
             let raw = packet_event(&spec, f);
-            let rec = decode_event(
-                &hdrtap_abi::decode_packet(&raw).unwrap(),
-                &"eth\"0".into(),
-                5,
-            );
+            let rec = decode_event(&hdrtap_abi::decode_packet(&raw).unwrap(), "eth\"0", 5);
             assert_eq!(
                 record_json(&rec),
                 format::record_json_serde(&rec),
@@ -427,7 +423,7 @@ fn fast_json_equals_serde_json() {
 /// tested against.
 fn decode_event_reference(
     ev: &PacketEvent<'_>,
-    ifname: &Arc<str>,
+    ifname: &str,
     clock_offset_ns: i64,
 ) -> PacketRecord {
     let link = if u32::from(ev.link) == abi::HDRTAP_LINK_RAW_IP {
@@ -467,7 +463,7 @@ fn decode_event_reference(
             Dir::In
         },
         ifindex: ev.ifindex,
-        ifname: Arc::clone(ifname),
+        ifname: ifname.into(),
         wire_len: ev.wire_len.saturating_add(extra),
         cap_len: (ev.data.len() as u32).saturating_add(extra),
         owner,
@@ -512,10 +508,9 @@ proptest! {
             };
             let raw = packet_event(&spec, &f);
             let ev = hdrtap_abi::decode_packet(&raw).unwrap();
-            let name: Arc<str> = "lo".into();
-            let want = decode_event_reference(&ev, &name, -3);
-            prop_assert_eq!(&decode_event(&ev, &name, -3), &want);
-            let got = decode_event_arc(&ev, Arc::clone(&name), -3);
+            let want = decode_event_reference(&ev, "lo", -3);
+            prop_assert_eq!(&decode_event(&ev, "lo", -3), &want);
+            let got = decode_event_arc(&ev, "lo".into(), -3, |_| {});
             prop_assert_eq!(&*got, &want);
             prop_assert_eq!(record_json(&got), record_json(&want));
         }
@@ -582,7 +577,7 @@ fn owner_cgroup_and_workload_in_json() {
     let ev_bytes = packet_event(&spec, &frame);
     let ev = hdrtap_abi::decode_packet(&ev_bytes).unwrap();
     assert_eq!(ev.cgroup_id, 777);
-    let mut rec = decode_event(&ev, &Arc::from("lo"), 0);
+    let mut rec = decode_event(&ev, "lo", 0);
     assert_eq!(rec.owner.as_ref().map(|o| o.cgroup_id), Some(777));
     rec.workload = Some(Arc::new(crate::cgroup::Workload::from_path(&format!(
         "/system.slice/docker-{}.scope",

@@ -278,7 +278,7 @@ pub(crate) fn pipeline(
     let pipeline = PacketPipeline::new(
         ifaces
             .iter()
-            .map(|i| (i.index, Arc::from(i.name.as_str())))
+            .map(|i| (i.index, i.name.as_str().into()))
             .collect(),
         // An interface that appeared after start (or an index never seen).
         Box::new(|ifindex| {
