@@ -104,8 +104,7 @@ pub fn packet_decode(data: &[u8]) {
     };
     let raw = abi::build::packet_event(&spec, frame);
     let ev = abi::decode_packet(&raw).expect("a packet event built from its spec decodes");
-    let name: Arc<str> = Arc::from("eth0");
-    let rec = packet::decode_event(&ev, &name, 1_700_000_000_000_000_000);
+    let rec = packet::decode_event(&ev, "eth0", 1_700_000_000_000_000_000);
     let json = packet::record_json(&rec);
     check_json(&json);
     check_line(&packet::record_line(&rec));
