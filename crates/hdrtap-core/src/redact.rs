@@ -815,13 +815,14 @@ mod tests {
     #[test]
     fn secret_query_parameters_in_targets() {
         let r = defaults();
-        let t = "/api?access_token=abc123&page=2&SIG=zz&X-Amz-Signature=f00&empty=&code=";
+        // Secrets with letters outside hex, so no keyed hash can contain them.
+        let t = "/api?access_token=abq123&page=2&SIG=zz&X-Amz-Signature=fqq&empty=&code=";
         let red = r.url(t).unwrap();
         assert_eq!(
             shape(&red),
             "/api?access_token=R&page=2&SIG=R&X-Amz-Signature=R&empty=&code="
         );
-        for secret in ["abc123", "zz", "f00"] {
+        for secret in ["abq123", "zz", "fqq"] {
             assert!(!red.contains(secret), "{red}");
         }
         // URL-safe: nothing that needs escaping in a query.
@@ -829,10 +830,10 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/?&=_-".contains(&b)));
         // The same value gives the same marker, and says its length.
-        let again = r.url("/x?token=abc123").unwrap();
+        let again = r.url("/x?token=abq123").unwrap();
         assert!(red.contains(&again["/x?token=".len()..]));
-        assert!(again.ends_with(&r.url_marker("abc123")));
-        assert!(r.url_marker("abc123").starts_with("REDACTED_len6_"));
+        assert!(again.ends_with(&r.url_marker("abq123")));
+        assert!(r.url_marker("abq123").starts_with("REDACTED_len6_"));
         // Percent-encoded names, `;` separators and fragments.
         assert_eq!(
             shape(&r.url("/p?access%5Ftoken=x;key=y#id_token=z&v=1").unwrap()),
