@@ -161,7 +161,7 @@ pub fn tcp_reassembly(data: &[u8]) {
     let h2 = HttpTracker::h2_config_like(&h1);
     let pipeline = HttpPipeline::new(
         HttpTracker::new(h1, h2),
-        Redactor::with_key([1; 32], ["authorization"]),
+        Redactor::with_key([1; 16], ["authorization"]),
         None,
         Arc::new(Ids::default()),
     );

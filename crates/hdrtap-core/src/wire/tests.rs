@@ -182,7 +182,7 @@ impl Wire {
     }
 
     fn with(cfg: WireConfig) -> Self {
-        let redactor = Redactor::with_key([7; 32], ["authorization"]);
+        let redactor = Redactor::with_key([7; 16], ["authorization"]);
         let h1 = TrackerConfig::default();
         let h2 = HttpTracker::h2_config_like(&h1);
         let p = HttpPipeline::new(
