@@ -3,6 +3,7 @@
 
     kernel_table.py WORKDIR LABEL...          print the Markdown table
     kernel_table.py --check WORKDIR LABEL...  exit 1 if a cell failed
+    kernel_table.py --failures WORKDIR LABEL... print each failed test run
 
 WORKDIR/LABEL/out/ holds doctor.json, doctor.rc, results.tsv, release,
 seconds, and `done` (or `skipped` with the reason the row was not run).
@@ -74,9 +75,12 @@ def row(work: Path, label: str):
     for key, _ in CELLS:
         verdict, detail = results.get(key, ("fail", "not run"))
         if verdict == "pass":
-            text = "pass"
-            if detail == "fallback":
-                text += f" ({FALLBACK.get(key, 'fallback')})"
+            notes = []
+            if detail.startswith("fallback"):
+                notes.append(FALLBACK.get(key, "fallback"))
+            if detail.endswith("run 2"):
+                notes.append("2nd run")
+            text = "pass" + (f" ({', '.join(notes)})" if notes else "")
         elif verdict == "na":
             text = "n/a: " + short_reason(detail)
         else:
@@ -88,7 +92,47 @@ def row(work: Path, label: str):
     return cells, failed
 
 
+def excerpt(log: Path, limit: int = 80) -> str:
+    """The failure report of a cargo test log: from the first failing
+    test's output (or the last lines when there is none), at most `limit`
+    lines."""
+    lines = log.read_text(errors="replace").splitlines()
+    start = next((i for i, l in enumerate(lines) if re.match(r"---- .* stdout ----$", l)), None)
+    if start is None:
+        start = max(0, len(lines) - limit)
+    cut = lines[start:start + limit]
+    if start + limit < len(lines):
+        cut.append(f"[... {len(lines) - start - limit} more lines in {log}]")
+    return "\n".join(cut)
+
+
+def failures(work: Path, labels) -> str:
+    """Every failed test run's report (a first run that passed on the
+    second too), for the log of a CI run that keeps no files."""
+    out = []
+    for label in labels:
+        d = work / label / "out"
+        if not (d / "results.tsv").exists():
+            continue
+        for line in (d / "results.tsv").read_text().splitlines():
+            cell, verdict, _, detail = (line.split("\t") + ["", "", ""])[:4]
+            logs = []
+            if (d / f"{cell}.run1.log").exists():
+                logs.append(d / f"{cell}.run1.log")
+            if verdict == "fail" and (d / f"{cell}.log").exists():
+                logs.append(d / f"{cell}.log")
+            for log in logs:
+                out.append(f"---- {label} / {cell}: {log.name} ({verdict}, {detail})")
+                out.append(excerpt(log))
+    return "\n".join(out)
+
+
 def main(argv):
+    if argv[:1] == ["--failures"]:
+        text = failures(Path(argv[1]), argv[2:])
+        if text:
+            print(text)
+        return 0
     check = argv[:1] == ["--check"]
     if check:
         argv = argv[1:]

@@ -207,6 +207,7 @@ for row in "${KERNELS[@]}"; do
 done
 
 python3 "$HDRTAP_ROOT/scripts/kernel_table.py" "$work" "${rows[@]}" | tee "$work/matrix.md"
+python3 "$HDRTAP_ROOT/scripts/kernel_table.py" --failures "$work" "${rows[@]}"
 python3 "$HDRTAP_ROOT/scripts/kernel_table.py" --check "$work" "${rows[@]}" || failed=1
 if ((failed)); then
 	die "kernel matrix: some cells failed (logs under $work/<kernel>/out)"
