@@ -27,6 +27,8 @@ failed=()
 # Style and lints, as CI checks them.
 say "cargo fmt --check; cargo clippy -D warnings"
 cargo fmt --all --check || failed+=("cargo fmt --check")
+# The fuzz crate is a workspace of its own, which --all does not reach.
+(cd fuzz && cargo fmt --check) || failed+=("cargo fmt --check (fuzz)")
 cargo clippy --workspace --all-targets --quiet -- -D warnings || failed+=("clippy")
 
 # Unit tests and the binary's root-free checks (crates/hdrtap/tests): no

@@ -543,21 +543,49 @@ fn tcp_seeds(dir: &Path) {
         ),
         (
             "reordered",
-            vec![(0, 20, &req[20..]), (0, 0, &req[..10]), (0, 10, &req[10..20]), (1, 0, resp)],
+            vec![
+                (0, 20, &req[20..]),
+                (0, 0, &req[..10]),
+                (0, 10, &req[10..20]),
+                (1, 0, resp),
+            ],
         ),
         (
             "duplicates-and-conflict",
-            vec![(0, 0, req), (0, 0, req), (0, 30, &req[..8]), (0, rl + 4, b"GET"), (0, rl + 4, b"PUT"), (0, rl, b"GET ")],
+            vec![
+                (0, 0, req),
+                (0, 0, req),
+                (0, 30, &req[..8]),
+                (0, rl + 4, b"GET"),
+                (0, rl + 4, b"PUT"),
+                (0, rl, b"GET "),
+            ],
         ),
         (
             "snapped-and-lost",
-            vec![(0x40, 0, req), (0, rl + 100, req), (1, 0, resp), (0, rl, b"x"), (rst, 0, b"")],
+            vec![
+                (0x40, 0, req),
+                (0, rl + 100, req),
+                (1, 0, resp),
+                (0, rl, b"x"),
+                (rst, 0, b""),
+            ],
         ),
         (
             "pipelined-two-conns",
-            vec![(0, 0, req), (2, 0, req), (0, rl, req), (1, 0, resp), (3, 0, resp), (1, pl, resp)],
+            vec![
+                (0, 0, req),
+                (2, 0, req),
+                (0, rl, req),
+                (1, 0, resp),
+                (3, 0, resp),
+                (1, pl, resp),
+            ],
         ),
-        ("garbage", vec![(0x80, 0, b"\x45\x00\x00"), (0, 0, req), (0x80, 0, b"")]),
+        (
+            "garbage",
+            vec![(0x80, 0, b"\x45\x00\x00"), (0, 0, req), (0x80, 0, b"")],
+        ),
     ];
     for (name, steps) in scripts {
         let mut v = Vec::new();

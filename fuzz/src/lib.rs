@@ -600,7 +600,12 @@ pub fn http1_stream(data: &[u8]) {
         t: Http1Tracker::new(cfg),
     };
     h1.t.set_tls_library(1, "libssl.so.3");
-    run_script(&ops, &mut h1, max_headers, &["HTTP/1.0", "HTTP/1.1", "HTTP/1.x"]);
+    run_script(
+        &ops,
+        &mut h1,
+        max_headers,
+        &["HTTP/1.0", "HTTP/1.1", "HTTP/1.x"],
+    );
 }
 
 struct Router {
@@ -724,7 +729,11 @@ fn check_records(out: &[Arc<HttpRecord>], max_headers: usize, versions: &[&str])
         let json = output::record_json(rec);
         let mut memoized = Vec::new();
         output::push_record_json_memo(&mut memoized, rec, &mut memo);
-        assert_eq!(String::from_utf8_lossy(&memoized), json, "memoized JSON differs");
+        assert_eq!(
+            String::from_utf8_lossy(&memoized),
+            json,
+            "memoized JSON differs"
+        );
         check_json(&json);
         check_line(&output::record_line(rec));
     }
