@@ -23,6 +23,11 @@ export HDRTAP_BIN="${HDRTAP_BIN:-$target_dir/debug/hdrtap}"
 [[ -x "$HDRTAP_BIN" ]] || die "$HDRTAP_BIN was not built"
 
 failed=()
+# Test output is kept here too, so that a failure's report can be printed
+# again at the end, where the tail of a CI log shows it.
+logs="$target_dir/test-logs"
+rm -rf "$logs"
+mkdir -p "$logs"
 
 # Style and lints, as CI checks them.
 say "cargo fmt --check; cargo clippy -D warnings"
@@ -38,17 +43,20 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings || failed+=("clipp
 say "unit tests (all crates except hdrtap-tests), without root"
 cargo test --workspace --exclude hdrtap-tests --no-run --quiet
 if unshare --user -- true 2>/dev/null; then
-	unshare --user -- cargo test --workspace --exclude hdrtap-tests --no-fail-fast || failed+=("unit tests")
+	unshare --user -- cargo test --workspace --exclude hdrtap-tests --no-fail-fast 2>&1 |
+		tee "$logs/unit tests.log" || failed+=("unit tests")
 else
 	say "WARNING: no user namespaces here (unshare --user failed): the unit tests run as root, so that they need no root is not checked"
-	cargo test --workspace --exclude hdrtap-tests --no-fail-fast || failed+=("unit tests")
+	cargo test --workspace --exclude hdrtap-tests --no-fail-fast 2>&1 |
+		tee "$logs/unit tests.log" || failed+=("unit tests")
 fi
 
 # Integration tests: each starts nginx and hdrtap and loads BPF programs. On 2
 # cores, running them side by side only makes them starve each other, so one
 # at a time (the harness also holds a global lock, so this is belt and braces).
 say "integration tests (hdrtap-tests, one at a time, HDRTAP_BIN=$HDRTAP_BIN)"
-cargo test -p hdrtap-tests --no-fail-fast -- --test-threads=1 "$@" || failed+=("integration tests")
+cargo test -p hdrtap-tests --no-fail-fast -- --test-threads=1 "$@" 2>&1 |
+	tee "$logs/integration tests.log" || failed+=("integration tests")
 
 # The kernel matrix: the main captures' tests on Debian's and Ubuntu's
 # kernels under qemu, and on this one (docs/KERNELS.md; about 14 minutes).
@@ -61,6 +69,15 @@ say "fuzzing (fuzz/run.sh, ${FUZZ_SECONDS:-60} s per target)"
 "$HDRTAP_ROOT/fuzz/run.sh" || failed+=("fuzzing")
 
 if ((${#failed[@]})); then
+	# Each failed test's report again (cargo prints them, far above, at the
+	# end of each test binary's run), at most 60 lines each.
+	for f in "${failed[@]}"; do
+		[[ -f "$logs/$f.log" ]] || continue
+		say "$f: the reports of the failed tests"
+		awk '/^---- .* stdout ----$/ { p = 1; n = 0 }
+			p && /^failures:$/ { p = 0 }
+			p && n++ < 60' "$logs/$f.log"
+	done
 	die "FAILED: ${failed[*]}"
 fi
 say "all tests passed"
