@@ -48,7 +48,7 @@ run_cell() {
 	start=$SECONDS
 	case "$v" in
 	ok | fallback)
-		# A failed cell runs once more: the table then says `pass, 2nd run`
+		# A failed cell runs once more: the table then says `pass (2nd run)`
 		# (or fails) and kernels.sh prints the first run's failure. The same
 		# tests run once, without this, in the main suite on the host.
 		local try

@@ -6,7 +6,8 @@
     kernel_table.py --failures WORKDIR LABEL... print each failed test run
 
 WORKDIR/LABEL/out/ holds doctor.json, doctor.rc, results.tsv, release,
-seconds, and `done` (or `skipped` with the reason the row was not run).
+seconds, `boots` when the guest was booted a second time, and `done` (or
+`skipped` with the reason the row was not run).
 """
 import json
 import re
@@ -88,7 +89,8 @@ def row(work: Path, label: str):
             failed = True
         cells.append(text)
     secs = (out / "seconds").read_text().strip() if (out / "seconds").exists() else "?"
-    cells.append(f"{secs} s")
+    boots = " (2nd boot)" if (out / "boots").exists() else ""
+    cells.append(f"{secs} s{boots}")
     return cells, failed
 
 
@@ -107,8 +109,8 @@ def excerpt(log: Path, limit: int = 80) -> str:
 
 
 def failures(work: Path, labels) -> str:
-    """Every failed test run's report (a first run that passed on the
-    second too), for the log of a CI run that keeps no files."""
+    """Every failed test run's report (a cell's first run included when
+    its second passed), for the log of a CI run that keeps no files."""
     out = []
     for label in labels:
         d = work / label / "out"
