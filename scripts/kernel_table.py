@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+from cargo_failures import reports
+
 CELLS = [
     ("http", "http"),
     ("https", "https (OpenSSL)"),
@@ -94,20 +96,6 @@ def row(work: Path, label: str):
     return cells, failed
 
 
-def excerpt(log: Path, limit: int = 80) -> str:
-    """The failure report of a cargo test log: from the first failing
-    test's output (or the last lines when there is none), at most `limit`
-    lines."""
-    lines = log.read_text(errors="replace").splitlines()
-    start = next((i for i, l in enumerate(lines) if re.match(r"---- .* stdout ----$", l)), None)
-    if start is None:
-        start = max(0, len(lines) - limit)
-    cut = lines[start:start + limit]
-    if start + limit < len(lines):
-        cut.append(f"[... {len(lines) - start - limit} more lines in {log}]")
-    return "\n".join(cut)
-
-
 def failures(work: Path, labels) -> str:
     """Every failed test run's report (a cell's first run included when
     its second passed), for the log of a CI run that keeps no files."""
@@ -125,7 +113,7 @@ def failures(work: Path, labels) -> str:
                 logs.append(d / f"{cell}.log")
             for log in logs:
                 out.append(f"---- {label} / {cell}: {log.name} ({verdict}, {detail})")
-                out.append(excerpt(log))
+                out.append(reports(log))
     return "\n".join(out)
 
 

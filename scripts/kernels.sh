@@ -164,10 +164,11 @@ for row in "${KERNELS[@]}"; do
 done
 ((need_apt)) && apt_setup
 
-# Run row $1 (its kernel image $2, or "host") into $out; its console (the
-# guest kernel's messages) and the guest script's output go to $dir/run.log.
+# Run the row in $dir on kernel image $1 ("host": natively) into $out; its
+# console (the guest kernel's messages) and the guest script's output go to
+# $dir/run.log.
 run_row() {
-	local label="$1" img="$2"
+	local img="$1"
 	rm -rf "$out"
 	mkdir -p "$out"
 	local start=$SECONDS
@@ -217,13 +218,13 @@ for row in "${KERNELS[@]}"; do
 	# guest, in different cells, the run's output cut off mid-test) is
 	# booted once more; what it printed last is shown, and the table
 	# says `2nd boot`.
-	if ! run_row "$label" "$img"; then
+	if ! run_row "$img"; then
 		say "kernels: $label: the guest did not finish; the last of its console ($dir/run.boot1.log):"
 		tail -n 40 "$dir/run.log" >&2
 		mv "$out" "$dir/out.boot1"
 		mv "$dir/run.log" "$dir/run.boot1.log"
 		say "kernels: $label: booting it once more"
-		if run_row "$label" "$img"; then
+		if run_row "$img"; then
 			echo 2 >"$out/boots"
 		else
 			say "kernels: $label: the guest did not finish again (see $dir/run.log)"

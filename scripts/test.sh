@@ -70,13 +70,11 @@ say "fuzzing (fuzz/run.sh, ${FUZZ_SECONDS:-60} s per target)"
 
 if ((${#failed[@]})); then
 	# Each failed test's report again (cargo prints them, far above, at the
-	# end of each test binary's run), at most 60 lines each.
+	# end of each test binary's run).
 	for f in "${failed[@]}"; do
 		[[ -f "$logs/$f.log" ]] || continue
 		say "$f: the reports of the failed tests"
-		awk '/^---- .* stdout ----$/ { p = 1; n = 0 }
-			p && /^failures:$/ { p = 0 }
-			p && n++ < 60' "$logs/$f.log"
+		python3 "$HDRTAP_ROOT/scripts/cargo_failures.py" "$logs/$f.log"
 	done
 	die "FAILED: ${failed[*]}"
 fi
