@@ -462,6 +462,94 @@ fn long_uploads_are_not_copied() {
     check_long_uploads_not_copied(&nginx, &Expect::new(&nginx));
 }
 
+/// A response whose header block is the first of a call's two iovecs and
+/// whose body is the second has that body announced, not copied, where
+/// the second iovec holds no framing (`clients/iovpeer.py`: every response
+/// one sendmsg of two buffers). Exactly the four plain bodies go uncopied;
+/// chunked bodies (chunk sizes `1f4` and `000001f4`), a body that starts
+/// like a chunk size, a 40-byte body and a HEAD's answer sent together
+/// with the next response are copied. Every response is recorded on both
+/// ends with the same TCP sequence range (so the uncopied bytes kept every
+/// offset), nothing resynced, nothing flagged.
+#[test]
+fn small_bodies_in_their_own_iovec_are_not_copied() {
+    let _guard = setup();
+    let port = free_port();
+    let id = unique_id("iov");
+    let hd = Hdrtap::start(&["--port", &port.to_string()]);
+    let script = clients_dir().join("iovpeer.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .arg(&id)
+        .output()
+        .expect("run iovpeer.py");
+    assert!(
+        out.status.success(),
+        "iovpeer.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("iovpeer.py printed JSON"))
+        .collect();
+    let got: Vec<&Value> = lines.iter().filter(|v| v["event"] == "response").collect();
+    let skippable = lines.last().expect("iovpeer.py printed nothing")["skippable_bytes"]
+        .as_u64()
+        .expect("skippable_bytes");
+    assert_eq!(got.len(), 10, "iovpeer.py read: {lines:?}");
+    // Each exchange is one request and one response, on both ends.
+    let cap = hd.stop_when_http_count(got.len() * 4);
+    let stats = cap.stats().last().expect("no stats record").clone();
+    let n = |f: &str| stats[f].as_u64().unwrap_or_else(|| panic!("{f}: {stats}"));
+    assert_eq!(n("body_bytes_not_copied"), skippable, "{stats}");
+    for field in [
+        "lost_events",
+        "gaps",
+        "resyncs",
+        "skipped_bytes",
+        "parse_errors",
+    ] {
+        assert_eq!(n(field), 0, "{field}: {stats}");
+    }
+    let flagged: Vec<&Value> = cap.http().filter(|v| v.get("flags").is_some()).collect();
+    assert!(flagged.is_empty(), "flagged records: {flagged:#?}");
+    for role in ["server", "client"] {
+        let responses: Vec<&Value> = cap
+            .http()
+            .filter(|v| kind(v) == "http_response" && v["role"] == role)
+            .collect();
+        let cases: Vec<Option<String>> = responses.iter().map(|v| header(v, "X-Case")).collect();
+        let want: Vec<Option<String>> = got
+            .iter()
+            .map(|v| v["case"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(cases, want, "{role} side:\n{}", cap.dump_all());
+    }
+    // Both ends saw each response at the same sequence numbers; a plain
+    // body's last byte is in the range (`whole`).
+    let seqs = |role: &str| -> Vec<Value> {
+        cap.http()
+            .filter(|v| kind(v) == "http_response" && v["role"] == role)
+            .map(|v| v["tcp_seq"].clone())
+            .collect()
+    };
+    assert_eq!(seqs("server"), seqs("client"), "{}", cap.dump_all());
+    for v in cap
+        .http()
+        .filter(|v| kind(v) == "http_response" && header(v, "X-Case").as_deref() == Some("/cl"))
+    {
+        let (first, last) = (
+            v["tcp_seq"]["first"].as_u64().unwrap(),
+            v["tcp_seq"]["last"].as_u64().unwrap(),
+        );
+        let len = last.wrapping_sub(first).wrapping_add(1) & 0xffff_ffff;
+        let head = v["header_bytes"].as_u64().unwrap();
+        assert_eq!(len, head + 1000, "whole response in the range: {v}");
+        assert_eq!(v["tcp_seq"]["whole"], true, "{v}");
+    }
+}
+
 /// cgroup_id is the cgroup v2 id (directory inode) of the traced process:
 /// nginx is moved into a fresh cgroup, curl stays in ours.
 #[test]

@@ -107,9 +107,12 @@ enum hdrtap_data_flags {
 	 */
 	HDRTAP_DF_TLS = 1 << 5,
 	/*
-	 * Message body that userspace told the kernel it does not need (map
-	 * `skips`, see struct hdrtap_skip_key): cap_len is 0 for this range.
-	 * Not a loss: the parser already knows these bytes are body.
+	 * Message body the kernel did not copy: either userspace told it the
+	 * body is not needed (map `skips`, see struct hdrtap_skip_key; cap_len
+	 * is 0), or the call's first iovec was a whole response header block
+	 * announcing a body and the second iovec that body (the event holds
+	 * the block; the body is the orig_len - cap_len bytes after it). Not
+	 * a loss: the parser knows these bytes are body from the block.
 	 */
 	HDRTAP_DF_SKIPPED = 1 << 6,
 	/*

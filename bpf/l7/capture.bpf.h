@@ -459,6 +459,61 @@ static long copy_step(__u64 index, void *arg)
  */
 #define FEW_IOVS 4
 
+/*
+ * The body of a small response need not be copied either, when the call
+ * shows where it starts: a writev or sendmsg of two iovecs, the first a
+ * whole response header block (nginx's writev of a page from memory). Its
+ * bytes are then announced, not copied (HDRTAP_DF_SKIPPED after the block):
+ * userspace reads the body's length from the block and never its bytes.
+ * Only where the block announces a body (a status of 200 or more, not 204
+ * or 304) and the second iovec starts like none of the framing userspace
+ * must read: another response (a HEAD's answer, then the next one) or a
+ * chunk-size line (hex digits, then CR, LF, ';' or white space, or eight
+ * hex digits). A body of fewer than BODY_IOV_MIN bytes is copied: the
+ * check would cost what the copy saves. head is the block's length, already
+ * copied to s->data; body the second iovec; left the call's bytes after
+ * the block. Returns 1 if the bytes after the block may go uncopied.
+ */
+#define BODY_IOV_MIN 64
+
+static __always_inline int is_hex(__u8 c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static __always_inline int body_iov_skippable(struct scratch *s, __u64 head,
+					      const struct iovec *body, __u64 left)
+{
+	__u8 b[8] = {};
+	__u32 end, status, i;
+
+	if (head < 16 || head > HDRTAP_CHUNK_MAX || left < BODY_IOV_MIN)
+		return 0;
+	if (__builtin_memcmp(s->data, "HTTP/1.", 7) || (s->data[7] != '0' && s->data[7] != '1') ||
+	    s->data[8] != ' ' || s->data[9] < '2' || s->data[9] > '5' || s->data[10] < '0' ||
+	    s->data[10] > '9' || s->data[11] < '0' || s->data[11] > '9')
+		return 0;
+	status = (s->data[9] - '0') * 100 + (s->data[10] - '0') * 10 + (s->data[11] - '0');
+	if (status == 204 || status == 304)
+		return 0;
+	end = (head - 4) & (HDRTAP_CHUNK_MAX - 1);
+	if (s->data[end] != '\r' || s->data[end + 1] != '\n' || s->data[end + 2] != '\r' ||
+	    s->data[end + 3] != '\n')
+		return 0;
+	if (body->iov_len < sizeof(b) || bpf_probe_read_user(b, sizeof(b), body->iov_base))
+		return 0;
+	if (!__builtin_memcmp(b, "HTTP/", 5))
+		return 0;
+	if (!is_hex(b[0]))
+		return 1;
+	for (i = 1; i < sizeof(b); i++) {
+		if (!is_hex(b[i]))
+			return !(b[i] == '\r' || b[i] == '\n' || b[i] == ';' || b[i] == ' ' ||
+				 b[i] == '\t');
+	}
+	return 0; /* eight hex digits: a chunk size with leading zeros */
+}
+
 static __always_inline int copy_few_iovs(struct scratch *s)
 {
 	struct iovec v[FEW_IOVS];
@@ -502,6 +557,12 @@ static __always_inline int copy_few_iovs(struct scratch *s)
 			return 1;
 		}
 		off += len;
+		if (i == 0 && cnt == 2 && off < total && body_iov_skippable(s, off, &v[1], total - off)) {
+			ctr_add(HDRTAP_CTR_BODY_SKIPPED_BYTES, total - off);
+			s->cc.filled = off;
+			flush(&s->cc, s, total - off, HDRTAP_DF_SKIPPED);
+			return 1;
+		}
 	}
 	s->cc.filled = off;
 	/* Fewer bytes in the iovecs than the call moved: they changed under us. */

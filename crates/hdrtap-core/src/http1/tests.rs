@@ -515,6 +515,46 @@ fn long_body_is_handed_to_the_kernel_to_skip() {
     );
 }
 
+/// The kernel's event for a header block in one iovec and its body in the
+/// next: the block's bytes, the body announced (`HDRTAP_DF_SKIPPED`, orig_len
+/// past cap_len). The response is recorded whole (its TCP range reaches the
+/// body's last byte), and the next messages parse, with nothing counted as
+/// lost.
+#[test]
+fn body_announced_after_its_block_in_one_event() {
+    let mut h = H::new();
+    h.seq_base = Some(1000);
+    h.ev(EG, b"GET /page HTTP/1.1\r\n\r\n");
+    let block = b"HTTP/1.1 200 OK\r\nContent-Length: 512\r\n\r\n";
+    let pos = h.pos[1];
+    h.raw(
+        IN,
+        pos,
+        block.len() as u64 + 512,
+        block,
+        HDRTAP_DF_SKIPPED as u16,
+    );
+    h.ev(EG, b"GET /next HTTP/1.1\r\n\r\n");
+    h.ev(IN, b"HTTP/1.1 204 No Content\r\n\r\n");
+    let rs = h.take();
+    assert_eq!(targets(&rs), ["GET /page", "200", "GET /next", "204"]);
+    assert!(rs.iter().all(|r| r.flags.is_empty()), "{rs:#?}");
+    let seq = rs[1].tcp_seq.expect("tcp_seq");
+    assert_eq!(
+        (seq.first, seq.last, seq.whole),
+        (
+            1000 + pos as u32,
+            1000 + pos as u32 + block.len() as u32 + 511,
+            true
+        )
+    );
+    let s = h.stats();
+    assert_eq!(
+        (s.parse_errors, s.resyncs, s.gaps, s.skipped_bytes),
+        (0, 0, 0, 0)
+    );
+}
+
 /// Short bodies are copied (asking would cost more), chunked bodies are
 /// skipped one large chunk at a time, up to the chunk's end only, and a
 /// tracker configured with 0 never asks.
