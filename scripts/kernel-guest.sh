@@ -88,7 +88,8 @@ run_cell() {
 # tshark and the tests' nginx write under /tmp, which the guest has as tmpfs.
 cd /tmp || exit 1
 run_cell http http "http -q -d 2" -- "$TEST_http" --exact \
-	curl_ipv4_headers_on_both_sides curl_ipv6_headers_on_both_sides
+	curl_ipv4_headers_on_both_sides curl_ipv6_headers_on_both_sides \
+	small_bodies_in_their_own_iovec_are_not_copied
 run_cell https https "http -q -d 2" -- "$TEST_tls" --exact curl_https_ipv4_both_sides
 run_cell http2 http "http -q -d 2" -- "$TEST_http2" --exact \
 	nghttp_h2c_every_header_both_sides grpc_unary_ok_and_error_with_metadata
