@@ -476,6 +476,23 @@ static long copy_step(__u64 index, void *arg)
  */
 #define BODY_IOV_MIN 64
 
+/*
+ * d (at least 12 bytes) starts a response whose status announces a body:
+ * "HTTP/1.x NNN" with NNN from 200 to 599, not 204 or 304. Shared by the
+ * two places the kernel frames a response itself (body_scan, and
+ * body_iov_skippable below).
+ */
+static __always_inline int status_has_body(const __u8 *d)
+{
+	__u32 status;
+
+	if (__builtin_memcmp(d, "HTTP/1.", 7) || (d[7] != '0' && d[7] != '1') || d[8] != ' ' ||
+	    d[9] < '2' || d[9] > '5' || d[10] < '0' || d[10] > '9' || d[11] < '0' || d[11] > '9')
+		return 0;
+	status = (d[9] - '0') * 100 + (d[10] - '0') * 10 + (d[11] - '0');
+	return status != 204 && status != 304;
+}
+
 static __always_inline int is_hex(__u8 c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -485,16 +502,9 @@ static __always_inline int body_iov_skippable(struct scratch *s, __u64 head,
 					      const struct iovec *body, __u64 left)
 {
 	__u8 b[8] = {};
-	__u32 end, status, i;
+	__u32 end, i;
 
-	if (head < 16 || head > HDRTAP_CHUNK_MAX || left < BODY_IOV_MIN)
-		return 0;
-	if (__builtin_memcmp(s->data, "HTTP/1.", 7) || (s->data[7] != '0' && s->data[7] != '1') ||
-	    s->data[8] != ' ' || s->data[9] < '2' || s->data[9] > '5' || s->data[10] < '0' ||
-	    s->data[10] > '9' || s->data[11] < '0' || s->data[11] > '9')
-		return 0;
-	status = (s->data[9] - '0') * 100 + (s->data[10] - '0') * 10 + (s->data[11] - '0');
-	if (status == 204 || status == 304)
+	if (head < 16 || head > HDRTAP_CHUNK_MAX || left < BODY_IOV_MIN || !status_has_body(s->data))
 		return 0;
 	end = (head - 4) & (HDRTAP_CHUNK_MAX - 1);
 	if (s->data[end] != '\r' || s->data[end + 1] != '\n' || s->data[end + 2] != '\r' ||

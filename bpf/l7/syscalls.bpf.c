@@ -159,7 +159,6 @@ __noinline int body_scan(__u32 slot)
 	struct body_scan b = {.slot = slot};
 	struct hdrtap_skip_key k = {};
 	__u64 n, in_call, until;
-	__u32 status;
 
 	if (!s || !s->cc.head_ptr)
 		return 0;
@@ -174,14 +173,7 @@ __noinline int body_scan(__u32 slot)
 	/* "HTTP/1.x NNN" first: most calls this size are body, not a start. */
 	if (bpf_probe_read_user(s->data, 16, (void *)s->cc.head_ptr))
 		return 0; /* the copy will count the failure */
-	if (__builtin_memcmp(s->data, "HTTP/1.", 7) || (s->data[7] != '0' && s->data[7] != '1') ||
-	    s->data[8] != ' ')
-		return 0;
-	if (s->data[9] < '1' || s->data[9] > '5' || s->data[10] < '0' || s->data[10] > '9' ||
-	    s->data[11] < '0' || s->data[11] > '9')
-		return 0;
-	status = (s->data[9] - '0') * 100 + (s->data[10] - '0') * 10 + (s->data[11] - '0');
-	if (status < 200 || status == 204 || status == 304)
+	if (!status_has_body(s->data))
 		return 0;
 	if (bpf_probe_read_user(s->data, n, (void *)s->cc.head_ptr))
 		return 0;
